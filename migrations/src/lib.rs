@@ -1,0 +1,1 @@
+//! caseledger migrations crate.

@@ -1,0 +1,179 @@
+//! The command loop, written once for every decider: load the stream, evolve
+//! the state, decide, append with the expected revision, and retry a bounded
+//! number of times when another writer got there first.
+
+use uuid::Uuid;
+
+use crate::{
+    AppendResult, Direction, EventMetadata, EventStore, ExpectedRevision, NewEvent, RecordedEvent,
+    StoreError, StreamStart,
+};
+
+/// A pure decision model over one stream (implemented on a marker type).
+pub trait Decider {
+    /// State folded from the stream's events; `Default` is "no events yet".
+    type State: Default + Send;
+    /// What a caller asks for.
+    type Command: Sync;
+    /// What happened.
+    type Event: Send + Sync;
+    /// A business refusal.
+    type Error: Send;
+
+    /// Apply one event. Never fails and never checks rules.
+    fn evolve(state: &mut Self::State, event: &Self::Event);
+
+    /// Decide what happens. Never changes state.
+    fn decide(
+        state: &Self::State,
+        command: &Self::Command,
+    ) -> Result<Vec<Self::Event>, Self::Error>;
+}
+
+/// An event turned into its stored form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedEvent {
+    pub type_name: &'static str,
+    pub schema_version: u16,
+    pub payload: Vec<u8>,
+}
+
+/// Boxed error of a codec, kept opaque to the store.
+pub type CodecFailure = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Maps domain events to stored bytes and back (implemented in `migrations`).
+pub trait Codec<E>: Send + Sync {
+    fn encode(&self, event: &E) -> EncodedEvent;
+    fn decode(&self, recorded: &RecordedEvent) -> Result<E, CodecFailure>;
+}
+
+/// Why a command was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecuteError<E> {
+    /// The decider refused.
+    #[error("refused by the domain")]
+    Domain(E),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("event {revision} of {stream} does not decode: {source}")]
+    Decode {
+        stream: String,
+        revision: u64,
+        source: CodecFailure,
+    },
+    /// Every attempt met a concurrent writer.
+    #[error("gave up on {stream} after {attempts} conflicting attempts")]
+    TooManyConflicts { stream: String, attempts: u32 },
+}
+
+/// The outcome of a command that was accepted.
+#[derive(Debug)]
+pub struct Executed<E> {
+    /// The events decided (possibly none).
+    pub events: Vec<E>,
+    /// Where they were written; `None` when no event was decided.
+    pub append: Option<AppendResult>,
+}
+
+/// Tuning of [`execute`].
+#[derive(Debug, Clone, Copy)]
+pub struct ExecuteOptions {
+    /// Attempts in all, including the first (at least 1).
+    pub max_attempts: u32,
+}
+
+impl Default for ExecuteOptions {
+    fn default() -> Self {
+        ExecuteOptions { max_attempts: 5 }
+    }
+}
+
+const PAGE: usize = 512;
+
+/// Fold a stream into its state. Returns the state and the expected revision
+/// the next append must carry.
+pub async fn load<D: Decider, C: Codec<D::Event> + ?Sized>(
+    store: &dyn EventStore,
+    codec: &C,
+    stream: &str,
+) -> Result<(D::State, ExpectedRevision), ExecuteError<D::Error>> {
+    let mut state = D::State::default();
+    let mut expected = ExpectedRevision::NoStream;
+    let mut next = 0u64;
+    loop {
+        let page = store
+            .read_stream(
+                stream,
+                StreamStart::Revision(next),
+                Direction::Forwards,
+                PAGE,
+            )
+            .await?;
+        let len = page.len();
+        for recorded in &page {
+            let event = codec
+                .decode(recorded)
+                .map_err(|source| ExecuteError::Decode {
+                    stream: stream.to_owned(),
+                    revision: recorded.revision,
+                    source,
+                })?;
+            D::evolve(&mut state, &event);
+            expected = ExpectedRevision::Exact(recorded.revision);
+            next = recorded.revision + 1;
+        }
+        if len < PAGE {
+            return Ok((state, expected));
+        }
+    }
+}
+
+/// Run `command` against `stream`: load -> evolve -> decide -> append with the
+/// expected revision, retrying on conflict up to `options.max_attempts`.
+pub async fn execute<D: Decider, C: Codec<D::Event> + ?Sized>(
+    store: &dyn EventStore,
+    codec: &C,
+    stream: &str,
+    command: &D::Command,
+    metadata: &EventMetadata,
+    options: ExecuteOptions,
+) -> Result<Executed<D::Event>, ExecuteError<D::Error>> {
+    let attempts = options.max_attempts.max(1);
+    for _ in 0..attempts {
+        let (state, expected) = load::<D, C>(store, codec, stream).await?;
+        let events = D::decide(&state, command).map_err(ExecuteError::Domain)?;
+        if events.is_empty() {
+            return Ok(Executed {
+                events,
+                append: None,
+            });
+        }
+        let new_events = events
+            .iter()
+            .map(|event| {
+                let encoded = codec.encode(event);
+                NewEvent {
+                    id: Uuid::now_v7(),
+                    type_name: encoded.type_name.to_owned(),
+                    schema_version: encoded.schema_version,
+                    metadata: metadata.clone(),
+                    payload: encoded.payload,
+                }
+            })
+            .collect();
+        match store.append(stream, expected, new_events).await {
+            Ok(append) => {
+                return Ok(Executed {
+                    events,
+                    append: Some(append),
+                });
+            }
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(ExecuteError::TooManyConflicts {
+        stream: stream.to_owned(),
+        attempts,
+    })
+}

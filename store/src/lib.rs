@@ -1,0 +1,209 @@
+//! The EventStore port: the types every adapter speaks, the adapters
+//! (in-memory, embedded SQLite) and the shared command loop.
+//!
+//! The port is shaped after KurrentDB's client so that adapter maps one to
+//! one: expected stream state, client-chosen event ids for idempotent retries,
+//! `$all` positions, and a catch-up subscription that then follows live.
+//!
+//! Conventions every adapter keeps:
+//! - stream revisions start at 0 and are contiguous within a stream;
+//! - global positions start at 1 and strictly increase in commit order;
+//!   position 0 means "before the first event" (a checkpoint of 0 reads all);
+//! - an empty append is refused with [`StoreError::EmptyAppend`].
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+use uuid::Uuid;
+
+pub mod command;
+pub mod memory;
+pub mod sqlite;
+
+/// What the writer expects the stream to look like before its append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedRevision {
+    /// No check at all.
+    Any,
+    /// The stream must not exist (no event ever appended, not tombstoned).
+    NoStream,
+    /// The stream must have at least one event.
+    StreamExists,
+    /// The stream's last event must have exactly this revision.
+    Exact(u64),
+}
+
+impl fmt::Display for ExpectedRevision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectedRevision::Any => write!(f, "any"),
+            ExpectedRevision::NoStream => write!(f, "no stream"),
+            ExpectedRevision::StreamExists => write!(f, "stream exists"),
+            ExpectedRevision::Exact(r) => write!(f, "revision {r}"),
+        }
+    }
+}
+
+/// What the stream actually looked like when an expectation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CurrentRevision {
+    /// The stream has no events.
+    NoStream,
+    /// The stream's last event has this revision.
+    Current(u64),
+}
+
+impl fmt::Display for CurrentRevision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CurrentRevision::NoStream => write!(f, "no stream"),
+            CurrentRevision::Current(r) => write!(f, "revision {r}"),
+        }
+    }
+}
+
+/// Envelope metadata carried by every event. Never holds personal data.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EventMetadata {
+    /// Who caused the event: `account:<uuid>`, `job:<name>`, `service:<name>`, `system`.
+    pub actor: String,
+    /// Groups every event caused by one request or job run.
+    pub correlation_id: Uuid,
+    /// The event or command that caused this one, when known.
+    pub causation_id: Option<Uuid>,
+    /// When it happened in the domain (may differ from when it was recorded).
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// An event about to be appended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// Client-chosen id (uuid v7); a retried append with the same ids is a no-op.
+    pub id: Uuid,
+    /// Stable type name, e.g. `RegistrationStarted`.
+    pub type_name: String,
+    /// Schema version of `payload` for `type_name`.
+    pub schema_version: u16,
+    pub metadata: EventMetadata,
+    /// postcard bytes of the versioned wire type.
+    pub payload: Vec<u8>,
+}
+
+/// An event as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedEvent {
+    pub id: Uuid,
+    pub stream: String,
+    /// Revision within the stream, from 0.
+    pub revision: u64,
+    /// Position in the global log, from 1.
+    pub position: u64,
+    pub type_name: String,
+    pub schema_version: u16,
+    pub recorded_at: DateTime<Utc>,
+    pub metadata: EventMetadata,
+    pub payload: Vec<u8>,
+}
+
+/// The outcome of a successful append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendResult {
+    /// Revision of the last event written (the next expected revision).
+    pub next_expected_revision: u64,
+    /// Global position of the last event written.
+    pub position: u64,
+}
+
+/// Where a stream read starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamStart {
+    /// First event (forwards) or last event (backwards).
+    Edge,
+    /// This revision, inclusive.
+    Revision(u64),
+}
+
+/// Direction of a stream read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Forwards,
+    Backwards,
+}
+
+/// An item of a subscription to the global log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubscriptionItem {
+    Event(RecordedEvent),
+    /// Everything committed when the subscription started has been delivered;
+    /// from here on events arrive live. Sent exactly once per subscription.
+    CaughtUp,
+}
+
+/// Errors of the port. Callers branch on the variants.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("wrong expected revision on {stream}: expected {expected}, actual {actual}")]
+    Conflict {
+        stream: String,
+        expected: ExpectedRevision,
+        actual: CurrentRevision,
+    },
+    #[error("stream {stream} is deleted")]
+    StreamDeleted { stream: String },
+    #[error("an append must carry at least one event")]
+    EmptyAppend,
+    #[error("event ids already used differently in stream {stream}")]
+    IdempotencyMismatch { stream: String },
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    #[error(
+        "the store at {path} has schema version {found}, newer than this program supports ({supported}); use a newer caseledger"
+    )]
+    SchemaTooNew {
+        path: String,
+        found: i64,
+        supported: i64,
+    },
+    #[error("store backend failure: {0}")]
+    Backend(String),
+    #[error("the store is closed")]
+    Closed,
+}
+
+/// The event log port. Every adapter passes `store/tests/conformance.rs`.
+#[async_trait::async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Append `events` to `stream` if it matches `expected`, atomically.
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedRevision,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError>;
+
+    /// Read up to `limit` events of one stream. A stream that never existed
+    /// reads as empty; a tombstoned one is [`StoreError::StreamDeleted`].
+    async fn read_stream(
+        &self,
+        stream: &str,
+        start: StreamStart,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Read up to `limit` events of the global log with position > `after`.
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Position of the last committed event (0 when the log is empty).
+    async fn head_position(&self) -> Result<u64, StoreError>;
+
+    /// Catch up from position > `after`, say [`SubscriptionItem::CaughtUp`],
+    /// then follow live: every event exactly once, in global order.
+    fn subscribe_all(&self, after: u64)
+    -> BoxStream<'static, Result<SubscriptionItem, StoreError>>;
+
+    /// Delete a stream forever: reads and appends then fail with
+    /// [`StoreError::StreamDeleted`] and its name can never be reused.
+    async fn tombstone(&self, stream: &str, expected: ExpectedRevision) -> Result<(), StoreError>;
+}

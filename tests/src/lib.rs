@@ -1,0 +1,1 @@
+//! Black-box tests of the caseledger binary live in tests/tests/.
