@@ -1,1 +1,190 @@
-//! (being written)
+//! Uniqueness reservations: one stream per keyed hash of an email
+//! (`email-<hex>`) or of an ID-porten identity (`idporten-<hex>`). The first
+//! append to such a stream uses "no stream", so racing registrations of one
+//! email give exactly one holder.
+
+use crate::{AccountId, FlowId};
+
+/// Who holds the reservation now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct State {
+    pub holder: Option<AccountId>,
+    /// The registration flow that took it (for idempotent retries).
+    pub flow: Option<FlowId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Take the reservation for `account`. Taking it again from the same flow
+    /// is a no-op.
+    Reserve {
+        account: AccountId,
+        flow: Option<FlowId>,
+    },
+    /// Give it up (account deleted). A no-op unless `account` holds it.
+    Release { account: AccountId },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Reserved {
+        account: AccountId,
+        flow: Option<FlowId>,
+    },
+    Released {
+        account: AccountId,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// Another account holds it.
+    Taken { holder: AccountId },
+}
+
+pub fn evolve(state: &mut State, event: &Event) {
+    match event {
+        Event::Reserved { account, flow } => {
+            state.holder = Some(*account);
+            state.flow = *flow;
+        }
+        Event::Released { .. } => {
+            state.holder = None;
+            state.flow = None;
+        }
+    }
+}
+
+pub fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Error> {
+    match command {
+        Command::Reserve { account, flow } => match state.holder {
+            None => Ok(vec![Event::Reserved {
+                account: *account,
+                flow: *flow,
+            }]),
+            Some(holder) if holder == *account => Ok(vec![]),
+            Some(_) if flow.is_some() && state.flow == *flow => Ok(vec![]),
+            Some(holder) => Err(Error::Taken { holder }),
+        },
+        Command::Release { account } => {
+            if state.holder == Some(*account) {
+                Ok(vec![Event::Released { account: *account }])
+            } else {
+                Ok(vec![])
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn account(n: u128) -> AccountId {
+        AccountId(Uuid::from_u128(n))
+    }
+
+    fn given(events: &[Event]) -> State {
+        let mut state = State::default();
+        events.iter().for_each(|e| evolve(&mut state, e));
+        state
+    }
+
+    #[test]
+    fn a_free_email_can_be_reserved() {
+        let state = given(&[]);
+        let events = decide(
+            &state,
+            &Command::Reserve {
+                account: account(1),
+                flow: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            events,
+            vec![Event::Reserved {
+                account: account(1),
+                flow: None
+            }]
+        );
+    }
+
+    #[test]
+    fn a_held_email_is_taken_for_another_account() {
+        let state = given(&[Event::Reserved {
+            account: account(1),
+            flow: None,
+        }]);
+        assert_eq!(
+            decide(
+                &state,
+                &Command::Reserve {
+                    account: account(2),
+                    flow: None
+                }
+            ),
+            Err(Error::Taken { holder: account(1) })
+        );
+    }
+
+    #[test]
+    fn a_retry_from_the_same_flow_is_a_no_op() {
+        let flow = Some(FlowId(Uuid::from_u128(9)));
+        let state = given(&[Event::Reserved {
+            account: account(1),
+            flow,
+        }]);
+        assert_eq!(
+            decide(
+                &state,
+                &Command::Reserve {
+                    account: account(2),
+                    flow
+                }
+            ),
+            Ok(vec![])
+        );
+    }
+
+    #[test]
+    fn a_released_email_can_be_reserved_again() {
+        let state = given(&[
+            Event::Reserved {
+                account: account(1),
+                flow: None,
+            },
+            Event::Released {
+                account: account(1),
+            },
+        ]);
+        assert!(
+            decide(
+                &state,
+                &Command::Reserve {
+                    account: account(2),
+                    flow: None
+                }
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn only_the_holder_releases() {
+        let state = given(&[Event::Reserved {
+            account: account(1),
+            flow: None,
+        }]);
+        assert_eq!(
+            decide(
+                &state,
+                &Command::Release {
+                    account: account(2)
+                }
+            ),
+            Ok(vec![])
+        );
+    }
+}
