@@ -1,0 +1,125 @@
+//! Golden vectors, round trips and garbage-input properties of the codec.
+
+use std::path::PathBuf;
+
+use proptest::prelude::*;
+
+use crate::{CodecError, decode, encode, known_types, samples};
+
+fn vector_path(type_name: &str, version: u16) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("test_data")
+        .join(format!("{type_name}.v{version}.bin"))
+}
+
+/// Released vectors decode forever to today's events, and today's encoder
+/// writes exactly the released bytes of the current version. Set
+/// `CASELEDGER_BLESS_VECTORS=1` once to write the vector of a NEW type.
+#[test]
+fn golden_vectors_decode_forever_and_wire_types_are_frozen() {
+    let bless = std::env::var_os("CASELEDGER_BLESS_VECTORS").is_some();
+    let mut failures = Vec::new();
+    for (type_name, version, expected) in samples::all() {
+        let path = vector_path(type_name, version);
+        if !path.exists() {
+            if bless {
+                let encoded = encode(&expected);
+                assert_eq!(
+                    (encoded.type_name, encoded.schema_version),
+                    (type_name, version)
+                );
+                std::fs::write(&path, &encoded.payload).unwrap();
+            } else {
+                failures.push(format!(
+                    "{}: missing vector (bless a new type once)",
+                    path.display()
+                ));
+            }
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        match decode(type_name, version, &bytes) {
+            Ok(decoded) if decoded == expected => {}
+            Ok(decoded) => failures.push(format!("{type_name} v{version} decodes to {decoded:?}")),
+            Err(e) => failures.push(format!("{type_name} v{version}: {e}")),
+        }
+        let current = encode(&expected);
+        if current.type_name == type_name
+            && current.schema_version == version
+            && current.payload != bytes
+        {
+            failures.push(format!("{type_name} v{version}: the wire type changed (encoding differs from the released vector)"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_current_type_has_a_sample() {
+    let sampled: Vec<(&str, u16)> = samples::all()
+        .into_iter()
+        .map(|(t, _, e)| {
+            let enc = encode(&e);
+            assert_eq!(enc.type_name, t);
+            (t, enc.schema_version)
+        })
+        .collect();
+    for known in known_types() {
+        assert!(sampled.contains(&known), "{known:?} has no sample");
+    }
+}
+
+#[test]
+fn every_sample_round_trips() {
+    for (_, _, event) in samples::all() {
+        let enc = encode(&event);
+        assert_eq!(
+            decode(enc.type_name, enc.schema_version, &enc.payload),
+            Ok(event)
+        );
+    }
+}
+
+#[test]
+fn unknown_type_and_version_are_typed_errors() {
+    assert_eq!(
+        decode("NoSuchEvent", 1, &[]),
+        Err(CodecError::UnknownType("NoSuchEvent".into()))
+    );
+    assert!(matches!(
+        decode("LoginFailed", 99, &[]),
+        Err(CodecError::UnknownVersion { .. })
+    ));
+}
+
+#[test]
+fn trailing_bytes_are_refused() {
+    let (_, _, event) = samples::all().remove(2);
+    let mut enc = encode(&event);
+    enc.payload.push(0);
+    assert!(matches!(
+        decode(enc.type_name, enc.schema_version, &enc.payload),
+        Err(CodecError::Malformed { .. })
+    ));
+}
+
+proptest! {
+    /// Garbage bytes under any known type give a typed error or an event, never a panic.
+    #[test]
+    fn garbage_never_panics(index in 0usize..64, bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        let types = known_types();
+        let (type_name, version) = types[index % types.len()];
+        let _ = decode(type_name, version, &bytes);
+    }
+
+    /// Flipping any byte of a valid payload never panics.
+    #[test]
+    fn corrupted_payloads_never_panic(index in 0usize..64, at in 0usize..512, flip in 1u8..=255) {
+        let samples = samples::all();
+        let (_, _, event) = &samples[index % samples.len()];
+        let mut enc = encode(event);
+        let at = at % enc.payload.len().max(1);
+        if let Some(b) = enc.payload.get_mut(at) { *b ^= flip; }
+        let _ = decode(enc.type_name, enc.schema_version, &enc.payload);
+    }
+}
