@@ -19,7 +19,9 @@ use uuid::Uuid;
 
 pub mod command;
 pub mod memory;
+mod rules;
 pub mod sqlite;
+mod subscription;
 
 /// What the writer expects the stream to look like before its append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,1 +1,313 @@
-//! (being written)
+//! The in-memory adapter of the EventStore port: one mutex-guarded log, for
+//! unit tests and for anything that needs a store without a disk.
+//!
+//! It keeps exactly the semantics of the embedded SQLite adapter (the
+//! conformance suite in `store/tests/conformance.rs` runs against both):
+//! revisions from 0, positions from 1 with no gap, idempotent retries by
+//! event id, tombstones, and empty appends refused with
+//! [`StoreError::EmptyAppend`]. Nothing survives the process.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::rules::{check_expected, validate_append, validate_stream};
+use crate::subscription::{LogReader, follow_all};
+use crate::{
+    AppendResult, CurrentRevision, Direction, EventStore, ExpectedRevision, NewEvent,
+    RecordedEvent, StoreError, StreamStart, SubscriptionItem,
+};
+
+/// An [`EventStore`] held in memory.
+///
+/// Subscriptions opened on it end with [`StoreError::Closed`] once the store
+/// is dropped and everything appended before has been delivered.
+pub struct MemoryStore {
+    log: Arc<Mutex<Log>>,
+    heads: watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct Log {
+    /// `events[i]` has position `i + 1`.
+    events: Vec<RecordedEvent>,
+    streams: HashMap<String, StreamEntry>,
+    /// Event id -> position.
+    ids: HashMap<Uuid, u64>,
+}
+
+#[derive(Default)]
+struct StreamEntry {
+    /// Positions of the stream's events; index = revision.
+    positions: Vec<u64>,
+    deleted: bool,
+}
+
+impl StreamEntry {
+    fn current(&self) -> CurrentRevision {
+        match self.positions.len() {
+            0 => CurrentRevision::NoStream,
+            n => CurrentRevision::Current(n as u64 - 1),
+        }
+    }
+}
+
+impl Log {
+    fn event_at(&self, position: u64) -> &RecordedEvent {
+        &self.events[position as usize - 1]
+    }
+
+    fn head(&self) -> u64 {
+        self.events.len() as u64
+    }
+
+    fn read_after(&self, after: u64, limit: usize) -> Vec<RecordedEvent> {
+        let start = usize::try_from(after)
+            .unwrap_or(usize::MAX)
+            .min(self.events.len());
+        self.events[start..].iter().take(limit).cloned().collect()
+    }
+
+    /// An earlier append with the same ids, when this is a retry of it.
+    fn idempotent_result(
+        &self,
+        stream: &str,
+        events: &[NewEvent],
+    ) -> Option<Result<AppendResult, StoreError>> {
+        let first_position = *self.ids.get(&events[0].id)?;
+        let first = self.event_at(first_position);
+        let mismatch = || {
+            Err(StoreError::IdempotencyMismatch {
+                stream: stream.to_owned(),
+            })
+        };
+        if first.stream != stream {
+            return Some(mismatch());
+        }
+        let positions = &self.streams[stream].positions;
+        let stored = positions
+            .iter()
+            .skip(first.revision as usize)
+            .take(events.len())
+            .map(|&position| self.event_at(position));
+        let mut last = None;
+        let mut matched = 0;
+        for (stored, new) in stored.zip(events) {
+            if stored.id != new.id {
+                return Some(mismatch());
+            }
+            matched += 1;
+            last = Some(stored);
+        }
+        match last {
+            Some(last) if matched == events.len() => Some(Ok(AppendResult {
+                next_expected_revision: last.revision,
+                position: last.position,
+            })),
+            _ => Some(mismatch()),
+        }
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::new()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> MemoryStore {
+        MemoryStore {
+            log: Arc::new(Mutex::new(Log::default())),
+            heads: watch::Sender::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Log> {
+        lock(&self.log)
+    }
+}
+
+/// A panic while holding the lock cannot leave the log half-written (every
+/// mutation is checked before it starts), so a poisoned lock is still usable.
+fn lock(log: &Mutex<Log>) -> MutexGuard<'_, Log> {
+    log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Microsecond precision, like the SQLite adapter, so both record the same.
+fn now_micros() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
+
+#[async_trait::async_trait]
+impl EventStore for MemoryStore {
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedRevision,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        validate_append(stream, &events)?;
+        let result = {
+            let mut log = self.lock();
+            let log = &mut *log;
+            let (deleted, current) = match log.streams.get(stream) {
+                Some(entry) => (entry.deleted, entry.current()),
+                None => (false, CurrentRevision::NoStream),
+            };
+            if deleted {
+                return Err(StoreError::StreamDeleted {
+                    stream: stream.to_owned(),
+                });
+            }
+            if let Some(outcome) = log.idempotent_result(stream, &events) {
+                return outcome;
+            }
+            check_expected(stream, expected, current)?;
+            if events.iter().any(|event| log.ids.contains_key(&event.id)) {
+                return Err(StoreError::IdempotencyMismatch {
+                    stream: stream.to_owned(),
+                });
+            }
+            let recorded_at = now_micros();
+            let entry = log.streams.entry(stream.to_owned()).or_default();
+            let mut result = None;
+            for event in events {
+                let position = log.events.len() as u64 + 1;
+                let revision = entry.positions.len() as u64;
+                entry.positions.push(position);
+                log.ids.insert(event.id, position);
+                log.events.push(RecordedEvent {
+                    id: event.id,
+                    stream: stream.to_owned(),
+                    revision,
+                    position,
+                    type_name: event.type_name,
+                    schema_version: event.schema_version,
+                    recorded_at,
+                    metadata: event.metadata,
+                    payload: event.payload,
+                });
+                result = Some(AppendResult {
+                    next_expected_revision: revision,
+                    position,
+                });
+            }
+            result.ok_or(StoreError::EmptyAppend)?
+        };
+        self.heads
+            .send_modify(|head| *head = (*head).max(result.position));
+        Ok(result)
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        start: StreamStart,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        validate_stream(stream)?;
+        let log = self.lock();
+        let Some(entry) = log.streams.get(stream) else {
+            return Ok(Vec::new());
+        };
+        if entry.deleted {
+            return Err(StoreError::StreamDeleted {
+                stream: stream.to_owned(),
+            });
+        }
+        let positions = &entry.positions;
+        let picked: Vec<u64> = match (direction, start) {
+            (Direction::Forwards, StreamStart::Edge) => {
+                positions.iter().take(limit).copied().collect()
+            }
+            (Direction::Forwards, StreamStart::Revision(revision)) => positions
+                .iter()
+                .skip(usize::try_from(revision).unwrap_or(usize::MAX))
+                .take(limit)
+                .copied()
+                .collect(),
+            (Direction::Backwards, StreamStart::Edge) => {
+                positions.iter().rev().take(limit).copied().collect()
+            }
+            (Direction::Backwards, StreamStart::Revision(revision)) => {
+                let end = usize::try_from(revision.saturating_add(1))
+                    .unwrap_or(usize::MAX)
+                    .min(positions.len());
+                positions[..end].iter().rev().take(limit).copied().collect()
+            }
+        };
+        Ok(picked
+            .into_iter()
+            .map(|position| log.event_at(position).clone())
+            .collect())
+    }
+
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        Ok(self.lock().read_after(after, limit))
+    }
+
+    async fn head_position(&self) -> Result<u64, StoreError> {
+        Ok(self.lock().head())
+    }
+
+    fn subscribe_all(
+        &self,
+        after: u64,
+    ) -> BoxStream<'static, Result<SubscriptionItem, StoreError>> {
+        let reader = Arc::new(MemoryReader {
+            log: Arc::clone(&self.log),
+        });
+        follow_all(reader, self.heads.subscribe(), after)
+    }
+
+    async fn tombstone(&self, stream: &str, expected: ExpectedRevision) -> Result<(), StoreError> {
+        validate_stream(stream)?;
+        let mut log = self.lock();
+        let entry = log.streams.entry(stream.to_owned()).or_default();
+        if entry.deleted {
+            return Err(StoreError::StreamDeleted {
+                stream: stream.to_owned(),
+            });
+        }
+        if let Err(conflict) = check_expected(stream, expected, entry.current()) {
+            if entry.positions.is_empty() {
+                log.streams.remove(stream);
+            }
+            return Err(conflict);
+        }
+        entry.deleted = true;
+        Ok(())
+    }
+}
+
+/// What a subscription holds: the log, not the store, so dropping the store
+/// ends its subscriptions.
+struct MemoryReader {
+    log: Arc<Mutex<Log>>,
+}
+
+impl LogReader for MemoryReader {
+    fn read_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'static, Result<Vec<RecordedEvent>, StoreError>> {
+        let page = lock(&self.log).read_after(after, limit);
+        async move { Ok(page) }.boxed()
+    }
+
+    fn head(&self) -> BoxFuture<'static, Result<u64, StoreError>> {
+        let head = lock(&self.log).head();
+        async move { Ok(head) }.boxed()
+    }
+}

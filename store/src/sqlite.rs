@@ -1,1 +1,1120 @@
-//! (being written)
+//! The embedded adapter of the EventStore port: one SQLite file (rusqlite,
+//! bundled), WAL, durable commits, one group-committing writer thread and
+//! readers on their own connections.
+//!
+//! # Opening
+//! [`SqliteStore::open`] is synchronous (it opens the file, creates or checks
+//! the schema and starts two threads); call it at start-up or inside
+//! `spawn_blocking`. Every other method needs a tokio runtime: reads run on
+//! `spawn_blocking`, appends are answered through the writer thread.
+//!
+//! The file may be opened by several processes at once (the server, a batch
+//! job, the replay tool): SQLite serialises their writers, `busy_timeout`
+//! makes each wait for the others, and the expected-revision check always
+//! reads the database inside the write transaction, never a cache. Appends
+//! made by another process are noticed by subscriptions through a poll of
+//! the head position every [`SqliteOptions::live_poll_interval`].
+//!
+//! # Schema (version [`SCHEMA_VERSION`], kept in `PRAGMA user_version`)
+//! ```sql
+//! streams(stream_id INTEGER PRIMARY KEY, name TEXT UNIQUE, deleted INTEGER)
+//! events(position INTEGER PRIMARY KEY,        -- the rowid: global position
+//!        stream_id, revision, event_id BLOB UNIQUE, type_name, schema_version,
+//!        recorded_at /* µs since the epoch */, metadata BLOB, payload BLOB,
+//!        UNIQUE(stream_id, revision))
+//! ```
+//! SQLite has one writer at a time and a new rowid is `max(rowid) + 1`, so
+//! commit order is position order and a reader never sees a gap: this is
+//! what makes the catch-up subscription exact.
+//!
+//! Events name their stream by a small integer id, not by its text: the
+//! `UNIQUE(stream_id, revision)` index is what an append over many random
+//! streams pays for (each event dirties another index page), and integer
+//! keys keep that index several times smaller than text keys would. The
+//! stream's last revision is read from that same index (one B-tree descent),
+//! so an append to an existing stream writes no row of `streams`: only a new
+//! stream or a tombstone does. Event ids are uuid v7 (time-ordered), so the
+//! `event_id` index grows at its right edge.
+//!
+//! Metadata is stored as postcard bytes of a private, versioned wire struct
+//! (`StoredMetadataV1`): the stored shape does not depend on how `chrono`
+//! or `uuid` choose to serialise themselves, and it decodes without parsing
+//! text.
+//!
+//! # Group commit
+//! Every append and tombstone is sent to the writer thread, which owns the
+//! write connection. It takes every request that is waiting (up to
+//! [`SqliteOptions::max_batch_events`]), runs them in ONE transaction, each
+//! inside its own SAVEPOINT and checked against its own expected revision
+//! (a failing append is rolled back to its savepoint and does not fail its
+//! neighbours), commits once (one fsync with `synchronous=FULL`), and only
+//! then answers each caller. An acknowledged append is durable.
+//!
+//! # Rules
+//! - An empty append is refused with [`StoreError::EmptyAppend`]; an append
+//!   carrying the same event id twice with [`StoreError::InvalidInput`].
+//! - Idempotency: if the first event id of an append is already stored in
+//!   that stream and the whole batch matches the stored events from there in
+//!   order, the original [`AppendResult`] is returned and nothing is
+//!   appended (even though the expected revision no longer matches). Ids
+//!   that match only in part, or belong to another stream, give
+//!   [`StoreError::IdempotencyMismatch`].
+//! - A tombstoned stream keeps its events in the global log (like KurrentDB
+//!   before a scavenge); reading or appending to it gives
+//!   [`StoreError::StreamDeleted`], whatever the expected revision.
+//!
+//! # Closing
+//! Dropping the store ends the writer thread (after it has answered what
+//! was already sent) and the poller thread, and joins both. Subscriptions
+//! still open deliver what is committed and then end with
+//! [`StoreError::Closed`].
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+use tokio::sync::{mpsc, oneshot, watch};
+use uuid::Uuid;
+
+use crate::rules::{check_expected, validate_append, validate_stream};
+use crate::subscription::{LogReader, follow_all};
+use crate::{
+    AppendResult, CurrentRevision, Direction, EventMetadata, EventStore, ExpectedRevision,
+    NewEvent, RecordedEvent, StoreError, StreamStart, SubscriptionItem,
+};
+
+/// The schema version this program writes and understands.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const CREATE_SCHEMA: &str = "
+CREATE TABLE streams (
+    stream_id INTEGER PRIMARY KEY,
+    name      TEXT    NOT NULL UNIQUE,
+    deleted   INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE TABLE events (
+    position       INTEGER PRIMARY KEY,
+    stream_id      INTEGER NOT NULL REFERENCES streams (stream_id),
+    revision       INTEGER NOT NULL,
+    event_id       BLOB    NOT NULL UNIQUE,
+    type_name      TEXT    NOT NULL,
+    schema_version INTEGER NOT NULL,
+    recorded_at    INTEGER NOT NULL,
+    metadata       BLOB    NOT NULL,
+    payload        BLOB    NOT NULL,
+    UNIQUE (stream_id, revision)
+) STRICT;
+";
+
+const SELECT_EVENT_COLUMNS: &str = "SELECT position, stream_id, revision, event_id, type_name, \
+     schema_version, recorded_at, metadata, payload FROM events";
+
+/// Tuning of a [`SqliteStore`].
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// `PRAGMA synchronous=FULL` (default `true`): an acknowledged append
+    /// survives a power loss. `false` uses `NORMAL`, which survives a crash
+    /// of the process but may lose the last commits on power loss.
+    pub synchronous_full: bool,
+    /// How long a connection waits for another one (of this or another
+    /// process) that holds the write lock. Default 5 s.
+    pub busy_timeout: Duration,
+    /// How often the head position is polled so that appends made by other
+    /// processes reach this store's subscriptions. Default 250 ms.
+    pub live_poll_interval: Duration,
+    /// Most events one group commit takes. Default 4096.
+    pub max_batch_events: usize,
+    /// Read connections kept open between reads. Default 4.
+    pub reader_pool_size: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            synchronous_full: true,
+            busy_timeout: Duration::from_secs(5),
+            live_poll_interval: Duration::from_millis(250),
+            max_batch_events: 4096,
+            reader_pool_size: 4,
+        }
+    }
+}
+
+/// Stored form of [`EventMetadata`]. Frozen: a change is a new version.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredMetadataV1 {
+    actor: String,
+    correlation_id: [u8; 16],
+    causation_id: Option<[u8; 16]>,
+    occurred_at_seconds: i64,
+    occurred_at_nanos: u32,
+}
+
+fn encode_metadata(metadata: &EventMetadata) -> Vec<u8> {
+    let stored = StoredMetadataV1 {
+        actor: metadata.actor.clone(),
+        correlation_id: metadata.correlation_id.into_bytes(),
+        causation_id: metadata.causation_id.map(Uuid::into_bytes),
+        occurred_at_seconds: metadata.occurred_at.timestamp(),
+        occurred_at_nanos: metadata.occurred_at.timestamp_subsec_nanos(),
+    };
+    // Serialising a plain struct into a Vec cannot fail.
+    postcard::to_stdvec(&stored).unwrap_or_default()
+}
+
+fn decode_metadata(bytes: &[u8], position: u64) -> Result<EventMetadata, StoreError> {
+    let corrupt = || StoreError::Backend(format!("corrupt metadata at position {position}"));
+    let stored: StoredMetadataV1 = postcard::from_bytes(bytes).map_err(|_| corrupt())?;
+    Ok(EventMetadata {
+        actor: stored.actor,
+        correlation_id: Uuid::from_bytes(stored.correlation_id),
+        causation_id: stored.causation_id.map(Uuid::from_bytes),
+        occurred_at: DateTime::from_timestamp(stored.occurred_at_seconds, stored.occurred_at_nanos)
+            .ok_or_else(corrupt)?,
+    })
+}
+
+fn backend(error: rusqlite::Error) -> StoreError {
+    StoreError::Backend(error.to_string())
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn limit_i64(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// The embedded [`EventStore`]: one SQLite file. See the module docs.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Option<mpsc::Sender<WriteRequest>>,
+    writer_thread: Option<JoinHandle<()>>,
+    poller_stop: Option<std::sync::mpsc::Sender<()>>,
+    poller_thread: Option<JoinHandle<()>>,
+    readers: Arc<ReaderPool>,
+    heads: Arc<watch::Sender<u64>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the store in the SQLite file at `path`.
+    ///
+    /// Blocking. Creates the schema in a new file; refuses a file written
+    /// by a newer program with [`StoreError::SchemaTooNew`].
+    pub fn open(path: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        let path = path.to_path_buf();
+        let mut write_connection = open_write_connection(&path, &options)?;
+        ensure_schema(&mut write_connection, &path)?;
+        let readers = Arc::new(ReaderPool {
+            path: path.clone(),
+            busy_timeout: options.busy_timeout,
+            max_idle: options.reader_pool_size.max(1),
+            idle: Mutex::new(Vec::new()),
+        });
+        let mut poll_connection = readers.take()?;
+        let head = poll_connection.head()?;
+        let heads = Arc::new(watch::Sender::new(head));
+
+        let (writer, requests) = mpsc::channel(1024);
+        let writer_thread = {
+            let heads = Arc::clone(&heads);
+            let max_batch_events = options.max_batch_events.max(1);
+            std::thread::Builder::new()
+                .name("store-writer".to_owned())
+                .spawn(move || {
+                    Writer {
+                        connection: write_connection,
+                        heads,
+                        max_batch_events,
+                    }
+                    .run(requests)
+                })
+                .map_err(|error| StoreError::Backend(format!("cannot start writer: {error}")))?
+        };
+
+        let (poller_stop, stop) = std::sync::mpsc::channel::<()>();
+        let poller_thread = {
+            let heads = Arc::clone(&heads);
+            let interval = options.live_poll_interval;
+            std::thread::Builder::new()
+                .name("store-poller".to_owned())
+                .spawn(move || poll_head(&mut poll_connection, &heads, &stop, interval))
+                .map_err(|error| StoreError::Backend(format!("cannot start poller: {error}")))?
+        };
+
+        Ok(SqliteStore {
+            path,
+            writer: Some(writer),
+            writer_thread: Some(writer_thread),
+            poller_stop: Some(poller_stop),
+            poller_thread: Some(poller_thread),
+            readers,
+            heads,
+        })
+    }
+
+    /// The file this store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn send(&self, request: WriteRequest) -> Result<(), StoreError> {
+        let writer = self.writer.as_ref().ok_or(StoreError::Closed)?;
+        writer.send(request).await.map_err(|_| StoreError::Closed)
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer once it has answered what is
+        // queued; closing the stop channel wakes the poller at once.
+        self.writer.take();
+        self.poller_stop.take();
+        for thread in [self.writer_thread.take(), self.poller_thread.take()]
+            .into_iter()
+            .flatten()
+        {
+            if thread.join().is_err() {
+                tracing::error!("an event store thread panicked");
+            }
+        }
+    }
+}
+
+fn open_write_connection(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreError> {
+    let connection = Connection::open(path)
+        .map_err(|error| StoreError::Backend(format!("cannot open {}: {error}", path.display())))?;
+    connection
+        .busy_timeout(options.busy_timeout)
+        .map_err(backend)?;
+    let mode: String = connection
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(backend)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Backend(format!(
+            "{} cannot use WAL (journal mode is {mode})",
+            path.display()
+        )));
+    }
+    let synchronous = if options.synchronous_full {
+        "FULL"
+    } else {
+        "NORMAL"
+    };
+    connection
+        .execute_batch(&format!(
+            "PRAGMA synchronous = {synchronous};
+             PRAGMA temp_store = MEMORY;
+             PRAGMA cache_size = -32768;"
+        ))
+        .map_err(backend)?;
+    connection.set_prepared_statement_cache_capacity(32);
+    Ok(connection)
+}
+
+fn user_version(connection: &Connection) -> Result<i64, StoreError> {
+    connection
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(backend)
+}
+
+fn ensure_schema(connection: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let too_new = |found| StoreError::SchemaTooNew {
+        path: path.display().to_string(),
+        found,
+        supported: SCHEMA_VERSION,
+    };
+    let found = user_version(connection)?;
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
+    if found > SCHEMA_VERSION {
+        return Err(too_new(found));
+    }
+    // Another process may be creating the schema right now: decide under
+    // the write lock.
+    let transaction = connection
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(backend)?;
+    match user_version(&transaction)? {
+        0 => {
+            transaction.execute_batch(CREATE_SCHEMA).map_err(backend)?;
+            transaction
+                .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+                .map_err(backend)?;
+        }
+        SCHEMA_VERSION => {}
+        found if found > SCHEMA_VERSION => return Err(too_new(found)),
+        found => {
+            return Err(StoreError::Backend(format!(
+                "{} has unknown schema version {found}",
+                path.display()
+            )));
+        }
+    }
+    transaction.commit().map_err(backend)
+}
+
+/// Wakes subscriptions for appends this process did not make.
+fn poll_head(
+    connection: &mut ReadConnection,
+    heads: &watch::Sender<u64>,
+    stop: &std::sync::mpsc::Receiver<()>,
+    interval: Duration,
+) {
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(interval) {
+        if heads.receiver_count() == 0 {
+            continue;
+        }
+        match connection.head() {
+            Ok(head) => {
+                heads.send_if_modified(|seen| {
+                    let newer = head > *seen;
+                    if newer {
+                        *seen = head;
+                    }
+                    newer
+                });
+            }
+            Err(error) => tracing::warn!(%error, "polling the event store head failed"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- writing
+
+/// An event ready for the writer: everything but the SQL done by the caller.
+struct PreparedEvent {
+    id: Uuid,
+    type_name: String,
+    schema_version: u16,
+    metadata: Vec<u8>,
+    payload: Vec<u8>,
+}
+
+enum WriteRequest {
+    Append {
+        stream: String,
+        expected: ExpectedRevision,
+        events: Vec<PreparedEvent>,
+        reply: oneshot::Sender<Result<AppendResult, StoreError>>,
+    },
+    Tombstone {
+        stream: String,
+        expected: ExpectedRevision,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+}
+
+impl WriteRequest {
+    fn event_count(&self) -> usize {
+        match self {
+            WriteRequest::Append { events, .. } => events.len(),
+            WriteRequest::Tombstone { .. } => 1,
+        }
+    }
+}
+
+/// The outcome of one request inside a group commit, answered after it.
+enum Outcome {
+    Append(
+        oneshot::Sender<Result<AppendResult, StoreError>>,
+        Result<AppendResult, StoreError>,
+    ),
+    Tombstone(
+        oneshot::Sender<Result<(), StoreError>>,
+        Result<(), StoreError>,
+    ),
+}
+
+impl Outcome {
+    fn succeeded(&self) -> bool {
+        match self {
+            Outcome::Append(_, result) => result.is_ok(),
+            Outcome::Tombstone(_, result) => result.is_ok(),
+        }
+    }
+
+    /// The transaction did not commit: nothing of this request is stored.
+    fn fail(self, why: &str) -> Outcome {
+        let error = || StoreError::Backend(format!("commit failed: {why}"));
+        match self {
+            Outcome::Append(reply, Ok(_)) => Outcome::Append(reply, Err(error())),
+            Outcome::Tombstone(reply, Ok(())) => Outcome::Tombstone(reply, Err(error())),
+            failed => failed,
+        }
+    }
+
+    fn answer(self) {
+        // A caller that stopped waiting is no error of ours.
+        match self {
+            Outcome::Append(reply, result) => {
+                let _ = reply.send(result);
+            }
+            Outcome::Tombstone(reply, result) => {
+                let _ = reply.send(result);
+            }
+        }
+    }
+}
+
+struct Writer {
+    connection: Connection,
+    heads: Arc<watch::Sender<u64>>,
+    max_batch_events: usize,
+}
+
+impl Writer {
+    fn run(mut self, mut requests: mpsc::Receiver<WriteRequest>) {
+        let mut batch = Vec::new();
+        while let Some(first) = requests.blocking_recv() {
+            let mut events = first.event_count();
+            batch.push(first);
+            while events < self.max_batch_events {
+                match requests.try_recv() {
+                    Ok(request) => {
+                        events += request.event_count();
+                        batch.push(request);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit_batch(&mut batch);
+        }
+    }
+
+    fn commit_batch(&mut self, batch: &mut Vec<WriteRequest>) {
+        let mut outcomes = Vec::with_capacity(batch.len());
+        if let Err(error) = self.connection.execute_batch("BEGIN IMMEDIATE") {
+            let why = error.to_string();
+            for request in batch.drain(..) {
+                match request {
+                    WriteRequest::Append { reply, .. } => {
+                        let _ = reply.send(Err(StoreError::Backend(why.clone())));
+                    }
+                    WriteRequest::Tombstone { reply, .. } => {
+                        let _ = reply.send(Err(StoreError::Backend(why.clone())));
+                    }
+                }
+            }
+            return;
+        }
+        let recorded_at = Utc::now().timestamp_micros();
+        let mut last_position = 0;
+        for request in batch.drain(..) {
+            let outcome = match request {
+                WriteRequest::Append {
+                    stream,
+                    expected,
+                    events,
+                    reply,
+                } => {
+                    let result = self.in_savepoint(|connection| {
+                        append(connection, &stream, expected, &events, recorded_at)
+                    });
+                    if let Ok(result) = &result {
+                        last_position = last_position.max(result.position);
+                    }
+                    Outcome::Append(reply, result)
+                }
+                WriteRequest::Tombstone {
+                    stream,
+                    expected,
+                    reply,
+                } => {
+                    let result =
+                        self.in_savepoint(|connection| tombstone(connection, &stream, expected));
+                    Outcome::Tombstone(reply, result)
+                }
+            };
+            outcomes.push(outcome);
+        }
+        let committed = if outcomes.iter().any(Outcome::succeeded) {
+            self.connection.execute_batch("COMMIT")
+        } else {
+            self.connection.execute_batch("ROLLBACK")
+        };
+        if let Err(error) = committed {
+            let why = error.to_string();
+            tracing::error!(error = %why, "event store commit failed");
+            if !self.connection.is_autocommit() {
+                let _ = self.connection.execute_batch("ROLLBACK");
+            }
+            outcomes = outcomes.into_iter().map(|o| o.fail(&why)).collect();
+        } else if last_position > 0 {
+            self.heads.send_if_modified(|head| {
+                let newer = last_position > *head;
+                if newer {
+                    *head = last_position;
+                }
+                newer
+            });
+        }
+        for outcome in outcomes {
+            outcome.answer();
+        }
+    }
+
+    /// Run one request so that its failure undoes only its own writes.
+    fn in_savepoint<T>(
+        &mut self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let connection = &self.connection;
+        connection
+            .prepare_cached("SAVEPOINT request")
+            .and_then(|mut statement| statement.execute([]))
+            .map_err(backend)?;
+        let result = work(connection);
+        let close = if result.is_ok() {
+            connection
+                .prepare_cached("RELEASE request")
+                .and_then(|mut statement| statement.execute([]))
+        } else {
+            connection
+                .prepare_cached("ROLLBACK TO request")
+                .and_then(|mut statement| statement.execute([]))
+                .and_then(|_| connection.prepare_cached("RELEASE request"))
+                .and_then(|mut statement| statement.execute([]))
+        };
+        match (result, close) {
+            (Ok(value), Ok(_)) => Ok(value),
+            (Err(error), _) => Err(error),
+            (Ok(_), Err(error)) => Err(backend(error)),
+        }
+    }
+}
+
+/// `(stream_id, deleted)` of a stream that has a row.
+fn find_stream(connection: &Connection, stream: &str) -> Result<Option<(i64, bool)>, StoreError> {
+    connection
+        .prepare_cached("SELECT stream_id, deleted FROM streams WHERE name = ?1")
+        .and_then(|mut statement| {
+            statement
+                .query_row([stream], |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)? != 0))
+                })
+                .optional()
+        })
+        .map_err(backend)
+}
+
+fn current_revision(
+    connection: &Connection,
+    stream_id: i64,
+) -> Result<CurrentRevision, StoreError> {
+    let last: Option<i64> = connection
+        .prepare_cached(
+            "SELECT revision FROM events WHERE stream_id = ?1 ORDER BY revision DESC LIMIT 1",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_row([stream_id], |row| row.get(0))
+                .optional()
+        })
+        .map_err(backend)?;
+    Ok(match last {
+        Some(revision) => CurrentRevision::Current(revision as u64),
+        None => CurrentRevision::NoStream,
+    })
+}
+
+fn deleted(stream: &str) -> StoreError {
+    StoreError::StreamDeleted {
+        stream: stream.to_owned(),
+    }
+}
+
+fn mismatch(stream: &str) -> StoreError {
+    StoreError::IdempotencyMismatch {
+        stream: stream.to_owned(),
+    }
+}
+
+/// The original result when `events` is a retry of an append already stored.
+fn idempotent_result(
+    connection: &Connection,
+    stream: &str,
+    stream_id: Option<i64>,
+    events: &[PreparedEvent],
+) -> Result<Option<AppendResult>, StoreError> {
+    let first: Option<(i64, i64)> = connection
+        .prepare_cached("SELECT stream_id, revision FROM events WHERE event_id = ?1")
+        .and_then(|mut statement| {
+            statement
+                .query_row([events[0].id.as_bytes()], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .optional()
+        })
+        .map_err(backend)?;
+    let Some((first_stream, first_revision)) = first else {
+        return Ok(None);
+    };
+    if Some(first_stream) != stream_id {
+        return Err(mismatch(stream));
+    }
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT event_id, revision, position FROM events \
+             WHERE stream_id = ?1 AND revision >= ?2 ORDER BY revision LIMIT ?3",
+        )
+        .map_err(backend)?;
+    let stored = statement
+        .query_map(
+            params![first_stream, first_revision, limit_i64(events.len())],
+            |row| {
+                Ok((
+                    row.get::<_, Vec<u8>>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, i64>(2)?,
+                ))
+            },
+        )
+        .map_err(backend)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(backend)?;
+    let matches = stored.len() == events.len()
+        && stored
+            .iter()
+            .zip(events)
+            .all(|((id, _, _), event)| id.as_slice() == event.id.as_bytes());
+    match stored.last() {
+        Some(&(_, revision, position)) if matches => Ok(Some(AppendResult {
+            next_expected_revision: revision as u64,
+            position: position as u64,
+        })),
+        _ => Err(mismatch(stream)),
+    }
+}
+
+fn append(
+    connection: &Connection,
+    stream: &str,
+    expected: ExpectedRevision,
+    events: &[PreparedEvent],
+    recorded_at: i64,
+) -> Result<AppendResult, StoreError> {
+    let found = find_stream(connection, stream)?;
+    if let Some((_, true)) = found {
+        return Err(deleted(stream));
+    }
+    let stream_id = found.map(|(id, _)| id);
+    if let Some(original) = idempotent_result(connection, stream, stream_id, events)? {
+        return Ok(original);
+    }
+    let current = match stream_id {
+        Some(id) => current_revision(connection, id)?,
+        None => CurrentRevision::NoStream,
+    };
+    check_expected(stream, expected, current)?;
+    let stream_id = match stream_id {
+        Some(id) => id,
+        None => {
+            connection
+                .prepare_cached("INSERT INTO streams (name) VALUES (?1)")
+                .and_then(|mut statement| statement.execute([stream]))
+                .map_err(backend)?;
+            connection.last_insert_rowid()
+        }
+    };
+    let mut revision = match current {
+        CurrentRevision::NoStream => 0,
+        CurrentRevision::Current(last) => last + 1,
+    };
+    let mut insert = connection
+        .prepare_cached(
+            "INSERT INTO events (stream_id, revision, event_id, type_name, schema_version, \
+             recorded_at, metadata, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .map_err(backend)?;
+    let mut result = None;
+    for event in events {
+        insert
+            .execute(params![
+                stream_id,
+                to_i64(revision),
+                event.id.as_bytes(),
+                event.type_name,
+                event.schema_version,
+                recorded_at,
+                event.metadata,
+                event.payload,
+            ])
+            .map_err(|error| match error.sqlite_error_code() {
+                // The first id is new but a later one is already stored.
+                Some(rusqlite::ErrorCode::ConstraintViolation)
+                    if error.to_string().contains("events.event_id") =>
+                {
+                    mismatch(stream)
+                }
+                _ => backend(error),
+            })?;
+        result = Some(AppendResult {
+            next_expected_revision: revision,
+            position: connection.last_insert_rowid() as u64,
+        });
+        revision += 1;
+    }
+    result.ok_or(StoreError::EmptyAppend)
+}
+
+fn tombstone(
+    connection: &Connection,
+    stream: &str,
+    expected: ExpectedRevision,
+) -> Result<(), StoreError> {
+    match find_stream(connection, stream)? {
+        Some((_, true)) => Err(deleted(stream)),
+        Some((stream_id, false)) => {
+            check_expected(stream, expected, current_revision(connection, stream_id)?)?;
+            connection
+                .prepare_cached("UPDATE streams SET deleted = 1 WHERE stream_id = ?1")
+                .and_then(|mut statement| statement.execute([stream_id]))
+                .map_err(backend)?;
+            Ok(())
+        }
+        None => {
+            check_expected(stream, expected, CurrentRevision::NoStream)?;
+            connection
+                .prepare_cached("INSERT INTO streams (name, deleted) VALUES (?1, 1)")
+                .and_then(|mut statement| statement.execute([stream]))
+                .map_err(backend)?;
+            Ok(())
+        }
+    }
+}
+
+// ---------------------------------------------------------------- reading
+
+/// Read connections, opened on demand and kept for reuse.
+struct ReaderPool {
+    path: PathBuf,
+    busy_timeout: Duration,
+    max_idle: usize,
+    idle: Mutex<Vec<ReadConnection>>,
+}
+
+impl ReaderPool {
+    fn take(&self) -> Result<ReadConnection, StoreError> {
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .pop();
+        match idle {
+            Some(connection) => Ok(connection),
+            None => ReadConnection::open(&self.path, self.busy_timeout),
+        }
+    }
+
+    fn put(&self, connection: ReadConnection) {
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if idle.len() < self.max_idle {
+            idle.push(connection);
+        }
+    }
+
+    /// Run `work` on a pooled connection on tokio's blocking pool.
+    async fn run<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&mut ReadConnection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let pool = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let mut connection = pool.take()?;
+            let result = work(&mut connection);
+            pool.put(connection);
+            result
+        })
+        .await
+        .map_err(|error| StoreError::Backend(format!("read task failed: {error}")))?
+    }
+}
+
+struct ReadConnection {
+    connection: Connection,
+    /// stream_id -> name; a stream's name never changes.
+    names: HashMap<i64, String>,
+}
+
+impl ReadConnection {
+    fn open(path: &Path, busy_timeout: Duration) -> Result<ReadConnection, StoreError> {
+        let connection = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )
+        .map_err(|error| StoreError::Backend(format!("cannot open {}: {error}", path.display())))?;
+        connection.busy_timeout(busy_timeout).map_err(backend)?;
+        connection
+            .execute_batch("PRAGMA query_only = ON; PRAGMA cache_size = -16384;")
+            .map_err(backend)?;
+        connection.set_prepared_statement_cache_capacity(16);
+        Ok(ReadConnection {
+            connection,
+            names: HashMap::new(),
+        })
+    }
+
+    fn head(&mut self) -> Result<u64, StoreError> {
+        let head: i64 = self
+            .connection
+            .prepare_cached("SELECT coalesce(max(position), 0) FROM events")
+            .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
+            .map_err(backend)?;
+        Ok(head as u64)
+    }
+
+    fn read_all(&mut self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        let ReadConnection { connection, names } = self;
+        let mut statement = connection
+            .prepare_cached(&format!(
+                "{SELECT_EVENT_COLUMNS} WHERE position > ?1 ORDER BY position LIMIT ?2"
+            ))
+            .map_err(backend)?;
+        let mut rows = statement
+            .query(params![to_i64(after), limit_i64(limit)])
+            .map_err(backend)?;
+        let mut events = Vec::with_capacity(limit.min(4096));
+        while let Some(row) = rows.next().map_err(backend)? {
+            events.push(recorded_from_row(connection, names, row)?);
+        }
+        Ok(events)
+    }
+
+    fn read_stream(
+        &mut self,
+        stream: &str,
+        start: StreamStart,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let ReadConnection { connection, names } = self;
+        let Some((stream_id, is_deleted)) = find_stream(connection, stream)? else {
+            return Ok(Vec::new());
+        };
+        if is_deleted {
+            return Err(deleted(stream));
+        }
+        names.entry(stream_id).or_insert_with(|| stream.to_owned());
+        let (condition, order, from) = match (direction, start) {
+            (Direction::Forwards, StreamStart::Edge) => (">=", "ASC", 0),
+            (Direction::Forwards, StreamStart::Revision(revision)) => {
+                (">=", "ASC", to_i64(revision))
+            }
+            (Direction::Backwards, StreamStart::Edge) => ("<=", "DESC", i64::MAX),
+            (Direction::Backwards, StreamStart::Revision(revision)) => {
+                ("<=", "DESC", to_i64(revision))
+            }
+        };
+        let mut statement = connection
+            .prepare_cached(&format!(
+                "{SELECT_EVENT_COLUMNS} WHERE stream_id = ?1 AND revision {condition} ?2 \
+                 ORDER BY revision {order} LIMIT ?3"
+            ))
+            .map_err(backend)?;
+        let mut rows = statement
+            .query(params![stream_id, from, limit_i64(limit)])
+            .map_err(backend)?;
+        let mut events = Vec::new();
+        while let Some(row) = rows.next().map_err(backend)? {
+            events.push(recorded_from_row(connection, names, row)?);
+        }
+        Ok(events)
+    }
+}
+
+fn stream_name<'a>(
+    connection: &Connection,
+    names: &'a mut HashMap<i64, String>,
+    stream_id: i64,
+) -> Result<&'a str, StoreError> {
+    if !names.contains_key(&stream_id) {
+        let name: String = connection
+            .prepare_cached("SELECT name FROM streams WHERE stream_id = ?1")
+            .and_then(|mut statement| statement.query_row([stream_id], |row| row.get(0)))
+            .map_err(backend)?;
+        names.insert(stream_id, name);
+    }
+    Ok(names[&stream_id].as_str())
+}
+
+fn recorded_from_row(
+    connection: &Connection,
+    names: &mut HashMap<i64, String>,
+    row: &Row<'_>,
+) -> Result<RecordedEvent, StoreError> {
+    let position: i64 = row.get(0).map_err(backend)?;
+    let position = position as u64;
+    let stream_id: i64 = row.get(1).map_err(backend)?;
+    let revision: i64 = row.get(2).map_err(backend)?;
+    let id = row
+        .get_ref(3)
+        .and_then(|v| Ok(v.as_blob()?))
+        .map_err(backend)?;
+    let id = Uuid::from_slice(id)
+        .map_err(|_| StoreError::Backend(format!("corrupt event id at position {position}")))?;
+    let type_name = row
+        .get_ref(4)
+        .and_then(|v| Ok(v.as_str()?))
+        .map_err(backend)?;
+    let schema_version: u16 = row.get(5).map_err(backend)?;
+    let recorded_at: i64 = row.get(6).map_err(backend)?;
+    let recorded_at = DateTime::from_timestamp_micros(recorded_at).ok_or_else(|| {
+        StoreError::Backend(format!("corrupt recorded_at at position {position}"))
+    })?;
+    let metadata = row
+        .get_ref(7)
+        .and_then(|v| Ok(v.as_blob()?))
+        .map_err(backend)?;
+    let metadata = decode_metadata(metadata, position)?;
+    let payload = row
+        .get_ref(8)
+        .and_then(|v| Ok(v.as_blob()?))
+        .map_err(backend)?;
+    Ok(RecordedEvent {
+        id,
+        stream: stream_name(connection, names, stream_id)?.to_owned(),
+        revision: revision as u64,
+        position,
+        type_name: type_name.to_owned(),
+        schema_version,
+        recorded_at,
+        metadata,
+        payload: payload.to_vec(),
+    })
+}
+
+/// What a subscription holds: the read pool, not the store, so that dropping
+/// the store still ends its subscriptions.
+struct SqliteReader {
+    readers: Arc<ReaderPool>,
+}
+
+impl LogReader for SqliteReader {
+    fn read_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'static, Result<Vec<RecordedEvent>, StoreError>> {
+        let readers = Arc::clone(&self.readers);
+        async move {
+            readers
+                .run(move |connection| connection.read_all(after, limit))
+                .await
+        }
+        .boxed()
+    }
+
+    fn head(&self) -> BoxFuture<'static, Result<u64, StoreError>> {
+        let readers = Arc::clone(&self.readers);
+        async move { readers.run(ReadConnection::head).await }.boxed()
+    }
+}
+
+fn prepare(events: Vec<NewEvent>) -> Vec<PreparedEvent> {
+    events
+        .into_iter()
+        .map(|event| PreparedEvent {
+            metadata: encode_metadata(&event.metadata),
+            id: event.id,
+            type_name: event.type_name,
+            schema_version: event.schema_version,
+            payload: event.payload,
+        })
+        .collect()
+}
+
+#[async_trait::async_trait]
+impl EventStore for SqliteStore {
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedRevision,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        validate_append(stream, &events)?;
+        let (reply, answer) = oneshot::channel();
+        self.send(WriteRequest::Append {
+            stream: stream.to_owned(),
+            expected,
+            events: prepare(events),
+            reply,
+        })
+        .await?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        start: StreamStart,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        validate_stream(stream)?;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let stream = stream.to_owned();
+        self.readers
+            .run(move |connection| connection.read_stream(&stream, start, direction, limit))
+            .await
+    }
+
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.readers
+            .run(move |connection| connection.read_all(after, limit))
+            .await
+    }
+
+    async fn head_position(&self) -> Result<u64, StoreError> {
+        self.readers.run(ReadConnection::head).await
+    }
+
+    fn subscribe_all(
+        &self,
+        after: u64,
+    ) -> BoxStream<'static, Result<SubscriptionItem, StoreError>> {
+        let reader = Arc::new(SqliteReader {
+            readers: Arc::clone(&self.readers),
+        });
+        follow_all(reader, self.heads.subscribe(), after)
+    }
+
+    async fn tombstone(&self, stream: &str, expected: ExpectedRevision) -> Result<(), StoreError> {
+        validate_stream(stream)?;
+        let (reply, answer) = oneshot::channel();
+        self.send(WriteRequest::Tombstone {
+            stream: stream.to_owned(),
+            expected,
+            reply,
+        })
+        .await?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+}

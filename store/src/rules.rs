@@ -1,0 +1,57 @@
+//! The port's rules every adapter applies the same way: input validation of
+//! an append and the expected-revision check.
+
+use std::collections::HashSet;
+
+use crate::{CurrentRevision, ExpectedRevision, NewEvent, StoreError};
+
+/// Refuse appends the port never accepts, before any adapter work.
+pub(crate) fn validate_append(stream: &str, events: &[NewEvent]) -> Result<(), StoreError> {
+    if stream.is_empty() {
+        return Err(StoreError::InvalidInput("empty stream name".to_owned()));
+    }
+    if events.is_empty() {
+        return Err(StoreError::EmptyAppend);
+    }
+    if events.len() > 1 {
+        let mut seen = HashSet::with_capacity(events.len());
+        if !events.iter().all(|event| seen.insert(event.id)) {
+            return Err(StoreError::InvalidInput(format!(
+                "an append to {stream} carries the same event id twice"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuse a stream name the port never accepts.
+pub(crate) fn validate_stream(stream: &str) -> Result<(), StoreError> {
+    if stream.is_empty() {
+        return Err(StoreError::InvalidInput("empty stream name".to_owned()));
+    }
+    Ok(())
+}
+
+/// Does `current` satisfy `expected`? `Err` is the conflict to report.
+pub(crate) fn check_expected(
+    stream: &str,
+    expected: ExpectedRevision,
+    current: CurrentRevision,
+) -> Result<(), StoreError> {
+    let ok = match (expected, current) {
+        (ExpectedRevision::Any, _) => true,
+        (ExpectedRevision::NoStream, CurrentRevision::NoStream) => true,
+        (ExpectedRevision::StreamExists, CurrentRevision::Current(_)) => true,
+        (ExpectedRevision::Exact(want), CurrentRevision::Current(have)) => want == have,
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict {
+            stream: stream.to_owned(),
+            expected,
+            actual: current,
+        })
+    }
+}
