@@ -9,6 +9,8 @@
 use chrono::{DateTime, TimeZone, Utc};
 
 pub mod account;
+pub mod application;
+pub mod legacy;
 pub mod samples;
 
 /// Every event the system stores, as today's domain types.
@@ -17,6 +19,8 @@ pub enum DomainEvent {
     Account(domain::account::Event),
     Flow(domain::flow::Event),
     Reservation(domain::reservation::Event),
+    Application(domain::application::Event),
+    Legacy(domain::legacy::Event),
 }
 
 /// An event in its stored form.
@@ -48,12 +52,17 @@ pub fn encode(event: &DomainEvent) -> Encoded {
         DomainEvent::Account(e) => account::encode_account(e),
         DomainEvent::Flow(e) => account::encode_flow(e),
         DomainEvent::Reservation(e) => account::encode_reservation(e),
+        DomainEvent::Application(e) => application::encode(e),
+        DomainEvent::Legacy(e) => legacy::encode(e),
     }
 }
 
 /// Decode stored bytes of (type name, version), upcasting old versions.
 pub fn decode(type_name: &str, version: u16, payload: &[u8]) -> Result<DomainEvent, CodecError> {
-    if let Some(result) = account::decode(type_name, version, payload) {
+    let decoded = account::decode(type_name, version, payload)
+        .or_else(|| application::decode(type_name, version, payload))
+        .or_else(|| legacy::decode(type_name, version, payload));
+    if let Some(result) = decoded {
         return result;
     }
     Err(CodecError::UnknownType(type_name.to_owned()))
@@ -61,7 +70,18 @@ pub fn decode(type_name: &str, version: u16, payload: &[u8]) -> Result<DomainEve
 
 /// Every (type name, current version) this build writes.
 pub fn known_types() -> Vec<(&'static str, u16)> {
-    account::TYPES.to_vec()
+    [account::TYPES, application::TYPES, legacy::TYPES].concat()
+}
+
+/// Every (type name, version) this build can read, old versions included.
+pub fn readable_types() -> Vec<(&'static str, u16)> {
+    [
+        account::TYPES,
+        application::TYPES,
+        application::OLD_TYPES,
+        legacy::TYPES,
+    ]
+    .concat()
 }
 
 pub(crate) fn to_bytes<T: serde::Serialize>(value: &T) -> Vec<u8> {

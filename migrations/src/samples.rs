@@ -3,9 +3,15 @@
 
 use chrono::{DateTime, Utc};
 use domain::account::{DeletionReason, Event as A, NewSession};
+use domain::application::{
+    Applicant, Appointment, AppointmentPurpose, CountryCode, DecisionOutcome, DeliveryChannel,
+    Event as P, Kind, MeetingPointKind, Relation,
+};
 use domain::flow::{Event as F, FlowKind, IssuedCode};
+use domain::legacy::{Event as L, LegacyOwner, LegacyRecord};
 use domain::reservation::Event as R;
-use domain::{AccountId, Email, FlowId, SessionId};
+use domain::text::PersonName;
+use domain::{AccountId, ApplicationId, Email, FlowId, LoginMethod, SessionId};
 use uuid::Uuid;
 
 use crate::DomainEvent;
@@ -166,5 +172,125 @@ pub fn all() -> Vec<(&'static str, u16, DomainEvent)> {
             1,
             DomainEvent::Reservation(R::Released { account }),
         ),
+        (
+            "ApplicationCreated",
+            1,
+            DomainEvent::Application(created(account, LoginMethod::Password)),
+        ),
+        (
+            "ApplicationCreated",
+            2,
+            DomainEvent::Application(created(account, LoginMethod::IdPorten)),
+        ),
+        (
+            "ApplicationSubmitted",
+            1,
+            DomainEvent::Application(P::Submitted {
+                at: t("2026-03-03T09:00:00Z"),
+            }),
+        ),
+        (
+            "AppointmentBooked",
+            1,
+            DomainEvent::Application(P::AppointmentBooked {
+                appointment: appointment(AppointmentPurpose::Application),
+                at: t("2026-03-03T09:05:00Z"),
+            }),
+        ),
+        (
+            "AppointmentRescheduled",
+            1,
+            DomainEvent::Application(P::AppointmentRescheduled {
+                appointment: appointment(AppointmentPurpose::ResidenceCardPhoto),
+                at: t("2026-03-04T09:05:00Z"),
+            }),
+        ),
+        (
+            "AppointmentCancelled",
+            1,
+            DomainEvent::Application(P::AppointmentCancelled {
+                purpose: AppointmentPurpose::Application,
+                at: t("2026-03-05T09:05:00Z"),
+            }),
+        ),
+        (
+            "DocumentsReceived",
+            1,
+            DomainEvent::Application(P::DocumentsReceived {
+                at: t("2026-03-20T10:00:00Z"),
+            }),
+        ),
+        (
+            "FeePaid",
+            1,
+            DomainEvent::Application(P::FeePaid {
+                amount_nok: 6300,
+                at: t("2026-03-03T09:01:00Z"),
+            }),
+        ),
+        (
+            "RefundRequested",
+            1,
+            DomainEvent::Application(P::RefundRequested {
+                at: t("2026-03-06T09:01:00Z"),
+            }),
+        ),
+        (
+            "DecisionMade",
+            1,
+            DomainEvent::Application(P::DecisionMade {
+                outcome: DecisionOutcome::Granted,
+                channel: DeliveryChannel::Digipost,
+                at: t("2026-05-01T12:00:00Z"),
+            }),
+        ),
+        (
+            "LegacyApplicationImported",
+            1,
+            DomainEvent::Legacy(L::LegacyApplicationImported {
+                record: LegacyRecord {
+                    reference: "UDI-2021-000123".into(),
+                    submitted_at: t("2021-06-01T10:00:00Z"),
+                    kind: Kind::Work,
+                    owner: LegacyOwner::EmailHash([0x77; 32]),
+                },
+                imported_at: t("2026-03-01T00:00:00Z"),
+            }),
+        ),
     ]
+}
+
+fn created(owner: AccountId, owner_method: LoginMethod) -> P {
+    P::Created {
+        id: ApplicationId(uuid(4)),
+        owner,
+        owner_method,
+        kind: Kind::Family,
+        relation: Relation::FamilyMember,
+        applicant: Applicant {
+            name: PersonName::parse("Nora Nordmann").expect("sample name"),
+            birth_date: chrono::NaiveDate::from_ymd_opt(2019, 5, 17).expect("sample date"),
+            nationality: CountryCode::parse("NOR").expect("sample country"),
+        },
+        at: t("2026-03-02T09:00:00Z"),
+    }
+}
+
+fn appointment(purpose: AppointmentPurpose) -> Appointment {
+    Appointment {
+        meeting_point: MeetingPointKind::Police,
+        location: "Oslo politidistrikt, Grønland".into(),
+        starts_at: t("2026-04-02T08:30:00Z"),
+        purpose,
+    }
+}
+
+/// The bytes of an old (no longer written) version, for blessing its vector.
+pub fn old_version_bytes(type_name: &str, version: u16, event: &DomainEvent) -> Option<Vec<u8>> {
+    match (type_name, version, event) {
+        ("ApplicationCreated", 1, DomainEvent::Application(e)) => {
+            crate::application::created_v1_bytes(e)
+        }
+        _ => None,
+    }
 }
