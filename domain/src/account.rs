@@ -122,6 +122,8 @@ pub enum Command {
     },
     CreateIdPorten {
         subject: [u8; 32],
+        /// Keyed hash of the pid alone (matches legacy records).
+        pid_key: [u8; 32],
         name: PersonName,
         at: DateTime<Utc>,
     },
@@ -154,6 +156,7 @@ pub enum Event {
     },
     IdPortenAccountCreated {
         subject: [u8; 32],
+        pid_key: [u8; 32],
         name: String,
         at: DateTime<Utc>,
     },
@@ -218,7 +221,9 @@ pub fn evolve(state: &mut State, event: &Event) {
             state.password_phc = Some(password_phc.clone());
             state.created_at = Some(*at);
         }
-        Event::IdPortenAccountCreated { subject, name, at } => {
+        Event::IdPortenAccountCreated {
+            subject, name, at, ..
+        } => {
             state.status = Status::Active;
             state.method = Some(LoginMethod::IdPorten);
             state.idporten_subject = Some(*subject);
@@ -277,12 +282,18 @@ pub fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Error> {
                 at: *at,
             }])
         }
-        Command::CreateIdPorten { subject, name, at } => {
+        Command::CreateIdPorten {
+            subject,
+            pid_key,
+            name,
+            at,
+        } => {
             if state.status != Status::None {
                 return Err(Error::AlreadyExists);
             }
             Ok(vec![Event::IdPortenAccountCreated {
                 subject: *subject,
+                pid_key: *pid_key,
                 name: name.as_str().to_owned(),
                 at: *at,
             }])
@@ -586,6 +597,7 @@ mod tests {
     fn an_idporten_account_has_no_password_to_change() {
         let state = given(&[Event::IdPortenAccountCreated {
             subject: [1; 32],
+            pid_key: [2; 32],
             name: "Ola".into(),
             at: t("2026-01-01T00:00:00Z"),
         }]);

@@ -39,6 +39,7 @@ struct PasswordAccountRegisteredV1 {
 #[derive(Serialize, Deserialize)]
 struct IdPortenAccountCreatedV1 {
     subject: [u8; 32],
+    pid_key: [u8; 32],
     name: String,
     at: i64,
 }
@@ -169,10 +170,16 @@ pub(crate) fn encode_account(event: &A) -> Encoded {
                 at: micros(at),
             }),
         ),
-        A::IdPortenAccountCreated { subject, name, at } => enc(
+        A::IdPortenAccountCreated {
+            subject,
+            pid_key,
+            name,
+            at,
+        } => enc(
             "IdPortenAccountCreated",
             to_bytes(&IdPortenAccountCreatedV1 {
                 subject: *subject,
+                pid_key: *pid_key,
                 name: name.clone(),
                 at: micros(at),
             }),
@@ -326,6 +333,7 @@ fn decode_v1(ty: &str, p: &[u8]) -> Result<DomainEvent, CodecError> {
             let w: IdPortenAccountCreatedV1 = from_bytes(ty, 1, p)?;
             DomainEvent::Account(A::IdPortenAccountCreated {
                 subject: w.subject,
+                pid_key: w.pid_key,
                 name: w.name,
                 at: t(w.at)?,
             })

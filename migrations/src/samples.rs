@@ -49,6 +49,7 @@ pub fn all() -> Vec<(&'static str, u16, DomainEvent)> {
             1,
             DomainEvent::Account(A::IdPortenAccountCreated {
                 subject: [0x33; 32],
+                pid_key: [0x34; 32],
                 name: "Ola Nordmann".into(),
                 at: t("2026-03-01T11:00:00Z"),
             }),

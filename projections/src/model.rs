@@ -1,0 +1,260 @@
+//! The read models as one pure fold over decoded events.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use domain::account::Event as A;
+use domain::{AccountId, Email, LoginMethod, SessionId};
+use migrations::DomainEvent;
+use uuid::Uuid;
+
+/// Lifecycle of an account as readers see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountStatus {
+    Active,
+    Deleted,
+}
+
+/// One account (login identity).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountView {
+    pub id: AccountId,
+    pub method: LoginMethod,
+    pub email: Option<Email>,
+    pub name: String,
+    pub status: AccountStatus,
+    pub created_at: DateTime<Utc>,
+    pub last_login_at: Option<DateTime<Utc>>,
+    pub warned_at: Option<DateTime<Utc>>,
+    /// Keyed hash of the pid of an ID-porten account (legacy matching).
+    pub pid_key: Option<[u8; 32]>,
+    /// Token digests of the account's live sessions.
+    sessions: Vec<[u8; 32]>,
+}
+
+impl AccountView {
+    /// Last sign of life (last login, else creation).
+    pub fn last_active(&self) -> DateTime<Utc> {
+        self.last_login_at.unwrap_or(self.created_at)
+    }
+}
+
+/// One live session, found by the digest of its token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionView {
+    pub account: AccountId,
+    pub id: SessionId,
+    pub method: LoginMethod,
+    pub started_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub idle_timeout_seconds: u32,
+}
+
+pub use crate::model_applications::ApplicationView;
+
+/// Every read model, folded from the log up to `position`.
+#[derive(Debug, Default, Clone)]
+pub struct ReadModel {
+    /// Global position of the last applied event.
+    pub position: u64,
+    accounts: HashMap<AccountId, AccountView>,
+    /// Normalised email of an active password account -> account.
+    email_directory: HashMap<String, AccountId>,
+    /// ID-porten subject key -> account.
+    idporten_directory: HashMap<[u8; 32], AccountId>,
+    sessions: HashMap<[u8; 32], SessionView>,
+    /// (last active, account) of active password accounts, oldest first.
+    inactivity: BTreeSet<(DateTime<Utc>, AccountId)>,
+    pub(crate) applications: crate::model_applications::Applications,
+}
+
+/// The id of `<prefix>-<uuid>` stream names.
+pub fn stream_id(stream: &str, prefix: &str) -> Option<Uuid> {
+    stream
+        .strip_prefix(prefix)?
+        .strip_prefix('-')
+        .and_then(|id| Uuid::parse_str(id).ok())
+}
+
+impl ReadModel {
+    /// Apply one event recorded at `position` in `stream`. Events at or below
+    /// the current position are ignored (idempotent replays).
+    pub fn apply(&mut self, position: u64, stream: &str, event: &DomainEvent) {
+        if position <= self.position {
+            return;
+        }
+        self.position = position;
+        match event {
+            DomainEvent::Account(e) => {
+                if let Some(id) = stream_id(stream, "account") {
+                    self.apply_account(AccountId(id), e);
+                }
+            }
+            DomainEvent::Application(e) => self.applications.apply(stream, e),
+            DomainEvent::Legacy(e) => self.applications.apply_legacy(e),
+            DomainEvent::Flow(_) | DomainEvent::Reservation(_) => {}
+        }
+    }
+
+    fn apply_account(&mut self, id: AccountId, event: &A) {
+        match event {
+            A::PasswordAccountRegistered {
+                email, name, at, ..
+            } => {
+                self.accounts.insert(
+                    id,
+                    AccountView {
+                        id,
+                        method: LoginMethod::Password,
+                        email: Some(email.clone()),
+                        name: name.clone(),
+                        status: AccountStatus::Active,
+                        created_at: *at,
+                        last_login_at: None,
+                        warned_at: None,
+                        pid_key: None,
+                        sessions: Vec::new(),
+                    },
+                );
+                self.email_directory.insert(email.as_str().to_owned(), id);
+                self.inactivity.insert((*at, id));
+            }
+            A::IdPortenAccountCreated {
+                subject,
+                pid_key,
+                name,
+                at,
+            } => {
+                self.accounts.insert(
+                    id,
+                    AccountView {
+                        id,
+                        method: LoginMethod::IdPorten,
+                        email: None,
+                        name: name.clone(),
+                        status: AccountStatus::Active,
+                        created_at: *at,
+                        last_login_at: None,
+                        warned_at: None,
+                        pid_key: Some(*pid_key),
+                        sessions: Vec::new(),
+                    },
+                );
+                self.idporten_directory.insert(*subject, id);
+            }
+            A::LoginFailed { .. } | A::PasswordRehashed { .. } => {}
+            A::SessionStarted { session, at } => {
+                let Some(account) = self.accounts.get_mut(&id) else {
+                    return;
+                };
+                if account.method == LoginMethod::Password {
+                    self.inactivity.remove(&(account.last_active(), id));
+                    self.inactivity.insert((*at, id));
+                }
+                account.last_login_at = Some(*at);
+                account.warned_at = None;
+                account.sessions.push(session.token_digest);
+                self.sessions.insert(
+                    session.token_digest,
+                    SessionView {
+                        account: id,
+                        id: session.id,
+                        method: account.method,
+                        started_at: *at,
+                        expires_at: session.expires_at,
+                        idle_timeout_seconds: session.idle_timeout_seconds,
+                    },
+                );
+            }
+            A::SessionEnded { session, .. } => {
+                let Some(account) = self.accounts.get_mut(&id) else {
+                    return;
+                };
+                let sessions = &mut self.sessions;
+                account.sessions.retain(|digest| {
+                    let ended = sessions.get(digest).is_some_and(|s| s.id == *session);
+                    if ended {
+                        sessions.remove(digest);
+                    }
+                    !ended
+                });
+            }
+            A::PasswordChanged { .. } => self.end_all_sessions(id),
+            A::PurgeWarningIssued { at, .. } => {
+                if let Some(account) = self.accounts.get_mut(&id) {
+                    account.warned_at = Some(*at);
+                }
+            }
+            A::AccountDeleted { .. } => {
+                self.end_all_sessions(id);
+                let Some(account) = self.accounts.get_mut(&id) else {
+                    return;
+                };
+                account.status = AccountStatus::Deleted;
+                self.inactivity.remove(&(account.last_active(), id));
+                if let Some(email) = &account.email
+                    && self.email_directory.get(email.as_str()) == Some(&id)
+                {
+                    self.email_directory.remove(email.as_str());
+                }
+            }
+        }
+    }
+
+    fn end_all_sessions(&mut self, id: AccountId) {
+        if let Some(account) = self.accounts.get_mut(&id) {
+            for digest in account.sessions.drain(..) {
+                self.sessions.remove(&digest);
+            }
+        }
+    }
+
+    /// An account by id.
+    pub fn account(&self, id: AccountId) -> Option<&AccountView> {
+        self.accounts.get(&id)
+    }
+
+    /// The active password account registered with `email`.
+    pub fn account_by_email(&self, email: &Email) -> Option<&AccountView> {
+        self.email_directory
+            .get(email.as_str())
+            .and_then(|id| self.accounts.get(id))
+    }
+
+    /// The account of an ID-porten subject key.
+    pub fn account_by_idporten(&self, subject: &[u8; 32]) -> Option<&AccountView> {
+        self.idporten_directory
+            .get(subject)
+            .and_then(|id| self.accounts.get(id))
+    }
+
+    /// The live session whose token has this digest.
+    pub fn session(&self, token_digest: &[u8; 32]) -> Option<&SessionView> {
+        self.sessions.get(token_digest)
+    }
+
+    /// Active password accounts inactive for over two years as of `as_of`,
+    /// oldest first. Costs the size of the answer, not a full scan.
+    pub fn due_for_purge(&self, as_of: DateTime<Utc>) -> Vec<AccountId> {
+        self.inactivity
+            .iter()
+            .take_while(|(last, _)| domain::time::inactive_over_two_years(*last, as_of))
+            .map(|(_, id)| *id)
+            .collect()
+    }
+
+    /// Active password accounts inside the 30-day warning window as of
+    /// `as_of` (including those already due), oldest first.
+    pub fn due_for_warning(&self, as_of: DateTime<Utc>) -> Vec<AccountId> {
+        self.inactivity
+            .iter()
+            .take_while(|(last, _)| domain::time::purge_warning_at(*last) <= as_of)
+            .map(|(_, id)| *id)
+            .collect()
+    }
+
+    /// Number of accounts (any status) and live sessions.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.accounts.len(), self.sessions.len())
+    }
+}
