@@ -1,1 +1,2 @@
 //! caseledger API.
+pub mod mail;
