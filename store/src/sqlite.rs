@@ -734,7 +734,7 @@ fn append(
             connection.last_insert_rowid()
         }
     };
-    let mut revision = match current {
+    let first_revision = match current {
         CurrentRevision::NoStream => 0,
         CurrentRevision::Current(last) => last + 1,
     };
@@ -745,7 +745,7 @@ fn append(
         )
         .map_err(backend)?;
     let mut result = None;
-    for event in events {
+    for (revision, event) in (first_revision..).zip(events) {
         insert
             .execute(params![
                 stream_id,
@@ -770,7 +770,6 @@ fn append(
             next_expected_revision: revision,
             position: connection.last_insert_rowid() as u64,
         });
-        revision += 1;
     }
     result.ok_or(StoreError::EmptyAppend)
 }
@@ -950,14 +949,16 @@ fn stream_name<'a>(
     names: &'a mut HashMap<i64, String>,
     stream_id: i64,
 ) -> Result<&'a str, StoreError> {
-    if !names.contains_key(&stream_id) {
-        let name: String = connection
-            .prepare_cached("SELECT name FROM streams WHERE stream_id = ?1")
-            .and_then(|mut statement| statement.query_row([stream_id], |row| row.get(0)))
-            .map_err(backend)?;
-        names.insert(stream_id, name);
+    match names.entry(stream_id) {
+        std::collections::hash_map::Entry::Occupied(known) => Ok(known.into_mut().as_str()),
+        std::collections::hash_map::Entry::Vacant(unknown) => {
+            let name: String = connection
+                .prepare_cached("SELECT name FROM streams WHERE stream_id = ?1")
+                .and_then(|mut statement| statement.query_row([stream_id], |row| row.get(0)))
+                .map_err(backend)?;
+            Ok(unknown.insert(name).as_str())
+        }
     }
-    Ok(names[&stream_id].as_str())
 }
 
 fn recorded_from_row(
