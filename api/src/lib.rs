@@ -1,2 +1,18 @@
-//! caseledger API.
+//! The `caseledger` server and jobs: GraphQL over HTTP, sessions, the mail
+//! outbox, rate limits, and the batch jobs, over the pure domain and the
+//! event store. `server::run(listener, config, shutdown)` is the entry point;
+//! `main.rs` is a shim.
+
+pub mod app;
+pub mod applications;
+pub mod cli;
+pub mod deciders;
+pub mod error;
+pub mod graphql;
+pub mod jobs;
+pub mod keys;
+pub mod limits;
 pub mod mail;
+pub mod outbox;
+pub mod password_hashing;
+pub mod server;

@@ -1,6 +1,6 @@
 //! The read models as one pure fold over decoded events.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use domain::account::Event as A;
@@ -65,6 +65,9 @@ pub struct ReadModel {
     sessions: HashMap<[u8; 32], SessionView>,
     /// (last active, account) of active password accounts, oldest first.
     inactivity: BTreeSet<(DateTime<Utc>, AccountId)>,
+    /// Deleted password accounts whose email reservation is not yet released
+    /// (a purge interrupted between the two steps).
+    deleted_unreleased: HashSet<AccountId>,
     pub(crate) applications: crate::model_applications::Applications,
 }
 
@@ -92,6 +95,9 @@ impl ReadModel {
             }
             DomainEvent::Application(e) => self.applications.apply(stream, e),
             DomainEvent::Legacy(e) => self.applications.apply_legacy(e),
+            DomainEvent::Reservation(domain::reservation::Event::Released { account }) => {
+                self.deleted_unreleased.remove(account);
+            }
             DomainEvent::Flow(_) | DomainEvent::Reservation(_) => {}
         }
     }
@@ -192,6 +198,9 @@ impl ReadModel {
                 };
                 account.status = AccountStatus::Deleted;
                 self.inactivity.remove(&(account.last_active(), id));
+                if account.email.is_some() {
+                    self.deleted_unreleased.insert(id);
+                }
                 if let Some(email) = &account.email
                     && self.email_directory.get(email.as_str()) == Some(&id)
                 {
@@ -251,6 +260,13 @@ impl ReadModel {
             .take_while(|(last, _)| domain::time::purge_warning_at(*last) <= as_of)
             .map(|(_, id)| *id)
             .collect()
+    }
+
+    /// Deleted accounts whose email is still reserved, in id order.
+    pub fn deleted_unreleased(&self) -> Vec<AccountId> {
+        let mut ids: Vec<AccountId> = self.deleted_unreleased.iter().copied().collect();
+        ids.sort();
+        ids
     }
 
     /// Number of accounts (any status) and live sessions.

@@ -1,0 +1,800 @@
+//! The application services: each operation parses its input, runs the pure
+//! deciders through the command loop, waits until the read models have seen
+//! the write (read-your-writes), and maps refusals to `ApiError`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+use uuid::Uuid;
+
+use domain::account::{self, LoginOutcome, NewSession};
+use domain::flow::{self, FlowKind, IssuedCode};
+use domain::password::{Password, PasswordPolicyKind};
+use domain::text::PersonName;
+use domain::{AccountId, Email, FlowId, LoginMethod, SessionId, reservation};
+use projections::{AccountView, Projections, SessionView};
+use store::command::{self, Codec, Decider, ExecuteError, ExecuteOptions, Executed};
+use store::{EventMetadata, EventStore};
+
+use crate::deciders::{AccountDecider, EventCodec, FlowDecider, ReservationDecider};
+use crate::error::ApiError;
+use crate::keys::{self, Keyer};
+use crate::password_hashing::{HashError, PasswordHasher};
+
+/// The longest ID-porten sessions may stay idle.
+pub const IDPORTEN_MAX_IDLE: Duration = Duration::minutes(30);
+
+/// Tunables of the services.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long an emailed code is valid.
+    pub code_ttl: Duration,
+    pub password_policy: PasswordPolicyKind,
+    /// Idle timeout of password sessions (ID-porten: at most 30 minutes).
+    pub session_idle: Duration,
+    /// Absolute lifetime of a session.
+    pub session_lifetime: Duration,
+    /// How long a mutation waits for the read models to see its write.
+    pub read_your_writes_timeout: std::time::Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            code_ttl: Duration::minutes(10),
+            password_policy: PasswordPolicyKind::Seed,
+            session_idle: Duration::minutes(60),
+            session_lifetime: Duration::hours(12),
+            read_your_writes_timeout: std::time::Duration::from_secs(5),
+        }
+    }
+}
+
+/// Who is calling, once their session is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    pub account: AccountId,
+    pub method: LoginMethod,
+    pub session: SessionId,
+}
+
+impl Caller {
+    pub fn identity(&self) -> domain::LoginIdentity {
+        domain::LoginIdentity {
+            account: self.account,
+            method: self.method,
+        }
+    }
+
+    fn actor(&self) -> String {
+        format!("account:{}", self.account)
+    }
+}
+
+/// A started flow, as the API answers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowStarted {
+    pub flow_id: FlowId,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A new session: the token is shown once and never stored.
+#[derive(Debug, Clone)]
+pub struct IssuedSession {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    pub account: AccountView,
+}
+
+/// The services over one store.
+#[derive(Clone)]
+pub struct App {
+    pub(crate) store: Arc<dyn EventStore>,
+    pub(crate) projections: Projections,
+    pub(crate) hasher: PasswordHasher,
+    pub(crate) keyer: Keyer,
+    pub(crate) settings: Settings,
+    last_seen: Arc<Mutex<HashMap<SessionId, DateTime<Utc>>>>,
+}
+
+/// A store or codec failure: logged in full, reported as `INTERNAL`.
+pub(crate) fn internal(context: &str, error: impl std::fmt::Display) -> ApiError {
+    tracing::error!(%error, "{context}");
+    ApiError::internal()
+}
+
+fn store_failure<E>(context: &str, error: ExecuteError<E>) -> ApiError {
+    match error {
+        ExecuteError::Domain(_) => internal(context, "unmapped domain refusal"),
+        ExecuteError::TooManyConflicts { .. } => ApiError::overloaded(),
+        other => internal(context, other),
+    }
+}
+
+fn hash_failure(error: HashError) -> ApiError {
+    match error {
+        HashError::Overloaded => ApiError::overloaded(),
+        HashError::TooLong => ApiError::invalid_input(
+            "password",
+            "The password is too long.",
+            "Passordet er for langt.",
+        ),
+        other => internal("password hashing failed", other),
+    }
+}
+
+impl App {
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        projections: Projections,
+        hasher: PasswordHasher,
+        keyer: Keyer,
+        settings: Settings,
+    ) -> App {
+        App {
+            store,
+            projections,
+            hasher,
+            keyer,
+            settings,
+            last_seen: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+
+    pub fn projections(&self) -> &Projections {
+        &self.projections
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub(crate) fn metadata(&self, actor: &str) -> EventMetadata {
+        EventMetadata {
+            actor: actor.to_owned(),
+            correlation_id: Uuid::now_v7(),
+            causation_id: None,
+            occurred_at: self.now(),
+        }
+    }
+
+    /// Run one command through the command loop.
+    pub(crate) async fn run<D>(
+        &self,
+        stream: &str,
+        command: &D::Command,
+        actor: &str,
+    ) -> Result<Executed<D::Event>, ExecuteError<D::Error>>
+    where
+        D: Decider,
+        EventCodec: Codec<D::Event>,
+    {
+        command::execute::<D, EventCodec>(
+            self.store.as_ref(),
+            &EventCodec,
+            stream,
+            command,
+            &self.metadata(actor),
+            ExecuteOptions::default(),
+        )
+        .await
+    }
+
+    /// Fold a stream into its state.
+    pub(crate) async fn load<D>(&self, stream: &str) -> Result<D::State, ApiError>
+    where
+        D: Decider,
+        EventCodec: Codec<D::Event>,
+    {
+        command::load::<D, EventCodec>(self.store.as_ref(), &EventCodec, stream)
+            .await
+            .map(|(state, _)| state)
+            .map_err(|e| store_failure("loading a stream failed", e))
+    }
+
+    /// Wait until the read models include `executed`'s write.
+    pub(crate) async fn settle<E>(&self, executed: &Executed<E>) {
+        if let Some(append) = executed.append {
+            self.wait_for(append.position).await;
+        }
+    }
+
+    pub(crate) async fn wait_for(&self, position: u64) {
+        if let Err(e) = self
+            .projections
+            .wait_for(position, self.settings.read_your_writes_timeout)
+            .await
+        {
+            tracing::warn!(error = %e, "read models lag behind a write");
+        }
+    }
+
+    fn issue_code(&self, flow: FlowId, at: DateTime<Utc>) -> IssuedCode {
+        let nonce: [u8; 16] = rand::random();
+        let code = self.keyer.code(flow, &nonce);
+        IssuedCode {
+            nonce,
+            digest: self.keyer.code_digest(flow, &code),
+            expires_at: at + self.settings.code_ttl,
+        }
+    }
+
+    fn parse_email(raw: &str) -> Result<Email, ApiError> {
+        Email::parse(raw).map_err(|e| {
+            let nb = match e {
+                domain::email::EmailError::Empty => "E-postadressen mangler.",
+                domain::email::EmailError::TooLong => "E-postadressen er for lang.",
+                domain::email::EmailError::Malformed => {
+                    "Dette er ikke en gyldig e-postadresse (navn@domene.no)."
+                }
+            };
+            ApiError::invalid_input("email", e.to_string(), nb)
+        })
+    }
+
+    fn parse_flow_id(raw: &str) -> Result<FlowId, ApiError> {
+        Uuid::parse_str(raw.trim())
+            .map(FlowId)
+            .map_err(|_| ApiError::flow_not_found())
+    }
+
+    /// The holder of the reservation of `email`, if any.
+    async fn email_holder(&self, email: &Email) -> Result<Option<AccountId>, ApiError> {
+        let stream = keys::email_stream(&self.keyer.email_key(email));
+        Ok(self.load::<ReservationDecider>(&stream).await?.holder)
+    }
+
+    // ----- registration and recovery -------------------------------------
+
+    /// Start a registration: a code goes to `email`.
+    pub async fn start_registration(&self, email: &str) -> Result<FlowStarted, ApiError> {
+        let email = Self::parse_email(email)?;
+        if self.email_holder(&email).await?.is_some() {
+            return Err(email_taken());
+        }
+        self.start_flow(FlowKind::Registration, email, None).await
+    }
+
+    /// Start a password recovery. Answers the same whether or not an account
+    /// has this email; the mail says which.
+    pub async fn start_password_recovery(&self, email: &str) -> Result<FlowStarted, ApiError> {
+        let email = Self::parse_email(email)?;
+        let holder = self.email_holder(&email).await?;
+        self.start_flow(FlowKind::Recovery, email, holder).await
+    }
+
+    async fn start_flow(
+        &self,
+        kind: FlowKind,
+        email: Email,
+        account: Option<AccountId>,
+    ) -> Result<FlowStarted, ApiError> {
+        let flow_id = FlowId(Uuid::now_v7());
+        let at = self.now();
+        let code = self.issue_code(flow_id, at);
+        let command = flow::Command::Start {
+            kind,
+            email,
+            account,
+            code,
+            at,
+        };
+        let executed = self
+            .run::<FlowDecider>(&flow_id.stream(), &command, "anonymous")
+            .await
+            .map_err(flow_error)?;
+        self.settle(&executed).await;
+        Ok(FlowStarted {
+            flow_id,
+            expires_at: code.expires_at,
+        })
+    }
+
+    /// Send a fresh code for a flow (cool-down and cap apply).
+    pub async fn resend_code(&self, flow_id: &str) -> Result<FlowStarted, ApiError> {
+        let flow_id = Self::parse_flow_id(flow_id)?;
+        let at = self.now();
+        let code = self.issue_code(flow_id, at);
+        let executed = self
+            .run::<FlowDecider>(
+                &flow_id.stream(),
+                &flow::Command::Resend { code, at },
+                "anonymous",
+            )
+            .await
+            .map_err(flow_error)?;
+        self.settle(&executed).await;
+        Ok(FlowStarted {
+            flow_id,
+            expires_at: code.expires_at,
+        })
+    }
+
+    /// Check a code typed for a flow of `kind`.
+    pub async fn verify_code(
+        &self,
+        kind: FlowKind,
+        flow_id: &str,
+        code: &str,
+    ) -> Result<bool, ApiError> {
+        let flow_id = Self::parse_flow_id(flow_id)?;
+        let trimmed = code.trim();
+        if trimmed.len() > 32 {
+            return Err(ApiError::invalid_input(
+                "code",
+                "The code is the six digits from the email.",
+                "Koden er de seks sifrene fra e-posten.",
+            ));
+        }
+        let state = self.load::<FlowDecider>(&flow_id.stream()).await?;
+        if state.kind != Some(kind) {
+            return Err(ApiError::flow_not_found());
+        }
+        let at = self.now();
+        let command = flow::Command::Verify {
+            submitted_digest: self.keyer.code_digest(flow_id, trimmed),
+            at,
+        };
+        let executed = self
+            .run::<FlowDecider>(&flow_id.stream(), &command, "anonymous")
+            .await
+            .map_err(flow_error)?;
+        self.settle(&executed).await;
+        match executed.events.first() {
+            Some(flow::Event::CodeVerified { .. }) => Ok(true),
+            Some(flow::Event::CodeRejected { attempts_left, .. }) => Err(ApiError::new(
+                "CODE_INVALID",
+                "The code is wrong. Check the email and try again.",
+                "Koden er feil. Sjekk e-posten og prøv igjen.",
+            )
+            .with("attemptsLeft", json!(attempts_left))),
+            _ => Err(internal("verifying a code", "no event decided")),
+        }
+    }
+
+    /// A verified flow of `kind`, or the error to give.
+    async fn verified_flow(
+        &self,
+        kind: FlowKind,
+        flow_id: FlowId,
+    ) -> Result<flow::State, ApiError> {
+        let state = self.load::<FlowDecider>(&flow_id.stream()).await?;
+        if state.kind != Some(kind) {
+            return Err(ApiError::flow_not_found());
+        }
+        // The decider gives the precise refusal (not verified, expired, dead).
+        let probe = flow::Command::Complete {
+            account: AccountId(Uuid::nil()),
+            at: self.now(),
+        };
+        flow::decide(&state, &probe).map_err(flow_refusal)?;
+        Ok(state)
+    }
+
+    fn check_password(&self, raw: &str, email: &Email) -> Result<Password, ApiError> {
+        let policy = &self.settings.password_policy;
+        Password::parse(raw, policy, Some(email.as_str())).map_err(|violations| {
+            let en: Vec<String> = violations.iter().map(|v| v.message_en(policy)).collect();
+            let nb: Vec<String> = violations.iter().map(|v| v.message_nb(policy)).collect();
+            ApiError::new(
+                "PASSWORD_POLICY",
+                format!("The password does not meet the rules: {}", en.join(" ")),
+                format!("Passordet oppfyller ikke reglene: {}", nb.join(" ")),
+            )
+            .with("field", json!("password"))
+            .with(
+                "violations",
+                json!(violations.iter().map(|v| v.code()).collect::<Vec<_>>()),
+            )
+        })
+    }
+
+    fn parse_name(raw: &str) -> Result<PersonName, ApiError> {
+        PersonName::parse(raw).map_err(|e| {
+            ApiError::invalid_input(
+                "name",
+                format!("The name {e}."),
+                match e {
+                    domain::text::TextError::Empty => "Navnet kan ikke være tomt.".to_owned(),
+                    domain::text::TextError::TooLong { max } => {
+                        format!("Navnet kan ha høyst {max} tegn.")
+                    }
+                    domain::text::TextError::ControlCharacter => {
+                        "Navnet inneholder ugyldige tegn.".to_owned()
+                    }
+                },
+            )
+        })
+    }
+
+    /// Finish a registration: the account is created and a session starts.
+    pub async fn complete_registration(
+        &self,
+        flow_id: &str,
+        password: &str,
+        name: &str,
+    ) -> Result<IssuedSession, ApiError> {
+        let flow_id = Self::parse_flow_id(flow_id)?;
+        let state = self.verified_flow(FlowKind::Registration, flow_id).await?;
+        let email = state.email.clone().ok_or_else(ApiError::flow_not_found)?;
+        let name = Self::parse_name(name);
+        let password = self.check_password(password, &email);
+        let (name, password) = match (name, password) {
+            (Ok(n), Ok(p)) => (n, p),
+            (Err(e), _) | (_, Err(e)) => return Err(e),
+        };
+        let phc = self
+            .hasher
+            .hash(password.as_str())
+            .await
+            .map_err(hash_failure)?;
+
+        // Reserve the email; a retry from the same flow finds its own account.
+        let reservation_stream = keys::email_stream(&self.keyer.email_key(&email));
+        let candidate = AccountId(Uuid::now_v7());
+        let reserve = reservation::Command::Reserve {
+            account: candidate,
+            flow: Some(flow_id),
+        };
+        match self
+            .run::<ReservationDecider>(&reservation_stream, &reserve, "anonymous")
+            .await
+        {
+            Ok(_) => {}
+            Err(ExecuteError::Domain(reservation::Error::Taken { .. })) => {
+                return Err(email_taken());
+            }
+            Err(e) => return Err(store_failure("reserving an email", e)),
+        }
+        let account = self
+            .load::<ReservationDecider>(&reservation_stream)
+            .await?
+            .holder
+            .ok_or_else(|| internal("reserving an email", "reservation vanished"))?;
+        let at = self.now();
+        let register = account::Command::RegisterWithPassword {
+            email,
+            name,
+            password_phc: phc,
+            at,
+        };
+        let actor = format!("account:{account}");
+        match self
+            .run::<AccountDecider>(&account.stream(), &register, &actor)
+            .await
+        {
+            Ok(_) | Err(ExecuteError::Domain(account::Error::AlreadyExists)) => {}
+            Err(e) => return Err(store_failure("registering an account", e)),
+        }
+        let complete = flow::Command::Complete { account, at };
+        self.run::<FlowDecider>(&flow_id.stream(), &complete, &actor)
+            .await
+            .map_err(flow_error)?;
+        self.start_session(account, LoginMethod::Password, None)
+            .await
+    }
+
+    /// Finish a recovery: the password changes and every session ends.
+    pub async fn complete_password_recovery(
+        &self,
+        flow_id: &str,
+        new_password: &str,
+    ) -> Result<bool, ApiError> {
+        let flow_id = Self::parse_flow_id(flow_id)?;
+        let state = self.verified_flow(FlowKind::Recovery, flow_id).await?;
+        let (Some(email), Some(account)) = (state.email.clone(), state.account) else {
+            return Err(ApiError::flow_not_found());
+        };
+        let password = self.check_password(new_password, &email)?;
+        let phc = self
+            .hasher
+            .hash(password.as_str())
+            .await
+            .map_err(hash_failure)?;
+        let at = self.now();
+        let actor = format!("account:{account}");
+        let change = account::Command::ChangePassword {
+            password_phc: phc,
+            at,
+        };
+        let executed = match self
+            .run::<AccountDecider>(&account.stream(), &change, &actor)
+            .await
+        {
+            Ok(executed) => executed,
+            Err(ExecuteError::Domain(_)) => return Err(ApiError::flow_not_found()),
+            Err(e) => return Err(store_failure("changing a password", e)),
+        };
+        self.run::<FlowDecider>(
+            &flow_id.stream(),
+            &flow::Command::Complete { account, at },
+            &actor,
+        )
+        .await
+        .map_err(flow_error)?;
+        self.settle(&executed).await;
+        Ok(true)
+    }
+
+    // ----- login and sessions --------------------------------------------
+
+    /// Log in with email and password.
+    pub async fn login(&self, email: &str, password: &str) -> Result<IssuedSession, ApiError> {
+        if password.len() > domain::password::MAX_PASSWORD_BYTES {
+            return Err(ApiError::invalid_credentials());
+        }
+        let Ok(email) = Email::parse(email) else {
+            let _ = self.hasher.verify_dummy(password).await;
+            return Err(ApiError::invalid_credentials());
+        };
+        let Some(account) = self.email_holder(&email).await? else {
+            let _ = self.hasher.verify_dummy(password).await;
+            return Err(ApiError::invalid_credentials());
+        };
+        let state = self.load::<AccountDecider>(&account.stream()).await?;
+        let (account::Status::Active, Some(phc)) = (state.status, state.password_phc.as_deref())
+        else {
+            let _ = self.hasher.verify_dummy(password).await;
+            return Err(ApiError::invalid_credentials());
+        };
+        if let Some(wait) = state.login_delay(self.now()) {
+            return Err(ApiError::too_many_attempts(Some(
+                (wait.num_milliseconds() + 999) / 1000,
+            )));
+        }
+        let typed = domain::password::normalise_for_verification(password);
+        let verdict = self
+            .hasher
+            .verify(&typed, phc)
+            .await
+            .map_err(hash_failure)?;
+        if !verdict.ok {
+            let at = self.now();
+            let command = account::Command::Login {
+                outcome: LoginOutcome::WrongPassword,
+                at,
+            };
+            let executed = self
+                .run::<AccountDecider>(&account.stream(), &command, &format!("account:{account}"))
+                .await
+                .map_err(account_error)?;
+            self.settle(&executed).await;
+            return Err(ApiError::invalid_credentials());
+        }
+        let rehash = if verdict.needs_rehash {
+            Some(self.hasher.hash(&typed).await.map_err(hash_failure)?)
+        } else {
+            None
+        };
+        self.start_session(account, LoginMethod::Password, rehash)
+            .await
+    }
+
+    /// Start a session for an account whose credentials were checked.
+    pub(crate) async fn start_session(
+        &self,
+        account: AccountId,
+        method: LoginMethod,
+        rehash: Option<String>,
+    ) -> Result<IssuedSession, ApiError> {
+        let token_bytes: [u8; 32] = rand::random();
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token_bytes);
+        let at = self.now();
+        let idle = match method {
+            LoginMethod::Password => self.settings.session_idle,
+            LoginMethod::IdPorten => self.settings.session_idle.min(IDPORTEN_MAX_IDLE),
+        };
+        let session = NewSession {
+            id: SessionId(Uuid::now_v7()),
+            token_digest: keys::token_digest(&token),
+            expires_at: at + self.settings.session_lifetime,
+            idle_timeout_seconds: idle.num_seconds().clamp(1, u32::MAX as i64) as u32,
+        };
+        let command = account::Command::Login {
+            outcome: LoginOutcome::Success { session, rehash },
+            at,
+        };
+        let executed = self
+            .run::<AccountDecider>(&account.stream(), &command, &format!("account:{account}"))
+            .await
+            .map_err(account_error)?;
+        self.settle(&executed).await;
+        self.last_seen
+            .lock()
+            .expect("last-seen lock")
+            .insert(session.id, at);
+        let view = self
+            .projections
+            .read(|m| m.account(account).cloned())
+            .ok_or_else(|| internal("starting a session", "account missing from read model"))?;
+        Ok(IssuedSession {
+            token,
+            expires_at: session.expires_at,
+            account: view,
+        })
+    }
+
+    /// The caller behind a session token, if the session is live. Touches
+    /// the session (idle timeout).
+    pub fn authenticate(&self, token: &str) -> Option<Caller> {
+        if token.is_empty() || token.len() > 128 {
+            return None;
+        }
+        let digest = keys::token_digest(token);
+        let session: SessionView = self.projections.read(|m| m.session(&digest).copied())?;
+        let now = self.now();
+        if now >= session.expires_at {
+            return None;
+        }
+        let mut last_seen = self.last_seen.lock().expect("last-seen lock");
+        let seen = last_seen
+            .get(&session.id)
+            .copied()
+            .unwrap_or(session.started_at);
+        if now - seen > Duration::seconds(i64::from(session.idle_timeout_seconds)) {
+            last_seen.remove(&session.id);
+            return None;
+        }
+        last_seen.insert(session.id, now);
+        Some(Caller {
+            account: session.account,
+            method: session.method,
+            session: session.id,
+        })
+    }
+
+    /// End the caller's session.
+    pub async fn logout(&self, caller: &Caller) -> Result<bool, ApiError> {
+        let command = account::Command::Logout {
+            session: caller.session,
+            at: self.now(),
+        };
+        let executed = self
+            .run::<AccountDecider>(&caller.account.stream(), &command, &caller.actor())
+            .await
+            .map_err(account_error)?;
+        self.settle(&executed).await;
+        self.last_seen
+            .lock()
+            .expect("last-seen lock")
+            .remove(&caller.session);
+        Ok(true)
+    }
+
+    /// The caller's account.
+    pub fn viewer(&self, caller: &Caller) -> Option<AccountView> {
+        self.projections
+            .read(|m| m.account(caller.account).cloned())
+    }
+
+    // ----- ID-porten -----------------------------------------------------
+
+    /// Create or reuse the account of a verified ID-porten login and start a
+    /// session. Only `idporten-loa-high` is accepted.
+    pub async fn login_idporten(
+        &self,
+        issuer: &str,
+        pid: &str,
+        acr: &str,
+        name: &str,
+    ) -> Result<IssuedSession, ApiError> {
+        if acr != "idporten-loa-high" {
+            return Err(insufficient_level());
+        }
+        let pid = pid.trim();
+        if pid.is_empty() || pid.len() > 64 {
+            return Err(ApiError::new(
+                "INSUFFICIENT_LEVEL",
+                "Your ID-porten login did not include a Norwegian national identity number, which this service needs.",
+                "Innloggingen fra ID-porten manglet fødselsnummer eller d-nummer, som denne tjenesten trenger.",
+            ));
+        }
+        let name = Self::parse_name(name)?;
+        let subject = self.keyer.idporten_key(issuer, pid);
+        let stream = keys::idporten_stream(&subject);
+        let candidate = AccountId(Uuid::now_v7());
+        let reserve = reservation::Command::Reserve {
+            account: candidate,
+            flow: None,
+        };
+        let account = match self
+            .run::<ReservationDecider>(&stream, &reserve, "idporten")
+            .await
+        {
+            Ok(_) => candidate,
+            Err(ExecuteError::Domain(reservation::Error::Taken { holder })) => holder,
+            Err(e) => return Err(store_failure("reserving an ID-porten identity", e)),
+        };
+        let create = account::Command::CreateIdPorten {
+            subject,
+            pid_key: self.keyer.pid_key(pid),
+            name,
+            at: self.now(),
+        };
+        match self
+            .run::<AccountDecider>(&account.stream(), &create, &format!("account:{account}"))
+            .await
+        {
+            Ok(_) | Err(ExecuteError::Domain(account::Error::AlreadyExists)) => {}
+            Err(e) => return Err(store_failure("creating an ID-porten account", e)),
+        }
+        self.start_session(account, LoginMethod::IdPorten, None)
+            .await
+    }
+}
+
+pub(crate) fn insufficient_level() -> ApiError {
+    ApiError::new(
+        "INSUFFICIENT_LEVEL",
+        "This service needs the high security level of ID-porten (BankID, Buypass or Commfides). MinID is not enough. Log in with one of those, or with email and password.",
+        "Denne tjenesten krever høyt sikkerhetsnivå i ID-porten (BankID, Buypass eller Commfides). MinID er ikke nok. Logg inn med en av disse, eller med e-post og passord.",
+    )
+}
+
+fn email_taken() -> ApiError {
+    ApiError::new(
+        "EMAIL_TAKEN",
+        "An account is already registered with this email address. Log in, or use \"Forgot password\".",
+        "Det er allerede registrert en konto med denne e-postadressen. Logg inn, eller bruk «Glemt passord».",
+    )
+    .with("field", json!("email"))
+}
+
+fn flow_refusal(error: flow::Error) -> ApiError {
+    match error {
+        flow::Error::NotFound | flow::Error::AlreadyStarted => ApiError::flow_not_found(),
+        flow::Error::Expired => ApiError::new(
+            "CODE_EXPIRED",
+            "The code has expired. Ask for a new code.",
+            "Koden er utløpt. Be om en ny kode.",
+        ),
+        flow::Error::TooManyAttempts => ApiError::new(
+            "TOO_MANY_ATTEMPTS",
+            "Too many wrong codes. Please start again.",
+            "For mange feil koder. Start på nytt.",
+        ),
+        flow::Error::ResendTooSoon {
+            retry_after_seconds,
+        } => ApiError::too_many_attempts(Some(retry_after_seconds)),
+        flow::Error::ResendLimitReached => ApiError::new(
+            "TOO_MANY_ATTEMPTS",
+            "No more codes can be sent for this attempt. Please start again.",
+            "Det kan ikke sendes flere koder for dette forsøket. Start på nytt.",
+        ),
+        flow::Error::NotVerified => ApiError::new(
+            "CODE_NOT_VERIFIED",
+            "Enter the code from the email first.",
+            "Skriv inn koden fra e-posten først.",
+        ),
+        flow::Error::AlreadyVerified => ApiError::new(
+            "CODE_ALREADY_VERIFIED",
+            "The code is already confirmed. Continue with the next step.",
+            "Koden er allerede bekreftet. Gå videre til neste steg.",
+        ),
+    }
+}
+
+fn flow_error(error: ExecuteError<flow::Error>) -> ApiError {
+    match error {
+        ExecuteError::Domain(e) => flow_refusal(e),
+        other => store_failure("running a flow command", other),
+    }
+}
+
+fn account_error(error: ExecuteError<account::Error>) -> ApiError {
+    match error {
+        ExecuteError::Domain(account::Error::Throttled {
+            retry_after_seconds,
+        }) => ApiError::too_many_attempts(Some(retry_after_seconds)),
+        ExecuteError::Domain(account::Error::NotFound) => ApiError::unauthenticated(),
+        ExecuteError::Domain(e) => internal("account command refused", format!("{e:?}")),
+        other => store_failure("running an account command", other),
+    }
+}

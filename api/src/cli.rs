@@ -1,0 +1,238 @@
+//! The `caseledger` command line: `serve`, `schema`, `purge-inactive`,
+//! `import-legacy`. Every flag is also an environment variable
+//! `CASELEDGER_<FLAG>`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use domain::password::PasswordPolicyKind;
+
+use crate::limits::LimitSettings;
+use crate::server::ServeConfig;
+
+/// caseledger: an event-sourced account and case system for a self-service
+/// immigration portal.
+#[derive(Debug, Parser)]
+#[command(name = "caseledger", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Which password rules apply.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PolicyName {
+    /// At least 8 characters, A-Z, a-z and 0-9 each at least once, nothing else.
+    Seed,
+    /// NIST SP 800-63B: length, any characters, a blocklist of common passwords.
+    Nist,
+}
+
+/// Where the data lives (shared by every command).
+#[derive(Debug, clap::Args)]
+pub struct DataDir {
+    /// Directory of the embedded event store, its secret and the mail outbox.
+    #[arg(long, env = "CASELEDGER_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the GraphQL server on the embedded store.
+    ///
+    /// Example: caseledger serve --listen 127.0.0.1:8080 --data-dir ./data
+    Serve(ServeArgs),
+    /// Print the GraphQL schema (SDL).
+    Schema,
+    /// Delete every password account with no login for over two years, and
+    /// warn those within 30 days of it.
+    ///
+    /// Safe to run twice and to resume after a crash. Example:
+    /// caseledger purge-inactive --as-of 2027-01-01T00:00:00Z --dry-run
+    PurgeInactive {
+        #[command(flatten)]
+        data: DataDir,
+        /// The instant to judge inactivity at (RFC 3339); default now.
+        #[arg(long, env = "CASELEDGER_AS_OF")]
+        as_of: Option<DateTime<Utc>>,
+        /// Say what would be done, change nothing.
+        #[arg(long, env = "CASELEDGER_DRY_RUN")]
+        dry_run: bool,
+    },
+    /// Import applications submitted before 1 April 2022 from the old portal.
+    ///
+    /// One JSON object a line: {"reference": "...", "submittedAt":
+    /// "2021-06-01T10:00:00Z", "kind": "WORK", "email": "..."} (or "pid").
+    /// Every line is checked first; a file with any bad line imports nothing.
+    /// Importing the same file again changes nothing.
+    ImportLegacy {
+        #[command(flatten)]
+        data: DataDir,
+        /// The JSON-lines file.
+        #[arg(long, env = "CASELEDGER_FILE")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "CASELEDGER_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub data: DataDir,
+    /// How long an emailed code is valid (e.g. 90s, 10m).
+    #[arg(long, env = "CASELEDGER_CODE_TTL", default_value = "10m", value_parser = parse_duration)]
+    pub code_ttl: chrono::Duration,
+    /// Password rules.
+    #[arg(
+        long,
+        env = "CASELEDGER_PASSWORD_POLICY",
+        value_enum,
+        default_value = "seed"
+    )]
+    pub password_policy: PolicyName,
+    /// Minimum length under the nist policy (8 to 15).
+    #[arg(long, env = "CASELEDGER_NIST_MIN_LENGTH", default_value_t = domain::password::NIST_DEFAULT_MIN_LENGTH)]
+    pub nist_min_length: usize,
+    /// `file` (one .eml per mail under <data-dir>/outbox/) or `smtp://host:port`.
+    #[arg(long, env = "CASELEDGER_MAIL", default_value = "file")]
+    pub mail: String,
+    /// Idle timeout of sessions (ID-porten sessions: at most 30m).
+    #[arg(long, env = "CASELEDGER_SESSION_IDLE_TIMEOUT", default_value = "60m", value_parser = parse_duration)]
+    pub session_idle_timeout: chrono::Duration,
+    /// Absolute lifetime of a session.
+    #[arg(long, env = "CASELEDGER_SESSION_LIFETIME", default_value = "12h", value_parser = parse_duration)]
+    pub session_lifetime: chrono::Duration,
+    /// Credential of the caseworker systems (header X-Service-Token); caseworker operations are off without it.
+    #[arg(long, env = "CASELEDGER_SERVICE_TOKEN", hide_env_values = true)]
+    pub service_token: Option<String>,
+    /// Mail-sending requests per minute per client address (0: no limit).
+    #[arg(long, env = "CASELEDGER_RATE_LIMIT_MAIL", default_value_t = LimitSettings::default().mail_per_minute)]
+    pub rate_limit_mail: u32,
+    /// Password-checking requests per minute per client address (0: no limit).
+    #[arg(long, env = "CASELEDGER_RATE_LIMIT_PASSWORD", default_value_t = LimitSettings::default().password_per_minute)]
+    pub rate_limit_password: u32,
+}
+
+/// Parse `90s`, `10m`, `1h30m`, ... into a positive duration.
+pub fn parse_duration(raw: &str) -> Result<chrono::Duration, String> {
+    let std = humantime::parse_duration(raw.trim())
+        .map_err(|e| format!("{e} (examples: 90s, 10m, 2h)"))?;
+    if std.is_zero() {
+        return Err("the duration must be positive".into());
+    }
+    chrono::Duration::from_std(std).map_err(|_| "the duration is too long".into())
+}
+
+impl ServeArgs {
+    pub fn config(&self) -> anyhow::Result<ServeConfig> {
+        let password_policy = match self.password_policy {
+            PolicyName::Seed => PasswordPolicyKind::Seed,
+            PolicyName::Nist => {
+                PasswordPolicyKind::nist(self.nist_min_length).context("--nist-min-length")?
+            }
+        };
+        Ok(ServeConfig {
+            data_dir: self.data.data_dir.clone(),
+            code_ttl: self.code_ttl,
+            password_policy,
+            mail: self.mail.clone(),
+            session_idle: self.session_idle_timeout,
+            session_lifetime: self.session_lifetime,
+            service_token: self.service_token.clone().filter(|t| !t.is_empty()),
+            limits: LimitSettings {
+                mail_per_minute: self.rate_limit_mail,
+                password_per_minute: self.rate_limit_password,
+            },
+            durable: true,
+        })
+    }
+}
+
+/// Run the command line; the process exit code comes from the result.
+pub async fn main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    match cli.command {
+        Command::Serve(args) => {
+            let config = args.config()?;
+            let listener = tokio::net::TcpListener::bind(args.listen)
+                .await
+                .with_context(|| format!("binding {}", args.listen))?;
+            crate::server::run(listener, config, shutdown_signal()).await?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Schema => {
+            println!("{}", crate::graphql::schema(None, None).sdl());
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::PurgeInactive {
+            data,
+            as_of,
+            dry_run,
+        } => {
+            crate::jobs::purge_inactive(&data.data_dir, as_of.unwrap_or_else(Utc::now), dry_run)
+                .await
+        }
+        Command::ImportLegacy { data, file } => {
+            crate::jobs::import_legacy(&data.data_dir, &file).await
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down");
+}
+
+/// The whole program: logging to stderr as JSON lines (filter with
+/// `CASELEDGER_LOG`, default `info`), parse the arguments, run.
+pub fn run_from_env() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CASELEDGER_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .json()
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("caseledger: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(main(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("caseledger: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

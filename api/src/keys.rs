@@ -1,0 +1,165 @@
+//! The server secret and everything keyed by it: email and ID-porten keys
+//! for reservation stream names, emailed codes (derived, never stored), and
+//! session token digests.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+use domain::{Email, FlowId};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Name of the secret file in the data dir.
+pub const SECRET_FILE: &str = "secret.key";
+
+/// Keyed hashing under the server secret.
+#[derive(Clone)]
+pub struct Keyer {
+    secret: [u8; 32],
+}
+
+impl std::fmt::Debug for Keyer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keyer(***)")
+    }
+}
+
+impl Keyer {
+    pub fn new(secret: [u8; 32]) -> Keyer {
+        Keyer { secret }
+    }
+
+    /// Load `<data-dir>/secret.key` (hex), creating it with fresh random bytes
+    /// and owner-only permissions on first use.
+    pub fn load_or_create(data_dir: &Path) -> anyhow::Result<Keyer> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))?;
+        let path = data_dir.join(SECRET_FILE);
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let bytes = hex::decode(text.trim())
+                .with_context(|| format!("{} is not hex", path.display()))?;
+            let secret: [u8; 32] = bytes
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("{} must hold 32 bytes", path.display()))?;
+            return Ok(Keyer { secret });
+        }
+        let secret: [u8; 32] = rand::random();
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(&path) {
+            Ok(mut file) => {
+                file.write_all(hex::encode(secret).as_bytes())?;
+                file.sync_all()?;
+                Ok(Keyer { secret })
+            }
+            // Another process created it first: use theirs.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Keyer::load_or_create(data_dir)
+            }
+            Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+        }
+    }
+
+    fn mac(&self, purpose: &str, parts: &[&[u8]]) -> [u8; 32] {
+        let mut mac = HmacSha256::new_from_slice(&self.secret).expect("any key length");
+        mac.update(purpose.as_bytes());
+        for part in parts {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Key of a normalised email (reservation streams, legacy owners).
+    pub fn email_key(&self, email: &Email) -> [u8; 32] {
+        self.mac("email", &[email.as_str().as_bytes()])
+    }
+
+    /// Key of an ID-porten identity (issuer, pid).
+    pub fn idporten_key(&self, issuer: &str, pid: &str) -> [u8; 32] {
+        self.mac("idporten", &[issuer.as_bytes(), pid.as_bytes()])
+    }
+
+    /// Key of a national identity number alone (legacy owners).
+    pub fn pid_key(&self, pid: &str) -> [u8; 32] {
+        self.mac("pid", &[pid.as_bytes()])
+    }
+
+    /// Key of a legacy reference (legacy stream names).
+    pub fn legacy_key(&self, reference: &str) -> [u8; 32] {
+        self.mac("legacy", &[reference.as_bytes()])
+    }
+
+    /// The 6-digit code of `flow` derived from a random `nonce`.
+    pub fn code(&self, flow: FlowId, nonce: &[u8; 16]) -> String {
+        let mac = self.mac("code", &[flow.0.as_bytes(), nonce]);
+        let n = u64::from_be_bytes(mac[..8].try_into().expect("8 bytes")) % 1_000_000;
+        format!("{n:06}")
+    }
+
+    /// Keyed digest of a code typed for `flow`.
+    pub fn code_digest(&self, flow: FlowId, code: &str) -> [u8; 32] {
+        self.mac("code-digest", &[flow.0.as_bytes(), code.trim().as_bytes()])
+    }
+}
+
+/// SHA-256 of a session token (256 random bits need no key).
+pub fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Stream of the reservation of an email.
+pub fn email_stream(key: &[u8; 32]) -> String {
+    format!("email-{}", hex::encode(key))
+}
+
+/// Stream of the reservation of an ID-porten identity.
+pub fn idporten_stream(key: &[u8; 32]) -> String {
+    format!("idporten-{}", hex::encode(key))
+}
+
+/// Stream of a legacy record.
+pub fn legacy_stream(key: &[u8; 32]) -> String {
+    format!("legacy-{}", hex::encode(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    #[test]
+    fn codes_are_six_digits_and_depend_on_flow_and_nonce() {
+        let keyer = Keyer::new([7; 32]);
+        let flow = FlowId(Uuid::from_u128(1));
+        let a = keyer.code(flow, &[1; 16]);
+        assert_eq!(a.len(), 6);
+        assert!(a.chars().all(|c| c.is_ascii_digit()));
+        assert_ne!(a, keyer.code(flow, &[2; 16]));
+        assert_ne!(a, keyer.code(FlowId(Uuid::from_u128(2)), &[1; 16]));
+    }
+
+    #[test]
+    fn keys_differ_by_secret() {
+        let email = Email::parse("kari@example.no").unwrap();
+        assert_ne!(
+            Keyer::new([1; 32]).email_key(&email),
+            Keyer::new([2; 32]).email_key(&email)
+        );
+    }
+
+    #[test]
+    fn the_secret_file_is_created_once_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let email = Email::parse("kari@example.no").unwrap();
+        let a = Keyer::load_or_create(dir.path()).unwrap().email_key(&email);
+        let b = Keyer::load_or_create(dir.path()).unwrap().email_key(&email);
+        assert_eq!(a, b);
+    }
+}

@@ -1,0 +1,546 @@
+//! Throughput and latency of the embedded event store against raw rusqlite
+//! on the same schema and disk; prints a markdown report.
+//!
+//! Run with `cargo bench -p store --bench append`. Phases:
+//! - (a) raw rusqlite, no port, no checks, no group commit: 64 rows per
+//!   transaction, and single-row transactions (their median commit time);
+//! - (b) `SqliteStore` through the port, one event per append, random
+//!   streams, each append with its exact expected revision, 1 writer and
+//!   64 concurrent writers;
+//! - (c) `read_all` + postcard decode of a ~135-byte payload over 1 M events.
+//!
+//! Every phase runs on a fresh file in a temp dir, durable
+//! (`synchronous=FULL`). Each write phase runs twice, alternating raw and
+//! port, and the better run is reported. Sizes can be scaled with
+//! `BENCH_EVENTS` (events of the batched write phases, default 200 000) and
+//! `BENCH_READ_EVENTS` (default 1 000 000).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use rand::Rng;
+use rand::seq::IndexedRandom;
+use rusqlite::{Connection, params};
+use store::sqlite::{SqliteOptions, SqliteStore};
+use store::{EventMetadata, EventStore, ExpectedRevision, NewEvent, RecordedEvent};
+use uuid::Uuid;
+
+const STREAMS: usize = 10_000;
+const BATCH: usize = 64;
+const WRITERS: usize = 64;
+const SINGLE_COMMITS: usize = 3_000;
+const ROUNDS: usize = 2;
+const READ_PAGE: usize = 4096;
+
+/// A realistic event payload (~135-145 bytes as postcard).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct RegistrationStartedV1 {
+    flow_id: Uuid,
+    account_id: Uuid,
+    email_key: [u8; 32],
+    display_name: String,
+    locale: String,
+    code_hash: [u8; 32],
+    started_at_micros: i64,
+    expires_at_micros: i64,
+    attempts_left: u8,
+}
+
+fn payload(rng: &mut impl Rng) -> Vec<u8> {
+    let now = Utc::now().timestamp_micros();
+    let event = RegistrationStartedV1 {
+        flow_id: Uuid::now_v7(),
+        account_id: Uuid::now_v7(),
+        email_key: rng.random(),
+        display_name: "Kari Nordmann-Olsen Berg".to_owned(),
+        locale: "nb-NO".to_owned(),
+        code_hash: rng.random(),
+        started_at_micros: now,
+        expires_at_micros: now + 600_000_000,
+        attempts_left: 5,
+    };
+    postcard::to_stdvec(&event).expect("encode payload")
+}
+
+fn metadata() -> EventMetadata {
+    EventMetadata {
+        actor: "service:api".to_owned(),
+        correlation_id: Uuid::now_v7(),
+        causation_id: Some(Uuid::now_v7()),
+        occurred_at: Utc::now(),
+    }
+}
+
+/// The same bytes the adapter stores for metadata (its private wire struct
+/// has this shape), so the raw baseline writes rows of the same size.
+#[derive(serde::Serialize)]
+struct MetadataRow {
+    actor: String,
+    correlation_id: [u8; 16],
+    causation_id: Option<[u8; 16]>,
+    occurred_at_seconds: i64,
+    occurred_at_nanos: u32,
+}
+
+fn metadata_row(metadata: &EventMetadata) -> Vec<u8> {
+    postcard::to_stdvec(&MetadataRow {
+        actor: metadata.actor.clone(),
+        correlation_id: metadata.correlation_id.into_bytes(),
+        causation_id: metadata.causation_id.map(Uuid::into_bytes),
+        occurred_at_seconds: metadata.occurred_at.timestamp(),
+        occurred_at_nanos: metadata.occurred_at.timestamp_subsec_nanos(),
+    })
+    .expect("encode metadata")
+}
+
+fn stream_names() -> Vec<String> {
+    (0..STREAMS)
+        .map(|_| format!("account-{}", Uuid::new_v4()))
+        .collect()
+}
+
+fn new_event(rng: &mut impl Rng) -> NewEvent {
+    NewEvent {
+        id: Uuid::now_v7(),
+        type_name: "RegistrationStarted".to_owned(),
+        schema_version: 1,
+        metadata: metadata(),
+        payload: payload(rng),
+    }
+}
+
+/// A fresh file with the store's schema.
+fn fresh_file(dir: &Path, name: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    drop(SqliteStore::open(&path, SqliteOptions::default()).expect("create schema"));
+    path
+}
+
+/// A raw connection configured like the store's writer.
+fn raw_connection(path: &Path, synchronous: &str) -> Connection {
+    let connection = Connection::open(path).expect("open raw");
+    connection
+        .execute_batch(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous};
+             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -32768;"
+        ))
+        .expect("pragmas");
+    connection
+}
+
+/// Inserts rows the way the store lays them out, with no checks at all.
+struct RawWriter {
+    connection: Connection,
+    names: Vec<String>,
+    /// Per stream: (stream_id, next revision) once created.
+    streams: Vec<Option<(i64, i64)>>,
+}
+
+impl RawWriter {
+    fn new(path: &Path, synchronous: &str) -> RawWriter {
+        RawWriter {
+            connection: raw_connection(path, synchronous),
+            names: stream_names(),
+            streams: vec![None; STREAMS],
+        }
+    }
+
+    fn insert(&mut self, stream: usize, rng: &mut impl Rng) {
+        let (stream_id, revision) = match self.streams[stream] {
+            Some(known) => known,
+            None => {
+                self.connection
+                    .prepare_cached("INSERT INTO streams (name) VALUES (?1)")
+                    .and_then(|mut s| s.execute([&self.names[stream]]))
+                    .expect("insert stream");
+                (self.connection.last_insert_rowid(), 0)
+            }
+        };
+        let event = new_event(rng);
+        self.connection
+            .prepare_cached(
+                "INSERT INTO events (stream_id, revision, event_id, type_name, schema_version, \
+                 recorded_at, metadata, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    stream_id,
+                    revision,
+                    event.id.as_bytes(),
+                    event.type_name,
+                    event.schema_version,
+                    Utc::now().timestamp_micros(),
+                    metadata_row(&event.metadata),
+                    event.payload,
+                ])
+            })
+            .expect("insert event");
+        self.streams[stream] = Some((stream_id, revision + 1));
+    }
+
+    /// `count` events, `per_transaction` per commit; returns each commit's
+    /// duration.
+    fn run(&mut self, count: usize, per_transaction: usize) -> Vec<Duration> {
+        let mut rng = rand::rng();
+        let mut commits = Vec::with_capacity(count / per_transaction + 1);
+        let mut written = 0;
+        while written < count {
+            let started = Instant::now();
+            self.connection
+                .execute_batch("BEGIN IMMEDIATE")
+                .expect("begin");
+            for _ in 0..per_transaction.min(count - written) {
+                let stream = rng.random_range(0..STREAMS);
+                self.insert(stream, &mut rng);
+                written += 1;
+            }
+            self.connection.execute_batch("COMMIT").expect("commit");
+            commits.push(started.elapsed());
+        }
+        commits
+    }
+}
+
+fn median(durations: &mut [Duration]) -> Duration {
+    durations.sort();
+    durations[durations.len() / 2]
+}
+
+fn percentile(durations: &mut [Duration], per_mille: usize) -> Duration {
+    durations.sort();
+    durations[(durations.len() * per_mille / 1000).min(durations.len() - 1)]
+}
+
+struct WriteRun {
+    events: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl WriteRun {
+    fn per_second(&self) -> f64 {
+        self.events as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+fn raw_batched(dir: &Path, round: usize, events: usize) -> WriteRun {
+    let path = fresh_file(dir, &format!("raw-batched-{round}.db"));
+    let mut writer = RawWriter::new(&path, "FULL");
+    let started = Instant::now();
+    let latencies = writer.run(events, BATCH);
+    WriteRun {
+        events,
+        elapsed: started.elapsed(),
+        latencies,
+    }
+}
+
+fn raw_single(dir: &Path, round: usize) -> WriteRun {
+    let path = fresh_file(dir, &format!("raw-single-{round}.db"));
+    let mut writer = RawWriter::new(&path, "FULL");
+    let started = Instant::now();
+    let latencies = writer.run(SINGLE_COMMITS, 1);
+    WriteRun {
+        events: SINGLE_COMMITS,
+        elapsed: started.elapsed(),
+        latencies,
+    }
+}
+
+/// `writers` tasks, each appending one event at a time to random streams of
+/// its own (so every append carries its exact expected revision).
+async fn port_writers(dir: &Path, round: usize, writers: usize, events: usize) -> WriteRun {
+    let path = dir.join(format!("port-{writers}-{round}.db"));
+    let store = Arc::new(SqliteStore::open(&path, SqliteOptions::default()).expect("open"));
+    let names = Arc::new(stream_names());
+    let per_writer = events / writers;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..writers)
+        .map(|writer| {
+            let store = Arc::clone(&store);
+            let names = Arc::clone(&names);
+            tokio::spawn(async move {
+                let mine: Vec<usize> = (writer..STREAMS).step_by(writers).collect();
+                let mut next_revision = vec![0u64; STREAMS];
+                let mut latencies = Vec::with_capacity(per_writer);
+                for _ in 0..per_writer {
+                    let (stream, event) = {
+                        let mut rng = rand::rng();
+                        (
+                            *mine.choose(&mut rng).expect("a stream"),
+                            new_event(&mut rng),
+                        )
+                    };
+                    let expected = match next_revision[stream] {
+                        0 => ExpectedRevision::NoStream,
+                        next => ExpectedRevision::Exact(next - 1),
+                    };
+                    let sent = Instant::now();
+                    store
+                        .append(&names[stream], expected, vec![event])
+                        .await
+                        .expect("append");
+                    latencies.push(sent.elapsed());
+                    next_revision[stream] += 1;
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(events);
+    for task in tasks {
+        latencies.extend(task.await.expect("writer task"));
+    }
+    WriteRun {
+        events: per_writer * writers,
+        elapsed: started.elapsed(),
+        latencies,
+    }
+}
+
+/// A file of `count` events over random streams, written fast (not
+/// durable: only the read is measured).
+fn fill_for_reading(dir: &Path, count: usize) -> std::path::PathBuf {
+    let path = fresh_file(dir, "read.db");
+    let mut writer = RawWriter::new(&path, "OFF");
+    writer.run(count, 10_000);
+    writer
+        .connection
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .expect("checkpoint");
+    path
+}
+
+fn decode(event: &RecordedEvent) -> RegistrationStartedV1 {
+    postcard::from_bytes(&event.payload).expect("decode payload")
+}
+
+struct ReadRun {
+    events: usize,
+    elapsed: Duration,
+}
+
+impl ReadRun {
+    fn per_second(&self) -> f64 {
+        self.events as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Page by page: read, then decode, then read the next page.
+async fn read_sequential(store: &SqliteStore) -> ReadRun {
+    let started = Instant::now();
+    let mut after = 0;
+    let mut events = 0;
+    let mut checksum = 0u64;
+    loop {
+        let page = store.read_all(after, READ_PAGE).await.expect("read");
+        let Some(last) = page.last() else { break };
+        after = last.position;
+        for event in &page {
+            let decoded = decode(event);
+            checksum = checksum.wrapping_add(u64::from(decoded.attempts_left));
+        }
+        events += page.len();
+    }
+    std::hint::black_box(checksum);
+    ReadRun {
+        events,
+        elapsed: started.elapsed(),
+    }
+}
+
+/// The next page is read (on the blocking pool) while this one decodes, the
+/// way a projection consumer would overlap IO and work.
+async fn read_pipelined(store: Arc<SqliteStore>) -> ReadRun {
+    let started = Instant::now();
+    let mut events = 0;
+    let mut checksum = 0u64;
+    let read = |after: u64| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move { store.read_all(after, READ_PAGE).await.expect("read") })
+    };
+    let mut next = read(0);
+    loop {
+        let page = next.await.expect("read task");
+        let Some(last) = page.last() else { break };
+        next = read(last.position);
+        for event in &page {
+            let decoded = decode(event);
+            checksum = checksum.wrapping_add(u64::from(decoded.attempts_left));
+        }
+        events += page.len();
+    }
+    std::hint::black_box(checksum);
+    ReadRun {
+        events,
+        elapsed: started.elapsed(),
+    }
+}
+
+/// Raw rusqlite scan of the same rows with the same decoding, for scale.
+fn read_raw(path: &Path) -> ReadRun {
+    let connection = raw_connection(path, "FULL");
+    let started = Instant::now();
+    let mut statement = connection
+        .prepare(
+            "SELECT position, stream_id, revision, event_id, type_name, schema_version, \
+             recorded_at, metadata, payload FROM events ORDER BY position",
+        )
+        .expect("prepare");
+    let mut rows = statement.query([]).expect("query");
+    let mut events = 0;
+    let mut checksum = 0u64;
+    while let Some(row) = rows.next().expect("row") {
+        let payload = row.get_ref(8).expect("payload").as_blob().expect("blob");
+        let decoded: RegistrationStartedV1 = postcard::from_bytes(payload).expect("decode");
+        checksum = checksum.wrapping_add(u64::from(decoded.attempts_left));
+        events += 1;
+    }
+    std::hint::black_box(checksum);
+    ReadRun {
+        events,
+        elapsed: started.elapsed(),
+    }
+}
+
+fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+fn best(runs: Vec<WriteRun>) -> WriteRun {
+    runs.into_iter()
+        .max_by(|a, b| a.per_second().total_cmp(&b.per_second()))
+        .expect("a run")
+}
+
+fn best_by_median(runs: Vec<WriteRun>) -> WriteRun {
+    runs.into_iter()
+        .min_by_key(|run| {
+            let mut latencies = run.latencies.clone();
+            median(&mut latencies)
+        })
+        .expect("a run")
+}
+
+fn ms(duration: Duration) -> String {
+    format!("{:.3} ms", duration.as_secs_f64() * 1000.0)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else is understood.
+    let events = env_count("BENCH_EVENTS", 200_000);
+    let read_events = env_count("BENCH_READ_EVENTS", 1_000_000);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    let sample = payload(&mut rand::rng()).len();
+    eprintln!("payload {sample} bytes; {events} events per batched phase");
+
+    let mut raw_64 = Vec::new();
+    let mut raw_1 = Vec::new();
+    let mut port_1 = Vec::new();
+    let mut port_64 = Vec::new();
+    for round in 0..ROUNDS {
+        eprintln!("round {round}: (a) single-row commits");
+        raw_1.push(raw_single(dir.path(), round));
+        eprintln!("round {round}: (b1) one writer through the port");
+        port_1.push(runtime.block_on(port_writers(dir.path(), round, 1, SINGLE_COMMITS)));
+        eprintln!("round {round}: (a) 64 rows per transaction");
+        raw_64.push(raw_batched(dir.path(), round, events));
+        eprintln!("round {round}: (b64) {WRITERS} writers through the port");
+        port_64.push(runtime.block_on(port_writers(dir.path(), round, WRITERS, events)));
+    }
+    let raw_64 = best(raw_64);
+    let port_64 = best(port_64);
+    let mut raw_1 = best_by_median(raw_1);
+    let mut port_1 = best_by_median(port_1);
+
+    eprintln!("(c) filling {read_events} events");
+    let read_path = fill_for_reading(dir.path(), read_events);
+    let raw_read = read_raw(&read_path);
+    let store = Arc::new(SqliteStore::open(&read_path, SqliteOptions::default()).expect("open"));
+    let (sequential, pipelined) = runtime.block_on(async {
+        // One warm-up pass so both measured passes read a warm page cache.
+        read_sequential(&store).await;
+        let sequential = read_sequential(&store).await;
+        let pipelined = read_pipelined(Arc::clone(&store)).await;
+        (sequential, pipelined)
+    });
+    assert_eq!(sequential.events, read_events);
+    assert_eq!(pipelined.events, read_events);
+    drop(store);
+
+    let raw_commit = median(&mut raw_1.latencies);
+    let raw_commit_p99 = percentile(&mut raw_1.latencies, 990);
+    let port_append = median(&mut port_1.latencies);
+    let port_append_p99 = percentile(&mut port_1.latencies, 990);
+    let mut port_64_latencies = port_64.latencies.clone();
+    let throughput_ratio = port_64.per_second() / raw_64.per_second();
+    let latency_ratio = port_append.as_secs_f64() / raw_commit.as_secs_f64();
+    let best_read = sequential.per_second().max(pipelined.per_second());
+
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    println!("| measurement | result |");
+    println!("|---|---|");
+    println!(
+        "| (a) raw rusqlite, {BATCH} rows per transaction, {events} events | {:.0} events/s |",
+        raw_64.per_second()
+    );
+    println!(
+        "| (a) raw rusqlite, single-row durable commit ({SINGLE_COMMITS}) | median {}, p99 {}, {:.0} commits/s |",
+        ms(raw_commit),
+        ms(raw_commit_p99),
+        raw_1.per_second()
+    );
+    println!(
+        "| (b1) port, 1 writer, one event per append ({SINGLE_COMMITS}) | median {}, p99 {}, {:.0} events/s |",
+        ms(port_append),
+        ms(port_append_p99),
+        port_1.per_second()
+    );
+    println!(
+        "| (b64) port, {WRITERS} writers, one event per append, {} events | {:.0} events/s, median append {} , p99 {} |",
+        port_64.events,
+        port_64.per_second(),
+        ms(median(&mut port_64_latencies)),
+        ms(percentile(&mut port_64_latencies, 990)),
+    );
+    println!(
+        "| (c) raw rusqlite scan + payload decode, {} events | {:.2} M events/s |",
+        raw_read.events,
+        raw_read.per_second() / 1e6
+    );
+    println!(
+        "| (c) port `read_all` (pages of {READ_PAGE}) + decode, sequential | {:.2} M events/s |",
+        sequential.per_second() / 1e6
+    );
+    println!(
+        "| (c) port `read_all` + decode, next page read while decoding | {:.2} M events/s |",
+        pipelined.per_second() / 1e6
+    );
+    println!();
+    println!("| ratio | value | target | |");
+    println!("|---|---|---|---|");
+    println!(
+        "| (b64) / (a) throughput | {throughput_ratio:.2} | >= 0.8 | {} |",
+        verdict(throughput_ratio >= 0.8)
+    );
+    println!(
+        "| (b1) median append / (a) median single-row commit | {latency_ratio:.2} | <= 1.5 | {} |",
+        verdict(latency_ratio <= 1.5)
+    );
+    println!(
+        "| (c) best `read_all` + decode | {:.2} M events/s | >= 1.5 M/s | {} |",
+        best_read / 1e6,
+        verdict(best_read >= 1.5e6)
+    );
+}
