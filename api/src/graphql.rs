@@ -448,8 +448,8 @@ pub struct BookAppointmentInput {
     meeting_point: MeetingPointKind,
     location: String,
     starts_at: Instant,
-    #[graphql(default_with = "AppointmentPurpose::Application")]
-    purpose: AppointmentPurpose,
+    #[graphql(default_with = "Some(AppointmentPurpose::Application)")]
+    purpose: Option<AppointmentPurpose>,
 }
 
 impl BookAppointmentInput {
@@ -458,7 +458,10 @@ impl BookAppointmentInput {
             starts_at: instant_input(ctx, "startsAt", &self.starts_at)?,
             meeting_point: self.meeting_point.into(),
             location: self.location,
-            purpose: self.purpose.into(),
+            purpose: self
+                .purpose
+                .unwrap_or(AppointmentPurpose::Application)
+                .into(),
         })
     }
 }
@@ -527,10 +530,11 @@ impl QueryRoot {
     async fn my_applications(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 20)] first: i32,
+        #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<ApplicationConnection> {
         let caller = caller(ctx)?;
+        let first = first.unwrap_or(20);
         if !(0..=100).contains(&first) {
             return Err(fail(
                 ctx,
@@ -807,7 +811,10 @@ impl MutationRoot {
         let caller = caller(ctx)?;
         bounded(ctx, "applicationId", &application_id)?;
         bounded(ctx, "location", &input.location)?;
-        let purpose: app_domain::AppointmentPurpose = input.purpose.into();
+        let purpose: app_domain::AppointmentPurpose = input
+            .purpose
+            .unwrap_or(AppointmentPurpose::Application)
+            .into();
         let application = services(ctx)
             .book_appointment(&caller, &application_id, input.parse(ctx)?)
             .await

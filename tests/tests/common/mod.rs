@@ -1,0 +1,310 @@
+//! The harness: spawn the real program on port 0 with a temp data dir,
+//! talk GraphQL over HTTP like the frontend, read mails from the outbox.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// Path of the program under test.
+pub fn program() -> &'static str {
+    env!("CARGO_BIN_EXE_caseledger-under-test")
+}
+
+/// A running server.
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub data_dir: tempfile::TempDir,
+    pub log_path: PathBuf,
+    pub client: reqwest::Client,
+}
+
+/// One mail read from the outbox.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub file: String,
+    pub to: String,
+    pub kind: String,
+    pub body: String,
+}
+
+impl Mail {
+    /// The 6-digit code on its own line.
+    pub fn code(&self) -> Option<String> {
+        self.body
+            .lines()
+            .map(str::trim)
+            .find(|l| l.len() == 6 && l.chars().all(|c| c.is_ascii_digit()))
+            .map(str::to_owned)
+    }
+}
+
+impl Server {
+    /// Start with extra flags (besides `--listen` and `--data-dir`).
+    pub fn start(extra: &[&str]) -> Server {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        Server::start_in(data_dir, extra)
+    }
+
+    /// Start on an existing data dir.
+    pub fn start_in(data_dir: tempfile::TempDir, extra: &[&str]) -> Server {
+        let log_path = data_dir.path().join("server.log");
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let mut child = Command::new(program())
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir.path())
+            .args(extra)
+            .env("CASELEDGER_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn the server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the address line");
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no address in {line:?}; log: {}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
+                )
+            })
+            .to_owned();
+        Server {
+            child,
+            url,
+            data_dir,
+            log_path,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub fn data_path(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    /// Stop the server (SIGKILL) and keep the data dir.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = tempfile::tempdir().expect("placeholder");
+        std::mem::replace(&mut self.data_dir, dir)
+    }
+
+    /// POST a GraphQL request and return the whole JSON answer.
+    pub async fn gql_with(&self, headers: &[(&str, &str)], query: &str, variables: Value) -> Value {
+        let mut request = self
+            .client
+            .post(format!("{}/graphql", self.url))
+            .json(&json!({ "query": query, "variables": variables }));
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let response = request.send().await.expect("HTTP request");
+        response.json().await.expect("JSON answer")
+    }
+
+    /// POST with an optional bearer token.
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        match token {
+            Some(t) => {
+                let auth = format!("Bearer {t}");
+                self.gql_with(&[("authorization", &auth)], query, variables)
+                    .await
+            }
+            None => self.gql_with(&[], query, variables).await,
+        }
+    }
+
+    /// Every mail in the outbox, in log order.
+    pub fn mails(&self) -> Vec<Mail> {
+        let dir = self.data_path().join("outbox");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".eml"))
+            .collect();
+        names.sort();
+        names
+            .into_iter()
+            .filter_map(|name| {
+                let raw = std::fs::read_to_string(dir.join(&name)).ok()?;
+                let raw = raw.replace("\r\n", "\n");
+                let (head, body) = raw.split_once("\n\n")?;
+                let header = |key: &str| {
+                    head.lines()
+                        .find_map(|l| l.strip_prefix(key))
+                        .map(|v| v.trim().to_owned())
+                        .unwrap_or_default()
+                };
+                Some(Mail {
+                    file: name.clone(),
+                    to: header("To:"),
+                    kind: header("X-Caseledger-Kind:"),
+                    body: body.to_owned(),
+                })
+            })
+            .collect()
+    }
+
+    /// Wait for the `n`-th mail (1-based) of `kind` to `to`.
+    pub async fn wait_mail_n(&self, to: &str, kind: &str, n: usize) -> Mail {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found: Vec<Mail> = self
+                .mails()
+                .into_iter()
+                .filter(|m| m.to == to && m.kind == kind)
+                .collect();
+            if found.len() >= n {
+                return found[n - 1].clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {kind} mail #{n} to {to}; outbox: {:?}",
+                self.mails()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn wait_mail(&self, to: &str, kind: &str) -> Mail {
+        self.wait_mail_n(to, kind, 1).await
+    }
+
+    /// Run a CLI command of the program on this server's data dir.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(program())
+            .args(args)
+            .arg("--data-dir")
+            .arg(self.data_path())
+            .output()
+            .expect("run the CLI")
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Register `email` fully and return the session token.
+    pub async fn register(&self, email: &str, password: &str, name: &str) -> String {
+        let mailbox = email.trim().to_lowercase();
+        let n = self
+            .mails()
+            .iter()
+            .filter(|m| m.to == mailbox && m.kind == "registration-code")
+            .count()
+            + 1;
+        let started = self
+            .gql(
+                None,
+                "mutation($e: String!) { startRegistration(email: $e) { flowId } }",
+                json!({"e": email}),
+            )
+            .await;
+        let flow = started["data"]["startRegistration"]["flowId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("startRegistration: {started}"))
+            .to_owned();
+        let code = self
+            .wait_mail_n(&mailbox, "registration-code", n)
+            .await
+            .code()
+            .expect("a code");
+        let verified = self
+            .gql(
+                None,
+                "mutation($f: ID!, $c: String!) { verifyRegistrationCode(flowId: $f, code: $c) }",
+                json!({"f": flow, "c": code}),
+            )
+            .await;
+        assert_eq!(
+            verified["data"]["verifyRegistrationCode"],
+            json!(true),
+            "{verified}"
+        );
+        let done = self
+            .gql(
+                None,
+                "mutation($f: ID!, $p: String!, $n: String!) { completeRegistration(flowId: $f, password: $p, name: $n) { token viewer { id email name loginMethod } } }",
+                json!({"f": flow, "p": password, "n": name}),
+            )
+            .await;
+        done["data"]["completeRegistration"]["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("completeRegistration: {done}"))
+            .to_owned()
+    }
+
+    /// Log in and return the token, or the whole answer on refusal.
+    pub async fn login(&self, email: &str, password: &str) -> Result<String, Value> {
+        let answer = self
+            .gql(
+                None,
+                "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+                json!({"e": email, "p": password}),
+            )
+            .await;
+        answer["data"]["login"]["token"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or(answer)
+    }
+
+    /// Create (and optionally submit) an application; returns its id.
+    pub async fn create_application(&self, token: &str, relation: &str, submit: bool) -> String {
+        let created = self
+            .gql(
+                Some(token),
+                "mutation($r: Relation!) { createApplication(input: { kind: WORK, relation: $r, applicant: { name: \"Nora Nordmann\", birthDate: \"1990-05-17\", nationality: \"SWE\" } }) { id status } }",
+                json!({"r": relation}),
+            )
+            .await;
+        let id = created["data"]["createApplication"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("createApplication: {created}"))
+            .to_owned();
+        if submit {
+            let submitted = self
+                .gql(
+                    Some(token),
+                    "mutation($id: ID!) { submitApplication(id: $id) { status } }",
+                    json!({"id": id}),
+                )
+                .await;
+            assert_eq!(
+                submitted["data"]["submitApplication"]["status"], "SUBMITTED",
+                "{submitted}"
+            );
+        }
+        id
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `extensions.code` of the first error.
+pub fn error_code(answer: &Value) -> &str {
+    answer["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {answer}"))
+}
