@@ -308,3 +308,23 @@ pub fn error_code(answer: &Value) -> &str {
         .as_str()
         .unwrap_or_else(|| panic!("no error code in {answer}"))
 }
+
+/// Process control of a running server.
+impl Server {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Wait until the server exits on its own (e.g. after SIGTERM).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
