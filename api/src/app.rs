@@ -389,10 +389,7 @@ impl App {
                 format!("Passordet oppfyller ikke reglene: {}", nb.join(" ")),
             )
             .with("field", json!("password"))
-            .with(
-                "violations",
-                json!(violations.iter().map(|v| v.code()).collect::<Vec<_>>()),
-            )
+            .with("violations", json!(contract_violation_codes(&violations)))
         })
     }
 
@@ -738,6 +735,24 @@ pub(crate) fn insufficient_level() -> ApiError {
     )
 }
 
+/// The contract's violation codes: a password containing the email counts
+/// as guessable, reported like a common password; each code once, in order.
+fn contract_violation_codes(
+    violations: &[domain::password::PasswordViolation],
+) -> Vec<&'static str> {
+    let mut codes: Vec<&'static str> = Vec::new();
+    for v in violations {
+        let code = match v {
+            domain::password::PasswordViolation::ContainsEmail => "COMMON_PASSWORD",
+            other => other.code(),
+        };
+        if !codes.contains(&code) {
+            codes.push(code);
+        }
+    }
+    codes
+}
+
 fn email_taken() -> ApiError {
     ApiError::new(
         "EMAIL_TAKEN",
@@ -769,15 +784,17 @@ fn flow_refusal(error: flow::Error) -> ApiError {
             "Det kan ikke sendes flere koder for dette forsøket. Start på nytt.",
         ),
         flow::Error::NotVerified => ApiError::new(
-            "CODE_NOT_VERIFIED",
+            "CODE_INVALID",
             "Enter the code from the email first.",
             "Skriv inn koden fra e-posten først.",
-        ),
+        )
+        .with("reason", json!("NOT_VERIFIED")),
         flow::Error::AlreadyVerified => ApiError::new(
-            "CODE_ALREADY_VERIFIED",
-            "The code is already confirmed. Continue with the next step.",
-            "Koden er allerede bekreftet. Gå videre til neste steg.",
-        ),
+            "CODE_INVALID",
+            "This code has already been used. Continue with the next step.",
+            "Denne koden er allerede brukt. Gå videre til neste steg.",
+        )
+        .with("reason", json!("ALREADY_USED")),
     }
 }
 

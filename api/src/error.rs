@@ -142,11 +142,12 @@ impl ApiError {
     /// The server is too busy to take this request now.
     pub fn overloaded() -> ApiError {
         ApiError::new(
-            "OVERLOADED",
+            "TOO_MANY_ATTEMPTS",
             "The service is busy right now. Please try again in a moment.",
             "Tjenesten er travel akkurat nå. Prøv igjen om litt.",
         )
         .with("retryAfterSeconds", json!(1))
+        .with("reason", json!("OVERLOADED"))
     }
 
     /// Render as an `async_graphql` error in `lang`.

@@ -939,9 +939,9 @@ fn caseworker(ctx: &Context<'_>) -> async_graphql::Result<String> {
         fail(
             ctx,
             ApiError::new(
-                "FORBIDDEN",
-                "Only the caseworker systems may do this.",
-                "Bare saksbehandlingssystemene kan gjøre dette.",
+                "UNAUTHENTICATED",
+                "Only the caseworker systems may do this, with their service credential.",
+                "Bare saksbehandlingssystemene kan gjøre dette, med sin tjenestenøkkel.",
             ),
         )
     })

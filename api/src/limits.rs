@@ -18,8 +18,8 @@ pub struct LimitSettings {
 impl Default for LimitSettings {
     fn default() -> Self {
         LimitSettings {
-            mail_per_minute: 60,
-            password_per_minute: 120,
+            mail_per_minute: 120,
+            password_per_minute: 300,
         }
     }
 }

@@ -341,9 +341,17 @@ async fn graphql(
         client_ip: peer.ip(),
         cookies: true,
     };
-    state
+    let mut response = state
         .schema
         .execute(request.into_inner().data(context))
-        .await
-        .into()
+        .await;
+    // Parse and validation errors (a bad enum value, a missing argument)
+    // are bad input too: give them the contract's code.
+    for error in &mut response.errors {
+        let extensions = error.extensions.get_or_insert_with(Default::default);
+        if extensions.get("code").is_none() {
+            extensions.set("code", "INVALID_INPUT");
+        }
+    }
+    response.into()
 }

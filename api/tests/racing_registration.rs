@@ -18,27 +18,38 @@ async fn two_hundred_racing_registrations_of_one_email_give_one_account() {
     let dir = tempfile::tempdir().unwrap();
     let store = api::server::open_store(dir.path(), true).unwrap();
     let keyer = Keyer::new([5; 32]);
-    let projections = projections::Projections::start(store.clone(), projections::ReadModel::default());
+    let projections =
+        projections::Projections::start(store.clone(), projections::ReadModel::default());
     let hasher = api::password_hashing::PasswordHasher::with_limits(
         api::password_hashing::HashParams::owasp(),
         api::password_hashing::default_max_concurrent(),
         RACERS,
     );
-    let app = App::new(store.clone(), projections, hasher, keyer.clone(), Settings::default());
+    let app = App::new(
+        store.clone(),
+        projections,
+        hasher,
+        keyer.clone(),
+        Settings::default(),
+    );
 
     // Every racer gets a verified flow for the same email (none is taken yet).
     let mut flows = Vec::new();
     for _ in 0..RACERS {
         let started = app.start_registration("race@example.no").await.unwrap();
-        let (state, _) =
-            command::load::<FlowDecider, _>(store.as_ref(), &api::deciders::EventCodec, &started.flow_id.stream())
-                .await
-                .unwrap();
+        let (state, _) = command::load::<FlowDecider, _>(
+            store.as_ref(),
+            &api::deciders::EventCodec,
+            &started.flow_id.stream(),
+        )
+        .await
+        .unwrap();
         let code = keyer.code(started.flow_id, &state.code.unwrap().nonce);
-        assert!(app
-            .verify_code(FlowKind::Registration, &started.flow_id.to_string(), &code)
-            .await
-            .unwrap());
+        assert!(
+            app.verify_code(FlowKind::Registration, &started.flow_id.to_string(), &code)
+                .await
+                .unwrap()
+        );
         flows.push(started.flow_id);
     }
 
@@ -69,11 +80,16 @@ async fn two_hundred_racing_registrations_of_one_email_give_one_account() {
 
     // The directory and a login agree on the one account.
     app.projections()
-        .wait_for(store.head_position().await.unwrap(), Duration::from_secs(10))
+        .wait_for(
+            store.head_position().await.unwrap(),
+            Duration::from_secs(10),
+        )
         .await
         .unwrap();
     let email = domain::Email::parse("race@example.no").unwrap();
-    let listed = app.projections().read(|m| m.account_by_email(&email).map(|a| a.id));
+    let listed = app
+        .projections()
+        .read(|m| m.account_by_email(&email).map(|a| a.id));
     assert_eq!(listed, Some(winners[0]));
     let session = app.login("race@example.no", "Sommer2026abc").await.unwrap();
     assert_eq!(session.account.id, winners[0]);

@@ -10,6 +10,7 @@ use chrono::{DateTime, TimeZone, Utc};
 
 pub mod account;
 pub mod application;
+pub mod json;
 pub mod legacy;
 pub mod samples;
 

@@ -515,7 +515,7 @@ async fn the_application_lifecycle_with_booking_mail_and_caseworker_steps() {
     // Caseworker steps need the service credential, never a citizen session.
     let docs = "mutation($id: ID!) { registerDocumentsReceived(applicationId: $id) { status } }";
     let as_citizen = server.gql(Some(&token), docs, json!({"id": id})).await;
-    assert_eq!(error_code(&as_citizen), "FORBIDDEN");
+    assert_eq!(error_code(&as_citizen), "UNAUTHENTICATED");
     let service = [("x-service-token", "caseworker-secret")];
     let fee = server
         .gql_with(&service, "mutation($id: ID!) { registerFeePaid(applicationId: $id, amountNok: 6300) { feePaid } }", json!({"id": id}))
@@ -977,4 +977,62 @@ async fn the_schema_command_prints_the_contract() {
     ] {
         assert!(sdl.contains(needle), "missing {needle:?}");
     }
+}
+
+#[tokio::test]
+async fn a_malformed_request_is_invalid_input() {
+    let server = Server::start(&[]);
+    let token = server.register("shape@example.no", PASSWORD, "Shape").await;
+    let bad_enum = server
+        .gql(
+            Some(&token),
+            "mutation { createApplication(input: { kind: HOLIDAY, relation: SELF, applicant: { name: \"X\", birthDate: \"1990-01-01\", nationality: \"SWE\" } }) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&bad_enum), "INVALID_INPUT");
+    let bad_date = server
+        .gql(
+            Some(&token),
+            "mutation { createApplication(input: { kind: WORK, relation: SELF, applicant: { name: \"X\", birthDate: \"1990-02-30\", nationality: \"SWE\" } }) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&bad_date), "INVALID_INPUT");
+    assert_eq!(
+        bad_date["errors"][0]["extensions"]["field"],
+        "applicant.birthDate"
+    );
+    let bad_country = server
+        .gql(
+            Some(&token),
+            "mutation { createApplication(input: { kind: WORK, relation: SELF, applicant: { name: \"X\", birthDate: \"1990-02-03\", nationality: \"XYZ\" } }) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&bad_country), "INVALID_INPUT");
+    assert_eq!(
+        bad_country["errors"][0]["extensions"]["field"],
+        "applicant.nationality"
+    );
+    let empty_name = server
+        .gql(
+            Some(&token),
+            "mutation { createApplication(input: { kind: WORK, relation: SELF, applicant: { name: \"  \", birthDate: \"1990-02-03\", nationality: \"SWE\" } }) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&empty_name), "INVALID_INPUT");
+    let list = server
+        .gql(
+            Some(&token),
+            "{ myApplications { edges { cursor } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        list["data"]["myApplications"]["edges"],
+        json!([]),
+        "nothing stored by refused mutations"
+    );
 }

@@ -15,33 +15,64 @@ async fn no_flow_writes_personal_data_to_the_log() {
     let mut secrets: Vec<String> = Vec::new();
 
     // Registration, login, logout, wrong password.
-    let token = server.register("Privat.Person@Example.no", "Hemmelig2026abc", "Kari Hemmeligsen").await;
-    secrets.extend(["privat.person@example.no", "Privat.Person@Example.no", "Hemmelig2026abc", "Kari Hemmeligsen"].map(String::from));
+    let token = server
+        .register(
+            "Privat.Person@Example.no",
+            "Hemmelig2026abc",
+            "Kari Hemmeligsen",
+        )
+        .await;
+    secrets.extend(
+        [
+            "privat.person@example.no",
+            "Privat.Person@Example.no",
+            "Hemmelig2026abc",
+            "Kari Hemmeligsen",
+        ]
+        .map(String::from),
+    );
     secrets.push(token.clone());
     for mail in server.mails() {
         if let Some(code) = mail.code() {
             secrets.push(code);
         }
     }
-    let second = server.login("privat.person@example.no", "Hemmelig2026abc").await.unwrap();
+    let second = server
+        .login("privat.person@example.no", "Hemmelig2026abc")
+        .await
+        .unwrap();
     secrets.push(second.clone());
-    let _ = server.login("privat.person@example.no", "FeilPassord99").await;
+    let _ = server
+        .login("privat.person@example.no", "FeilPassord99")
+        .await;
     secrets.push("FeilPassord99".into());
-    server.gql(Some(&second), "mutation { logout }", json!({})).await;
+    server
+        .gql(Some(&second), "mutation { logout }", json!({}))
+        .await;
 
     // Recovery for a known and an unknown email.
     for email in ["privat.person@example.no", "ukjent.person@example.no"] {
         server
-            .gql(None, "mutation($e: String!) { startPasswordRecovery(email: $e) { flowId } }", json!({"e": email}))
+            .gql(
+                None,
+                "mutation($e: String!) { startPasswordRecovery(email: $e) { flowId } }",
+                json!({"e": email}),
+            )
             .await;
     }
     secrets.push("ukjent.person@example.no".into());
-    let recovery = server.wait_mail("privat.person@example.no", "recovery-code").await;
+    let recovery = server
+        .wait_mail("privat.person@example.no", "recovery-code")
+        .await;
     secrets.push(recovery.code().unwrap());
-    server.wait_mail("ukjent.person@example.no", "no-account").await;
+    server
+        .wait_mail("ukjent.person@example.no", "no-account")
+        .await;
 
     // Applications, booking, caseworker steps, legacy import and refusal.
-    let id = server.create_application(&token, "FAMILY_MEMBER", true).await;
+    let id = server
+        .create_application(&token, "FAMILY_MEMBER", true)
+        .await;
     secrets.push("Nora Nordmann".into());
     let future = (chrono::Utc::now() + chrono::Duration::days(5)).to_rfc3339();
     server
@@ -51,7 +82,9 @@ async fn no_flow_writes_personal_data_to_the_log() {
             json!({"id": id, "t": future}),
         )
         .await;
-    server.wait_mail("privat.person@example.no", "appointment-confirmation").await;
+    server
+        .wait_mail("privat.person@example.no", "appointment-confirmation")
+        .await;
     server
         .gql_with(
             &[("x-service-token", "svc-credential-xyz")],
@@ -66,17 +99,29 @@ async fn no_flow_writes_personal_data_to_the_log() {
         "{\"reference\": \"OLD-1\", \"submittedAt\": \"2021-01-01T00:00:00Z\", \"kind\": \"WORK\", \"pid\": \"31129912345\"}\n",
     )
     .unwrap();
-    assert!(server.cli(&["import-legacy", "--file", file.to_str().unwrap()]).status.success());
+    assert!(
+        server
+            .cli(&["import-legacy", "--file", file.to_str().unwrap()])
+            .status
+            .success()
+    );
     secrets.push("31129912345".into());
     let refused = server
-        .gql(Some(&token), "mutation { requestRefund(applicationId: \"OLD-1\") { id } }", json!({}))
+        .gql(
+            Some(&token),
+            "mutation { requestRefund(applicationId: \"OLD-1\") { id } }",
+            json!({}),
+        )
         .await;
     assert_eq!(error_code(&refused), "NOT_FOUND");
     // Give the log a moment to be flushed by the server.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let log = server.log();
-    assert!(log.contains("mail sent"), "the log was captured at all: {log}");
+    assert!(
+        log.contains("mail sent"),
+        "the log was captured at all: {log}"
+    );
     let lower = log.to_lowercase();
     for secret in &secrets {
         assert!(
@@ -90,18 +135,32 @@ async fn no_flow_writes_personal_data_to_the_log() {
 #[tokio::test]
 async fn a_graceful_stop_keeps_everything_acknowledged() {
     let mut server = Server::start(&[]);
-    let token = server.register("stop@example.no", "Sommer2026abc", "Stopper").await;
+    let token = server
+        .register("stop@example.no", "Sommer2026abc", "Stopper")
+        .await;
     let id = server.create_application(&token, "SELF", true).await;
     let pid = server.pid().to_string();
-    let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
     assert!(status.success());
-    let exit = server.wait_exit(Duration::from_secs(20)).expect("the server stops on SIGTERM");
+    let exit = server
+        .wait_exit(Duration::from_secs(20))
+        .expect("the server stops on SIGTERM");
     assert!(exit.success(), "clean exit: {exit:?}");
     let dir = server.stop();
     let server = Server::start_in(dir, &[]);
-    let again = server.login("stop@example.no", "Sommer2026abc").await.unwrap();
+    let again = server
+        .login("stop@example.no", "Sommer2026abc")
+        .await
+        .unwrap();
     let app = server
-        .gql(Some(&again), "query($id: ID!) { application(id: $id) { status } }", json!({"id": id}))
+        .gql(
+            Some(&again),
+            "query($id: ID!) { application(id: $id) { status } }",
+            json!({"id": id}),
+        )
         .await;
     assert_eq!(app["data"]["application"]["status"], "SUBMITTED");
 }

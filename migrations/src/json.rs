@@ -1,0 +1,310 @@
+//! JSON rendering of today's domain events for other tools (exports, audit
+//! reports): readable camelCase field names, RFC 3339 instants, hashes and
+//! digests as lowercase hex, enum values as their contract names.
+//!
+//! Written by hand per variant on purpose: domain types carry no serde
+//! derives, and this shape is an output format, not a stored one (stored
+//! shapes are the versioned postcard wire types). Adding a field here is
+//! fine; renaming one breaks the tools that read exports.
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use domain::LoginMethod;
+use domain::account::{DeletionReason, Event as A};
+use domain::application::{
+    Applicant, Appointment, AppointmentPurpose, DecisionOutcome, DeliveryChannel, Event as P,
+};
+use domain::flow::{Event as F, FlowKind, IssuedCode};
+use domain::legacy::{Event as L, LegacyOwner};
+use domain::reservation::Event as R;
+use serde_json::{Value, json};
+
+use crate::DomainEvent;
+
+/// Render `event` as a JSON object of its fields (the event's type name is
+/// not included: callers have it from the envelope).
+pub fn to_json(event: &DomainEvent) -> Value {
+    match event {
+        DomainEvent::Account(e) => account(e),
+        DomainEvent::Flow(e) => flow(e),
+        DomainEvent::Reservation(e) => reservation(e),
+        DomainEvent::Application(e) => application(e),
+        DomainEvent::Legacy(e) => legacy(e),
+    }
+}
+
+fn instant(at: &DateTime<Utc>) -> Value {
+    Value::String(at.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+}
+
+fn date(day: &NaiveDate) -> Value {
+    Value::String(day.format("%Y-%m-%d").to_string())
+}
+
+fn hex(bytes: &[u8]) -> Value {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    Value::String(text)
+}
+
+fn login_method(method: LoginMethod) -> &'static str {
+    match method {
+        LoginMethod::Password => "PASSWORD",
+        LoginMethod::IdPorten => "ID_PORTEN",
+    }
+}
+
+fn account(event: &A) -> Value {
+    match event {
+        A::PasswordAccountRegistered {
+            email,
+            name,
+            password_phc,
+            at,
+        } => json!({
+            "email": email.as_str(),
+            "name": name,
+            "passwordPhc": password_phc,
+            "at": instant(at),
+        }),
+        A::IdPortenAccountCreated {
+            subject,
+            pid_key,
+            name,
+            at,
+        } => json!({
+            "subject": hex(subject),
+            "pidKey": hex(pid_key),
+            "name": name,
+            "at": instant(at),
+        }),
+        A::LoginFailed { at } => json!({ "at": instant(at) }),
+        A::SessionStarted { session, at } => json!({
+            "session": {
+                "id": session.id.to_string(),
+                "tokenDigest": hex(&session.token_digest),
+                "expiresAt": instant(&session.expires_at),
+                "idleTimeoutSeconds": session.idle_timeout_seconds,
+            },
+            "at": instant(at),
+        }),
+        A::PasswordRehashed { password_phc, at } | A::PasswordChanged { password_phc, at } => {
+            json!({ "passwordPhc": password_phc, "at": instant(at) })
+        }
+        A::SessionEnded { session, at } => json!({
+            "session": session.to_string(),
+            "at": instant(at),
+        }),
+        A::PurgeWarningIssued { deletion_after, at } => json!({
+            "deletionAfter": instant(deletion_after),
+            "at": instant(at),
+        }),
+        A::AccountDeleted { reason, at } => json!({
+            "reason": match reason {
+                DeletionReason::Inactivity => "INACTIVITY",
+            },
+            "at": instant(at),
+        }),
+    }
+}
+
+fn code(code: &IssuedCode) -> Value {
+    json!({
+        "nonce": hex(&code.nonce),
+        "digest": hex(&code.digest),
+        "expiresAt": instant(&code.expires_at),
+    })
+}
+
+fn flow(event: &F) -> Value {
+    match event {
+        F::Started {
+            kind,
+            email,
+            account,
+            code: issued,
+            at,
+        } => json!({
+            "kind": match kind {
+                FlowKind::Registration => "REGISTRATION",
+                FlowKind::Recovery => "RECOVERY",
+            },
+            "email": email.as_str(),
+            "account": account.map(|id| id.to_string()),
+            "code": code(issued),
+            "at": instant(at),
+        }),
+        F::CodeResent { code: issued, at } => json!({
+            "code": code(issued),
+            "at": instant(at),
+        }),
+        F::CodeRejected { attempts_left, at } => json!({
+            "attemptsLeft": attempts_left,
+            "at": instant(at),
+        }),
+        F::CodeVerified { at } => json!({ "at": instant(at) }),
+        F::Completed { account, at } => json!({
+            "account": account.to_string(),
+            "at": instant(at),
+        }),
+    }
+}
+
+fn reservation(event: &R) -> Value {
+    match event {
+        R::Reserved { account, flow } => json!({
+            "account": account.to_string(),
+            "flow": flow.map(|id| id.to_string()),
+        }),
+        R::Released { account } => json!({ "account": account.to_string() }),
+    }
+}
+
+fn purpose(purpose: AppointmentPurpose) -> &'static str {
+    purpose.as_str()
+}
+
+fn applicant(applicant: &Applicant) -> Value {
+    json!({
+        "name": applicant.name.as_str(),
+        "birthDate": date(&applicant.birth_date),
+        "nationality": applicant.nationality.as_str(),
+    })
+}
+
+fn appointment(appointment: &Appointment) -> Value {
+    json!({
+        "meetingPoint": appointment.meeting_point.as_str(),
+        "location": appointment.location,
+        "startsAt": instant(&appointment.starts_at),
+        "purpose": purpose(appointment.purpose),
+    })
+}
+
+fn application(event: &P) -> Value {
+    match event {
+        P::Created {
+            id,
+            owner,
+            owner_method,
+            kind,
+            relation,
+            applicant: person,
+            at,
+        } => json!({
+            "id": id.to_string(),
+            "owner": owner.to_string(),
+            "ownerMethod": login_method(*owner_method),
+            "kind": kind.as_str(),
+            "relation": relation.as_str(),
+            "applicant": applicant(person),
+            "at": instant(at),
+        }),
+        P::Submitted { at } | P::DocumentsReceived { at } | P::RefundRequested { at } => {
+            json!({ "at": instant(at) })
+        }
+        P::AppointmentBooked {
+            appointment: booked,
+            at,
+        }
+        | P::AppointmentRescheduled {
+            appointment: booked,
+            at,
+        } => json!({
+            "appointment": appointment(booked),
+            "at": instant(at),
+        }),
+        P::AppointmentCancelled { purpose: p, at } => json!({
+            "purpose": purpose(*p),
+            "at": instant(at),
+        }),
+        P::FeePaid { amount_nok, at } => json!({
+            "amountNok": amount_nok,
+            "at": instant(at),
+        }),
+        P::DecisionMade {
+            outcome,
+            channel,
+            at,
+        } => json!({
+            "outcome": match outcome {
+                DecisionOutcome::Granted => "GRANTED",
+                DecisionOutcome::Refused => "REFUSED",
+            },
+            "channel": match channel {
+                DeliveryChannel::Digipost => "DIGIPOST",
+                DeliveryChannel::Post => "POST",
+            },
+            "at": instant(at),
+        }),
+    }
+}
+
+fn legacy(event: &L) -> Value {
+    match event {
+        L::LegacyApplicationImported {
+            record,
+            imported_at,
+        } => {
+            let owner = match &record.owner {
+                LegacyOwner::EmailHash(hash) => json!({ "emailHash": hex(hash) }),
+                LegacyOwner::PidHash(hash) => json!({ "pidHash": hex(hash) }),
+            };
+            json!({
+                "record": {
+                    "reference": record.reference,
+                    "submittedAt": instant(&record.submitted_at),
+                    "kind": record.kind.as_str(),
+                    "owner": owner,
+                },
+                "importedAt": instant(imported_at),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sample_renders_as_an_object_with_rfc3339_instants() {
+        for (type_name, version, event) in crate::samples::all() {
+            let value = to_json(&event);
+            let object = value
+                .as_object()
+                .unwrap_or_else(|| panic!("{type_name} v{version} is not an object"));
+            for (key, field) in object {
+                if key == "at" || key.ends_with("At") || key == "deletionAfter" {
+                    let text = field.as_str().expect("an instant is a string");
+                    assert!(
+                        DateTime::parse_from_rfc3339(text).is_ok(),
+                        "{type_name}.{key} = {text} is not RFC 3339"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn application_created_reads_like_the_contract() {
+        let created = crate::samples::all()
+            .into_iter()
+            .find(|(name, version, _)| *name == "ApplicationCreated" && *version == 2)
+            .map(|(_, _, event)| event)
+            .expect("a v2 sample");
+        let value = to_json(&created);
+        assert_eq!(value["kind"], "FAMILY");
+        assert_eq!(value["relation"], "FAMILY_MEMBER");
+        assert_eq!(value["applicant"]["birthDate"], "2019-05-17");
+        assert_eq!(value["at"], "2026-03-02T09:00:00Z");
+    }
+
+    #[test]
+    fn hashes_are_lowercase_hex() {
+        assert_eq!(hex(&[0x00, 0xab, 0x7f]), "00ab7f");
+    }
+}
