@@ -1,0 +1,570 @@
+//! Load benchmark of the server over loopback HTTP: `myApplications`
+//! throughput and latency with a large population loaded, then a login
+//! storm measured against what argon2 alone does on the same core.
+//!
+//! Run with `cargo bench -p api --bench http`. Steps:
+//! 1. seed a temp data dir through the store port with `BENCH_ACCOUNTS`
+//!    password accounts (default 1 000 000), each with three applications
+//!    (two of them submitted), and one real argon2id hash shared by all;
+//! 2. start the release `caseledger serve` binary on it (its own process,
+//!    pinned to CPU 0 with one tokio worker when the machine has two or
+//!    more CPUs, so the numbers are per core) and wait for `/readyz`;
+//! 3. log in `TOKENS` accounts, then drive `myApplications(first: 20)`
+//!    from `BENCH_CONNECTIONS` keep-alive connections (default 16) for
+//!    `BENCH_SECONDS` (default 10) from this process (pinned to CPU 1);
+//! 4. measure argon2id alone on one thread (the server's hashing core),
+//!    then a login storm: `BENCH_STORM_CLIENTS` clients logging in with the
+//!    right password while `myApplications` runs at a fixed rate, and the
+//!    server's resident memory before, during and after.
+//!
+//! Prints a markdown report. Every latency is measured by the load
+//! generator from request start to full body.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use api::keys::{self, Keyer};
+use chrono::{TimeZone, Utc};
+use domain::application::{Applicant, CountryCode, Event as P, Kind, Relation};
+use domain::text::PersonName;
+use domain::{AccountId, ApplicationId, Email, LoginMethod};
+use futures::StreamExt;
+use migrations::DomainEvent;
+use serde_json::{Value, json};
+use store::{EventMetadata, ExpectedRevision, NewEvent};
+use uuid::Uuid;
+
+const PASSWORD: &str = "Benchmark2026";
+const TOKENS: usize = 200;
+const MY_APPLICATIONS: &str = "{ myApplications(first: 20) { edges { cursor node { id kind relation applicantName status createdAt submittedAt } } pageInfo { hasNextPage endCursor } } }";
+const LOGIN: &str =
+    "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token expiresAt } }";
+
+fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+fn email(i: usize) -> String {
+    format!("person{i}@bench.example")
+}
+
+fn metadata(actor: &str, at: chrono::DateTime<Utc>) -> EventMetadata {
+    EventMetadata {
+        actor: actor.to_owned(),
+        correlation_id: Uuid::now_v7(),
+        causation_id: None,
+        occurred_at: at,
+    }
+}
+
+fn new_event(event: &DomainEvent, metadata: &EventMetadata) -> NewEvent {
+    let encoded = migrations::encode(event);
+    NewEvent {
+        id: Uuid::now_v7(),
+        type_name: encoded.type_name.to_owned(),
+        schema_version: encoded.schema_version,
+        metadata: metadata.clone(),
+        payload: encoded.payload,
+    }
+}
+
+/// The streams of one account: its email reservation, the account, and
+/// three applications.
+fn account_streams(keyer: &Keyer, i: usize, phc: &str) -> Vec<(String, Vec<NewEvent>)> {
+    let created = Utc.with_ymd_and_hms(2026, 1, 1, 8, 0, 0).unwrap()
+        + chrono::Duration::seconds(i as i64 % 20_000_000);
+    let account = AccountId(Uuid::now_v7());
+    let actor = format!("account:{account}");
+    let meta = metadata(&actor, created);
+    let email = Email::parse(&email(i)).expect("bench email");
+    let mut streams = vec![
+        (
+            keys::email_stream(&keyer.email_key(&email)),
+            vec![new_event(
+                &DomainEvent::Reservation(domain::reservation::Event::Reserved {
+                    account,
+                    flow: None,
+                }),
+                &meta,
+            )],
+        ),
+        (
+            account.stream(),
+            vec![new_event(
+                &DomainEvent::Account(domain::account::Event::PasswordAccountRegistered {
+                    email,
+                    name: format!("Person {i}"),
+                    password_phc: phc.to_owned(),
+                    at: created,
+                }),
+                &meta,
+            )],
+        ),
+    ];
+    let kinds = [Kind::Work, Kind::Family, Kind::Study];
+    let relations = [Relation::Myself, Relation::FamilyMember, Relation::Employee];
+    for (n, (kind, relation)) in kinds.into_iter().zip(relations).enumerate() {
+        let id = ApplicationId(Uuid::now_v7());
+        let at = created + chrono::Duration::days(n as i64 + 1);
+        let mut events = vec![new_event(
+            &DomainEvent::Application(P::Created {
+                id,
+                owner: account,
+                owner_method: LoginMethod::Password,
+                kind,
+                relation,
+                applicant: Applicant {
+                    name: PersonName::parse(&format!("Applicant {i} {n}")).expect("bench name"),
+                    birth_date: chrono::NaiveDate::from_ymd_opt(1990, 1 + n as u32, 15)
+                        .expect("bench date"),
+                    nationality: CountryCode::parse("SWE").expect("bench country"),
+                },
+                at,
+            }),
+            &metadata(&actor, at),
+        )];
+        if n < 2 {
+            let submitted = at + chrono::Duration::hours(2);
+            events.push(new_event(
+                &DomainEvent::Application(P::Submitted { at: submitted }),
+                &metadata(&actor, submitted),
+            ));
+        }
+        streams.push((id.stream(), events));
+    }
+    streams
+}
+
+/// Fill `data_dir` with `accounts` accounts; returns the number of events.
+async fn seed(data_dir: &Path, accounts: usize, phc: &str) -> u64 {
+    let keyer = Keyer::load_or_create(data_dir).expect("secret");
+    let store = api::server::open_store(data_dir, false).expect("store");
+    let events = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut done = 0usize;
+    let mut appends = futures::stream::iter(0..accounts)
+        .map(|i| {
+            let store = store.clone();
+            let events = events.clone();
+            let streams = account_streams(&keyer, i, phc);
+            async move {
+                for (stream, batch) in streams {
+                    events.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    store
+                        .append(&stream, ExpectedRevision::NoStream, batch)
+                        .await
+                        .expect("seed append");
+                }
+            }
+        })
+        .buffer_unordered(256);
+    while appends.next().await.is_some() {
+        done += 1;
+        if done % 100_000 == 0 {
+            eprintln!(
+                "seeded {done} accounts in {:.0} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    events.load(Ordering::Relaxed)
+}
+
+/// The release server binary next to this bench.
+fn server_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_caseledger"))
+}
+
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Whether the server and the load generator get a CPU each (decided once,
+/// before this process pins itself).
+fn pinned() -> bool {
+    static PINNED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PINNED.get_or_init(|| cpus() >= 2 && Path::new("/usr/bin/taskset").exists())
+}
+
+/// Start the server on `data_dir`; returns the child and its address.
+fn start_server(data_dir: &Path) -> (Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut command = if pinned() {
+        let mut c = Command::new("/usr/bin/taskset");
+        c.args(["-c", "0"]).arg(server_binary());
+        c.env("TOKIO_WORKER_THREADS", "1");
+        c
+    } else {
+        Command::new(server_binary())
+    };
+    command
+        .arg("serve")
+        .args(["--listen", &listen])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--rate-limit-password", "0", "--rate-limit-mail", "0"])
+        .env("CASELEDGER_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    let child = command.spawn().expect("start the server");
+    (child, format!("http://{listen}"))
+}
+
+/// VmRSS and VmHWM of `pid` in MiB.
+fn memory_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Pin this process (the load generator) to CPU 1.
+fn pin_self() {
+    if pinned() {
+        let _ = Command::new("/usr/bin/taskset")
+            .args(["-a", "-p", "-c", "1", &std::process::id().to_string()])
+            .stdout(Stdio::null())
+            .status();
+    }
+}
+
+async fn gql(
+    client: &reqwest::Client,
+    base: &str,
+    token: Option<&str>,
+    query: &str,
+    variables: Value,
+) -> Value {
+    let mut request = client
+        .post(format!("{base}/graphql"))
+        .json(&json!({"query": query, "variables": variables}));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json")
+}
+
+async fn wait_ready(client: &reqwest::Client, base: &str) -> Duration {
+    let started = Instant::now();
+    loop {
+        if let Ok(response) = client.get(format!("{base}/readyz")).send().await
+            && response.status().is_success()
+        {
+            return started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Latencies in microseconds, sorted.
+struct Run {
+    latencies: Vec<u32>,
+    errors: u64,
+    elapsed: Duration,
+}
+
+impl Run {
+    fn per_second(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+    fn percentile_ms(&self, p: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        let index = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        f64::from(self.latencies[index]) / 1000.0
+    }
+}
+
+/// `connections` loops of `myApplications` for `duration`; with `pace`,
+/// each loop waits that long between requests.
+async fn my_applications_load(
+    client: reqwest::Client,
+    base: Arc<str>,
+    tokens: Arc<Vec<String>>,
+    connections: usize,
+    duration: Duration,
+    pace: Option<Duration>,
+) -> Run {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let errors = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..connections)
+        .map(|c| {
+            let client = client.clone();
+            let base = base.clone();
+            let tokens = tokens.clone();
+            let errors = errors.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut n = c;
+                let body = serde_json::to_vec(&json!({"query": MY_APPLICATIONS})).unwrap();
+                while Instant::now() < deadline {
+                    let token = &tokens[n % tokens.len()];
+                    n += connections;
+                    let t = Instant::now();
+                    let ok = match client
+                        .post(format!("{base}/graphql"))
+                        .bearer_auth(token)
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send()
+                        .await
+                    {
+                        Ok(response) => match response.bytes().await {
+                            Ok(bytes) => bytes.starts_with(b"{\"data\":{\"myApplications\""),
+                            Err(_) => false,
+                        },
+                        Err(_) => false,
+                    };
+                    if ok {
+                        latencies.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                    } else {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if let Some(pace) = pace {
+                        tokio::time::sleep(pace).await;
+                    }
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.expect("load task"));
+    }
+    let elapsed = started.elapsed();
+    latencies.sort_unstable();
+    Run {
+        latencies,
+        errors: errors.load(Ordering::Relaxed),
+        elapsed,
+    }
+}
+
+/// argon2id hashes per second on one thread, at the server's parameters.
+fn argon2_per_second(seconds: f64) -> f64 {
+    use argon2::password_hash::{PasswordHasher as _, SaltString};
+    let argon2 = argon2::Argon2::default();
+    let salt = SaltString::encode_b64(b"benchmark-salt-1").expect("salt");
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed().as_secs_f64() < seconds {
+        std::hint::black_box(
+            argon2
+                .hash_password(PASSWORD.as_bytes(), &salt)
+                .expect("hash"),
+        );
+        n += 1;
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+fn main() {
+    pinned();
+    let accounts = env_count("BENCH_ACCOUNTS", 1_000_000).max(TOKENS);
+    let connections = env_count("BENCH_CONNECTIONS", 16);
+    let seconds = env_count("BENCH_SECONDS", 10) as u64;
+    let storm_clients = env_count("BENCH_STORM_CLIENTS", 4);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    // One real hash shared by every seeded account.
+    let phc = {
+        use argon2::password_hash::{PasswordHasher as _, SaltString};
+        let salt = SaltString::encode_b64(b"benchmark-salt-0").expect("salt");
+        argon2::Argon2::default()
+            .hash_password(PASSWORD.as_bytes(), &salt)
+            .expect("hash")
+            .to_string()
+    };
+    eprintln!(
+        "seeding {accounts} accounts and {} applications",
+        3 * accounts
+    );
+    let seed_started = Instant::now();
+    let events = runtime.block_on(seed(dir.path(), accounts, &phc));
+    let seed_seconds = seed_started.elapsed().as_secs_f64();
+    eprintln!("seeded {events} events in {seed_seconds:.0} s");
+
+    let (mut server, base) = start_server(dir.path());
+    pin_self();
+    let pid = server.id();
+    let report = runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(1024)
+            .build()
+            .expect("client");
+        let ready = wait_ready(&client, &base).await;
+        let (rss_ready, _) = memory_mib(pid);
+        eprintln!("server ready in {:.1} s", ready.as_secs_f64());
+
+        let mut tokens = Vec::with_capacity(TOKENS);
+        for i in 0..TOKENS {
+            let i = i * (accounts / TOKENS);
+            let answer = gql(
+                &client,
+                &base,
+                None,
+                LOGIN,
+                json!({"e": email(i), "p": PASSWORD}),
+            )
+            .await;
+            let token = answer["data"]["login"]["token"]
+                .as_str()
+                .unwrap_or_else(|| panic!("login failed: {answer}"))
+                .to_owned();
+            tokens.push(token);
+        }
+        let check = gql(&client, &base, Some(&tokens[0]), MY_APPLICATIONS, json!({})).await;
+        let edges = check["data"]["myApplications"]["edges"]
+            .as_array()
+            .map_or(0, Vec::len);
+        assert_eq!(edges, 3, "each account sees its three applications: {check}");
+        let tokens = Arc::new(tokens);
+        let base: Arc<str> = base.clone().into();
+
+        // Warm up, then measure.
+        my_applications_load(
+            client.clone(),
+            base.clone(),
+            tokens.clone(),
+            connections,
+            Duration::from_secs(2),
+            None,
+        )
+        .await;
+        let steady = my_applications_load(
+            client.clone(),
+            base.clone(),
+            tokens.clone(),
+            connections,
+            Duration::from_secs(seconds),
+            None,
+        )
+        .await;
+        let (rss_steady, _) = memory_mib(pid);
+
+        // argon2 alone on one thread (the server hashes on its pinned core).
+        let argon2_alone = tokio::task::spawn_blocking(|| argon2_per_second(5.0))
+            .await
+            .expect("argon2");
+
+        // The storm: logins with the right password, while myApplications
+        // runs paced in the background.
+        let stop = Arc::new(AtomicBool::new(false));
+        let logins = Arc::new(AtomicU64::new(0));
+        let refused = Arc::new(AtomicU64::new(0));
+        let storm_started = Instant::now();
+        let storm: Vec<_> = (0..storm_clients)
+            .map(|c| {
+                let client = client.clone();
+                let base = base.clone();
+                let stop = stop.clone();
+                let logins = logins.clone();
+                let refused = refused.clone();
+                tokio::spawn(async move {
+                    let mut i = c;
+                    while !stop.load(Ordering::Relaxed) {
+                        let answer = gql(
+                            &client,
+                            &base,
+                            None,
+                            LOGIN,
+                            json!({"e": email(i % accounts), "p": PASSWORD}),
+                        )
+                        .await;
+                        if answer["data"]["login"]["token"].is_string() {
+                            logins.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            refused.fetch_add(1, Ordering::Relaxed);
+                        }
+                        i += storm_clients * 7919;
+                    }
+                })
+            })
+            .collect();
+        let during = my_applications_load(
+            client.clone(),
+            base.clone(),
+            tokens.clone(),
+            8,
+            Duration::from_secs(seconds),
+            Some(Duration::from_millis(5)),
+        )
+        .await;
+        stop.store(true, Ordering::Relaxed);
+        for task in storm {
+            task.await.expect("storm task");
+        }
+        let storm_seconds = storm_started.elapsed().as_secs_f64();
+        let (rss_storm, hwm) = memory_mib(pid);
+        let logins_per_second = logins.load(Ordering::Relaxed) as f64 / storm_seconds;
+
+        format!(
+            "\
+| measure | value |
+|---|---|
+| accounts / applications / events seeded | {accounts} / {apps} / {events} (in {seed_seconds:.0} s) |
+| server start to `/readyz` (replays every event) | {ready:.1} s |
+| server CPU | {server_cpu} |
+| `myApplications` throughput ({connections} connections) | {rps:.0} req/s |
+| `myApplications` latency p50 / p99 / max | {p50:.2} / {p99:.2} / {max:.2} ms |
+| `myApplications` errors | {errors} |
+| argon2id alone, one thread (m=19 MiB, t=2, p=1) | {argon2_alone:.1} hashes/s |
+| login storm ({storm_clients} clients) | {logins_per_second:.1} logins/s ({refused} refused) |
+| logins/s as a fraction of argon2 alone | {fraction:.0} % |
+| `myApplications` during the storm (8 clients, 5 ms pacing) p50 / p99 | {sp50:.2} / {sp99:.2} ms ({srps:.0} req/s, {serrors} errors) |
+| server resident memory: ready / after load / after storm / peak | {rss_ready:.0} / {rss_steady:.0} / {rss_storm:.0} / {hwm:.0} MiB |
+",
+            apps = 3 * accounts,
+            ready = ready.as_secs_f64(),
+            server_cpu = if pinned() {
+                "pinned to CPU 0, one tokio worker (load generator on CPU 1)"
+            } else {
+                "unpinned (fewer than two CPUs)"
+            },
+            rps = steady.per_second(),
+            p50 = steady.percentile_ms(0.50),
+            p99 = steady.percentile_ms(0.99),
+            max = steady.percentile_ms(1.0),
+            errors = steady.errors,
+            refused = refused.load(Ordering::Relaxed),
+            fraction = 100.0 * logins_per_second / argon2_alone,
+            sp50 = during.percentile_ms(0.50),
+            sp99 = during.percentile_ms(0.99),
+            srps = during.per_second(),
+            serrors = during.errors,
+        )
+    });
+    let _ = server.kill();
+    let _ = server.wait();
+    println!("{report}");
+}
