@@ -63,6 +63,10 @@
 //!   before a scavenge); reading or appending to it gives
 //!   [`StoreError::StreamDeleted`], whatever the expected revision.
 //!
+//! # Reading without writing
+//! [`SqliteLogReader`] opens an existing file read-only (no schema is
+//! created or migrated, no lock is taken) for tools beside the server.
+//!
 //! # Closing
 //! Dropping the store ends the writer thread (after it has answered what
 //! was already sent) and the poller thread, and joins both. Subscriptions
@@ -82,6 +86,10 @@ use futures::stream::BoxStream;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
+
+mod read_only;
+
+pub use read_only::{EventRef, SqliteLogReader};
 
 use crate::rules::{check_expected, validate_append, validate_stream};
 use crate::subscription::{LogReader, follow_all};

@@ -1,0 +1,412 @@
+//! A read-only view of an embedded store file for tools that run beside the
+//! server (the replay tool, audits): opened with `SQLITE_OPEN_READ_ONLY`, it
+//! never creates a file or a schema, never takes the write lock, and reads
+//! the global log in pages without copying each row into owned values.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OpenFlags, params};
+use uuid::Uuid;
+
+use super::{
+    ReadConnection, SCHEMA_VERSION, backend, decode_metadata, limit_i64, to_i64, user_version,
+};
+use crate::{Direction, EventMetadata, RecordedEvent, StoreError, StreamStart};
+
+/// How long a read waits for a writer's lock (only checkpoints take one).
+const READ_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One stored event, borrowed from the row being read: nothing is decoded
+/// or copied until asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct EventRef<'a> {
+    /// Position in the global log, from 1.
+    pub position: u64,
+    /// Name of the stream.
+    pub stream: &'a str,
+    /// The store's number of the stream: dense from 1, fixed for the life of
+    /// the file. Cheap to index per-stream state by.
+    pub stream_number: u64,
+    /// Revision within the stream, from 0.
+    pub revision: u64,
+    /// Stable type name.
+    pub type_name: &'a str,
+    /// Schema version of `payload`.
+    pub schema_version: u16,
+    /// Stored event id bytes (16 in an intact file).
+    pub id_bytes: &'a [u8],
+    /// Microseconds since the Unix epoch at which the event was committed.
+    pub recorded_at_micros: i64,
+    /// Stored metadata bytes; see [`EventRef::metadata`].
+    pub metadata_bytes: &'a [u8],
+    /// postcard bytes of the versioned wire type.
+    pub payload: &'a [u8],
+}
+
+impl EventRef<'_> {
+    /// The event id, or an error naming the position when the bytes are not an id.
+    pub fn id(&self) -> Result<Uuid, StoreError> {
+        Uuid::from_slice(self.id_bytes).map_err(|_| {
+            StoreError::Backend(format!("corrupt event id at position {}", self.position))
+        })
+    }
+
+    /// When the event was committed.
+    pub fn recorded_at(&self) -> Result<DateTime<Utc>, StoreError> {
+        DateTime::from_timestamp_micros(self.recorded_at_micros).ok_or_else(|| {
+            StoreError::Backend(format!("corrupt recorded_at at position {}", self.position))
+        })
+    }
+
+    /// The decoded envelope metadata.
+    pub fn metadata(&self) -> Result<EventMetadata, StoreError> {
+        decode_metadata(self.metadata_bytes, self.position)
+    }
+
+    /// An owned copy with decoded metadata.
+    pub fn to_recorded(&self) -> Result<RecordedEvent, StoreError> {
+        Ok(RecordedEvent {
+            id: self.id()?,
+            stream: self.stream.to_owned(),
+            revision: self.revision,
+            position: self.position,
+            type_name: self.type_name.to_owned(),
+            schema_version: self.schema_version,
+            recorded_at: self.recorded_at()?,
+            metadata: self.metadata()?,
+            payload: self.payload.to_vec(),
+        })
+    }
+}
+
+/// A read-only reader of an embedded store file. Synchronous; safe while
+/// another process (the server) writes the same file: every page is its own
+/// read transaction and sees a gap-free prefix of the log.
+pub struct SqliteLogReader {
+    path: PathBuf,
+    reader: ReadConnection,
+    /// Stream names by stream number (index 0 unused), loaded in bulk.
+    stream_names: Vec<Option<Box<str>>>,
+}
+
+impl std::fmt::Debug for SqliteLogReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteLogReader")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteLogReader {
+    /// Open the store file at `path` read-only. Refuses a missing file (it
+    /// is never created), a file without a store schema, and a schema newer
+    /// than this program's ([`StoreError::SchemaTooNew`]).
+    pub fn open(path: &Path) -> Result<SqliteLogReader, StoreError> {
+        if !path.is_file() {
+            return Err(StoreError::Backend(format!(
+                "no event store at {}",
+                path.display()
+            )));
+        }
+        let connection = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|error| StoreError::Backend(format!("cannot open {}: {error}", path.display())))?;
+        connection
+            .busy_timeout(READ_BUSY_TIMEOUT)
+            .map_err(backend)?;
+        connection
+            .execute_batch("PRAGMA query_only = ON; PRAGMA cache_size = -65536;")
+            .map_err(backend)?;
+        connection.set_prepared_statement_cache_capacity(16);
+        match user_version(&connection)? {
+            SCHEMA_VERSION => {}
+            0 => {
+                return Err(StoreError::Backend(format!(
+                    "{} holds no event store schema",
+                    path.display()
+                )));
+            }
+            found if found > SCHEMA_VERSION => {
+                return Err(StoreError::SchemaTooNew {
+                    path: path.display().to_string(),
+                    found,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            found => {
+                return Err(StoreError::Backend(format!(
+                    "{} has unknown schema version {found}",
+                    path.display()
+                )));
+            }
+        }
+        Ok(SqliteLogReader {
+            path: path.to_path_buf(),
+            reader: ReadConnection {
+                connection,
+                names: std::collections::HashMap::new(),
+            },
+            stream_names: vec![None],
+        })
+    }
+
+    /// The file read.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Position of the last committed event (0 when the log is empty).
+    pub fn head(&mut self) -> Result<u64, StoreError> {
+        self.reader.head()
+    }
+
+    /// Number of streams (tombstoned ones included).
+    pub fn stream_count(&mut self) -> Result<u64, StoreError> {
+        let count: i64 = self
+            .reader
+            .connection
+            .prepare_cached("SELECT count(*) FROM streams")
+            .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
+            .map_err(backend)?;
+        Ok(count as u64)
+    }
+
+    /// Visit up to `limit` events with `after < position <= until`, in
+    /// position order, and return how many were visited. `visit` sees each
+    /// event borrowed from its row; an error from it ends the page.
+    pub fn for_each_between<E: From<StoreError>>(
+        &mut self,
+        after: u64,
+        until: u64,
+        limit: usize,
+        mut visit: impl FnMut(&EventRef<'_>) -> Result<(), E>,
+    ) -> Result<usize, E> {
+        let SqliteLogReader {
+            reader,
+            stream_names,
+            ..
+        } = self;
+        let connection = &reader.connection;
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT position, stream_id, revision, event_id, type_name, schema_version, \
+                 recorded_at, metadata, payload FROM events \
+                 WHERE position > ?1 AND position <= ?2 ORDER BY position LIMIT ?3",
+            )
+            .map_err(backend)?;
+        let mut rows = statement
+            .query(params![to_i64(after), to_i64(until), limit_i64(limit)])
+            .map_err(backend)?;
+        let mut visited = 0;
+        while let Some(row) = rows.next().map_err(backend)? {
+            let position: i64 = row.get(0).map_err(backend)?;
+            let stream_id: i64 = row.get(1).map_err(backend)?;
+            let revision: i64 = row.get(2).map_err(backend)?;
+            let blob = |index| {
+                row.get_ref(index)
+                    .and_then(|value| Ok(value.as_blob()?))
+                    .map_err(backend)
+            };
+            let id_bytes = blob(3)?;
+            let type_name = row
+                .get_ref(4)
+                .and_then(|value| Ok(value.as_str()?))
+                .map_err(backend)?;
+            let schema_version: u16 = row.get(5).map_err(backend)?;
+            let recorded_at_micros: i64 = row.get(6).map_err(backend)?;
+            let metadata_bytes = blob(7)?;
+            let payload = blob(8)?;
+            let stream = stream_name(connection, stream_names, stream_id)?;
+            visit(&EventRef {
+                position: position as u64,
+                stream,
+                stream_number: stream_id as u64,
+                revision: revision as u64,
+                type_name,
+                schema_version,
+                id_bytes,
+                recorded_at_micros,
+                metadata_bytes,
+                payload,
+            })?;
+            visited += 1;
+        }
+        Ok(visited)
+    }
+
+    /// Up to `limit` events with position > `after`, owned.
+    pub fn read_all(&mut self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.reader.read_all(after, limit)
+    }
+
+    /// Up to `limit` events of one stream, as `EventStore::read_stream`.
+    pub fn read_stream(
+        &mut self,
+        stream: &str,
+        start: StreamStart,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        crate::rules::validate_stream(stream)?;
+        self.reader.read_stream(stream, start, direction, limit)
+    }
+}
+
+/// The name of stream `stream_id`. A miss loads, in one ordered scan, every
+/// stream created since the last load (streams only ever get new numbers).
+fn stream_name<'a>(
+    connection: &Connection,
+    names: &'a mut Vec<Option<Box<str>>>,
+    stream_id: i64,
+) -> Result<&'a str, StoreError> {
+    let index = usize::try_from(stream_id)
+        .map_err(|_| StoreError::Backend(format!("corrupt stream number {stream_id}")))?;
+    if names.get(index).is_none_or(Option::is_none) {
+        let known = i64::try_from(names.len() - 1).unwrap_or(i64::MAX);
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT stream_id, name FROM streams WHERE stream_id > ?1 ORDER BY stream_id",
+            )
+            .map_err(backend)?;
+        let mut rows = statement.query([known]).map_err(backend)?;
+        while let Some(row) = rows.next().map_err(backend)? {
+            let id: i64 = row.get(0).map_err(backend)?;
+            let name: String = row.get(1).map_err(backend)?;
+            let Ok(id) = usize::try_from(id) else {
+                continue;
+            };
+            if names.len() <= id {
+                names.resize(id + 1, None);
+            }
+            names[id] = Some(name.into_boxed_str());
+        }
+    }
+    names
+        .get(index)
+        .and_then(|name| name.as_deref())
+        .ok_or_else(|| StoreError::Backend(format!("event names unknown stream {stream_id}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite::{SqliteOptions, SqliteStore};
+    use crate::{EventStore, ExpectedRevision, NewEvent};
+
+    fn event(n: u8) -> NewEvent {
+        NewEvent {
+            id: Uuid::now_v7(),
+            type_name: "Tested".into(),
+            schema_version: 1,
+            metadata: EventMetadata {
+                actor: "system".into(),
+                correlation_id: Uuid::from_u128(7),
+                causation_id: None,
+                occurred_at: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            },
+            payload: vec![n],
+        }
+    }
+
+    #[test]
+    fn a_missing_file_is_refused_and_not_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.sqlite3");
+        assert!(SqliteLogReader::open(&path).is_err());
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_file_without_the_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("other.sqlite3");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x INTEGER)")
+            .unwrap();
+        let error = SqliteLogReader::open(&path).unwrap_err();
+        assert!(
+            error.to_string().contains("no event store schema"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn reads_a_file_no_writer_has_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.sqlite3");
+        {
+            let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+            store
+                .append("account-1", ExpectedRevision::NoStream, vec![event(1)])
+                .await
+                .unwrap();
+        }
+        let before = std::fs::read(&path).unwrap();
+        let mut reader = SqliteLogReader::open(&path).unwrap();
+        assert_eq!(reader.read_all(0, 10).unwrap().len(), 1);
+        drop(reader);
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[tokio::test]
+    async fn reads_what_a_live_writer_appends_and_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.sqlite3");
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        store
+            .append(
+                "account-1",
+                ExpectedRevision::NoStream,
+                vec![event(1), event(2)],
+            )
+            .await
+            .unwrap();
+        let mut reader = SqliteLogReader::open(&path).unwrap();
+        assert_eq!(reader.head().unwrap(), 2);
+        store
+            .append("flow-2", ExpectedRevision::NoStream, vec![event(3)])
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        let visited = reader
+            .for_each_between(0, u64::MAX, 10, |e| {
+                seen.push((
+                    e.position,
+                    e.stream.to_owned(),
+                    e.revision,
+                    e.payload.to_vec(),
+                ));
+                assert_eq!(e.to_recorded()?.metadata.actor, "system");
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        assert_eq!(visited, 3);
+        assert_eq!(
+            seen,
+            vec![
+                (1, "account-1".to_owned(), 0, vec![1]),
+                (2, "account-1".to_owned(), 1, vec![2]),
+                (3, "flow-2".to_owned(), 0, vec![3]),
+            ]
+        );
+        assert_eq!(
+            reader
+                .for_each_between(1, 2, 10, |_| Ok::<_, StoreError>(()))
+                .unwrap(),
+            1
+        );
+        let stream = reader
+            .read_stream("account-1", StreamStart::Edge, Direction::Backwards, 1)
+            .unwrap();
+        assert_eq!(stream[0].revision, 1);
+        assert_eq!(reader.stream_count().unwrap(), 2);
+        let refused = reader.reader.connection.execute("DELETE FROM events", []);
+        assert!(refused.is_err(), "a read-only reader must not write");
+        assert_eq!(reader.head().unwrap(), 3);
+    }
+}
