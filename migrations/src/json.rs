@@ -2,12 +2,17 @@
 //! reports): readable camelCase field names, RFC 3339 instants, hashes and
 //! digests as lowercase hex, enum values as their contract names.
 //!
+//! Personal data (emails, person names, birth dates, nationalities) goes
+//! through [`Disclosure`]: masked unless the caller shows it on purpose.
+//! Credential verifiers (password hashes, code nonces and digests, session
+//! token digests) are always redacted: no audit or export needs them.
+//!
 //! Written by hand per variant on purpose: domain types carry no serde
 //! derives, and this shape is an output format, not a stored one (stored
 //! shapes are the versioned postcard wire types). Adding a field here is
 //! fine; renaming one breaks the tools that read exports.
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use domain::LoginMethod;
 use domain::account::{DeletionReason, Event as A};
 use domain::application::{
@@ -20,24 +25,53 @@ use serde_json::{Value, json};
 
 use crate::DomainEvent;
 
+/// Whether personal data appears in the rendering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disclosure {
+    /// Every personal value becomes [`MASKED`].
+    Masked,
+    /// Personal values appear as stored.
+    Shown,
+}
+
+/// What a masked personal value renders as.
+pub const MASKED: &str = "[masked]";
+/// What a credential verifier renders as, whatever the disclosure.
+pub const REDACTED: &str = "[redacted]";
+
+impl Disclosure {
+    fn personal(self, value: &str) -> Value {
+        match self {
+            Disclosure::Masked => Value::String(MASKED.to_owned()),
+            Disclosure::Shown => Value::String(value.to_owned()),
+        }
+    }
+}
+
+fn redacted() -> Value {
+    Value::String(REDACTED.to_owned())
+}
+
 /// Render `event` as a JSON object of its fields (the event's type name is
-/// not included: callers have it from the envelope).
+/// not included: callers have it from the envelope), with personal data
+/// shown. Credential verifiers are redacted.
 pub fn to_json(event: &DomainEvent) -> Value {
+    to_json_with(event, Disclosure::Shown)
+}
+
+/// Render `event` as [`to_json`] does, personal data shown or masked.
+pub fn to_json_with(event: &DomainEvent, disclosure: Disclosure) -> Value {
     match event {
-        DomainEvent::Account(e) => account(e),
-        DomainEvent::Flow(e) => flow(e),
+        DomainEvent::Account(e) => account(e, disclosure),
+        DomainEvent::Flow(e) => flow(e, disclosure),
         DomainEvent::Reservation(e) => reservation(e),
-        DomainEvent::Application(e) => application(e),
+        DomainEvent::Application(e) => application(e, disclosure),
         DomainEvent::Legacy(e) => legacy(e),
     }
 }
 
 fn instant(at: &DateTime<Utc>) -> Value {
     Value::String(at.to_rfc3339_opts(SecondsFormat::AutoSi, true))
-}
-
-fn date(day: &NaiveDate) -> Value {
-    Value::String(day.format("%Y-%m-%d").to_string())
 }
 
 fn hex(bytes: &[u8]) -> Value {
@@ -57,17 +91,17 @@ fn login_method(method: LoginMethod) -> &'static str {
     }
 }
 
-fn account(event: &A) -> Value {
+fn account(event: &A, disclosure: Disclosure) -> Value {
     match event {
         A::PasswordAccountRegistered {
             email,
             name,
-            password_phc,
+            password_phc: _,
             at,
         } => json!({
-            "email": email.as_str(),
-            "name": name,
-            "passwordPhc": password_phc,
+            "email": disclosure.personal(email.as_str()),
+            "name": disclosure.personal(name),
+            "passwordPhc": redacted(),
             "at": instant(at),
         }),
         A::IdPortenAccountCreated {
@@ -78,21 +112,21 @@ fn account(event: &A) -> Value {
         } => json!({
             "subject": hex(subject),
             "pidKey": hex(pid_key),
-            "name": name,
+            "name": disclosure.personal(name),
             "at": instant(at),
         }),
         A::LoginFailed { at } => json!({ "at": instant(at) }),
         A::SessionStarted { session, at } => json!({
             "session": {
                 "id": session.id.to_string(),
-                "tokenDigest": hex(&session.token_digest),
+                "tokenDigest": redacted(),
                 "expiresAt": instant(&session.expires_at),
                 "idleTimeoutSeconds": session.idle_timeout_seconds,
             },
             "at": instant(at),
         }),
-        A::PasswordRehashed { password_phc, at } | A::PasswordChanged { password_phc, at } => {
-            json!({ "passwordPhc": password_phc, "at": instant(at) })
+        A::PasswordRehashed { at, .. } | A::PasswordChanged { at, .. } => {
+            json!({ "passwordPhc": redacted(), "at": instant(at) })
         }
         A::SessionEnded { session, at } => json!({
             "session": session.to_string(),
@@ -113,13 +147,13 @@ fn account(event: &A) -> Value {
 
 fn code(code: &IssuedCode) -> Value {
     json!({
-        "nonce": hex(&code.nonce),
-        "digest": hex(&code.digest),
+        "nonce": redacted(),
+        "digest": redacted(),
         "expiresAt": instant(&code.expires_at),
     })
 }
 
-fn flow(event: &F) -> Value {
+fn flow(event: &F, disclosure: Disclosure) -> Value {
     match event {
         F::Started {
             kind,
@@ -132,7 +166,7 @@ fn flow(event: &F) -> Value {
                 FlowKind::Registration => "REGISTRATION",
                 FlowKind::Recovery => "RECOVERY",
             },
-            "email": email.as_str(),
+            "email": disclosure.personal(email.as_str()),
             "account": account.map(|id| id.to_string()),
             "code": code(issued),
             "at": instant(at),
@@ -167,11 +201,12 @@ fn purpose(purpose: AppointmentPurpose) -> &'static str {
     purpose.as_str()
 }
 
-fn applicant(applicant: &Applicant) -> Value {
+fn applicant(applicant: &Applicant, disclosure: Disclosure) -> Value {
+    let birth_date = applicant.birth_date.format("%Y-%m-%d").to_string();
     json!({
-        "name": applicant.name.as_str(),
-        "birthDate": date(&applicant.birth_date),
-        "nationality": applicant.nationality.as_str(),
+        "name": disclosure.personal(applicant.name.as_str()),
+        "birthDate": disclosure.personal(&birth_date),
+        "nationality": disclosure.personal(applicant.nationality.as_str()),
     })
 }
 
@@ -184,7 +219,7 @@ fn appointment(appointment: &Appointment) -> Value {
     })
 }
 
-fn application(event: &P) -> Value {
+fn application(event: &P, disclosure: Disclosure) -> Value {
     match event {
         P::Created {
             id,
@@ -200,7 +235,7 @@ fn application(event: &P) -> Value {
             "ownerMethod": login_method(*owner_method),
             "kind": kind.as_str(),
             "relation": relation.as_str(),
-            "applicant": applicant(person),
+            "applicant": applicant(person, disclosure),
             "at": instant(at),
         }),
         P::Submitted { at } | P::DocumentsReceived { at } | P::RefundRequested { at } => {
@@ -300,7 +335,49 @@ mod tests {
         assert_eq!(value["kind"], "FAMILY");
         assert_eq!(value["relation"], "FAMILY_MEMBER");
         assert_eq!(value["applicant"]["birthDate"], "2019-05-17");
+        let masked = to_json_with(&created, Disclosure::Masked);
+        assert_eq!(masked["applicant"]["birthDate"], MASKED);
+        assert_eq!(masked["kind"], "FAMILY");
         assert_eq!(value["at"], "2026-03-02T09:00:00Z");
+    }
+
+    #[test]
+    fn masked_renderings_hold_no_personal_data_and_shown_ones_do() {
+        let personal = [
+            "kari.nordmann@example.no",
+            "Kari Nordmann",
+            "Ola Nordmann",
+            "Nora Nordmann",
+            "2019-05-17",
+        ];
+        let mut shown_seen = Vec::new();
+        for (type_name, version, event) in crate::samples::all() {
+            let masked = to_json_with(&event, Disclosure::Masked).to_string();
+            for value in personal {
+                assert!(
+                    !masked.contains(value),
+                    "{type_name} v{version} shows {value} masked"
+                );
+            }
+            let shown = to_json_with(&event, Disclosure::Shown).to_string();
+            shown_seen.extend(personal.iter().filter(|value| shown.contains(*value)));
+        }
+        for value in personal {
+            assert!(shown_seen.contains(&value), "{value} never shown");
+        }
+    }
+
+    #[test]
+    fn credential_verifiers_are_always_redacted() {
+        for (type_name, version, event) in crate::samples::all() {
+            for disclosure in [Disclosure::Masked, Disclosure::Shown] {
+                let text = to_json_with(&event, disclosure).to_string();
+                assert!(!text.contains("$argon2id"), "{type_name} v{version}");
+                assert!(!text.contains(&"22".repeat(32)), "{type_name} v{version}");
+                assert!(!text.contains(&"44".repeat(32)), "{type_name} v{version}");
+                assert!(!text.contains(&"11".repeat(16)), "{type_name} v{version}");
+            }
+        }
     }
 
     #[test]
