@@ -166,7 +166,7 @@ async fn seed(data_dir: &Path, accounts: usize, phc: &str) -> u64 {
         .buffer_unordered(256);
     while appends.next().await.is_some() {
         done += 1;
-        if done % 100_000 == 0 {
+        if done.is_multiple_of(100_000) {
             eprintln!(
                 "seeded {done} accounts in {:.0} s",
                 started.elapsed().as_secs_f64()

@@ -27,6 +27,10 @@ use store::sqlite::{SqliteOptions, SqliteStore};
 use store::{EventMetadata, EventStore, ExpectedRevision, NewEvent, RecordedEvent};
 use uuid::Uuid;
 
+/// The allocator the `caseledger` binary uses.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const STREAMS: usize = 10_000;
 const BATCH: usize = 64;
 const WRITERS: usize = 64;

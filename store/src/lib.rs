@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 pub mod command;
 pub mod memory;
+mod metadata_wire;
 mod rules;
 pub mod sqlite;
 mod subscription;

@@ -37,7 +37,7 @@
 //! `event_id` index grows at its right edge.
 //!
 //! Metadata is stored as postcard bytes of a private, versioned wire struct
-//! (`StoredMetadataV1`): the stored shape does not depend on how `chrono`
+//! (`StoredMetadataV1`, in `metadata_wire`): the stored shape does not depend on how `chrono`
 //! or `uuid` choose to serialise themselves, and it decodes without parsing
 //! text.
 //!
@@ -155,38 +155,13 @@ impl Default for SqliteOptions {
     }
 }
 
-/// Stored form of [`EventMetadata`]. Frozen: a change is a new version.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct StoredMetadataV1 {
-    actor: String,
-    correlation_id: [u8; 16],
-    causation_id: Option<[u8; 16]>,
-    occurred_at_seconds: i64,
-    occurred_at_nanos: u32,
-}
-
 fn encode_metadata(metadata: &EventMetadata) -> Vec<u8> {
-    let stored = StoredMetadataV1 {
-        actor: metadata.actor.clone(),
-        correlation_id: metadata.correlation_id.into_bytes(),
-        causation_id: metadata.causation_id.map(Uuid::into_bytes),
-        occurred_at_seconds: metadata.occurred_at.timestamp(),
-        occurred_at_nanos: metadata.occurred_at.timestamp_subsec_nanos(),
-    };
-    // Serialising a plain struct into a Vec cannot fail.
-    postcard::to_stdvec(&stored).unwrap_or_default()
+    crate::metadata_wire::encode(metadata)
 }
 
 fn decode_metadata(bytes: &[u8], position: u64) -> Result<EventMetadata, StoreError> {
-    let corrupt = || StoreError::Backend(format!("corrupt metadata at position {position}"));
-    let stored: StoredMetadataV1 = postcard::from_bytes(bytes).map_err(|_| corrupt())?;
-    Ok(EventMetadata {
-        actor: stored.actor,
-        correlation_id: Uuid::from_bytes(stored.correlation_id),
-        causation_id: stored.causation_id.map(Uuid::from_bytes),
-        occurred_at: DateTime::from_timestamp(stored.occurred_at_seconds, stored.occurred_at_nanos)
-            .ok_or_else(corrupt)?,
-    })
+    crate::metadata_wire::decode(bytes)
+        .ok_or_else(|| StoreError::Backend(format!("corrupt metadata at position {position}")))
 }
 
 fn backend(error: rusqlite::Error) -> StoreError {

@@ -1,0 +1,189 @@
+//! The stored form of [`EventMetadata`] in the embedded store: postcard
+//! bytes of the frozen `StoredMetadataV1`.
+//!
+//! Encoding goes through serde and postcard. Decoding is written out by hand
+//! for the same bytes, because a scan of the log decodes one metadata blob
+//! per event and serde's visitor for two `[u8; 16]` arrays costs more than
+//! the rest of the row. A property test holds the hand decoder to postcard's
+//! answer for every input, valid or not.
+
+use chrono::DateTime;
+use uuid::Uuid;
+
+use crate::EventMetadata;
+
+/// Stored form of [`EventMetadata`]. Frozen: a change is a new version.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct StoredMetadataV1 {
+    pub(crate) actor: String,
+    pub(crate) correlation_id: [u8; 16],
+    pub(crate) causation_id: Option<[u8; 16]>,
+    pub(crate) occurred_at_seconds: i64,
+    pub(crate) occurred_at_nanos: u32,
+}
+
+/// postcard bytes of `metadata` as `StoredMetadataV1`.
+pub(crate) fn encode(metadata: &EventMetadata) -> Vec<u8> {
+    let stored = StoredMetadataV1 {
+        actor: metadata.actor.clone(),
+        correlation_id: metadata.correlation_id.into_bytes(),
+        causation_id: metadata.causation_id.map(Uuid::into_bytes),
+        occurred_at_seconds: metadata.occurred_at.timestamp(),
+        occurred_at_nanos: metadata.occurred_at.timestamp_subsec_nanos(),
+    };
+    // Serialising a plain struct into a Vec cannot fail.
+    postcard::to_stdvec(&stored).unwrap_or_default()
+}
+
+/// Decode `StoredMetadataV1` bytes; `None` when they are not valid
+/// (postcard's rules: LEB128 varints, zigzag for signed integers, `0`/`1`
+/// before an option, raw bytes for `u8` arrays; trailing bytes ignored).
+pub(crate) fn decode(bytes: &[u8]) -> Option<EventMetadata> {
+    let mut reader = Reader { bytes };
+    let actor_len = usize::try_from(reader.varint(10, 64)?).ok()?;
+    let actor = std::str::from_utf8(reader.take(actor_len)?)
+        .ok()?
+        .to_owned();
+    let correlation_id = Uuid::from_bytes(reader.array()?);
+    let causation_id = match reader.take(1)?[0] {
+        0 => None,
+        1 => Some(Uuid::from_bytes(reader.array()?)),
+        _ => return None,
+    };
+    let zigzag = reader.varint(10, 64)?;
+    let seconds = ((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64);
+    let nanos = u32::try_from(reader.varint(5, 32)?).ok()?;
+    Some(EventMetadata {
+        actor,
+        correlation_id,
+        causation_id,
+        occurred_at: DateTime::from_timestamp(seconds, nanos)?,
+    })
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.bytes.len() < n {
+            return None;
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Some(head)
+    }
+
+    fn array(&mut self) -> Option<[u8; 16]> {
+        self.take(16)?.try_into().ok()
+    }
+
+    /// A LEB128 varint of at most `max_bytes` bytes whose value fits in
+    /// `bits` bits (postcard refuses anything longer or wider).
+    fn varint(&mut self, max_bytes: usize, bits: u32) -> Option<u64> {
+        let mut value: u64 = 0;
+        for i in 0..max_bytes {
+            let byte = self.take(1)?[0];
+            let shift = 7 * i as u32;
+            let low = u64::from(byte & 0x7f);
+            if i == max_bytes - 1 {
+                // The last byte may only carry the bits that are left.
+                let left = bits - shift;
+                if byte & 0x80 != 0 || (left < 7 && low >> left != 0) {
+                    return None;
+                }
+            }
+            value |= low << shift;
+            if byte & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use proptest::prelude::*;
+
+    fn reference(bytes: &[u8]) -> Option<EventMetadata> {
+        let stored: StoredMetadataV1 = postcard::from_bytes(bytes).ok()?;
+        Some(EventMetadata {
+            actor: stored.actor,
+            correlation_id: Uuid::from_bytes(stored.correlation_id),
+            causation_id: stored.causation_id.map(Uuid::from_bytes),
+            occurred_at: DateTime::from_timestamp(
+                stored.occurred_at_seconds,
+                stored.occurred_at_nanos,
+            )?,
+        })
+    }
+
+    fn metadata() -> impl Strategy<Value = EventMetadata> {
+        (
+            ".{0,40}",
+            any::<u128>(),
+            proptest::option::of(any::<u128>()),
+            -62_000_000_000i64..250_000_000_000,
+            0u32..1_000_000_000,
+        )
+            .prop_map(
+                |(actor, correlation, causation, seconds, nanos)| EventMetadata {
+                    actor,
+                    correlation_id: Uuid::from_u128(correlation),
+                    causation_id: causation.map(Uuid::from_u128),
+                    occurred_at: DateTime::from_timestamp(seconds, nanos).expect("in range"),
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn every_encoded_metadata_decodes_to_itself(metadata in metadata()) {
+            let bytes = encode(&metadata);
+            prop_assert_eq!(decode(&bytes), Some(metadata.clone()));
+            prop_assert_eq!(reference(&bytes), Some(metadata));
+        }
+
+        #[test]
+        fn the_hand_decoder_agrees_with_postcard_on_any_bytes(
+            bytes in proptest::collection::vec(any::<u8>(), 0..80)
+        ) {
+            prop_assert_eq!(decode(&bytes), reference(&bytes));
+        }
+
+        #[test]
+        fn altered_encodings_decode_as_postcard_decodes_them(
+            metadata in metadata(),
+            index in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+        ) {
+            let mut bytes = encode(&metadata);
+            let i = index.index(bytes.len());
+            bytes[i] = byte;
+            prop_assert_eq!(decode(&bytes), reference(&bytes));
+            bytes.truncate(i);
+            prop_assert_eq!(decode(&bytes), reference(&bytes));
+        }
+    }
+
+    #[test]
+    fn overlong_and_non_minimal_varints_follow_postcard() {
+        let base = encode(&EventMetadata {
+            actor: "system".into(),
+            correlation_id: Uuid::nil(),
+            causation_id: None,
+            occurred_at: Utc::now(),
+        });
+        // A non-minimal length prefix (0x86 0x00 = 6) and an overlong one.
+        let mut non_minimal = vec![0x86, 0x00];
+        non_minimal.extend_from_slice(&base[1..]);
+        assert_eq!(decode(&non_minimal), reference(&non_minimal));
+        let overlong = [0xff; 12];
+        assert_eq!(decode(&overlong), None);
+        assert_eq!(reference(&overlong), None);
+    }
+}
