@@ -146,9 +146,13 @@ pub fn render(folded: &Folded, at: DateTime<Utc>, who: &Who, disclosure: Disclos
             for (account, reserved, when) in &folded.reservations {
                 let _ = writeln!(
                     out,
-                    "  {} {} by account {account}",
+                    "  {} {} account {account}",
                     instant(when),
-                    if *reserved { "reserved" } else { "released" }
+                    if *reserved {
+                        "reserved for"
+                    } else {
+                        "released from"
+                    }
                 );
             }
             let mut ids = Vec::new();

@@ -104,16 +104,20 @@ stops the export with its position (run verify).")]
 }
 
 #[derive(Debug, Args)]
-#[group(required = true, multiple = false, id = "subject")]
+#[command(group(
+    clap::ArgGroup::new("subject")
+        .required(true)
+        .args(["account", "application", "email"])
+))]
 struct HistoryArgs {
     /// An account id (uuid), with or without the `account:` prefix.
-    #[arg(long, group = "subject")]
+    #[arg(long)]
     account: Option<String>,
     /// An application id (uuid).
-    #[arg(long, group = "subject")]
+    #[arg(long)]
     application: Option<String>,
     /// An email address: every account ever registered with it.
-    #[arg(long, group = "subject")]
+    #[arg(long)]
     email: Option<String>,
     /// Show emails, names, birth dates and nationalities.
     #[arg(long)]
