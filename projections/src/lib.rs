@@ -4,11 +4,16 @@
 //! A [`ReadModel`] is a pure fold of decoded events in global order (a
 //! position guard makes re-application a no-op). [`Projections`] runs it
 //! live over `EventStore::subscribe_all` and lets a caller wait until a
-//! given position is applied (read-your-writes).
+//! given position is applied (read-your-writes). [`snapshot`] persists the
+//! state and its checkpoint together in the data dir, gives the digest of a
+//! state and rebuilds from zero.
 
 pub mod model;
 mod model_applications;
+mod render;
 pub mod runner;
+pub mod snapshot;
+pub mod workload;
 
 pub use model::{AccountView, ApplicationView, ReadModel, SessionView};
-pub use runner::{Projections, WaitError};
+pub use runner::{Projections, SnapshotMode, WaitError};

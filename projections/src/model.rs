@@ -29,7 +29,7 @@ pub struct AccountView {
     /// Keyed hash of the pid of an ID-porten account (legacy matching).
     pub pid_key: Option<[u8; 32]>,
     /// Token digests of the account's live sessions.
-    sessions: Vec<[u8; 32]>,
+    pub(crate) sessions: Vec<[u8; 32]>,
 }
 
 impl AccountView {
@@ -57,18 +57,24 @@ pub use crate::model_applications::ApplicationView;
 pub struct ReadModel {
     /// Global position of the last applied event.
     pub position: u64,
-    accounts: HashMap<AccountId, AccountView>,
+    pub(crate) accounts: HashMap<AccountId, AccountView>,
     /// Normalised email of an active password account -> account.
-    email_directory: HashMap<String, AccountId>,
+    pub(crate) email_directory: HashMap<String, AccountId>,
     /// ID-porten subject key -> account.
-    idporten_directory: HashMap<[u8; 32], AccountId>,
-    sessions: HashMap<[u8; 32], SessionView>,
+    pub(crate) idporten_directory: HashMap<[u8; 32], AccountId>,
+    pub(crate) sessions: HashMap<[u8; 32], SessionView>,
     /// (last active, account) of active password accounts, oldest first.
-    inactivity: BTreeSet<(DateTime<Utc>, AccountId)>,
+    pub(crate) inactivity: BTreeSet<(DateTime<Utc>, AccountId)>,
     /// Deleted password accounts whose email reservation is not yet released
     /// (a purge interrupted between the two steps).
-    deleted_unreleased: HashSet<AccountId>,
+    pub(crate) deleted_unreleased: HashSet<AccountId>,
     pub(crate) applications: crate::model_applications::Applications,
+}
+
+/// The inactivity index key of an account: active password accounts only.
+pub(crate) fn inactivity_key(account: &AccountView) -> Option<(DateTime<Utc>, AccountId)> {
+    (account.status == AccountStatus::Active && account.method == LoginMethod::Password)
+        .then(|| (account.last_active(), account.id))
 }
 
 /// The id of `<prefix>-<uuid>` stream names.
@@ -103,10 +109,29 @@ impl ReadModel {
     }
 
     fn apply_account(&mut self, id: AccountId, event: &A) {
+        let before = self.accounts.get(&id).and_then(inactivity_key);
+        self.apply_account_event(id, event);
+        let after = self.accounts.get(&id).and_then(inactivity_key);
+        if before != after {
+            if let Some(key) = before {
+                self.inactivity.remove(&key);
+            }
+            if let Some(key) = after {
+                self.inactivity.insert(key);
+            }
+        }
+    }
+
+    /// The account change itself; [`Self::apply_account`] keeps the
+    /// inactivity index equal to the active password accounts' last signs of
+    /// life, whatever the event.
+    fn apply_account_event(&mut self, id: AccountId, event: &A) {
         match event {
             A::PasswordAccountRegistered {
                 email, name, at, ..
             } => {
+                self.end_all_sessions(id);
+                self.forget_email(id);
                 self.accounts.insert(
                     id,
                     AccountView {
@@ -123,7 +148,6 @@ impl ReadModel {
                     },
                 );
                 self.email_directory.insert(email.as_str().to_owned(), id);
-                self.inactivity.insert((*at, id));
             }
             A::IdPortenAccountCreated {
                 subject,
@@ -131,6 +155,7 @@ impl ReadModel {
                 name,
                 at,
             } => {
+                self.end_all_sessions(id);
                 self.accounts.insert(
                     id,
                     AccountView {
@@ -153,24 +178,28 @@ impl ReadModel {
                 let Some(account) = self.accounts.get_mut(&id) else {
                     return;
                 };
-                if account.method == LoginMethod::Password {
-                    self.inactivity.remove(&(account.last_active(), id));
-                    self.inactivity.insert((*at, id));
-                }
                 account.last_login_at = Some(*at);
                 account.warned_at = None;
-                account.sessions.push(session.token_digest);
-                self.sessions.insert(
-                    session.token_digest,
-                    SessionView {
-                        account: id,
-                        id: session.id,
-                        method: account.method,
-                        started_at: *at,
-                        expires_at: session.expires_at,
-                        idle_timeout_seconds: session.idle_timeout_seconds,
-                    },
-                );
+                let view = SessionView {
+                    account: id,
+                    id: session.id,
+                    method: account.method,
+                    started_at: *at,
+                    expires_at: session.expires_at,
+                    idle_timeout_seconds: session.idle_timeout_seconds,
+                };
+                match self.sessions.insert(session.token_digest, view) {
+                    // A digest seen before (never, with random tokens): it
+                    // moves to this account.
+                    Some(previous) if previous.account != id => {
+                        if let Some(other) = self.accounts.get_mut(&previous.account) {
+                            other.sessions.retain(|d| *d != session.token_digest);
+                        }
+                        self.push_session(id, session.token_digest);
+                    }
+                    Some(_) => {}
+                    None => self.push_session(id, session.token_digest),
+                }
             }
             A::SessionEnded { session, .. } => {
                 let Some(account) = self.accounts.get_mut(&id) else {
@@ -197,16 +226,26 @@ impl ReadModel {
                     return;
                 };
                 account.status = AccountStatus::Deleted;
-                self.inactivity.remove(&(account.last_active(), id));
                 if account.email.is_some() {
                     self.deleted_unreleased.insert(id);
                 }
-                if let Some(email) = &account.email
-                    && self.email_directory.get(email.as_str()) == Some(&id)
-                {
-                    self.email_directory.remove(email.as_str());
-                }
+                self.forget_email(id);
             }
+        }
+    }
+
+    /// Remove the account's email from the directory if it points there.
+    fn forget_email(&mut self, id: AccountId) {
+        if let Some(email) = self.accounts.get(&id).and_then(|a| a.email.as_ref())
+            && self.email_directory.get(email.as_str()) == Some(&id)
+        {
+            self.email_directory.remove(email.as_str());
+        }
+    }
+
+    fn push_session(&mut self, id: AccountId, digest: [u8; 32]) {
+        if let Some(account) = self.accounts.get_mut(&id) {
+            account.sessions.push(digest);
         }
     }
 

@@ -1,4 +1,10 @@
 //! My applications per login identity, and legacy records per owner key.
+//!
+//! Applications live in one dense vector in creation (log) order; an id
+//! index and per-owner lists of vector slots point into it. Creation order
+//! is global log order, so each owner's list is the subsequence of the
+//! vector with that owner: a snapshot stores the vector alone and the
+//! indexes are derived again on load.
 
 use std::collections::HashMap;
 
@@ -13,11 +19,17 @@ pub type ApplicationView = Application;
 
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Applications {
-    by_id: HashMap<ApplicationId, application::State>,
-    /// Each owner's applications in creation order (oldest first).
-    by_owner: HashMap<AccountId, Vec<ApplicationId>>,
-    legacy_by_owner: HashMap<LegacyOwner, Vec<LegacyRecord>>,
-    legacy_by_reference: HashMap<String, LegacyRecord>,
+    /// Every application, in creation order (each state holds one).
+    pub(crate) all: Vec<application::State>,
+    /// Application id -> slot in `all`.
+    by_id: HashMap<ApplicationId, u32>,
+    /// Each owner's slots in `all`, ascending (oldest first).
+    by_owner: HashMap<AccountId, Vec<u32>>,
+    /// Legacy records by reference (the first import of a reference wins,
+    /// as the legacy decider refuses a conflicting one).
+    pub(crate) legacy_by_reference: HashMap<String, LegacyRecord>,
+    /// Owner key -> references of its legacy records.
+    legacy_by_owner: HashMap<LegacyOwner, Vec<String>>,
 }
 
 impl Applications {
@@ -25,35 +37,109 @@ impl Applications {
         let Some(id) = stream_id(stream, "application").map(ApplicationId) else {
             return;
         };
-        if let application::Event::Created { owner, .. } = event {
-            self.by_owner.entry(*owner).or_default().push(id);
+        if let application::Event::Created { .. } = event {
+            let mut state = application::State::default();
+            application::evolve(&mut state, event);
+            if let Some(created) = state.application {
+                self.insert_created(id, created);
+            }
+            return;
         }
-        let state = self.by_id.entry(id).or_default();
-        application::evolve(state, event);
+        if let Some(slot) = self.by_id.get(&id) {
+            application::evolve(&mut self.all[*slot as usize], event);
+        }
+    }
+
+    /// A created application: appended, or (a repeated creation, which the
+    /// decider refuses) replaced in its slot.
+    fn insert_created(&mut self, id: ApplicationId, created: Application) {
+        let owner = created.owner.account;
+        match self.by_id.get(&id) {
+            None => {
+                let slot = u32::try_from(self.all.len()).expect("fewer than 2^32 applications");
+                self.all.push(application::State {
+                    application: Some(created),
+                });
+                self.by_id.insert(id, slot);
+                self.by_owner.entry(owner).or_default().push(slot);
+            }
+            Some(&slot) => {
+                let slot_state = &mut self.all[slot as usize];
+                let before = slot_state.application.as_ref().map(|a| a.owner.account);
+                slot_state.application = Some(created);
+                let Some(before) = before else { return };
+                if before != owner {
+                    if let Some(slots) = self.by_owner.get_mut(&before) {
+                        slots.retain(|s| *s != slot);
+                        if slots.is_empty() {
+                            self.by_owner.remove(&before);
+                        }
+                    }
+                    let slots = self.by_owner.entry(owner).or_default();
+                    let at = slots.partition_point(|s| *s < slot);
+                    slots.insert(at, slot);
+                }
+            }
+        }
     }
 
     pub(crate) fn apply_legacy(&mut self, event: &legacy::Event) {
         match event {
             legacy::Event::LegacyApplicationImported { record, .. } => {
-                if self
-                    .legacy_by_reference
-                    .insert(record.reference.clone(), record.clone())
-                    .is_none()
-                {
-                    self.legacy_by_owner
-                        .entry(record.owner)
-                        .or_default()
-                        .push(record.clone());
-                }
+                self.insert_legacy(record.clone());
             }
         }
+    }
+
+    pub(crate) fn insert_legacy(&mut self, record: LegacyRecord) {
+        if self.legacy_by_reference.contains_key(&record.reference) {
+            return;
+        }
+        self.legacy_by_owner
+            .entry(record.owner)
+            .or_default()
+            .push(record.reference.clone());
+        self.legacy_by_reference
+            .insert(record.reference.clone(), record);
+    }
+
+    /// Rebuild from applications in creation order (a snapshot load).
+    pub(crate) fn from_parts(all: Vec<Application>, legacy: Vec<LegacyRecord>) -> Applications {
+        let mut by_id = HashMap::with_capacity(all.len());
+        let mut by_owner: HashMap<AccountId, Vec<u32>> = HashMap::new();
+        for (slot, app) in all.iter().enumerate() {
+            let slot = u32::try_from(slot).expect("fewer than 2^32 applications");
+            by_id.insert(app.id, slot);
+            by_owner.entry(app.owner.account).or_default().push(slot);
+        }
+        let mut applications = Applications {
+            all: all
+                .into_iter()
+                .map(|app| application::State {
+                    application: Some(app),
+                })
+                .collect(),
+            by_id,
+            by_owner,
+            legacy_by_reference: HashMap::with_capacity(legacy.len()),
+            legacy_by_owner: HashMap::new(),
+        };
+        for record in legacy {
+            applications.insert_legacy(record);
+        }
+        applications
     }
 }
 
 impl crate::ReadModel {
     /// One application, whoever owns it (callers check ownership).
     pub fn application(&self, id: ApplicationId) -> Option<&ApplicationView> {
-        self.applications.by_id.get(&id)?.application.as_ref()
+        let slot = self.applications.by_id.get(&id)?;
+        self.applications
+            .all
+            .get(*slot as usize)?
+            .application
+            .as_ref()
     }
 
     /// A page of `owner`'s applications, newest first, starting after the
@@ -64,29 +150,39 @@ impl crate::ReadModel {
         first: usize,
         after: Option<ApplicationId>,
     ) -> (Vec<&ApplicationView>, bool) {
-        let Some(ids) = self.applications.by_owner.get(&owner) else {
+        let Some(slots) = self.applications.by_owner.get(&owner) else {
             return (Vec::new(), false);
         };
-        let newest_first = ids.iter().rev();
-        let mut rest: Box<dyn Iterator<Item = &ApplicationId>> = match after {
-            Some(cursor) => Box::new(newest_first.skip_while(move |id| **id != cursor).skip(1)),
-            None => Box::new(newest_first),
+        // Slots ascend, so the cursor is found by binary search.
+        let end = match after {
+            None => slots.len(),
+            Some(cursor) => match self.applications.by_id.get(&cursor) {
+                Some(slot) => match slots.binary_search(slot) {
+                    Ok(i) => i,
+                    Err(_) => return (Vec::new(), false),
+                },
+                None => return (Vec::new(), false),
+            },
         };
-        let mut page = Vec::with_capacity(first.min(100));
-        for id in rest.by_ref() {
-            if page.len() == first {
-                return (page, true);
-            }
-            if let Some(app) = self.application(*id) {
-                page.push(app);
-            }
-        }
-        (page, false)
+        let older = &slots[..end];
+        let take = first.min(older.len());
+        let page = older
+            .iter()
+            .rev()
+            .take(take)
+            .filter_map(|slot| self.applications.all[*slot as usize].application.as_ref())
+            .collect();
+        (page, older.len() > take)
     }
 
     /// Number of applications `owner` has.
     pub fn application_count(&self, owner: AccountId) -> usize {
         self.applications.by_owner.get(&owner).map_or(0, Vec::len)
+    }
+
+    /// Number of applications of anyone.
+    pub fn total_applications(&self) -> usize {
+        self.applications.all.len()
     }
 
     /// Legacy records of any of `keys`, oldest first.
@@ -95,8 +191,10 @@ impl crate::ReadModel {
             .iter()
             .filter_map(|k| self.applications.legacy_by_owner.get(k))
             .flatten()
+            .filter_map(|reference| self.applications.legacy_by_reference.get(reference))
             .collect();
         records.sort_by(|a, b| (a.submitted_at, &a.reference).cmp(&(b.submitted_at, &b.reference)));
+        records.dedup_by(|a, b| a.reference == b.reference);
         records
     }
 

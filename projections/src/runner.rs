@@ -1,15 +1,53 @@
 //! Runs the read models live: consume `subscribe_all` from a checkpoint,
 //! apply events in batches under one write lock, publish the applied
-//! position so callers can wait for their own writes.
+//! position so callers can wait for their own writes, and (in the server
+//! only) keep the snapshot in the data dir fresh.
 
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use store::{EventStore, SubscriptionItem};
 use tokio::sync::watch;
 
 use crate::ReadModel;
+use crate::snapshot;
+
+/// How a process uses the snapshot in its data dir.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SnapshotMode {
+    /// Start from the snapshot if there is a good one; never write it
+    /// (batch jobs and tools).
+    #[default]
+    ReadOnly,
+    /// Start from the snapshot and keep it fresh (the server).
+    ReadWrite,
+    /// Delete the snapshot, rebuild from zero, then keep it fresh (the
+    /// server asked to rebuild its projections).
+    Rebuild,
+}
+
+/// When the server writes the snapshot: after `every_events` new events,
+/// or `every` after the last one when anything changed, and when the runner
+/// stops (graceful shutdown).
+#[derive(Debug, Clone)]
+pub struct SnapshotSettings {
+    pub path: PathBuf,
+    pub every_events: u64,
+    pub every: Duration,
+}
+
+impl SnapshotSettings {
+    /// Defaults for a data dir: every 500 000 events or 5 minutes.
+    pub fn for_data_dir(data_dir: &Path) -> SnapshotSettings {
+        SnapshotSettings {
+            path: snapshot::snapshot_path(data_dir),
+            every_events: 500_000,
+            every: Duration::from_secs(300),
+        }
+    }
+}
 
 /// Why a wait for a position ended without reaching it.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -42,8 +80,34 @@ pub struct Projections {
 const BATCH: usize = 1024;
 
 impl Projections {
-    /// Start from `initial` (empty, or a snapshot) and follow the log live.
+    /// Start from `initial` (empty, or a snapshot) and follow the log live;
+    /// never writes a snapshot.
     pub fn start(store: Arc<dyn EventStore>, initial: ReadModel) -> Projections {
+        Self::start_with(store, initial, None)
+    }
+
+    /// Start from the snapshot of `data_dir` as `mode` says. A snapshot of
+    /// an unknown format version or a corrupt one is logged and the models
+    /// are rebuilt from zero; so is one ahead of the log (a log restored
+    /// from an older backup).
+    pub fn start_in_data_dir(
+        store: Arc<dyn EventStore>,
+        data_dir: &Path,
+        mode: SnapshotMode,
+    ) -> Projections {
+        let settings = SnapshotSettings::for_data_dir(data_dir);
+        let initial = initial_model(&settings.path, mode);
+        let writes = matches!(mode, SnapshotMode::ReadWrite | SnapshotMode::Rebuild);
+        Self::start_with(store, initial, writes.then_some(settings))
+    }
+
+    /// Start from `initial`, writing snapshots as `snapshots` says (none
+    /// when `None`).
+    pub fn start_with(
+        store: Arc<dyn EventStore>,
+        initial: ReadModel,
+        snapshots: Option<SnapshotSettings>,
+    ) -> Projections {
         let from = initial.position;
         let model = Arc::new(RwLock::new(initial));
         let (tx, rx) = watch::channel(Progress {
@@ -51,45 +115,14 @@ impl Projections {
             ..Progress::default()
         });
         let writer = model.clone();
-        tokio::spawn(async move {
-            let mut progress = Progress {
-                position: from,
-                ..Progress::default()
-            };
-            let mut items = store.subscribe_all(from).ready_chunks(BATCH);
-            while let Some(batch) = items.next().await {
-                let mut decoded = Vec::with_capacity(batch.len());
-                for item in batch {
-                    match item {
-                        Ok(SubscriptionItem::Event(e)) => {
-                            match migrations::decode(&e.type_name, e.schema_version, &e.payload) {
-                                Ok(event) => decoded.push((e.position, e.stream, event)),
-                                Err(err) => {
-                                    progress.undecodable += 1;
-                                    progress.position = e.position;
-                                    tracing::error!(position = e.position, error = %err, "event does not decode; read models skip it");
-                                }
-                            }
-                        }
-                        Ok(SubscriptionItem::CaughtUp) => progress.caught_up = true,
-                        Err(err) => {
-                            tracing::error!(error = %err, "subscription to the log failed");
-                            return;
-                        }
-                    }
-                }
-                if let Some((last, _, _)) = decoded.last() {
-                    progress.position = progress.position.max(*last);
-                    let mut model = writer.write().expect("read model lock");
-                    for (position, stream, event) in &decoded {
-                        model.apply(*position, stream, event);
-                    }
-                }
-                if tx.send(progress).is_err() {
-                    return;
-                }
-            }
+        let snapshotter = snapshots.map(|settings| Snapshotter {
+            settings,
+            model: model.clone(),
+            saved_at_position: from,
+            saved_at: Instant::now(),
+            writing: Arc::new(Mutex::new(())),
         });
+        tokio::spawn(follow(store, writer, tx, from, snapshotter));
         Projections {
             model,
             progress: rx,
@@ -130,6 +163,189 @@ impl Projections {
                 wanted: u64::MAX,
                 reached: self.progress().position,
             }),
+        }
+    }
+}
+
+/// The model to start from, as `mode` says.
+fn initial_model(path: &Path, mode: SnapshotMode) -> ReadModel {
+    if mode == SnapshotMode::Rebuild {
+        match std::fs::remove_file(path) {
+            Ok(()) => {
+                tracing::info!(path = %path.display(), "read model snapshot deleted; rebuilding from zero")
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "could not delete the read model snapshot; rebuilding from zero anyway")
+            }
+        }
+        return ReadModel::default();
+    }
+    let started = Instant::now();
+    match snapshot::load(path) {
+        Ok(Some(model)) => {
+            tracing::info!(
+                position = model.position,
+                millis = started.elapsed().as_millis() as u64,
+                "read models loaded from the snapshot"
+            );
+            model
+        }
+        Ok(None) => ReadModel::default(),
+        Err(e) => {
+            tracing::error!(error = %e, "read model snapshot unusable; rebuilding from zero");
+            ReadModel::default()
+        }
+    }
+}
+
+/// Follow the log from `from`, applying batches and writing snapshots.
+async fn follow(
+    store: Arc<dyn EventStore>,
+    writer: Arc<RwLock<ReadModel>>,
+    tx: watch::Sender<Progress>,
+    mut from: u64,
+    mut snapshotter: Option<Snapshotter>,
+) {
+    if from > 0
+        && let Ok(head) = store.head_position().await
+        && head < from
+    {
+        // A snapshot ahead of the log was made from another log (say the
+        // log was restored from an older backup): its state cannot be right.
+        tracing::error!(
+            snapshot = from,
+            head,
+            "the read model snapshot is ahead of the log; rebuilding from zero"
+        );
+        *writer.write().expect("read model lock") = ReadModel::default();
+        from = 0;
+        if let Some(s) = &mut snapshotter {
+            s.saved_at_position = 0;
+        }
+        let _ = tx.send(Progress::default());
+    }
+    let mut progress = Progress {
+        position: from,
+        ..Progress::default()
+    };
+    let mut items = store.subscribe_all(from).ready_chunks(BATCH);
+    loop {
+        let batch = match &mut snapshotter {
+            Some(s) => {
+                let due = tokio::time::Instant::from_std(s.saved_at + s.settings.every);
+                tokio::select! {
+                    batch = items.next() => batch,
+                    _ = tokio::time::sleep_until(due) => {
+                        if s.saved_at_position < progress.position {
+                            s.save().await;
+                        } else {
+                            s.saved_at = Instant::now();
+                        }
+                        continue;
+                    }
+                }
+            }
+            None => items.next().await,
+        };
+        let Some(batch) = batch else { return };
+        let mut decoded = Vec::with_capacity(batch.len());
+        for item in batch {
+            match item {
+                Ok(SubscriptionItem::Event(e)) => {
+                    match migrations::decode(&e.type_name, e.schema_version, &e.payload) {
+                        Ok(event) => decoded.push((e.position, e.stream, event)),
+                        Err(err) => {
+                            progress.undecodable += 1;
+                            progress.position = e.position;
+                            tracing::error!(position = e.position, error = %err, "event does not decode; read models skip it");
+                        }
+                    }
+                }
+                Ok(SubscriptionItem::CaughtUp) => progress.caught_up = true,
+                Err(err) => {
+                    tracing::error!(error = %err, "subscription to the log failed");
+                    return;
+                }
+            }
+        }
+        if let Some((last, _, _)) = decoded.last() {
+            progress.position = progress.position.max(*last);
+            let mut model = writer.write().expect("read model lock");
+            for (position, stream, event) in &decoded {
+                model.apply(*position, stream, event);
+            }
+        }
+        if tx.send(progress).is_err() {
+            return;
+        }
+        if let Some(s) = &mut snapshotter
+            && progress.position >= s.saved_at_position + s.settings.every_events
+        {
+            s.save().await;
+        }
+    }
+}
+
+/// Writes the server's snapshot from the live model: serialised under a
+/// read lock (queries go on; the runner waits, so the model does not move),
+/// then synced and renamed off the async runtime while the runner goes on.
+/// When the runner stops (graceful shutdown drops it), a last snapshot is
+/// written if anything changed since the previous one.
+struct Snapshotter {
+    settings: SnapshotSettings,
+    model: Arc<RwLock<ReadModel>>,
+    saved_at_position: u64,
+    saved_at: Instant,
+    /// Held while a snapshot is written: one at a time.
+    writing: Arc<Mutex<()>>,
+}
+
+impl Snapshotter {
+    async fn save(&mut self) {
+        let model = self.model.clone();
+        let path = self.settings.path.clone();
+        let writing = self.writing.clone();
+        let (released_tx, released_rx) = tokio::sync::oneshot::channel();
+        let position = model.read().expect("read model lock").position;
+        tokio::task::spawn_blocking(move || {
+            let _one_at_a_time = writing.lock().unwrap_or_else(|e| e.into_inner());
+            let started = Instant::now();
+            let written = {
+                let model = model.read().expect("read model lock");
+                snapshot::write_unsynced(&path, &model)
+            };
+            let _ = released_tx.send(());
+            match written.and_then(snapshot::PendingSnapshot::commit) {
+                Ok(()) => tracing::info!(
+                    position,
+                    millis = started.elapsed().as_millis() as u64,
+                    "read model snapshot written"
+                ),
+                Err(e) => tracing::error!(error = %e, "could not write the read model snapshot"),
+            }
+        });
+        let _ = released_rx.await;
+        self.saved_at_position = position;
+        self.saved_at = Instant::now();
+    }
+}
+
+impl Drop for Snapshotter {
+    fn drop(&mut self) {
+        let _one_at_a_time = self.writing.lock().unwrap_or_else(|e| e.into_inner());
+        let Ok(model) = self.model.read() else { return };
+        if model.position <= self.saved_at_position {
+            return;
+        }
+        match snapshot::save(&self.settings.path, &model) {
+            Ok(()) => tracing::info!(
+                position = model.position,
+                "read model snapshot written at stop"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "could not write the read model snapshot at stop")
+            }
         }
     }
 }

@@ -1,0 +1,956 @@
+//! Snapshots of the read models: the whole state and its checkpoint (the
+//! global position) in one file in the data dir, written atomically, so
+//! state and checkpoint can never disagree; the digest of a state; and the
+//! rebuild from zero.
+//!
+//! File layout (all integers little-endian):
+//!
+//! ```text
+//! magic  b"CLPROJSN"       8 bytes
+//! format version u32       FORMAT_VERSION
+//! body length    u64
+//! SHA-256 of the body      32 bytes
+//! body                     the canonical rendering (see below)
+//! ```
+//!
+//! The body is a hand-written, compact binary rendering of the state
+//! (LEB128 varints, zigzag for signed numbers, length-prefixed strings):
+//! the position first, then accounts sorted by id, the ID-porten directory
+//! sorted by subject key, sessions sorted by token digest, deleted
+//! unreleased accounts sorted by id, applications in creation (log) order,
+//! legacy records sorted by reference. Indexes that follow from these (the
+//! email directory, the inactivity index, each account's sessions, each
+//! owner's applications, legacy records per owner) are derived on load.
+//! Being sorted, the body does not depend on hash map order, so it is also
+//! what [`ReadModel::digest`] hashes.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use domain::application::{
+    Applicant, Application, Appointment, AppointmentPurpose, CountryCode, Decision,
+    DecisionOutcome, DeliveryChannel, Kind, MeetingPointKind, Relation, Status,
+};
+use domain::legacy::{LegacyOwner, LegacyRecord};
+use domain::text::PersonName;
+use domain::{AccountId, ApplicationId, Email, LoginIdentity, LoginMethod, SessionId};
+use migrations::DomainEvent;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::ReadModel;
+use crate::model::{AccountStatus, AccountView, SessionView};
+use crate::model_applications::Applications;
+
+/// Name of the snapshot file in the data dir.
+pub const SNAPSHOT_FILE: &str = "projections.snapshot";
+
+/// The format this build writes and reads. A file of another version is
+/// refused ([`SnapshotError::UnknownVersion`]) and the models are rebuilt.
+pub const FORMAT_VERSION: u32 = 1;
+
+const MAGIC: &[u8; 8] = b"CLPROJSN";
+const HEADER_LEN: usize = 8 + 4 + 8 + 32;
+
+/// Where the snapshot of a data dir lives.
+pub fn snapshot_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(SNAPSHOT_FILE)
+}
+
+/// Why a snapshot could not be written or read. Never a panic: a caller
+/// logs it and rebuilds from zero.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "snapshot file {path} has format version {found}; this build reads version {FORMAT_VERSION}"
+    )]
+    UnknownVersion { path: PathBuf, found: u32 },
+    #[error("snapshot file {path} is corrupt: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+}
+
+impl SnapshotError {
+    fn io(path: &Path, source: io::Error) -> SnapshotError {
+        SnapshotError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    fn corrupt(path: &Path, reason: impl Into<String>) -> SnapshotError {
+        SnapshotError::Corrupt {
+            path: path.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Save and load
+// ---------------------------------------------------------------------------
+
+/// Write `model` to `path` atomically: a temporary file beside it, fsync,
+/// rename over `path`, fsync of the directory. A crash leaves either the old
+/// snapshot or the new one, never a mix.
+pub fn save(path: &Path, model: &ReadModel) -> Result<(), SnapshotError> {
+    let pending = write_unsynced(path, model)?;
+    pending.commit()
+}
+
+/// A snapshot written to its temporary file but not yet synced nor renamed.
+/// The runner writes it under a read lock and commits after releasing it.
+pub struct PendingSnapshot {
+    file: File,
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+impl PendingSnapshot {
+    /// fsync the file, rename it over the snapshot, fsync the directory.
+    pub fn commit(self) -> Result<(), SnapshotError> {
+        let PendingSnapshot { file, tmp, path } = self;
+        let result = (|| {
+            file.sync_all().map_err(|e| SnapshotError::io(&tmp, e))?;
+            drop(file);
+            std::fs::rename(&tmp, &path).map_err(|e| SnapshotError::io(&path, e))?;
+            if let Some(dir) = path.parent() {
+                let dir = if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                };
+                File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| SnapshotError::io(dir, e))?;
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+}
+
+/// Write the whole file to a fresh temporary path beside `path`.
+pub fn write_unsynced(path: &Path, model: &ReadModel) -> Result<PendingSnapshot, SnapshotError> {
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(format!(
+        ".tmp-{}-{}",
+        std::process::id(),
+        SEQUENCE.fetch_add(1, Ordering::Relaxed)
+    ));
+    let tmp = path.with_file_name(name);
+    let result = (|| {
+        let mut file = File::create(&tmp)?;
+        // Header with a zero checksum first; the real one is known at the end.
+        file.write_all(&[0u8; HEADER_LEN])?;
+        let mut sink = FileAndHash {
+            file: &mut file,
+            hash: Sha256::new(),
+            len: 0,
+        };
+        encode_body(model, &mut sink)?;
+        let FileAndHash { hash, len, .. } = sink;
+        let header = header(len, hash.finalize().into());
+        use std::io::{Seek, SeekFrom};
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(&header)?;
+        Ok(file)
+    })();
+    match result {
+        Ok(file) => Ok(PendingSnapshot {
+            file,
+            tmp,
+            path: path.to_owned(),
+        }),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(SnapshotError::io(&tmp, e))
+        }
+    }
+}
+
+fn header(body_len: u64, checksum: [u8; 32]) -> [u8; HEADER_LEN] {
+    let mut header = [0u8; HEADER_LEN];
+    header[..8].copy_from_slice(MAGIC);
+    header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header[12..20].copy_from_slice(&body_len.to_le_bytes());
+    header[20..].copy_from_slice(&checksum);
+    header
+}
+
+/// Read the snapshot at `path`: `None` when there is none, an error when it
+/// is of an unknown format version or corrupt (bad magic, truncated, wrong
+/// checksum, undecodable body).
+pub fn load(path: &Path) -> Result<Option<ReadModel>, SnapshotError> {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(SnapshotError::io(path, e)),
+    };
+    let mut bytes = Vec::new();
+    if let Ok(meta) = file.metadata() {
+        bytes.reserve_exact(usize::try_from(meta.len()).unwrap_or(0));
+    }
+    file.read_to_end(&mut bytes)
+        .map_err(|e| SnapshotError::io(path, e))?;
+    from_bytes(&bytes)
+        .map(Some)
+        .map_err(|problem| match problem {
+            Problem::Version(found) => SnapshotError::UnknownVersion {
+                path: path.to_owned(),
+                found,
+            },
+            Problem::Corrupt(reason) => SnapshotError::corrupt(path, reason),
+        })
+}
+
+enum Problem {
+    Version(u32),
+    Corrupt(String),
+}
+
+fn from_bytes(bytes: &[u8]) -> Result<ReadModel, Problem> {
+    if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
+        return Err(Problem::Corrupt("not a read model snapshot".into()));
+    }
+    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    if version != FORMAT_VERSION {
+        return Err(Problem::Version(version));
+    }
+    let body_len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
+    let body = &bytes[HEADER_LEN..];
+    if body.len() as u64 != body_len {
+        return Err(Problem::Corrupt(format!(
+            "body is {} bytes, the header says {body_len}",
+            body.len()
+        )));
+    }
+    let checksum: [u8; 32] = Sha256::digest(body).into();
+    if checksum[..] != bytes[20..HEADER_LEN] {
+        return Err(Problem::Corrupt("checksum does not match".into()));
+    }
+    decode_body(body).map_err(|e| Problem::Corrupt(e.0))
+}
+
+// ---------------------------------------------------------------------------
+// Digest and rebuild
+// ---------------------------------------------------------------------------
+
+impl ReadModel {
+    /// SHA-256 of the canonical rendering of the whole state, position
+    /// included: the snapshot body of format [`FORMAT_VERSION`]. Equal
+    /// digests mean equal positions and equal read models; it does not
+    /// depend on hash map order or on how the state was reached (live, in
+    /// any batch sizes, rebuilt from zero, or loaded from a snapshot). It
+    /// changes only with the format version.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut sink = HashOnly(Sha256::new());
+        encode_body(self, &mut sink).expect("hashing never fails");
+        sink.0.finalize().into()
+    }
+}
+
+/// Fold decoded events `(position, stream, event)` from an empty model.
+pub fn rebuild<S, E>(events: impl IntoIterator<Item = (u64, S, E)>) -> ReadModel
+where
+    S: AsRef<str>,
+    E: std::borrow::Borrow<DomainEvent>,
+{
+    let mut model = ReadModel::default();
+    for (position, stream, event) in events {
+        model.apply(position, stream.as_ref(), event.borrow());
+    }
+    model
+}
+
+/// The result of [`rebuild_from_log`].
+#[derive(Debug)]
+pub struct Rebuilt {
+    pub model: ReadModel,
+    /// Positions of events that did not decode (skipped, as live).
+    pub undecodable: Vec<u64>,
+}
+
+/// Fold the whole log of `store` from zero, as the live runner would, up to
+/// the head at the time of the call.
+pub async fn rebuild_from_log(store: &dyn store::EventStore) -> Result<Rebuilt, store::StoreError> {
+    use futures::StreamExt;
+    let mut model = ReadModel::default();
+    let mut undecodable = Vec::new();
+    let mut items = store.subscribe_all(0);
+    while let Some(item) = items.next().await {
+        match item? {
+            store::SubscriptionItem::Event(e) => {
+                match migrations::decode(&e.type_name, e.schema_version, &e.payload) {
+                    Ok(event) => model.apply(e.position, &e.stream, &event),
+                    Err(_) => undecodable.push(e.position),
+                }
+            }
+            store::SubscriptionItem::CaughtUp => break,
+        }
+    }
+    Ok(Rebuilt { model, undecodable })
+}
+
+// ---------------------------------------------------------------------------
+// Encoding
+// ---------------------------------------------------------------------------
+
+/// Where encoded bytes go.
+trait Sink {
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()>;
+}
+
+struct HashOnly(Sha256);
+
+impl Sink for HashOnly {
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.0.update(bytes);
+        Ok(())
+    }
+}
+
+struct FileAndHash<'a> {
+    file: &'a mut File,
+    hash: Sha256,
+    len: u64,
+}
+
+impl Sink for FileAndHash<'_> {
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.hash.update(bytes);
+        self.len += bytes.len() as u64;
+        self.file.write_all(bytes)
+    }
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// Buffers small writes and hands them to the sink in large chunks.
+struct Enc<'a, S: Sink> {
+    buf: Vec<u8>,
+    sink: &'a mut S,
+}
+
+const CHUNK: usize = 1 << 18;
+
+impl<S: Sink> Enc<'_, S> {
+    fn spill(&mut self) -> io::Result<()> {
+        if self.buf.len() >= CHUNK {
+            self.sink.put(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> io::Result<()> {
+        self.sink.put(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+
+    fn u8(&mut self, v: u8) {
+        self.buf.push(v);
+    }
+
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.buf.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.buf.push(v as u8);
+    }
+
+    fn len(&mut self, n: usize) {
+        self.varint(n as u64);
+    }
+
+    fn signed(&mut self, v: i64) {
+        self.varint(((v << 1) ^ (v >> 63)) as u64);
+    }
+
+    fn bytes(&mut self, v: &[u8]) {
+        self.buf.extend_from_slice(v);
+    }
+
+    fn str(&mut self, v: &str) {
+        self.len(v.len());
+        self.bytes(v.as_bytes());
+    }
+
+    fn uuid(&mut self, v: &Uuid) {
+        self.bytes(v.as_bytes());
+    }
+
+    fn time(&mut self, v: &DateTime<Utc>) {
+        self.signed(v.timestamp());
+        self.varint(u64::from(v.timestamp_subsec_nanos()));
+    }
+
+    fn opt_time(&mut self, v: &Option<DateTime<Utc>>) {
+        match v {
+            None => self.u8(0),
+            Some(t) => {
+                self.u8(1);
+                self.time(t);
+            }
+        }
+    }
+
+    fn date(&mut self, v: &NaiveDate) {
+        self.signed(i64::from(chrono::Datelike::num_days_from_ce(v)));
+    }
+}
+
+fn index_of<T: PartialEq>(all: &[T], v: &T) -> u8 {
+    all.iter().position(|x| x == v).expect("value is in ALL") as u8
+}
+
+fn method_code(m: LoginMethod) -> u8 {
+    match m {
+        LoginMethod::Password => 0,
+        LoginMethod::IdPorten => 1,
+    }
+}
+
+fn encode_body<S: Sink>(model: &ReadModel, sink: &mut S) -> io::Result<()> {
+    let mut e = Enc {
+        buf: Vec::with_capacity(CHUNK + 4096),
+        sink,
+    };
+    e.varint(model.position);
+
+    let mut accounts: Vec<&AccountView> = model.accounts.values().collect();
+    accounts.sort_unstable_by_key(|a| a.id);
+    e.len(accounts.len());
+    for a in accounts {
+        e.uuid(&a.id.0);
+        e.u8(method_code(a.method));
+        e.u8(match a.status {
+            AccountStatus::Active => 0,
+            AccountStatus::Deleted => 1,
+        });
+        let in_directory = a
+            .email
+            .as_ref()
+            .is_some_and(|m| model.email_directory.get(m.as_str()) == Some(&a.id));
+        let flags = u8::from(a.email.is_some())
+            | u8::from(in_directory) << 1
+            | u8::from(a.last_login_at.is_some()) << 2
+            | u8::from(a.warned_at.is_some()) << 3
+            | u8::from(a.pid_key.is_some()) << 4;
+        e.u8(flags);
+        if let Some(email) = &a.email {
+            e.str(email.as_str());
+        }
+        e.str(&a.name);
+        e.time(&a.created_at);
+        if let Some(t) = &a.last_login_at {
+            e.time(t);
+        }
+        if let Some(t) = &a.warned_at {
+            e.time(t);
+        }
+        if let Some(k) = &a.pid_key {
+            e.bytes(k);
+        }
+        e.spill()?;
+    }
+
+    let mut idporten: Vec<(&[u8; 32], &AccountId)> = model.idporten_directory.iter().collect();
+    idporten.sort_unstable();
+    e.len(idporten.len());
+    for (subject, id) in idporten {
+        e.bytes(subject);
+        e.uuid(&id.0);
+        e.spill()?;
+    }
+
+    let mut sessions: Vec<(&[u8; 32], &SessionView)> = model.sessions.iter().collect();
+    sessions.sort_unstable_by_key(|(digest, _)| *digest);
+    e.len(sessions.len());
+    for (digest, s) in sessions {
+        e.bytes(digest);
+        e.uuid(&s.account.0);
+        e.uuid(&s.id.0);
+        e.u8(method_code(s.method));
+        e.time(&s.started_at);
+        e.time(&s.expires_at);
+        e.varint(u64::from(s.idle_timeout_seconds));
+        e.spill()?;
+    }
+
+    let mut unreleased: Vec<&AccountId> = model.deleted_unreleased.iter().collect();
+    unreleased.sort_unstable();
+    e.len(unreleased.len());
+    for id in unreleased {
+        e.uuid(&id.0);
+    }
+    e.spill()?;
+
+    let apps = &model.applications.all;
+    e.len(apps.iter().filter(|s| s.application.is_some()).count());
+    for app in apps.iter().filter_map(|s| s.application.as_ref()) {
+        encode_application(&mut e, app);
+        e.spill()?;
+    }
+
+    let mut legacy: Vec<&LegacyRecord> = model.applications.legacy_by_reference.values().collect();
+    legacy.sort_unstable_by(|a, b| a.reference.cmp(&b.reference));
+    e.len(legacy.len());
+    for r in legacy {
+        e.str(&r.reference);
+        e.time(&r.submitted_at);
+        e.u8(index_of(&Kind::ALL, &r.kind));
+        match &r.owner {
+            LegacyOwner::EmailHash(h) => {
+                e.u8(0);
+                e.bytes(h);
+            }
+            LegacyOwner::PidHash(h) => {
+                e.u8(1);
+                e.bytes(h);
+            }
+        }
+        e.spill()?;
+    }
+    e.finish()
+}
+
+fn encode_appointment<S: Sink>(e: &mut Enc<'_, S>, a: &Appointment) {
+    e.u8(index_of(&MeetingPointKind::ALL, &a.meeting_point));
+    e.str(&a.location);
+    e.time(&a.starts_at);
+    e.u8(index_of(&AppointmentPurpose::ALL, &a.purpose));
+}
+
+fn encode_application<S: Sink>(e: &mut Enc<'_, S>, app: &Application) {
+    e.uuid(&app.id.0);
+    e.uuid(&app.owner.account.0);
+    e.u8(method_code(app.owner.method));
+    e.u8(index_of(&Kind::ALL, &app.kind));
+    e.u8(index_of(&Relation::ALL, &app.relation));
+    e.u8(index_of(&Status::ALL, &app.status));
+    e.str(app.applicant.name.as_str());
+    e.date(&app.applicant.birth_date);
+    e.str(app.applicant.nationality.as_str());
+    e.time(&app.created_at);
+    e.time(&app.updated_at);
+    e.opt_time(&app.submitted_at);
+    match &app.appointment {
+        None => e.u8(0),
+        Some(a) => {
+            e.u8(1);
+            encode_appointment(e, a);
+        }
+    }
+    match &app.photo_appointment {
+        None => e.u8(0),
+        Some(a) => {
+            e.u8(1);
+            encode_appointment(e, a);
+        }
+    }
+    e.opt_time(&app.documents_received_at);
+    match app.fee_paid_nok {
+        None => e.u8(0),
+        Some(n) => {
+            e.u8(1);
+            e.varint(u64::from(n));
+        }
+    }
+    e.opt_time(&app.fee_paid_at);
+    e.opt_time(&app.refund_requested_at);
+    match &app.decision {
+        None => e.u8(0),
+        Some(d) => {
+            e.u8(1);
+            e.u8(match d.outcome {
+                DecisionOutcome::Granted => 0,
+                DecisionOutcome::Refused => 1,
+            });
+            e.u8(match d.channel {
+                DeliveryChannel::Digipost => 0,
+                DeliveryChannel::Post => 1,
+            });
+            e.time(&d.at);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Decoding
+// ---------------------------------------------------------------------------
+
+struct DecodeError(String);
+
+type Decoded<T> = Result<T, DecodeError>;
+
+fn bad<T>(what: impl Into<String>) -> Decoded<T> {
+    Err(DecodeError(what.into()))
+}
+
+struct Dec<'a> {
+    buf: &'a [u8],
+    at: usize,
+    /// Country codes seen so far (parsing each again would cost more).
+    countries: HashMap<[u8; 3], CountryCode>,
+}
+
+impl<'a> Dec<'a> {
+    fn take(&mut self, n: usize) -> Decoded<&'a [u8]> {
+        let end = self.at.checked_add(n).filter(|end| *end <= self.buf.len());
+        let Some(end) = end else {
+            return bad(format!("truncated at byte {}", self.at));
+        };
+        let bytes = &self.buf[self.at..end];
+        self.at = end;
+        Ok(bytes)
+    }
+
+    fn u8(&mut self) -> Decoded<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn flag(&mut self) -> Decoded<bool> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => bad(format!("option tag {other} at byte {}", self.at - 1)),
+        }
+    }
+
+    fn varint(&mut self) -> Decoded<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.u8()?;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        bad(format!("varint too long at byte {}", self.at))
+    }
+
+    fn len(&mut self) -> Decoded<usize> {
+        let n = self.varint()?;
+        // Every counted item takes at least one byte.
+        match usize::try_from(n) {
+            Ok(n) if n <= self.buf.len() - self.at => Ok(n),
+            _ => bad(format!("count {n} exceeds the file at byte {}", self.at)),
+        }
+    }
+
+    fn signed(&mut self) -> Decoded<i64> {
+        let v = self.varint()?;
+        Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
+    }
+
+    fn array<const N: usize>(&mut self) -> Decoded<[u8; N]> {
+        Ok(self.take(N)?.try_into().expect("N bytes"))
+    }
+
+    fn str(&mut self) -> Decoded<&'a str> {
+        let n = self.len()?;
+        let bytes = self.take(n)?;
+        std::str::from_utf8(bytes).or_else(|_| bad("text is not UTF-8"))
+    }
+
+    fn uuid(&mut self) -> Decoded<Uuid> {
+        Ok(Uuid::from_bytes(self.array::<16>()?))
+    }
+
+    fn time(&mut self) -> Decoded<DateTime<Utc>> {
+        let secs = self.signed()?;
+        let nanos = u32::try_from(self.varint()?).or_else(|_| bad("nanoseconds out of range"))?;
+        DateTime::from_timestamp(secs, nanos).map_or_else(|| bad("instant out of range"), Ok)
+    }
+
+    fn opt_time(&mut self) -> Decoded<Option<DateTime<Utc>>> {
+        if self.flag()? {
+            Ok(Some(self.time()?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn date(&mut self) -> Decoded<NaiveDate> {
+        let days = i32::try_from(self.signed()?).or_else(|_| bad("date out of range"))?;
+        NaiveDate::from_num_days_from_ce_opt(days).map_or_else(|| bad("date out of range"), Ok)
+    }
+
+    fn pick<T: Copy>(&mut self, all: &[T], what: &str) -> Decoded<T> {
+        let i = self.u8()?;
+        all.get(usize::from(i))
+            .copied()
+            .map_or_else(|| bad(format!("unknown {what} {i}")), Ok)
+    }
+
+    fn method(&mut self) -> Decoded<LoginMethod> {
+        self.pick(
+            &[LoginMethod::Password, LoginMethod::IdPorten],
+            "login method",
+        )
+    }
+
+    fn country(&mut self) -> Decoded<CountryCode> {
+        let raw = self.str()?;
+        let key: [u8; 3] = raw
+            .as_bytes()
+            .try_into()
+            .or_else(|_| bad("nationality is not three letters"))?;
+        if let Some(code) = self.countries.get(&key) {
+            return Ok(*code);
+        }
+        let code = CountryCode::parse(raw).or_else(|_| bad("unknown nationality"))?;
+        self.countries.insert(key, code);
+        Ok(code)
+    }
+}
+
+fn decode_body(body: &[u8]) -> Decoded<ReadModel> {
+    let mut d = Dec {
+        buf: body,
+        at: 0,
+        countries: HashMap::new(),
+    };
+    let mut model = ReadModel {
+        position: d.varint()?,
+        ..ReadModel::default()
+    };
+
+    let count = d.len()?;
+    model.accounts.reserve(count);
+    model.email_directory.reserve(count);
+    let mut inactivity = Vec::with_capacity(count);
+    for _ in 0..count {
+        let id = AccountId(d.uuid()?);
+        let method = d.method()?;
+        let status = d.pick(&[AccountStatus::Active, AccountStatus::Deleted], "status")?;
+        let flags = d.u8()?;
+        if flags >> 5 != 0 {
+            return bad(format!("unknown account flags {flags:#x}"));
+        }
+        let email = if flags & 1 != 0 {
+            let raw = d.str()?;
+            match Email::parse(raw) {
+                Ok(email) if email.as_str() == raw => Some(email),
+                _ => return bad("an account email is not a normalised address"),
+            }
+        } else {
+            None
+        };
+        let name = d.str()?.to_owned();
+        let created_at = d.time()?;
+        let last_login_at = if flags & 4 != 0 {
+            Some(d.time()?)
+        } else {
+            None
+        };
+        let warned_at = if flags & 8 != 0 {
+            Some(d.time()?)
+        } else {
+            None
+        };
+        let pid_key = if flags & 16 != 0 {
+            Some(d.array::<32>()?)
+        } else {
+            None
+        };
+        if flags & 2 != 0 {
+            let Some(email) = &email else {
+                return bad("directory flag on an account without email");
+            };
+            model.email_directory.insert(email.as_str().to_owned(), id);
+        }
+        let account = AccountView {
+            id,
+            method,
+            email,
+            name,
+            status,
+            created_at,
+            last_login_at,
+            warned_at,
+            pid_key,
+            sessions: Vec::new(),
+        };
+        if let Some(key) = crate::model::inactivity_key(&account) {
+            inactivity.push(key);
+        }
+        if model.accounts.insert(id, account).is_some() {
+            return bad("an account appears twice");
+        }
+    }
+    inactivity.sort_unstable();
+    model.inactivity = inactivity.into_iter().collect();
+
+    let count = d.len()?;
+    model.idporten_directory.reserve(count);
+    for _ in 0..count {
+        let subject = d.array::<32>()?;
+        let id = AccountId(d.uuid()?);
+        model.idporten_directory.insert(subject, id);
+    }
+
+    let count = d.len()?;
+    model.sessions.reserve(count);
+    for _ in 0..count {
+        let digest = d.array::<32>()?;
+        let session = SessionView {
+            account: AccountId(d.uuid()?),
+            id: SessionId(d.uuid()?),
+            method: d.method()?,
+            started_at: d.time()?,
+            expires_at: d.time()?,
+            idle_timeout_seconds: u32::try_from(d.varint()?)
+                .or_else(|_| bad("idle timeout out of range"))?,
+        };
+        let Some(account) = model.accounts.get_mut(&session.account) else {
+            return bad("a session of an unknown account");
+        };
+        account.sessions.push(digest);
+        model.sessions.insert(digest, session);
+    }
+
+    let count = d.len()?;
+    model.deleted_unreleased.reserve(count);
+    for _ in 0..count {
+        model.deleted_unreleased.insert(AccountId(d.uuid()?));
+    }
+
+    let count = d.len()?;
+    let mut apps = Vec::with_capacity(count);
+    for _ in 0..count {
+        apps.push(decode_application(&mut d)?);
+    }
+
+    let count = d.len()?;
+    let mut legacy = Vec::with_capacity(count);
+    for _ in 0..count {
+        let reference = d.str()?.to_owned();
+        let submitted_at = d.time()?;
+        let kind = d.pick(&Kind::ALL, "kind")?;
+        let owner = match d.u8()? {
+            0 => LegacyOwner::EmailHash(d.array::<32>()?),
+            1 => LegacyOwner::PidHash(d.array::<32>()?),
+            other => return bad(format!("unknown legacy owner key {other}")),
+        };
+        legacy.push(LegacyRecord {
+            reference,
+            submitted_at,
+            kind,
+            owner,
+        });
+    }
+    if d.at != body.len() {
+        return bad(format!("{} bytes after the end", body.len() - d.at));
+    }
+    model.applications = Applications::from_parts(apps, legacy);
+    Ok(model)
+}
+
+fn decode_appointment(d: &mut Dec<'_>) -> Decoded<Option<Appointment>> {
+    if !d.flag()? {
+        return Ok(None);
+    }
+    Ok(Some(Appointment {
+        meeting_point: d.pick(&MeetingPointKind::ALL, "meeting point")?,
+        location: d.str()?.to_owned(),
+        starts_at: d.time()?,
+        purpose: d.pick(&AppointmentPurpose::ALL, "appointment purpose")?,
+    }))
+}
+
+fn decode_application(d: &mut Dec<'_>) -> Decoded<Application> {
+    let id = ApplicationId(d.uuid()?);
+    let owner = LoginIdentity {
+        account: AccountId(d.uuid()?),
+        method: d.method()?,
+    };
+    let kind = d.pick(&Kind::ALL, "kind")?;
+    let relation = d.pick(&Relation::ALL, "relation")?;
+    let status = d.pick(&Status::ALL, "status")?;
+    let name = d.str()?;
+    let name = match PersonName::parse(name) {
+        Ok(parsed) if parsed.as_str() == name => parsed,
+        _ => return bad("an applicant name is not valid"),
+    };
+    let birth_date = d.date()?;
+    let nationality = d.country()?;
+    let created_at = d.time()?;
+    let updated_at = d.time()?;
+    let submitted_at = d.opt_time()?;
+    let appointment = decode_appointment(d)?;
+    let photo_appointment = decode_appointment(d)?;
+    let documents_received_at = d.opt_time()?;
+    let fee_paid_nok = if d.flag()? {
+        Some(u32::try_from(d.varint()?).or_else(|_| bad("fee out of range"))?)
+    } else {
+        None
+    };
+    let fee_paid_at = d.opt_time()?;
+    let refund_requested_at = d.opt_time()?;
+    let decision = if d.flag()? {
+        Some(Decision {
+            outcome: d.pick(
+                &[DecisionOutcome::Granted, DecisionOutcome::Refused],
+                "outcome",
+            )?,
+            channel: d.pick(
+                &[DeliveryChannel::Digipost, DeliveryChannel::Post],
+                "channel",
+            )?,
+            at: d.time()?,
+        })
+    } else {
+        None
+    };
+    Ok(Application {
+        id,
+        owner,
+        kind,
+        relation,
+        applicant: Applicant {
+            name,
+            birth_date,
+            nationality,
+        },
+        status,
+        created_at,
+        submitted_at,
+        appointment,
+        photo_appointment,
+        documents_received_at,
+        fee_paid_nok,
+        fee_paid_at,
+        refund_requested_at,
+        decision,
+        updated_at,
+    })
+}
+
+/// The canonical body of `model` in memory (tests and tools).
+pub fn canonical_bytes(model: &ReadModel) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_body(model, &mut out).expect("writing to memory never fails");
+    out
+}
