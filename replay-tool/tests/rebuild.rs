@@ -1,0 +1,114 @@
+//! `rebuild` agrees with a snapshot written by the projections' own writer
+//! and reports a tampered one.
+
+mod common;
+
+use common::*;
+use migrations::DomainEvent;
+use store::sqlite::SqliteLogReader;
+
+/// The story's events up to `until`, decoded, leaving out `skip`.
+fn decoded(
+    data_dir: &std::path::Path,
+    until: u64,
+    skip: Option<u64>,
+) -> Vec<(u64, String, DomainEvent)> {
+    let mut reader = SqliteLogReader::open(&store_file(data_dir)).unwrap();
+    reader
+        .read_all(0, 1000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.position <= until && Some(e.position) != skip)
+        .map(|e| {
+            let event = migrations::decode(&e.type_name, e.schema_version, &e.payload).unwrap();
+            (e.position, e.stream, event)
+        })
+        .collect()
+}
+
+fn save_snapshot(data_dir: &std::path::Path, model: &projections::ReadModel) {
+    projections::snapshot::save(&projections::snapshot::snapshot_path(data_dir), model).unwrap();
+}
+
+#[test]
+fn rebuild_matches_the_live_snapshot_and_reports_the_head() {
+    let dir = story_data_dir();
+    let live = projections::snapshot::rebuild(decoded(dir.path(), 12, None));
+    assert_eq!(live.position, 12);
+    save_snapshot(dir.path(), &live);
+    let snapshot_bytes = std::fs::read(projections::snapshot::snapshot_path(dir.path())).unwrap();
+
+    let out = stdout_ok(dir.path(), &["rebuild"]);
+    let digest = hex::encode(live.digest());
+    assert!(
+        out.contains(&format!(
+            "rebuilt from zero to position 12: digest {digest} (MATCHES the snapshot)"
+        )),
+        "{out}"
+    );
+    let head = projections::snapshot::rebuild(decoded(dir.path(), u64::MAX, None));
+    assert!(
+        out.contains(&format!(
+            "head: position {}, digest {}",
+            story_len(),
+            hex::encode(head.digest())
+        )),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read(projections::snapshot::snapshot_path(dir.path())).unwrap(),
+        snapshot_bytes,
+        "rebuild never writes the snapshot"
+    );
+}
+
+#[test]
+fn rebuild_reports_a_snapshot_that_differs_from_the_log() {
+    let dir = story_data_dir();
+    let tampered = projections::snapshot::rebuild(decoded(dir.path(), 12, Some(12)));
+    let tampered = {
+        let mut model = tampered;
+        let last = decoded(dir.path(), 12, None).pop().unwrap();
+        assert_eq!(last.0, 12);
+        // Another event at position 12: the position agrees, the state does not.
+        model.apply(
+            12,
+            &last.1,
+            &DomainEvent::Application(domain::application::Event::Submitted {
+                at: t("2026-03-05T09:05:00Z"),
+            }),
+        );
+        model
+    };
+    assert_eq!(tampered.position, 12);
+    save_snapshot(dir.path(), &tampered);
+    let output = replay(dir.path(), &["rebuild"]);
+    let out = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(out.contains("MISMATCH"), "{out}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("differ from the live snapshot"));
+}
+
+#[test]
+fn rebuild_refuses_a_corrupt_snapshot_file() {
+    let dir = story_data_dir();
+    let live = projections::snapshot::rebuild(decoded(dir.path(), 12, None));
+    save_snapshot(dir.path(), &live);
+    let path = projections::snapshot::snapshot_path(dir.path());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&path, bytes).unwrap();
+    let output = replay(dir.path(), &["rebuild"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("corrupt"));
+}
+
+#[test]
+fn rebuild_without_a_snapshot_reports_the_head_digest() {
+    let dir = story_data_dir();
+    let out = stdout_ok(dir.path(), &["rebuild"]);
+    assert!(out.contains("snapshot: none"), "{out}");
+    let head = projections::snapshot::rebuild(decoded(dir.path(), u64::MAX, None));
+    assert!(out.contains(&hex::encode(head.digest())), "{out}");
+}
