@@ -117,6 +117,10 @@ pub struct ServeArgs {
     /// Password-checking requests per minute per client address (0: no limit).
     #[arg(long, env = "CASELEDGER_RATE_LIMIT_PASSWORD", default_value_t = LimitSettings::default().password_per_minute)]
     pub rate_limit_password: u32,
+    /// Discard the read model snapshot and rebuild the projections from the
+    /// whole log (otherwise the server starts from its snapshot).
+    #[arg(long, env = "CASELEDGER_REBUILD_PROJECTIONS")]
+    pub rebuild_projections: bool,
 }
 
 /// Parse `90s`, `10m`, `1h30m`, ... into a positive duration.
@@ -150,6 +154,11 @@ impl ServeArgs {
                 password_per_minute: self.rate_limit_password,
             },
             durable: true,
+            projections: if self.rebuild_projections {
+                projections::SnapshotMode::Rebuild
+            } else {
+                projections::SnapshotMode::ReadWrite
+            },
         })
     }
 }

@@ -61,6 +61,9 @@ pub struct ServeConfig {
     pub limits: LimitSettings,
     /// `synchronous=FULL` on the embedded store.
     pub durable: bool,
+    /// How the read models use `<data-dir>/projections.snapshot` (only the
+    /// server writes it; jobs and tests read it).
+    pub projections: projections::SnapshotMode,
 }
 
 impl ServeConfig {
@@ -77,6 +80,7 @@ impl ServeConfig {
             service_token: None,
             limits: LimitSettings::default(),
             durable: true,
+            projections: projections::SnapshotMode::ReadOnly,
         }
     }
 }
@@ -99,8 +103,11 @@ pub fn open_store(
 
 /// Build the services over a store (also used by the batch jobs).
 pub fn build_app(store: Arc<dyn EventStore>, keyer: Keyer, config: &ServeConfig) -> App {
-    let projections =
-        projections::Projections::start(store.clone(), projections::ReadModel::default());
+    let projections = projections::Projections::start_in_data_dir(
+        store.clone(),
+        &config.data_dir,
+        config.projections,
+    );
     let hasher = PasswordHasher::new(HashParams::owasp(), default_max_concurrent());
     let settings = Settings {
         code_ttl: config.code_ttl,
