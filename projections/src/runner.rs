@@ -74,6 +74,7 @@ pub struct Progress {
 pub struct Projections {
     model: Arc<RwLock<ReadModel>>,
     progress: watch::Receiver<Progress>,
+    started_from: u64,
 }
 
 /// Events applied under one write lock at most.
@@ -126,12 +127,19 @@ impl Projections {
         Projections {
             model,
             progress: rx,
+            started_from: from,
         }
     }
 
     /// Read the models under a shared lock.
     pub fn read<R>(&self, f: impl FnOnce(&ReadModel) -> R) -> R {
         f(&self.model.read().expect("read model lock"))
+    }
+
+    /// The position of the model the runner started from (0: from zero,
+    /// else a snapshot's checkpoint).
+    pub fn started_from(&self) -> u64 {
+        self.started_from
     }
 
     /// Current progress.

@@ -193,56 +193,76 @@ fn header(body_len: u64, checksum: [u8; 32]) -> [u8; HEADER_LEN] {
 
 /// Read the snapshot at `path`: `None` when there is none, an error when it
 /// is of an unknown format version or corrupt (bad magic, truncated, wrong
-/// checksum, undecodable body).
+/// checksum, undecodable body). The body is decoded as it streams from the
+/// file (no copy of the whole file in memory); the model is returned only
+/// when the checksum of every byte read matches.
 pub fn load(path: &Path) -> Result<Option<ReadModel>, SnapshotError> {
     let mut file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(SnapshotError::io(path, e)),
     };
-    let mut bytes = Vec::new();
-    if let Ok(meta) = file.metadata() {
-        bytes.reserve_exact(usize::try_from(meta.len()).unwrap_or(0));
+    let mut header = [0u8; HEADER_LEN];
+    let mut filled = 0;
+    while filled < HEADER_LEN {
+        match file.read(&mut header[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(SnapshotError::io(path, e)),
+        }
     }
-    file.read_to_end(&mut bytes)
-        .map_err(|e| SnapshotError::io(path, e))?;
-    from_bytes(&bytes)
-        .map(Some)
-        .map_err(|problem| match problem {
-            Problem::Version(found) => SnapshotError::UnknownVersion {
-                path: path.to_owned(),
-                found,
-            },
-            Problem::Corrupt(reason) => SnapshotError::corrupt(path, reason),
-        })
-}
-
-enum Problem {
-    Version(u32),
-    Corrupt(String),
-}
-
-fn from_bytes(bytes: &[u8]) -> Result<ReadModel, Problem> {
-    if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
-        return Err(Problem::Corrupt("not a read model snapshot".into()));
+    if filled < HEADER_LEN || &header[..8] != MAGIC {
+        return Err(SnapshotError::corrupt(path, "not a read model snapshot"));
     }
-    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
     if version != FORMAT_VERSION {
-        return Err(Problem::Version(version));
+        return Err(SnapshotError::UnknownVersion {
+            path: path.to_owned(),
+            found: version,
+        });
     }
-    let body_len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
-    let body = &bytes[HEADER_LEN..];
-    if body.len() as u64 != body_len {
-        return Err(Problem::Corrupt(format!(
-            "body is {} bytes, the header says {body_len}",
-            body.len()
-        )));
+    let body_len = u64::from_le_bytes(header[12..20].try_into().expect("8 bytes"));
+    let file_len = file
+        .metadata()
+        .map_err(|e| SnapshotError::io(path, e))?
+        .len();
+    if file_len != HEADER_LEN as u64 + body_len {
+        return Err(SnapshotError::corrupt(
+            path,
+            format!(
+                "body is {} bytes, the header says {body_len}",
+                file_len.saturating_sub(HEADER_LEN as u64)
+            ),
+        ));
     }
-    let checksum: [u8; 32] = Sha256::digest(body).into();
-    if checksum[..] != bytes[20..HEADER_LEN] {
-        return Err(Problem::Corrupt("checksum does not match".into()));
+    let mut d = Dec {
+        file,
+        buf: vec![0; 1 << 20],
+        start: 0,
+        end: 0,
+        hash: Sha256::new(),
+        remaining: body_len,
+        at: 0,
+        io_error: None,
+        countries: HashMap::new(),
+    };
+    let decoded = decode_body(&mut d);
+    if let Some(e) = d.io_error.take() {
+        return Err(SnapshotError::io(path, e));
     }
-    decode_body(body).map_err(|e| Problem::Corrupt(e.0))
+    let model = decoded.map_err(|e| SnapshotError::corrupt(path, e.0))?;
+    if d.remaining != 0 || d.start != d.end {
+        return Err(SnapshotError::corrupt(
+            path,
+            "bytes after the end of the body",
+        ));
+    }
+    let checksum: [u8; 32] = d.hash.finalize().into();
+    if checksum[..] != header[20..HEADER_LEN] {
+        return Err(SnapshotError::corrupt(path, "checksum does not match"));
+    }
+    Ok(Some(model))
 }
 
 // ---------------------------------------------------------------------------
@@ -608,25 +628,77 @@ fn bad<T>(what: impl Into<String>) -> Decoded<T> {
     Err(DecodeError(what.into()))
 }
 
-struct Dec<'a> {
-    buf: &'a [u8],
-    at: usize,
+/// Decodes the body as it streams from the file, hashing each byte read.
+struct Dec {
+    file: File,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    hash: Sha256,
+    /// Body bytes not yet read from the file.
+    remaining: u64,
+    /// Body bytes consumed by the decoder.
+    at: u64,
+    io_error: Option<io::Error>,
     /// Country codes seen so far (parsing each again would cost more).
     countries: HashMap<[u8; 3], CountryCode>,
 }
 
-impl<'a> Dec<'a> {
-    fn take(&mut self, n: usize) -> Decoded<&'a [u8]> {
-        let end = self.at.checked_add(n).filter(|end| *end <= self.buf.len());
-        let Some(end) = end else {
-            return bad(format!("truncated at byte {}", self.at));
-        };
-        let bytes = &self.buf[self.at..end];
-        self.at = end;
+impl Dec {
+    /// Make `n` bytes available in `buf[start..]`.
+    fn fill(&mut self, n: usize) -> Decoded<()> {
+        if self.end - self.start >= n {
+            return Ok(());
+        }
+        self.buf.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
+        self.start = 0;
+        if self.buf.len() < n {
+            self.buf.resize(n, 0);
+        }
+        while self.end < n {
+            let room = (self.buf.len() - self.end)
+                .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+            if room == 0 {
+                return bad(format!("truncated at body byte {}", self.at));
+            }
+            match self.file.read(&mut self.buf[self.end..self.end + room]) {
+                Ok(0) => return bad(format!("truncated at body byte {}", self.at)),
+                Ok(read) => {
+                    self.hash.update(&self.buf[self.end..self.end + read]);
+                    self.end += read;
+                    self.remaining -= read as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let message = e.to_string();
+                    self.io_error = Some(e);
+                    return bad(message);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn take(&mut self, n: usize) -> Decoded<&[u8]> {
+        self.fill(n)?;
+        let bytes = &self.buf[self.start..self.start + n];
+        self.start += n;
+        self.at += n as u64;
         Ok(bytes)
     }
 
+    fn left(&self) -> u64 {
+        self.remaining + (self.end - self.start) as u64
+    }
+
     fn u8(&mut self) -> Decoded<u8> {
+        if self.start < self.end {
+            let v = self.buf[self.start];
+            self.start += 1;
+            self.at += 1;
+            return Ok(v);
+        }
         Ok(self.take(1)?[0])
     }
 
@@ -654,7 +726,7 @@ impl<'a> Dec<'a> {
         let n = self.varint()?;
         // Every counted item takes at least one byte.
         match usize::try_from(n) {
-            Ok(n) if n <= self.buf.len() - self.at => Ok(n),
+            Ok(n) if n as u64 <= self.left() => Ok(n),
             _ => bad(format!("count {n} exceeds the file at byte {}", self.at)),
         }
     }
@@ -668,7 +740,7 @@ impl<'a> Dec<'a> {
         Ok(self.take(N)?.try_into().expect("N bytes"))
     }
 
-    fn str(&mut self) -> Decoded<&'a str> {
+    fn str(&mut self) -> Decoded<&str> {
         let n = self.len()?;
         let bytes = self.take(n)?;
         std::str::from_utf8(bytes).or_else(|_| bad("text is not UTF-8"))
@@ -712,26 +784,22 @@ impl<'a> Dec<'a> {
     }
 
     fn country(&mut self) -> Decoded<CountryCode> {
-        let raw = self.str()?;
-        let key: [u8; 3] = raw
+        let key: [u8; 3] = self
+            .str()?
             .as_bytes()
             .try_into()
             .or_else(|_| bad("nationality is not three letters"))?;
         if let Some(code) = self.countries.get(&key) {
             return Ok(*code);
         }
+        let raw = std::str::from_utf8(&key).or_else(|_| bad("nationality is not text"))?;
         let code = CountryCode::parse(raw).or_else(|_| bad("unknown nationality"))?;
         self.countries.insert(key, code);
         Ok(code)
     }
 }
 
-fn decode_body(body: &[u8]) -> Decoded<ReadModel> {
-    let mut d = Dec {
-        buf: body,
-        at: 0,
-        countries: HashMap::new(),
-    };
+fn decode_body(d: &mut Dec) -> Decoded<ReadModel> {
     let mut model = ReadModel {
         position: d.varint()?,
         ..ReadModel::default()
@@ -840,7 +908,7 @@ fn decode_body(body: &[u8]) -> Decoded<ReadModel> {
     let count = d.len()?;
     let mut apps = Vec::with_capacity(count);
     for _ in 0..count {
-        apps.push(decode_application(&mut d)?);
+        apps.push(decode_application(d)?);
     }
 
     let count = d.len()?;
@@ -861,14 +929,11 @@ fn decode_body(body: &[u8]) -> Decoded<ReadModel> {
             owner,
         });
     }
-    if d.at != body.len() {
-        return bad(format!("{} bytes after the end", body.len() - d.at));
-    }
     model.applications = Applications::from_parts(apps, legacy);
     Ok(model)
 }
 
-fn decode_appointment(d: &mut Dec<'_>) -> Decoded<Option<Appointment>> {
+fn decode_appointment(d: &mut Dec) -> Decoded<Option<Appointment>> {
     if !d.flag()? {
         return Ok(None);
     }
@@ -880,7 +945,7 @@ fn decode_appointment(d: &mut Dec<'_>) -> Decoded<Option<Appointment>> {
     }))
 }
 
-fn decode_application(d: &mut Dec<'_>) -> Decoded<Application> {
+fn decode_application(d: &mut Dec) -> Decoded<Application> {
     let id = ApplicationId(d.uuid()?);
     let owner = LoginIdentity {
         account: AccountId(d.uuid()?),

@@ -142,11 +142,7 @@ fn a_restart_from_a_snapshot_resumes_where_it_stopped() {
         let head = common::append_all(&store, rest).await;
         let projections =
             Projections::start_in_data_dir(store.clone(), dir.path(), SnapshotMode::ReadOnly);
-        assert_eq!(
-            projections.progress().position,
-            k,
-            "resumes at the checkpoint"
-        );
+        assert_eq!(projections.started_from(), k, "resumes at the checkpoint");
         projections.wait_for(head, WAIT).await.unwrap();
         let rebuilt = snapshot::rebuild_from_log(store.as_ref())
             .await
@@ -260,11 +256,7 @@ fn an_unusable_snapshot_makes_the_server_rebuild_from_zero() {
         runtime.block_on(async {
             let projections =
                 Projections::start_in_data_dir(store.clone(), dir.path(), SnapshotMode::ReadOnly);
-            assert_eq!(
-                projections.progress().position,
-                0,
-                "{case}: starts from zero"
-            );
+            assert_eq!(projections.started_from(), 0, "{case}: starts from zero");
             projections.wait_for(head, WAIT).await.unwrap();
             assert_eq!(projections.read(|m| m.digest()), full.digest(), "{case}");
         });
@@ -325,7 +317,7 @@ fn rebuild_mode_deletes_the_snapshot_and_starts_from_zero() {
     runtime.block_on(async {
         let projections =
             Projections::start_in_data_dir(store.clone(), dir.path(), SnapshotMode::Rebuild);
-        assert_eq!(projections.progress().position, 0);
+        assert_eq!(projections.started_from(), 0);
         assert!(!path.exists(), "the snapshot is gone");
         projections.wait_for(head, WAIT).await.unwrap();
     });
