@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use domain::password::PasswordPolicyKind;
 
+use crate::idporten::{ClientAuth, IdPortenConfig};
 use crate::limits::LimitSettings;
 use crate::server::ServeConfig;
 
@@ -45,7 +46,7 @@ pub enum Command {
     /// Run the GraphQL server on the embedded store.
     ///
     /// Example: caseledger serve --listen 127.0.0.1:8080 --data-dir ./data
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print the GraphQL schema (SDL).
     Schema,
     /// Delete every password account with no login for over two years, and
@@ -117,10 +118,46 @@ pub struct ServeArgs {
     /// Password-checking requests per minute per client address (0: no limit).
     #[arg(long, env = "CASELEDGER_RATE_LIMIT_PASSWORD", default_value_t = LimitSettings::default().password_per_minute)]
     pub rate_limit_password: u32,
+    #[command(flatten)]
+    pub idporten: IdPortenArgs,
     /// Discard the read model snapshot and rebuild the projections from the
     /// whole log (otherwise the server starts from its snapshot).
     #[arg(long, env = "CASELEDGER_REBUILD_PROJECTIONS")]
     pub rebuild_projections: bool,
+}
+
+/// Log in with ID-porten (OpenID Connect). Off when none of these is given;
+/// the server refuses to start when some but not all that are needed are.
+#[derive(Debug, clap::Args)]
+pub struct IdPortenArgs {
+    /// Issuer URL of ID-porten (its discovery document is read at start), e.g. https://idporten.no.
+    #[arg(long, env = "CASELEDGER_IDPORTEN_ISSUER")]
+    pub idporten_issuer: Option<String>,
+    /// Client id registered with ID-porten.
+    #[arg(long, env = "CASELEDGER_IDPORTEN_CLIENT_ID")]
+    pub idporten_client_id: Option<String>,
+    /// Client secret (client_secret_post); or use --idporten-private-key.
+    #[arg(
+        long,
+        env = "CASELEDGER_IDPORTEN_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub idporten_client_secret: Option<String>,
+    /// RSA private key, PEM file (PKCS#1 or PKCS#8), for private_key_jwt; or use --idporten-client-secret.
+    #[arg(long, env = "CASELEDGER_IDPORTEN_PRIVATE_KEY")]
+    pub idporten_private_key: Option<PathBuf>,
+    /// Key id (`kid`) of the private key as registered with ID-porten.
+    #[arg(long, env = "CASELEDGER_IDPORTEN_KEY_ID")]
+    pub idporten_key_id: Option<String>,
+    /// Redirect URI registered with ID-porten: this server's /auth/idporten/callback.
+    #[arg(long, env = "CASELEDGER_IDPORTEN_REDIRECT_URI")]
+    pub idporten_redirect_uri: Option<String>,
+    /// Where the browser goes after a successful login.
+    #[arg(long, env = "CASELEDGER_IDPORTEN_POST_LOGIN_URL", default_value = "/")]
+    pub idporten_post_login_url: String,
+    /// Where ID-porten sends the browser after logout (registered with ID-porten).
+    #[arg(long, env = "CASELEDGER_IDPORTEN_POST_LOGOUT_REDIRECT_URI")]
+    pub idporten_post_logout_redirect_uri: Option<String>,
 }
 
 /// Parse `90s`, `10m`, `1h30m`, ... into a positive duration.
@@ -159,7 +196,76 @@ impl ServeArgs {
             } else {
                 projections::SnapshotMode::ReadWrite
             },
+            idporten: self.idporten.config()?,
         })
+    }
+}
+
+impl IdPortenArgs {
+    /// The ID-porten configuration: `None` when no ID-porten flag is given,
+    /// an error naming what is missing when the configuration is incomplete.
+    pub fn config(&self) -> anyhow::Result<Option<IdPortenConfig>> {
+        let given = |value: &Option<String>| value.as_deref().is_some_and(|v| !v.trim().is_empty());
+        let any = given(&self.idporten_issuer)
+            || given(&self.idporten_client_id)
+            || given(&self.idporten_client_secret)
+            || self.idporten_private_key.is_some()
+            || given(&self.idporten_key_id)
+            || given(&self.idporten_redirect_uri)
+            || given(&self.idporten_post_logout_redirect_uri);
+        if !any {
+            return Ok(None);
+        }
+        let mut missing = Vec::new();
+        if !given(&self.idporten_issuer) {
+            missing.push("--idporten-issuer");
+        }
+        if !given(&self.idporten_client_id) {
+            missing.push("--idporten-client-id");
+        }
+        if !given(&self.idporten_redirect_uri) {
+            missing.push("--idporten-redirect-uri");
+        }
+        let secret = self
+            .idporten_client_secret
+            .clone()
+            .filter(|s| !s.trim().is_empty());
+        let client_auth = match (secret, &self.idporten_private_key) {
+            (Some(_), Some(_)) => anyhow::bail!(
+                "incomplete ID-porten configuration: give either --idporten-client-secret or --idporten-private-key, not both"
+            ),
+            (Some(secret), None) => Some(ClientAuth::SecretPost(secret)),
+            (None, Some(path)) => {
+                let pem = std::fs::read_to_string(path)
+                    .with_context(|| format!("--idporten-private-key {}", path.display()))?;
+                Some(
+                    ClientAuth::private_key_jwt(&pem, self.idporten_key_id.clone())
+                        .with_context(|| format!("--idporten-private-key {}", path.display()))?,
+                )
+            }
+            (None, None) => {
+                missing.push("--idporten-client-secret or --idporten-private-key");
+                None
+            }
+        };
+        if !missing.is_empty() {
+            anyhow::bail!(
+                "incomplete ID-porten configuration: {} missing (give all of them, or none to run without ID-porten)",
+                missing.join(", ")
+            );
+        }
+        let required = |value: &Option<String>| value.clone().unwrap_or_default().trim().to_owned();
+        Ok(Some(IdPortenConfig {
+            issuer: required(&self.idporten_issuer),
+            client_id: required(&self.idporten_client_id),
+            client_auth: client_auth.context("client authentication")?,
+            redirect_uri: required(&self.idporten_redirect_uri),
+            post_login_url: self.idporten_post_login_url.clone(),
+            post_logout_redirect_uri: self
+                .idporten_post_logout_redirect_uri
+                .clone()
+                .filter(|u| !u.trim().is_empty()),
+        }))
     }
 }
 

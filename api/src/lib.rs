@@ -9,6 +9,7 @@ pub mod cli;
 pub mod deciders;
 pub mod error;
 pub mod graphql;
+pub mod idporten;
 pub mod jobs;
 pub mod keys;
 pub mod limits;

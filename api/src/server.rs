@@ -1,6 +1,7 @@
 //! The HTTP server: `/graphql` (GraphiQL on GET), `/healthz`, `/readyz`,
-//! `/metrics`; sessions by bearer token or cookie (with a CSRF header);
-//! body-size, depth, complexity and time limits; graceful shutdown.
+//! `/metrics`, the ID-porten login under `/auth/idporten/`; sessions by
+//! bearer token or cookie (with a CSRF header); body-size, depth,
+//! complexity and time limits; graceful shutdown.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,6 +28,7 @@ use store::sqlite::{SqliteOptions, SqliteStore};
 use crate::app::{App, Settings};
 use crate::error::Lang;
 use crate::graphql::{CaseledgerSchema, RequestContext, schema};
+use crate::idporten::{IdPorten, IdPortenConfig};
 use crate::keys::Keyer;
 use crate::limits::{LimitSettings, Limits};
 use crate::mail::{DEFAULT_FROM, MailSender, MailTransportConfig};
@@ -64,6 +66,8 @@ pub struct ServeConfig {
     /// How the read models use `<data-dir>/projections.snapshot` (only the
     /// server writes it; jobs and tests read it).
     pub projections: projections::SnapshotMode,
+    /// Log in with ID-porten; off when `None`.
+    pub idporten: Option<IdPortenConfig>,
 }
 
 impl ServeConfig {
@@ -81,6 +85,7 @@ impl ServeConfig {
             limits: LimitSettings::default(),
             durable: true,
             projections: projections::SnapshotMode::ReadOnly,
+            idporten: None,
         }
     }
 }
@@ -126,6 +131,7 @@ struct ServerState {
     service_token: Option<Arc<str>>,
     requests: Arc<AtomicU64>,
     outbox_position: watch::Receiver<u64>,
+    idporten: Option<Arc<IdPorten>>,
 }
 
 /// Serve until `shutdown` completes; then stop taking requests, finish the
@@ -135,6 +141,16 @@ pub async fn run(
     config: ServeConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Discovery first: a server that cannot reach its configured ID-porten
+    // does not start.
+    let idporten = match &config.idporten {
+        Some(idporten) => Some(Arc::new(
+            IdPorten::discover(idporten.clone())
+                .await
+                .context("starting the ID-porten login")?,
+        )),
+        None => None,
+    };
     let keyer = Keyer::load_or_create(&config.data_dir)?;
     let store = open_store(&config.data_dir, config.durable)?;
     let app = build_app(store.clone(), keyer.clone(), &config);
@@ -169,6 +185,7 @@ pub async fn run(
         service_token: config.service_token.as_deref().map(Arc::from),
         requests: Arc::new(AtomicU64::new(0)),
         outbox_position: outbox_rx,
+        idporten,
     };
     let router = router(state);
     let address = listener.local_addr()?;
@@ -190,6 +207,10 @@ pub async fn run(
 
 fn router(state: ServerState) -> Router {
     Router::new()
+        .merge(crate::idporten::router(
+            state.app.clone(),
+            state.idporten.clone(),
+        ))
         .route("/graphql", get(graphiql).post(graphql))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -270,7 +291,7 @@ async fn metrics(State(state): State<ServerState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()

@@ -89,6 +89,47 @@ impl Server {
         }
     }
 
+    /// Start on a given address (e.g. a port chosen before the start, for
+    /// a server whose own URL must be known in advance, as an OpenID
+    /// redirect URI), with extra flags.
+    pub fn start_listening(listen: &str, extra: &[&str]) -> Server {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let log_path = data_dir.path().join("server.log");
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let mut child = Command::new(program())
+            .arg("serve")
+            .args(["--listen", listen, "--data-dir"])
+            .arg(data_dir.path())
+            .args(extra)
+            .env("CASELEDGER_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn the server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the address line");
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no address in {line:?}; log: {}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
+                )
+            })
+            .to_owned();
+        Server {
+            child,
+            url,
+            data_dir,
+            log_path,
+            client: reqwest::Client::new(),
+        }
+    }
+
     pub fn data_path(&self) -> &Path {
         self.data_dir.path()
     }
