@@ -21,6 +21,8 @@ const MAX_RECORDED_MICROS: i64 = 253_402_300_799_999_999;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     pub position: u64,
+    /// The stream's number in the store; its name is looked up for the report.
+    pub stream_number: u64,
     pub stream: String,
     pub type_name: String,
     pub schema_version: u16,
@@ -135,7 +137,8 @@ impl Verifier {
         if self.first_problem.is_none() {
             self.first_problem = Some(Problem {
                 position: event.position,
-                stream: event.stream.to_owned(),
+                stream_number: event.stream_number,
+                stream: String::new(),
                 type_name: event.type_name.to_owned(),
                 schema_version: event.schema_version,
                 what,
@@ -213,11 +216,19 @@ pub fn run(data_dir: &Path) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let bar = log::progress(head, "verify");
     let mut verifier = Verifier::default();
+    // Names are looked up only for the report: loading every stream's name
+    // would cost more than the checks.
+    reader.skip_stream_names(true);
     log::scan_all(&mut reader, 0, head, &bar, |event| {
         verifier.check(event);
         Ok(())
     })?;
     bar.finish_and_clear();
+    if let Some(first) = verifier.first_problem.as_mut() {
+        first.stream = reader
+            .stream_name(first.stream_number)
+            .unwrap_or_else(|error| format!("#{} (name unreadable: {error})", first.stream_number));
+    }
     let seconds = started.elapsed().as_secs_f64();
     print!("{}", verifier.report());
     println!(

@@ -89,6 +89,8 @@ pub struct SqliteLogReader {
     reader: ReadConnection,
     /// Stream names by stream number (index 0 unused), loaded in bulk.
     stream_names: Vec<Option<Box<str>>>,
+    /// Scans leave [`EventRef::stream`] empty (see [`SqliteLogReader::skip_stream_names`]).
+    skip_names: bool,
 }
 
 impl std::fmt::Debug for SqliteLogReader {
@@ -154,6 +156,7 @@ impl SqliteLogReader {
                 names: std::collections::HashMap::new(),
             },
             stream_names: vec![None],
+            skip_names: false,
         })
     }
 
@@ -165,6 +168,25 @@ impl SqliteLogReader {
     /// Position of the last committed event (0 when the log is empty).
     pub fn head(&mut self) -> Result<u64, StoreError> {
         self.reader.head()
+    }
+
+    /// Whether scans leave [`EventRef::stream`] empty instead of resolving
+    /// each name: a scan that needs a name only now and then (to report a
+    /// problem) saves loading every stream's name, and asks
+    /// [`SqliteLogReader::stream_name`] for the few it needs.
+    pub fn skip_stream_names(&mut self, skip: bool) {
+        self.skip_names = skip;
+    }
+
+    /// The name of the stream with this [`EventRef::stream_number`].
+    pub fn stream_name(&mut self, stream_number: u64) -> Result<String, StoreError> {
+        let number = i64::try_from(stream_number)
+            .map_err(|_| StoreError::Backend(format!("corrupt stream number {stream_number}")))?;
+        self.reader
+            .connection
+            .prepare_cached("SELECT name FROM streams WHERE stream_id = ?1")
+            .and_then(|mut statement| statement.query_row([number], |row| row.get(0)))
+            .map_err(backend)
     }
 
     /// Number of streams (tombstoned ones included).
@@ -191,6 +213,7 @@ impl SqliteLogReader {
         let SqliteLogReader {
             reader,
             stream_names,
+            skip_names,
             ..
         } = self;
         let connection = &reader.connection;
@@ -223,7 +246,11 @@ impl SqliteLogReader {
             let recorded_at_micros: i64 = row.get(6).map_err(backend)?;
             let metadata_bytes = blob(7)?;
             let payload = blob(8)?;
-            let stream = stream_name(connection, stream_names, stream_id)?;
+            let stream = if *skip_names {
+                ""
+            } else {
+                stream_name(connection, stream_names, stream_id)?
+            };
             visit(&EventRef {
                 position: position as u64,
                 stream,
@@ -408,6 +435,16 @@ mod tests {
             .unwrap();
         assert_eq!(stream[0].revision, 1);
         assert_eq!(reader.stream_count().unwrap(), 2);
+        reader.skip_stream_names(true);
+        let mut numbers = Vec::new();
+        reader
+            .for_each_between(0, u64::MAX, 10, |e| {
+                assert_eq!(e.stream, "");
+                numbers.push(e.stream_number);
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        assert_eq!(reader.stream_name(numbers[2]).unwrap(), "flow-2");
         let refused = reader.reader.connection.execute("DELETE FROM events", []);
         assert!(refused.is_err(), "a read-only reader must not write");
         assert_eq!(reader.head().unwrap(), 3);
