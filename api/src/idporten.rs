@@ -16,7 +16,10 @@
 //! (signature by the provider's JWKS, issuer, audience, expiry, nonce, and
 //! the access-token hash), and hands the returned `acr` and `pid` to
 //! [`App::login_idporten`], which accepts only `idporten-loa-high` and a
-//! present `pid`. A browser is then sent to the post-login URL with the
+//! present `pid`. The provider's discovery document and keys are read at
+//! start; an ID token signed with a key not known yet has them read again
+//! (at most every [`KEY_REFRESH_INTERVAL`]), so a key rotation at the
+//! provider needs no restart. A browser is then sent to the post-login URL with the
 //! session cookies; a client that asks for JSON (`Accept: application/json`)
 //! gets `{token, expiresAt, viewer}`. A refusal is a small page (or JSON
 //! `{error: {code, message, reason}}`) in English, or bokmål when
@@ -30,7 +33,7 @@
 //! only the outcome and the kind of failure.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -80,6 +83,8 @@ pub const LOGIN_COOKIE: &str = "caseledger_idporten_login";
 /// Display name of an ID-porten account when the provider gives no name
 /// (ID-porten itself sends none).
 pub const FALLBACK_NAME: &str = "ID-porten";
+/// Least time between two readings of the provider's keys after start.
+pub const KEY_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
 /// Lifetime of a `private_key_jwt` client assertion.
 const CLIENT_ASSERTION_TTL_SECONDS: i64 = 60;
 
@@ -253,7 +258,9 @@ struct SessionIdToken {
 
 /// The relying party: the discovered provider and the logins under way.
 pub struct IdPorten {
-    client: IdPortenClient,
+    /// Replaced when the provider's keys are read again.
+    client: RwLock<Arc<IdPortenClient>>,
+    last_key_refresh: Mutex<Option<Instant>>,
     http: openidconnect::reqwest::Client,
     /// The issuer as the provider names itself (accounts are keyed by it).
     issuer: String,
@@ -341,47 +348,23 @@ impl IdPorten {
             .timeout(Duration::from_secs(15))
             .build()
             .context("building the HTTP client")?;
-        let issuer_url = IssuerUrl::new(issuer_of(&config.issuer))
-            .with_context(|| format!("--idporten-issuer {:?} is not a URL", config.issuer))?;
-        let metadata = Discovered::discover_async(issuer_url, &http)
-            .await
-            .with_context(|| format!("reading the discovery document of {}", config.issuer))?;
-        let token_url = metadata
-            .token_endpoint()
-            .cloned()
-            .context("the provider's discovery document names no token_endpoint")?;
-        let redirect = RedirectUrl::new(config.redirect_uri.clone()).with_context(|| {
-            format!(
-                "--idporten-redirect-uri {:?} is not a URL",
-                config.redirect_uri
-            )
-        })?;
         if let Some(uri) = &config.post_logout_redirect_uri {
             PostLogoutRedirectUrl::new(uri.clone()).with_context(|| {
                 format!("--idporten-post-logout-redirect-uri {uri:?} is not a URL")
             })?;
         }
-        let issuer = metadata.issuer().as_str().to_owned();
-        let extras = metadata.additional_metadata().clone();
-        let (secret, signing_key, key_id) = match &config.client_auth {
-            ClientAuth::SecretPost(secret) => (Some(ClientSecret::new(secret.clone())), None, None),
+        let (client, issuer, extras) = Self::fetch_client(&config, &http).await?;
+        let (signing_key, key_id) = match &config.client_auth {
+            ClientAuth::SecretPost(_) => (None, None),
             ClientAuth::PrivateKeyJwt { pkcs1_pem, key_id } => {
                 let key = CoreRsaPrivateSigningKey::from_pem(
                     pkcs1_pem,
                     key_id.clone().map(JsonWebKeyId::new),
                 )
                 .map_err(|e| anyhow::anyhow!("the private key cannot sign: {e}"))?;
-                (None, Some(key), key_id.clone())
+                (Some(key), key_id.clone())
             }
         };
-        let client = IdPortenClientWith::<EndpointMaybeSet>::from_provider_metadata(
-            metadata,
-            ClientId::new(config.client_id.clone()),
-            secret,
-        )
-        .set_token_uri(token_url)
-        .set_redirect_uri(redirect)
-        .set_auth_type(AuthType::RequestBody);
         tracing::info!(
             issuer = %issuer,
             client_auth = config.client_auth.method_name(),
@@ -389,7 +372,8 @@ impl IdPorten {
             "ID-porten login enabled"
         );
         Ok(IdPorten {
-            client,
+            client: RwLock::new(Arc::new(client)),
+            last_key_refresh: Mutex::new(None),
             http,
             iss_parameter_required: extras
                 .authorization_response_iss_parameter_supported
@@ -405,6 +389,74 @@ impl IdPorten {
         })
     }
 
+    /// The discovery document and JWKS of the provider, as a client.
+    async fn fetch_client(
+        config: &IdPortenConfig,
+        http: &openidconnect::reqwest::Client,
+    ) -> anyhow::Result<(IdPortenClient, String, IdPortenProviderMetadata)> {
+        let issuer_url = IssuerUrl::new(issuer_of(&config.issuer))
+            .with_context(|| format!("--idporten-issuer {:?} is not a URL", config.issuer))?;
+        let metadata = Discovered::discover_async(issuer_url, http)
+            .await
+            .with_context(|| format!("reading the discovery document of {}", config.issuer))?;
+        let token_url = metadata
+            .token_endpoint()
+            .cloned()
+            .context("the provider's discovery document names no token_endpoint")?;
+        let redirect = RedirectUrl::new(config.redirect_uri.clone()).with_context(|| {
+            format!(
+                "--idporten-redirect-uri {:?} is not a URL",
+                config.redirect_uri
+            )
+        })?;
+        let secret = match &config.client_auth {
+            ClientAuth::SecretPost(secret) => Some(ClientSecret::new(secret.clone())),
+            ClientAuth::PrivateKeyJwt { .. } => None,
+        };
+        let extras = metadata.additional_metadata().clone();
+        let issuer = metadata.issuer().as_str().to_owned();
+        let client = IdPortenClientWith::<EndpointMaybeSet>::from_provider_metadata(
+            metadata,
+            ClientId::new(config.client_id.clone()),
+            secret,
+        )
+        .set_token_uri(token_url)
+        .set_redirect_uri(redirect)
+        .set_auth_type(AuthType::RequestBody);
+        Ok((client, issuer, extras))
+    }
+
+    fn client(&self) -> Arc<IdPortenClient> {
+        self.client.read().expect("client lock").clone()
+    }
+
+    /// Read the provider's keys again (it has rotated them), at most once
+    /// per [`KEY_REFRESH_INTERVAL`]; whether there are new ones to try.
+    async fn refresh_keys(&self) -> bool {
+        {
+            let mut last = self.last_key_refresh.lock().expect("key refresh lock");
+            if last.is_some_and(|at| at.elapsed() < KEY_REFRESH_INTERVAL) {
+                return false;
+            }
+            *last = Some(Instant::now());
+        }
+        match Self::fetch_client(&self.config, &self.http).await {
+            Ok((client, issuer, _)) if issuer == self.issuer => {
+                *self.client.write().expect("client lock") = Arc::new(client);
+                tracing::info!("ID-porten signing keys refreshed");
+                true
+            }
+            Ok(_) => {
+                tracing::warn!("ID-porten changed its issuer; keys not refreshed");
+                false
+            }
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), "refreshing ID-porten signing keys failed");
+                false
+            }
+        }
+    }
+
     /// The issuer as the provider names itself.
     pub fn issuer(&self) -> &str {
         &self.issuer
@@ -414,8 +466,8 @@ impl IdPorten {
     /// the browser's [`LOGIN_COOKIE`] value.
     fn begin(&self, binding: &str, lang: Lang) -> Result<String, ApiError> {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let mut request = self
-            .client
+        let client = self.client();
+        let mut request = client
             .authorize_url(
                 CoreAuthenticationFlow::AuthorizationCode,
                 CsrfToken::new_random,
@@ -499,8 +551,8 @@ impl IdPorten {
         code: String,
         login: PendingLogin,
     ) -> Result<(IdPortenIdToken, VerifiedLogin), Refusal> {
-        let mut request = self
-            .client
+        let mut client = self.client();
+        let mut request = client
             .exchange_code(AuthorizationCode::new(code))
             .set_pkce_verifier(login.verifier);
         if let Some(key) = &self.signing_key {
@@ -526,8 +578,17 @@ impl IdPorten {
             tracing::warn!("ID-porten answered without an ID token");
             Refusal::Token
         })?;
-        let verifier = self.client.id_token_verifier();
-        let claims = id_token.claims(&verifier, &login.nonce).map_err(|error| {
+        let mut verified = id_token.claims(&client.id_token_verifier(), &login.nonce);
+        if let Err(ClaimsVerificationError::SignatureVerification(_)) = verified {
+            // Signed with a key we do not know yet: the provider may have
+            // rotated its keys since we read them.
+            if self.refresh_keys().await {
+                client = self.client();
+                verified = id_token.claims(&client.id_token_verifier(), &login.nonce);
+            }
+        }
+        let verifier = client.id_token_verifier();
+        let claims = verified.map_err(|error| {
             let (refusal, kind) = match error {
                 ClaimsVerificationError::InvalidNonce(_) => (Refusal::Nonce, "nonce"),
                 ClaimsVerificationError::Expired(_) => (Refusal::Token, "expired"),

@@ -17,6 +17,12 @@
 //                                   second client "<client id>-jwt" using
 //                                   private_key_jwt with that key is registered
 //   OIDC_KEY_ID                     kid of that key (default "caseledger-test")
+//   OIDC_PORT                       port to listen on (default: any free one;
+//                                   a fixed one lets a test restart the
+//                                   provider under the same issuer)
+//
+// The provider's own signing key is new in every process (as after a key
+// rotation at ID-porten).
 //
 // Personas (the test picks one with a `persona` cookie on the provider's
 // origin, or with `login_hint`):
@@ -26,7 +32,7 @@
 // Unlike ID-porten, the stand-in does not enforce `acr_values`: the persona's
 // level is what comes back, which is what the relying party must check.
 
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 
@@ -113,13 +119,22 @@ if (env.OIDC_PRIVATE_KEY_FILE) {
   });
 }
 
+const signing = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+const signingJwk = {
+  ...signing.export({ format: 'jwk' }),
+  kid: randomUUID(),
+  alg: 'RS256',
+  use: 'sig',
+};
+
 const server = http.createServer();
-server.listen(0, '127.0.0.1', () => {
+server.listen(Number(env.OIDC_PORT || 0), '127.0.0.1', () => {
   const { port } = server.address();
   const issuer = `http://127.0.0.1:${port}`;
 
   const provider = new Provider(issuer, {
     clients,
+    jwks: { keys: [signingJwk] },
     clientAuthMethods: ['client_secret_post', 'private_key_jwt'],
     responseTypes: ['code'],
     scopes: ['openid', 'profile'],

@@ -61,14 +61,52 @@ struct StandIn {
     child: Child,
     issuer: String,
     dir: tempfile::TempDir,
+    redirect_uri: String,
+    post_logout_redirect_uri: String,
 }
 
 impl StandIn {
     fn start(redirect_uri: &str, post_logout_redirect_uri: &str) -> StandIn {
         require_stand_in();
         let dir = tempfile::tempdir().expect("temp dir");
+        let (child, issuer) = StandIn::spawn(&dir, redirect_uri, post_logout_redirect_uri, 0);
+        StandIn {
+            child,
+            issuer,
+            dir,
+            redirect_uri: redirect_uri.to_owned(),
+            post_logout_redirect_uri: post_logout_redirect_uri.to_owned(),
+        }
+    }
+
+    /// Stop and start again under the same issuer: the same clients, but
+    /// new signing keys and no sessions.
+    fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let port = Url::parse(&self.issuer).unwrap().port().unwrap();
+        let (child, issuer) = StandIn::spawn(
+            &self.dir,
+            &self.redirect_uri,
+            &self.post_logout_redirect_uri,
+            port,
+        );
+        assert_eq!(issuer, self.issuer);
+        self.child = child;
+    }
+
+    fn spawn(
+        dir: &tempfile::TempDir,
+        redirect_uri: &str,
+        post_logout_redirect_uri: &str,
+        port: u16,
+    ) -> (Child, String) {
         let log_path = dir.path().join("provider.log");
-        let log = std::fs::File::create(&log_path).expect("log file");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("log file");
         let mut child = Command::new(node())
             .arg(oidc_dir().join("provider.mjs"))
             .current_dir(oidc_dir())
@@ -77,6 +115,7 @@ impl StandIn {
             .env("OIDC_REDIRECT_URI", redirect_uri)
             .env("OIDC_POST_LOGOUT_REDIRECT_URI", post_logout_redirect_uri)
             .env("OIDC_PRIVATE_KEY_FILE", dir.path().join("client-key.pem"))
+            .env("OIDC_PORT", port.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
@@ -92,7 +131,7 @@ impl StandIn {
             "the stand-in did not start: {line:?}; its log: {}",
             std::fs::read_to_string(&log_path).unwrap_or_default()
         );
-        StandIn { child, issuer, dir }
+        (child, issuer)
     }
 
     fn private_key(&self) -> PathBuf {
@@ -870,6 +909,27 @@ async fn json_clients_get_the_session_as_json() {
             .starts_with(&setup.provider.issuer)
     );
     assert!(me(&setup.server, token).await.is_null());
+}
+
+#[tokio::test]
+async fn new_signing_keys_at_the_provider_are_read_when_an_id_token_needs_them() {
+    let mut setup = setup(&[]);
+    let token = setup.login_as("BankID").await;
+    let account = me(&setup.server, &token).await["id"].clone();
+    setup.provider.restart();
+    let token = setup.login_as("BankID").await;
+    assert_eq!(
+        me(&setup.server, &token).await["id"],
+        account,
+        "the same account"
+    );
+    assert!(
+        setup
+            .server
+            .log()
+            .contains("ID-porten signing keys refreshed"),
+        "the keys were read again"
+    );
 }
 
 #[tokio::test]
