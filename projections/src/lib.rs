@@ -13,6 +13,7 @@ mod model_applications;
 mod render;
 pub mod runner;
 pub mod snapshot;
+mod table;
 pub mod workload;
 
 pub use model::{AccountView, ApplicationView, ReadModel, SessionView};

@@ -1,12 +1,14 @@
 //! The read models as one pure fold over decoded events.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use domain::account::Event as A;
 use domain::{AccountId, Email, LoginMethod, SessionId};
 use migrations::DomainEvent;
 use uuid::Uuid;
+
+use crate::table::{IdMap, IdSet, Table};
 
 /// Lifecycle of an account as readers see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,19 +59,26 @@ pub use crate::model_applications::ApplicationView;
 pub struct ReadModel {
     /// Global position of the last applied event.
     pub position: u64,
-    pub(crate) accounts: HashMap<AccountId, AccountView>,
+    pub(crate) accounts: Table<AccountId, AccountView>,
     /// Normalised email of an active password account -> account.
     pub(crate) email_directory: HashMap<String, AccountId>,
     /// ID-porten subject key -> account.
-    pub(crate) idporten_directory: HashMap<[u8; 32], AccountId>,
-    pub(crate) sessions: HashMap<[u8; 32], SessionView>,
+    pub(crate) idporten_directory: IdMap<[u8; 32], AccountId>,
+    pub(crate) sessions: IdMap<[u8; 32], SessionView>,
+    /// (absolute expiry, token digest) of every session in `sessions`, to
+    /// forget long-expired sessions without a scan.
+    pub(crate) session_expiry: BTreeSet<(DateTime<Utc>, [u8; 32])>,
     /// (last active, account) of active password accounts, oldest first.
     pub(crate) inactivity: BTreeSet<(DateTime<Utc>, AccountId)>,
     /// Deleted password accounts whose email reservation is not yet released
     /// (a purge interrupted between the two steps).
-    pub(crate) deleted_unreleased: HashSet<AccountId>,
+    pub(crate) deleted_unreleased: IdSet<AccountId>,
     pub(crate) applications: crate::model_applications::Applications,
 }
+
+/// How long past its absolute expiry a session is still kept (see
+/// [`ReadModel::forget_expired_sessions`]).
+pub const EXPIRED_SESSION_GRACE: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
 /// The inactivity index key of an account: active password accounts only.
 pub(crate) fn inactivity_key(account: &AccountView) -> Option<(DateTime<Utc>, AccountId)> {
@@ -175,6 +184,7 @@ impl ReadModel {
             }
             A::LoginFailed { .. } | A::PasswordRehashed { .. } => {}
             A::SessionStarted { session, at } => {
+                self.forget_expired_sessions(*at);
                 let Some(account) = self.accounts.get_mut(&id) else {
                     return;
                 };
@@ -188,7 +198,16 @@ impl ReadModel {
                     expires_at: session.expires_at,
                     idle_timeout_seconds: session.idle_timeout_seconds,
                 };
-                match self.sessions.insert(session.token_digest, view) {
+                self.session_expiry
+                    .insert((session.expires_at, session.token_digest));
+                let previous = self.sessions.insert(session.token_digest, view);
+                if let Some(previous) = &previous
+                    && previous.expires_at != session.expires_at
+                {
+                    self.session_expiry
+                        .remove(&(previous.expires_at, session.token_digest));
+                }
+                match previous {
                     // A digest seen before (never, with random tokens): it
                     // moves to this account.
                     Some(previous) if previous.account != id => {
@@ -206,10 +225,11 @@ impl ReadModel {
                     return;
                 };
                 let sessions = &mut self.sessions;
+                let expiry = &mut self.session_expiry;
                 account.sessions.retain(|digest| {
                     let ended = sessions.get(digest).is_some_and(|s| s.id == *session);
-                    if ended {
-                        sessions.remove(digest);
+                    if ended && let Some(view) = sessions.remove(digest) {
+                        expiry.remove(&(view.expires_at, *digest));
                     }
                     !ended
                 });
@@ -249,10 +269,34 @@ impl ReadModel {
         }
     }
 
+    /// Forget sessions whose absolute expiry is more than
+    /// [`EXPIRED_SESSION_GRACE`] before `now` (the time of a login): no clock
+    /// reading them can still accept them, and without this every session
+    /// never logged out would stay in memory for good. Driven only by event
+    /// times, so replays agree.
+    fn forget_expired_sessions(&mut self, now: DateTime<Utc>) {
+        let Some(cutoff) = now.checked_sub_signed(EXPIRED_SESSION_GRACE) else {
+            return;
+        };
+        while let Some(&(expires_at, digest)) = self.session_expiry.first() {
+            if expires_at >= cutoff {
+                break;
+            }
+            self.session_expiry.pop_first();
+            if let Some(view) = self.sessions.remove(&digest)
+                && let Some(account) = self.accounts.get_mut(&view.account)
+            {
+                account.sessions.retain(|d| *d != digest);
+            }
+        }
+    }
+
     fn end_all_sessions(&mut self, id: AccountId) {
         if let Some(account) = self.accounts.get_mut(&id) {
             for digest in account.sessions.drain(..) {
-                self.sessions.remove(&digest);
+                if let Some(view) = self.sessions.remove(&digest) {
+                    self.session_expiry.remove(&(view.expires_at, digest));
+                }
             }
         }
     }

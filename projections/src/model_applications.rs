@@ -13,18 +13,17 @@ use domain::legacy::{self, LegacyOwner, LegacyRecord};
 use domain::{AccountId, ApplicationId};
 
 use crate::model::stream_id;
+use crate::table::{IdMap, Table};
 
 /// An application as "My applications" shows it.
 pub type ApplicationView = Application;
 
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Applications {
-    /// Every application, in creation order (each state holds one).
-    pub(crate) all: Vec<application::State>,
-    /// Application id -> slot in `all`.
-    by_id: HashMap<ApplicationId, u32>,
+    /// Every application by id, in creation order (each state holds one).
+    pub(crate) all: Table<ApplicationId, application::State>,
     /// Each owner's slots in `all`, ascending (oldest first).
-    by_owner: HashMap<AccountId, Vec<u32>>,
+    by_owner: IdMap<AccountId, Vec<u32>>,
     /// Legacy records by reference (the first import of a reference wins,
     /// as the legacy decider refuses a conflicting one).
     pub(crate) legacy_by_reference: HashMap<String, LegacyRecord>,
@@ -45,41 +44,40 @@ impl Applications {
             }
             return;
         }
-        if let Some(slot) = self.by_id.get(&id) {
-            application::evolve(&mut self.all[*slot as usize], event);
+        if let Some(state) = self.all.get_mut(&id) {
+            application::evolve(state, event);
         }
     }
 
     /// A created application: appended, or (a repeated creation, which the
     /// decider refuses) replaced in its slot.
-    fn insert_created(&mut self, id: ApplicationId, created: Application) {
+    pub(crate) fn insert_created(&mut self, id: ApplicationId, created: Application) {
         let owner = created.owner.account;
-        match self.by_id.get(&id) {
-            None => {
-                let slot = u32::try_from(self.all.len()).expect("fewer than 2^32 applications");
-                self.all.push(application::State {
-                    application: Some(created),
-                });
-                self.by_id.insert(id, slot);
-                self.by_owner.entry(owner).or_default().push(slot);
-            }
-            Some(&slot) => {
-                let slot_state = &mut self.all[slot as usize];
-                let before = slot_state.application.as_ref().map(|a| a.owner.account);
-                slot_state.application = Some(created);
-                let Some(before) = before else { return };
-                if before != owner {
-                    if let Some(slots) = self.by_owner.get_mut(&before) {
-                        slots.retain(|s| *s != slot);
-                        if slots.is_empty() {
-                            self.by_owner.remove(&before);
-                        }
+        let before = self
+            .all
+            .get(&id)
+            .and_then(|s| s.application.as_ref())
+            .map(|a| a.owner.account);
+        let slot = self.all.insert(
+            id,
+            application::State {
+                application: Some(created),
+            },
+        );
+        match before {
+            None => self.by_owner.entry(owner).or_default().push(slot),
+            Some(before) if before != owner => {
+                if let Some(slots) = self.by_owner.get_mut(&before) {
+                    slots.retain(|s| *s != slot);
+                    if slots.is_empty() {
+                        self.by_owner.remove(&before);
                     }
-                    let slots = self.by_owner.entry(owner).or_default();
-                    let at = slots.partition_point(|s| *s < slot);
-                    slots.insert(at, slot);
                 }
+                let slots = self.by_owner.entry(owner).or_default();
+                let at = slots.partition_point(|s| *s < slot);
+                slots.insert(at, slot);
             }
+            Some(_) => {}
         }
     }
 
@@ -103,43 +101,16 @@ impl Applications {
             .insert(record.reference.clone(), record);
     }
 
-    /// Rebuild from applications in creation order (a snapshot load).
-    pub(crate) fn from_parts(all: Vec<Application>, legacy: Vec<LegacyRecord>) -> Applications {
-        let mut by_id = HashMap::with_capacity(all.len());
-        let mut by_owner: HashMap<AccountId, Vec<u32>> = HashMap::new();
-        for (slot, app) in all.iter().enumerate() {
-            let slot = u32::try_from(slot).expect("fewer than 2^32 applications");
-            by_id.insert(app.id, slot);
-            by_owner.entry(app.owner.account).or_default().push(slot);
-        }
-        let mut applications = Applications {
-            all: all
-                .into_iter()
-                .map(|app| application::State {
-                    application: Some(app),
-                })
-                .collect(),
-            by_id,
-            by_owner,
-            legacy_by_reference: HashMap::with_capacity(legacy.len()),
-            legacy_by_owner: HashMap::new(),
-        };
-        for record in legacy {
-            applications.insert_legacy(record);
-        }
-        applications
+    /// Room for `additional` more applications (a snapshot load).
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.all.reserve(additional);
     }
 }
 
 impl crate::ReadModel {
     /// One application, whoever owns it (callers check ownership).
     pub fn application(&self, id: ApplicationId) -> Option<&ApplicationView> {
-        let slot = self.applications.by_id.get(&id)?;
-        self.applications
-            .all
-            .get(*slot as usize)?
-            .application
-            .as_ref()
+        self.applications.all.get(&id)?.application.as_ref()
     }
 
     /// A page of `owner`'s applications, newest first, starting after the
@@ -156,8 +127,8 @@ impl crate::ReadModel {
         // Slots ascend, so the cursor is found by binary search.
         let end = match after {
             None => slots.len(),
-            Some(cursor) => match self.applications.by_id.get(&cursor) {
-                Some(slot) => match slots.binary_search(slot) {
+            Some(cursor) => match self.applications.all.slot(&cursor) {
+                Some(slot) => match slots.binary_search(&slot) {
                     Ok(i) => i,
                     Err(_) => return (Vec::new(), false),
                 },
@@ -170,7 +141,7 @@ impl crate::ReadModel {
             .iter()
             .rev()
             .take(take)
-            .filter_map(|slot| self.applications.all[*slot as usize].application.as_ref())
+            .filter_map(|slot| self.applications.all.by_slot(*slot)?.application.as_ref())
             .collect();
         (page, older.len() > take)
     }

@@ -113,7 +113,7 @@ impl ReadModel {
         let mut owners: Vec<_> = self
             .applications
             .all
-            .iter()
+            .values()
             .filter_map(|s| s.application.as_ref())
             .map(|a| a.owner.account)
             .collect();

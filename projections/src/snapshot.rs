@@ -44,7 +44,6 @@ use uuid::Uuid;
 
 use crate::ReadModel;
 use crate::model::{AccountStatus, AccountView, SessionView};
-use crate::model_applications::Applications;
 
 /// Name of the snapshot file in the data dir.
 pub const SNAPSHOT_FILE: &str = "projections.snapshot";
@@ -527,8 +526,8 @@ fn encode_body<S: Sink>(model: &ReadModel, sink: &mut S) -> io::Result<()> {
     e.spill()?;
 
     let apps = &model.applications.all;
-    e.len(apps.iter().filter(|s| s.application.is_some()).count());
-    for app in apps.iter().filter_map(|s| s.application.as_ref()) {
+    e.len(apps.values().filter(|s| s.application.is_some()).count());
+    for app in apps.values().filter_map(|s| s.application.as_ref()) {
         encode_application(&mut e, app);
         e.spill()?;
     }
@@ -864,9 +863,10 @@ fn decode_body(d: &mut Dec) -> Decoded<ReadModel> {
         if let Some(key) = crate::model::inactivity_key(&account) {
             inactivity.push(key);
         }
-        if model.accounts.insert(id, account).is_some() {
+        if model.accounts.get(&id).is_some() {
             return bad("an account appears twice");
         }
+        model.accounts.insert(id, account);
     }
     inactivity.sort_unstable();
     model.inactivity = inactivity.into_iter().collect();
@@ -896,6 +896,7 @@ fn decode_body(d: &mut Dec) -> Decoded<ReadModel> {
             return bad("a session of an unknown account");
         };
         account.sessions.push(digest);
+        model.session_expiry.insert((session.expires_at, digest));
         model.sessions.insert(digest, session);
     }
 
@@ -906,13 +907,13 @@ fn decode_body(d: &mut Dec) -> Decoded<ReadModel> {
     }
 
     let count = d.len()?;
-    let mut apps = Vec::with_capacity(count);
+    model.applications.reserve(count);
     for _ in 0..count {
-        apps.push(decode_application(d)?);
+        let app = decode_application(d)?;
+        model.applications.insert_created(app.id, app);
     }
 
     let count = d.len()?;
-    let mut legacy = Vec::with_capacity(count);
     for _ in 0..count {
         let reference = d.str()?.to_owned();
         let submitted_at = d.time()?;
@@ -922,14 +923,13 @@ fn decode_body(d: &mut Dec) -> Decoded<ReadModel> {
             1 => LegacyOwner::PidHash(d.array::<32>()?),
             other => return bad(format!("unknown legacy owner key {other}")),
         };
-        legacy.push(LegacyRecord {
+        model.applications.insert_legacy(LegacyRecord {
             reference,
             submitted_at,
             kind,
             owner,
         });
     }
-    model.applications = Applications::from_parts(apps, legacy);
     Ok(model)
 }
 

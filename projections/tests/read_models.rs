@@ -185,3 +185,34 @@ fn applying_an_event_twice_changes_nothing() {
     }
     assert_eq!(model.digest(), rebuild(history).digest());
 }
+
+#[test]
+fn sessions_expired_for_over_a_day_are_forgotten_at_the_next_login() {
+    use domain::account::{Event as A, NewSession};
+    let mut model = model_of(usize::MAX);
+    assert!(model.session(&[1; 32]).is_some());
+    let login = |n: u8, at| {
+        migrations::DomainEvent::Account(A::SessionStarted {
+            session: NewSession {
+                id: domain::SessionId(uuid::Uuid::from_u128(0xd000 + u128::from(n))),
+                token_digest: [n; 32],
+                expires_at: at + chrono::Duration::hours(12),
+                idle_timeout_seconds: 3600,
+            },
+            at,
+        })
+    };
+    // Kari's session (started t(3)) expired at t(3) + 12 h; a login a day
+    // and a half later still keeps it, one after two days forgets it.
+    let kari = account(1).stream();
+    model.apply(100, &kari, &login(41, t(60 * 36)));
+    assert!(model.session(&[1; 32]).is_some());
+    model.apply(101, &kari, &login(42, t(60 * 48)));
+    assert!(model.session(&[1; 32]).is_none());
+    assert!(model.session(&[2; 32]).is_none(), "any account's");
+    assert!(model.session(&[42; 32]).is_some());
+    assert_eq!(
+        model.account(account(1)).unwrap().last_login_at,
+        Some(t(60 * 48))
+    );
+}
