@@ -27,7 +27,10 @@
 //!
 //! Logout ends the local session and sends the browser to the provider's
 //! `end_session_endpoint` with `id_token_hint` (single logout); the ID token
-//! of each live ID-porten session is kept in memory for that alone.
+//! of each live ID-porten session is kept in memory for that alone. The
+//! other way round, the provider's front-channel logout
+//! (`GET /auth/idporten/frontchannel-logout?iss=…&sid=…`) ends the sessions
+//! started under its session `sid`.
 //!
 //! Nothing personal (pid, name, tokens, codes) is logged: log lines name
 //! only the outcome and the kind of failure.
@@ -67,7 +70,7 @@ use sha2::{Digest, Sha256};
 
 use domain::{LoginMethod, SessionId};
 
-use crate::app::App;
+use crate::app::{App, Caller};
 use crate::error::{ApiError, Lang};
 use crate::server::{CSRF_COOKIE, SESSION_COOKIE, cleared_session_cookie, session_cookies};
 
@@ -162,6 +165,9 @@ pub struct IdPortenClaims {
     /// some logins (e.g. from the EU).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<String>,
+    /// The provider's session, named again by its front-channel logout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 impl AdditionalClaims for IdPortenClaims {}
@@ -171,6 +177,7 @@ impl std::fmt::Debug for IdPortenClaims {
         // The pid is personal data: never in a log line.
         f.debug_struct("IdPortenClaims")
             .field("pid", &self.pid.as_ref().map(|_| "<redacted>"))
+            .field("sid", &self.sid.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -250,9 +257,12 @@ struct PendingLogin {
     started: Instant,
 }
 
-/// The ID token of a live ID-porten session, for `id_token_hint` at logout.
+/// A live ID-porten session: its ID token for `id_token_hint` at logout,
+/// and the provider's session (`sid`) for the provider's logout.
 struct SessionIdToken {
+    caller: Caller,
     id_token: IdPortenIdToken,
+    sid: Option<String>,
     expires_at: chrono::DateTime<Utc>,
 }
 
@@ -631,6 +641,7 @@ impl IdPorten {
             })
             .unwrap_or_else(|| FALLBACK_NAME.to_owned());
         let verified = VerifiedLogin {
+            sid: claims.additional_claims().sid.clone(),
             acr: claims
                 .auth_context_ref()
                 .map(|acr| acr.as_str().to_owned())
@@ -641,24 +652,46 @@ impl IdPorten {
         Ok((id_token, verified))
     }
 
-    /// Keep the ID token of a new session for logout; drop those of ended
-    /// sessions' lifetimes.
+    /// Keep the ID token and `sid` of a new session for logout; drop those
+    /// of sessions past their lifetime.
     fn remember_id_token(
         &self,
-        session: SessionId,
+        caller: Caller,
         id_token: IdPortenIdToken,
+        sid: Option<String>,
         expires_at: chrono::DateTime<Utc>,
     ) {
         let now = Utc::now();
         let mut tokens = self.id_tokens.lock().expect("ID tokens lock");
         tokens.retain(|_, t| t.expires_at > now);
         tokens.insert(
-            session,
+            caller.session,
             SessionIdToken {
+                caller,
                 id_token,
+                sid,
                 expires_at,
             },
         );
+    }
+
+    /// The sessions started under the provider's session `sid`, forgotten.
+    fn take_sessions_of(&self, sid: &str) -> Vec<Caller> {
+        let mut tokens = self.id_tokens.lock().expect("ID tokens lock");
+        let ended: Vec<SessionId> = tokens
+            .iter()
+            .filter(|(_, t)| {
+                t.sid
+                    .as_deref()
+                    .is_some_and(|s| domain::constant_time_eq(s.as_bytes(), sid.as_bytes()))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        ended
+            .into_iter()
+            .filter_map(|id| tokens.remove(&id))
+            .map(|t| t.caller)
+            .collect()
     }
 
     fn take_id_token(&self, session: SessionId) -> Option<IdPortenIdToken> {
@@ -688,6 +721,7 @@ impl IdPorten {
 
 /// What a verified ID token says, for the account layer.
 struct VerifiedLogin {
+    sid: Option<String>,
     acr: String,
     pid: String,
     name: String,
@@ -710,6 +744,10 @@ where
         .route("/auth/idporten/login", get(login))
         .route("/auth/idporten/callback", get(callback))
         .route("/auth/idporten/logout", get(logout))
+        .route(
+            "/auth/idporten/frontchannel-logout",
+            get(frontchannel_logout),
+        )
         .with_state(IdPortenState { app, idporten })
 }
 
@@ -1012,7 +1050,7 @@ async fn complete(
         )
         .await?;
     if let Some(caller) = app.authenticate(&session.token) {
-        idporten.remember_id_token(caller.session, id_token, session.expires_at);
+        idporten.remember_id_token(caller, id_token, verified.sid, session.expires_at);
     }
     Ok(session)
 }
@@ -1085,6 +1123,62 @@ async fn logout(State(state): State<IdPortenState>, headers: HeaderMap) -> Respo
     response
 }
 
+/// The parameters of the provider's front-channel logout.
+#[derive(Deserialize)]
+struct FrontchannelParams {
+    iss: Option<String>,
+    sid: Option<String>,
+}
+
+/// `GET /auth/idporten/frontchannel-logout?iss=…&sid=…`: the provider
+/// ended its session `sid` (the person logged out there or at another
+/// service); the sessions started under it end here too. Loaded by the
+/// provider in a hidden frame, so it relies on no cookie.
+async fn frontchannel_logout(
+    State(state): State<IdPortenState>,
+    headers: HeaderMap,
+    Query(params): Query<FrontchannelParams>,
+) -> Response {
+    let answer = Answer::of(&headers);
+    let Some(idporten) = state.idporten else {
+        return not_configured(answer);
+    };
+    if params
+        .iss
+        .as_deref()
+        .is_some_and(|iss| iss != idporten.issuer)
+    {
+        tracing::info!(
+            outcome = "refused",
+            reason = "ISSUER_MISMATCH",
+            "ID-porten front-channel logout"
+        );
+        return (StatusCode::BAD_REQUEST, "unknown issuer").into_response();
+    }
+    let Some(sid) = params.sid.filter(|s| !s.is_empty()) else {
+        return (StatusCode::BAD_REQUEST, "sid is required").into_response();
+    };
+    let callers = idporten.take_sessions_of(&sid);
+    for caller in &callers {
+        if let Err(error) = state.app.logout(caller).await {
+            tracing::warn!(
+                code = error.code,
+                "ending a session on the provider's logout failed"
+            );
+        }
+    }
+    tracing::info!(sessions = callers.len(), "ID-porten front-channel logout");
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Logged out</title></head><body></body></html>\n",
+    )
+        .into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1102,7 +1196,9 @@ mod tests {
     fn the_pid_never_shows_in_debug_output() {
         let claims = IdPortenClaims {
             pid: Some("12345678901".to_owned()),
+            sid: Some("session-1".to_owned()),
         };
+        assert!(!format!("{claims:?}").contains("session-1"));
         assert!(!format!("{claims:?}").contains("12345678901"));
         let auth = ClientAuth::SecretPost("very-secret".to_owned());
         assert!(!format!("{auth:?}").contains("very-secret"));

@@ -17,6 +17,11 @@
 //                                   second client "<client id>-jwt" using
 //                                   private_key_jwt with that key is registered
 //   OIDC_KEY_ID                     kid of that key (default "caseledger-test")
+//   OIDC_FRONTCHANNEL_LOGOUT_URI    the relying party's front-channel logout
+//                                   (optional): after a logout confirmed here
+//                                   without a post_logout_redirect_uri, the
+//                                   page shown loads it in a hidden frame with
+//                                   iss and sid, as ID-porten does
 //   OIDC_PORT                       port to listen on (default: any free one;
 //                                   a fixed one lets a test restart the
 //                                   provider under the same issuer)
@@ -69,6 +74,7 @@ const clientId = env.OIDC_CLIENT_ID || 'caseledger';
 const clientSecret = env.OIDC_CLIENT_SECRET || 'caseledger-test-secret';
 const redirectUri = env.OIDC_REDIRECT_URI;
 const postLogoutRedirectUri = env.OIDC_POST_LOGOUT_REDIRECT_URI;
+const frontchannelLogoutUri = env.OIDC_FRONTCHANNEL_LOGOUT_URI;
 if (!redirectUri) {
   console.error('OIDC_REDIRECT_URI is required');
   process.exit(2);
@@ -81,6 +87,15 @@ function cookieValue(req, name) {
   }
   return undefined;
 }
+
+function htmlEscape(text) {
+  return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+// Front-channel logouts owed: noted when the logout page is shown, sent in
+// hidden frames once the logout is done (one logout at a time).
+let frontchannelPending = [];
+let frontchannelReady = [];
 
 function clientBase(id) {
   return {
@@ -157,12 +172,28 @@ server.listen(Number(env.OIDC_PORT || 0), '127.0.0.1', () => {
       rpInitiatedLogout: {
         enabled: true,
         async logoutSource(ctx, form) {
+          frontchannelPending = [];
+          frontchannelReady = [];
+          if (frontchannelLogoutUri) {
+            for (const { sid } of Object.values(ctx.oidc.session.authorizations || {})) {
+              if (sid) {
+                const url = new URL(frontchannelLogoutUri);
+                url.searchParams.set('iss', issuer);
+                url.searchParams.set('sid', sid);
+                frontchannelPending.push(url.href);
+              }
+            }
+          }
           ctx.body = `<!DOCTYPE html><html><head><title>Logout</title></head><body>${form}`
             + '<button type="submit" form="op.logoutForm" name="logout" value="yes">Log out</button>'
             + '</body></html>';
         },
         async postLogoutSuccessSource(ctx) {
-          ctx.body = '<!DOCTYPE html><html><head><title>Logged out</title></head><body>Logged out</body></html>';
+          const frames = frontchannelReady
+            .map((url) => `<iframe hidden src="${htmlEscape(url)}"></iframe>`)
+            .join('');
+          frontchannelReady = [];
+          ctx.body = `<!DOCTYPE html><html><head><title>Logged out</title></head><body>Logged out${frames}</body></html>`;
         },
       },
     },
@@ -194,6 +225,13 @@ server.listen(Number(env.OIDC_PORT || 0), '127.0.0.1', () => {
       Session: 3600,
       Grant: 3600,
     },
+  });
+
+  // As ID-porten: every ID token names the provider's session (sid).
+  provider.Client.prototype.includeSid = () => true;
+  provider.on('end_session.success', (ctx) => {
+    frontchannelReady = ctx.oidc.params.logout ? frontchannelPending : [];
+    frontchannelPending = [];
   });
 
   // The login "page": finishes at once with the persona the test chose, and

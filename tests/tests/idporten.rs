@@ -116,6 +116,10 @@ impl StandIn {
             .env("OIDC_POST_LOGOUT_REDIRECT_URI", post_logout_redirect_uri)
             .env("OIDC_PRIVATE_KEY_FILE", dir.path().join("client-key.pem"))
             .env("OIDC_PORT", port.to_string())
+            .env(
+                "OIDC_FRONTCHANNEL_LOGOUT_URI",
+                redirect_uri.replace("/callback", "/frontchannel-logout"),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
@@ -874,6 +878,84 @@ async fn logout_ends_the_session_here_and_at_the_provider() {
     let fresh = browser.walk(&setup.login_url(), landed_home(server)).await;
     assert!(fresh.stopped_at.is_some(), "{fresh:?}");
     assert!(fresh.went_through("/interaction/"), "{fresh:?}");
+}
+
+#[tokio::test]
+async fn logout_at_the_provider_ends_the_sessions_started_under_it_here_too() {
+    let setup = setup(&[]);
+    let server = &setup.server;
+    let browser = Browser::as_persona(&setup.provider, "BankID");
+    let token = setup.login(&browser).await.expect("a login");
+    let again = browser.walk(&setup.login_url(), landed_home(server)).await;
+    assert!(again.stopped_at.is_some(), "{again:?}");
+    let same_browser = browser.cookie(&server.url, "caseledger_session").unwrap();
+    let elsewhere = setup.login_as("BankID").await;
+
+    // The person logs out at ID-porten itself (or at another service).
+    let issuer = &setup.provider.issuer;
+    let page = browser
+        .get(&format!("{issuer}/session/end"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let xsrf = page
+        .split("name=\"xsrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no logout form: {page}"))
+        .to_owned();
+    let confirmed = browser
+        .post_form(
+            &format!("{issuer}/session/end/confirm"),
+            &[("xsrf", &xsrf), ("logout", "yes")],
+        )
+        .await;
+    let done = Url::parse(issuer)
+        .unwrap()
+        .join(
+            confirmed.headers()[reqwest::header::LOCATION]
+                .to_str()
+                .unwrap(),
+        )
+        .unwrap();
+    let done = browser.get(done.as_str()).await.text().await.unwrap();
+    let frames: Vec<String> = done
+        .split("<iframe hidden src=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(|src| src.replace("&#38;", "&"))
+        .collect();
+    assert_eq!(frames.len(), 1, "one front-channel logout: {done}");
+    assert!(frames[0].starts_with(&format!(
+        "{}/auth/idporten/frontchannel-logout?",
+        server.url
+    )));
+    assert!(
+        !me(server, &token).await.is_null(),
+        "not before the frame loads"
+    );
+
+    // The provider loads it in a hidden frame: no cookie of ours goes along.
+    let forged = with_param(&frames[0], "iss", "https://evil.example");
+    assert_eq!(
+        Browser::new().get(&forged).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    let response = Browser::new().get(&frames[0]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        me(server, &token).await.is_null(),
+        "the session ended here too"
+    );
+    assert!(
+        me(server, &same_browser).await.is_null(),
+        "and its SSO sibling"
+    );
+    assert!(
+        !me(server, &elsewhere).await.is_null(),
+        "a session under another provider session stays"
+    );
 }
 
 #[tokio::test]
