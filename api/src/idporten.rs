@@ -16,14 +16,16 @@
 //! (signature by the provider's JWKS, issuer, audience, expiry, nonce, and
 //! the access-token hash), and hands the returned `acr` and `pid` to
 //! [`App::login_idporten`], which accepts only `idporten-loa-high` and a
-//! present `pid`. The provider's discovery document and keys are read at
-//! start; an ID token signed with a key not known yet has them read again
-//! (at most every [`KEY_REFRESH_INTERVAL`]), so a key rotation at the
-//! provider needs no restart. A browser is then sent to the post-login URL with the
+//! present `pid`. A browser is then sent to the post-login URL with the
 //! session cookies; a client that asks for JSON (`Accept: application/json`)
 //! gets `{token, expiresAt, viewer}`. A refusal is a small page (or JSON
 //! `{error: {code, message, reason}}`) in English, or bokmål when
 //! `Accept-Language` prefers it.
+//!
+//! The provider's discovery document and keys are read at start (a server
+//! that cannot read them does not start); an ID token signed with a key not
+//! known yet has them read again (at most every [`KEY_REFRESH_INTERVAL`]),
+//! so a key rotation at the provider needs no restart.
 //!
 //! Logout ends the local session and sends the browser to the provider's
 //! `end_session_endpoint` with `id_token_hint` (single logout); the ID token
@@ -148,7 +150,9 @@ pub struct IdPortenConfig {
     /// Issuer URL (the discovery document is under
     /// `/.well-known/openid-configuration`); a full discovery URL is accepted too.
     pub issuer: String,
+    /// Client id registered with the provider.
     pub client_id: String,
+    /// How the server authenticates at the token endpoint.
     pub client_auth: ClientAuth,
     /// This server's `/auth/idporten/callback`, as registered.
     pub redirect_uri: String,
@@ -185,8 +189,11 @@ impl std::fmt::Debug for IdPortenClaims {
 /// The discovery fields this relying party needs beyond the core ones.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IdPortenProviderMetadata {
+    /// Where logout at the provider starts (single logout).
     #[serde(default)]
     pub end_session_endpoint: Option<EndSessionUrl>,
+    /// Whether every authorization answer carries `iss` (RFC 9207); then
+    /// an answer without it is refused.
     #[serde(default)]
     pub authorization_response_iss_parameter_supported: Option<bool>,
 }
@@ -259,7 +266,7 @@ struct PendingLogin {
 
 /// A live ID-porten session: its ID token for `id_token_hint` at logout,
 /// and the provider's session (`sid`) for the provider's logout.
-struct SessionIdToken {
+struct LiveSession {
     caller: Caller,
     id_token: IdPortenIdToken,
     sid: Option<String>,
@@ -281,7 +288,7 @@ pub struct IdPorten {
     client_id: String,
     config: IdPortenConfig,
     pending: Mutex<HashMap<[u8; 32], PendingLogin>>,
-    id_tokens: Mutex<HashMap<SessionId, SessionIdToken>>,
+    live_sessions: Mutex<HashMap<SessionId, LiveSession>>,
 }
 
 /// Why a callback was refused before the account layer saw it.
@@ -395,7 +402,7 @@ impl IdPorten {
             client_id: config.client_id.clone(),
             config,
             pending: Mutex::new(HashMap::new()),
-            id_tokens: Mutex::new(HashMap::new()),
+            live_sessions: Mutex::new(HashMap::new()),
         })
     }
 
@@ -654,7 +661,7 @@ impl IdPorten {
 
     /// Keep the ID token and `sid` of a new session for logout; drop those
     /// of sessions past their lifetime.
-    fn remember_id_token(
+    fn remember_session(
         &self,
         caller: Caller,
         id_token: IdPortenIdToken,
@@ -662,11 +669,11 @@ impl IdPorten {
         expires_at: chrono::DateTime<Utc>,
     ) {
         let now = Utc::now();
-        let mut tokens = self.id_tokens.lock().expect("ID tokens lock");
-        tokens.retain(|_, t| t.expires_at > now);
-        tokens.insert(
+        let mut sessions = self.live_sessions.lock().expect("live sessions lock");
+        sessions.retain(|_, s| s.expires_at > now);
+        sessions.insert(
             caller.session,
-            SessionIdToken {
+            LiveSession {
                 caller,
                 id_token,
                 sid,
@@ -677,11 +684,11 @@ impl IdPorten {
 
     /// The sessions started under the provider's session `sid`, forgotten.
     fn take_sessions_of(&self, sid: &str) -> Vec<Caller> {
-        let mut tokens = self.id_tokens.lock().expect("ID tokens lock");
-        let ended: Vec<SessionId> = tokens
+        let mut sessions = self.live_sessions.lock().expect("live sessions lock");
+        let ended: Vec<SessionId> = sessions
             .iter()
-            .filter(|(_, t)| {
-                t.sid
+            .filter(|(_, s)| {
+                s.sid
                     .as_deref()
                     .is_some_and(|s| domain::constant_time_eq(s.as_bytes(), sid.as_bytes()))
             })
@@ -689,15 +696,15 @@ impl IdPorten {
             .collect();
         ended
             .into_iter()
-            .filter_map(|id| tokens.remove(&id))
-            .map(|t| t.caller)
+            .filter_map(|id| sessions.remove(&id))
+            .map(|s| s.caller)
             .collect()
     }
 
     fn take_id_token(&self, session: SessionId) -> Option<IdPortenIdToken> {
-        self.id_tokens
+        self.live_sessions
             .lock()
-            .expect("ID tokens lock")
+            .expect("live sessions lock")
             .remove(&session)
             .map(|t| t.id_token)
     }
@@ -1050,7 +1057,7 @@ async fn complete(
         )
         .await?;
     if let Some(caller) = app.authenticate(&session.token) {
-        idporten.remember_id_token(caller, id_token, verified.sid, session.expires_at);
+        idporten.remember_session(caller, id_token, verified.sid, session.expires_at);
     }
     Ok(session)
 }

@@ -614,6 +614,11 @@ async fn min_id_is_refused_with_insufficient_level_and_a_reason_in_english_and_b
     assert_eq!(refusal_code(&walk).1, "INSUFFICIENT_LEVEL");
     assert!(walk.body.contains("MinID er ikke nok"), "{}", walk.body);
     assert!(walk.body.contains("lang=\"nb\""));
+    assert!(
+        walk.visited.iter().any(|u| u.contains("ui_locales=nb")),
+        "ID-porten is asked to speak bokmål too: {:?}",
+        walk.visited
+    );
 
     let mut json = Browser::as_persona(&setup.provider, "MinID");
     json.json_from = Some(setup.server.url.clone());
