@@ -5,8 +5,8 @@
 //! The login is the authorization-code flow with PKCE (S256), `state`,
 //! `nonce` and `acr_values=idporten-loa-high`. What the callback needs (the
 //! PKCE verifier and the nonce) stays in this process, in a map keyed by the
-//! SHA-256 of `state`, each entry living at most [`PENDING_TTL`] and the map
-//! holding at most [`MAX_PENDING`]; an entry is used once. The entry is also
+//! SHA-256 of `state`, each entry living at most [`PENDING_TTL`] and used
+//! once; the map holds at most [`MAX_PENDING`] (the oldest gives way). The entry is also
 //! bound to the browser that started the login by a random value in the
 //! HttpOnly cookie [`LOGIN_COOKIE`] (only its digest is kept), so a callback
 //! link cannot be completed in another browser.
@@ -264,6 +264,63 @@ struct PendingLogin {
     started: Instant,
 }
 
+/// The logins under way, keyed by the SHA-256 of their `state`: each lives
+/// at most `ttl` and is taken once; when `capacity` live ones are under way,
+/// the oldest gives way to a new one (a flood of started logins cannot stop
+/// new ones, and nothing grows without bound).
+struct PendingLogins {
+    logins: Mutex<HashMap<[u8; 32], PendingLogin>>,
+    ttl: Duration,
+    capacity: usize,
+}
+
+impl PendingLogins {
+    fn new(ttl: Duration, capacity: usize) -> PendingLogins {
+        PendingLogins {
+            logins: Mutex::new(HashMap::new()),
+            ttl,
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn insert(&self, state: &str, login: PendingLogin) {
+        let mut logins = self.logins.lock().expect("pending logins lock");
+        if logins.len() >= self.capacity {
+            logins.retain(|_, l| l.started.elapsed() < self.ttl);
+        }
+        if logins.len() >= self.capacity
+            && let Some(oldest) = logins
+                .iter()
+                .min_by_key(|(_, l)| l.started)
+                .map(|(key, _)| *key)
+        {
+            tracing::warn!("too many ID-porten logins under way: the oldest gives way");
+            logins.remove(&oldest);
+        }
+        logins.insert(sha256(state.as_bytes()), login);
+    }
+
+    /// Take (once) the login of `state`, if it is live and `binding` is the
+    /// one of the browser that started it.
+    fn take(&self, state: &str, binding: Option<&str>) -> Option<PendingLogin> {
+        let login = self
+            .logins
+            .lock()
+            .expect("pending logins lock")
+            .remove(&sha256(state.as_bytes()))?;
+        if login.started.elapsed() >= self.ttl {
+            return None;
+        }
+        let binding = sha256(binding?.as_bytes());
+        domain::constant_time_eq(&binding, &login.binding).then_some(login)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.logins.lock().expect("pending logins lock").len()
+    }
+}
+
 /// A live ID-porten session: its ID token for `id_token_hint` at logout,
 /// and the provider's session (`sid`) for the provider's logout.
 struct LiveSession {
@@ -287,7 +344,7 @@ pub struct IdPorten {
     key_id: Option<String>,
     client_id: String,
     config: IdPortenConfig,
-    pending: Mutex<HashMap<[u8; 32], PendingLogin>>,
+    pending: PendingLogins,
     live_sessions: Mutex<HashMap<SessionId, LiveSession>>,
 }
 
@@ -401,7 +458,7 @@ impl IdPorten {
             key_id,
             client_id: config.client_id.clone(),
             config,
-            pending: Mutex::new(HashMap::new()),
+            pending: PendingLogins::new(PENDING_TTL, MAX_PENDING),
             live_sessions: Mutex::new(HashMap::new()),
         })
     }
@@ -481,7 +538,7 @@ impl IdPorten {
 
     /// Start a login: the provider URL to send the browser to. `binding` is
     /// the browser's [`LOGIN_COOKIE`] value.
-    fn begin(&self, binding: &str, lang: Lang) -> Result<String, ApiError> {
+    fn begin(&self, binding: &str, lang: Lang) -> String {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let client = self.client();
         let mut request = client
@@ -497,16 +554,8 @@ impl IdPorten {
             request = request.add_ui_locale(LanguageTag::new("nb".to_owned()));
         }
         let (url, state, nonce) = request.url();
-        let mut pending = self.pending.lock().expect("pending logins lock");
-        if pending.len() >= MAX_PENDING {
-            pending.retain(|_, login| login.started.elapsed() < PENDING_TTL);
-        }
-        if pending.len() >= MAX_PENDING {
-            tracing::warn!("ID-porten login refused: too many logins under way");
-            return Err(ApiError::overloaded());
-        }
-        pending.insert(
-            sha256(state.secret().as_bytes()),
+        self.pending.insert(
+            state.secret(),
             PendingLogin {
                 verifier,
                 nonce,
@@ -514,21 +563,7 @@ impl IdPorten {
                 started: Instant::now(),
             },
         );
-        Ok(url.to_string())
-    }
-
-    /// Take (once) the login of `state`, if it is live and this browser's.
-    fn take_pending(&self, state: &str, binding: Option<&str>) -> Option<PendingLogin> {
-        let login = self
-            .pending
-            .lock()
-            .expect("pending logins lock")
-            .remove(&sha256(state.as_bytes()))?;
-        if login.started.elapsed() >= PENDING_TTL {
-            return None;
-        }
-        let binding = sha256(binding?.as_bytes());
-        domain::constant_time_eq(&binding, &login.binding).then_some(login)
+        url.to_string()
     }
 
     /// A `private_key_jwt` client assertion for the token endpoint.
@@ -938,19 +973,9 @@ async fn login(State(state): State<IdPortenState>, headers: HeaderMap) -> Respon
     let binding = existing_binding(&headers)
         .map(str::to_owned)
         .unwrap_or_else(|| hex::encode(rand::random::<[u8; 32]>()));
-    match idporten.begin(&binding, answer.lang) {
-        Ok(url) => {
-            let mut response = redirect(&url);
-            set_cookie(&mut response, &login_cookie(&binding));
-            response
-        }
-        Err(error) => refusal_page(
-            answer,
-            status_of(&error),
-            &error,
-            &idporten.config.post_login_url,
-        ),
-    }
+    let mut response = redirect(&idporten.begin(&binding, answer.lang));
+    set_cookie(&mut response, &login_cookie(&binding));
+    response
 }
 
 /// `GET /auth/idporten/callback`: the provider's answer.
@@ -1021,7 +1046,8 @@ async fn complete(
 ) -> Result<crate::app::IssuedSession, ApiError> {
     let state = params.state.as_deref().unwrap_or("");
     let login = idporten
-        .take_pending(state, crate::server::cookie(headers, LOGIN_COOKIE))
+        .pending
+        .take(state, crate::server::cookie(headers, LOGIN_COOKIE))
         .ok_or_else(|| Refusal::State.error())?;
     match params.iss.as_deref() {
         Some(iss) if iss != idporten.issuer => return Err(Refusal::Issuer.error()),
@@ -1232,6 +1258,60 @@ mod tests {
             html_escape("<a href=\"x\">&'"),
             "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
         );
+    }
+
+    fn pending(binding: &str) -> PendingLogin {
+        pending_at(binding, Instant::now())
+    }
+
+    fn pending_at(binding: &str, started: Instant) -> PendingLogin {
+        PendingLogin {
+            verifier: PkceCodeVerifier::new("v".repeat(43)),
+            nonce: Nonce::new("n".to_owned()),
+            binding: sha256(binding.as_bytes()),
+            started,
+        }
+    }
+
+    #[test]
+    fn a_pending_login_is_taken_once_and_only_by_its_browser() {
+        let logins = PendingLogins::new(PENDING_TTL, 10);
+        logins.insert("s1", pending("browser-a"));
+        assert!(
+            logins.take("s1", Some("browser-b")).is_none(),
+            "another browser"
+        );
+        assert!(
+            logins.take("s1", Some("browser-a")).is_none(),
+            "used up by the failed try"
+        );
+        logins.insert("s2", pending("browser-a"));
+        assert!(logins.take("s2", None).is_none(), "no cookie");
+        logins.insert("s3", pending("browser-a"));
+        assert!(logins.take("unknown", Some("browser-a")).is_none());
+        assert!(logins.take("s3", Some("browser-a")).is_some());
+        assert!(logins.take("s3", Some("browser-a")).is_none(), "once");
+    }
+
+    #[test]
+    fn an_expired_login_is_refused_and_a_full_map_makes_room_from_the_oldest() {
+        let expired = PendingLogins::new(Duration::ZERO, 10);
+        expired.insert("s", pending("b"));
+        assert!(expired.take("s", Some("b")).is_none());
+
+        let logins = PendingLogins::new(PENDING_TTL, 3);
+        let start = Instant::now();
+        for (n, state) in ["s1", "s2", "s3", "s4", "s5"].into_iter().enumerate() {
+            let started = start + Duration::from_millis(n as u64);
+            logins.insert(state, pending_at("b", started));
+        }
+        assert_eq!(logins.len(), 3);
+        assert!(
+            logins.take("s1", Some("b")).is_none(),
+            "the oldest gave way"
+        );
+        assert!(logins.take("s2", Some("b")).is_none());
+        assert!(logins.take("s5", Some("b")).is_some(), "the newest is kept");
     }
 
     #[test]
