@@ -351,3 +351,53 @@ pub fn run_from_env() -> std::process::ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn idporten(args: &[&str]) -> anyhow::Result<Option<IdPortenConfig>> {
+        let mut argv = vec!["caseledger", "serve"];
+        argv.extend(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Serve(serve) => serve.idporten.config(),
+            _ => unreachable!("serve"),
+        }
+    }
+
+    #[test]
+    fn id_porten_is_off_without_flags_and_complete_or_refused_with_them() {
+        assert!(idporten(&[]).unwrap().is_none());
+        let partial = idporten(&["--idporten-issuer", "https://idporten.example"])
+            .unwrap_err()
+            .to_string();
+        assert!(partial.contains("--idporten-client-id"), "{partial}");
+        assert!(partial.contains("--idporten-redirect-uri"), "{partial}");
+        let complete = [
+            "--idporten-issuer",
+            "https://idporten.example",
+            "--idporten-client-id",
+            "caseledger",
+            "--idporten-redirect-uri",
+            "https://caseledger.example/auth/idporten/callback",
+        ];
+        let mut both = complete.to_vec();
+        both.extend([
+            "--idporten-client-secret",
+            "s",
+            "--idporten-private-key",
+            "k.pem",
+        ]);
+        let both = idporten(&both).unwrap_err().to_string();
+        assert!(both.contains("not both"), "{both}");
+        let mut secret = complete.to_vec();
+        secret.extend(["--idporten-client-secret", "s3cret"]);
+        let config = idporten(&secret).unwrap().expect("configured");
+        assert_eq!(config.client_id, "caseledger");
+        assert_eq!(config.post_login_url, "/");
+        assert!(
+            !format!("{config:?}").contains("s3cret"),
+            "no secret in Debug"
+        );
+    }
+}
