@@ -32,6 +32,8 @@ pub struct AccountView {
     pub pid_key: Option<[u8; 32]>,
     /// Token digests of the account's live sessions.
     pub(crate) sessions: Vec<[u8; 32]>,
+    /// Slots of the account's applications, oldest first.
+    pub(crate) applications: Vec<u32>,
 }
 
 impl AccountView {
@@ -108,7 +110,11 @@ impl ReadModel {
                     self.apply_account(AccountId(id), e);
                 }
             }
-            DomainEvent::Application(e) => self.applications.apply(stream, e),
+            DomainEvent::Application(e) => {
+                if let Some(created) = self.applications.apply(stream, e) {
+                    self.file_application(created);
+                }
+            }
             DomainEvent::Legacy(e) => self.applications.apply_legacy(e),
             DomainEvent::Reservation(domain::reservation::Event::Released { account }) => {
                 self.deleted_unreleased.remove(account);
@@ -141,6 +147,7 @@ impl ReadModel {
             } => {
                 self.end_all_sessions(id);
                 self.forget_email(id);
+                let applications = self.take_application_slots(id);
                 self.accounts.insert(
                     id,
                     AccountView {
@@ -154,6 +161,7 @@ impl ReadModel {
                         warned_at: None,
                         pid_key: None,
                         sessions: Vec::new(),
+                        applications,
                     },
                 );
                 self.email_directory.insert(email.as_str().to_owned(), id);
@@ -165,6 +173,7 @@ impl ReadModel {
                 at,
             } => {
                 self.end_all_sessions(id);
+                let applications = self.take_application_slots(id);
                 self.accounts.insert(
                     id,
                     AccountView {
@@ -178,6 +187,7 @@ impl ReadModel {
                         warned_at: None,
                         pid_key: Some(*pid_key),
                         sessions: Vec::new(),
+                        applications,
                     },
                 );
                 self.idporten_directory.insert(*subject, id);
@@ -260,6 +270,15 @@ impl ReadModel {
             && self.email_directory.get(email.as_str()) == Some(&id)
         {
             self.email_directory.remove(email.as_str());
+        }
+    }
+
+    /// The application slots of an account about to be (re)created: its
+    /// own, or those filed before it existed here.
+    fn take_application_slots(&mut self, id: AccountId) -> Vec<u32> {
+        match self.accounts.get_mut(&id) {
+            Some(account) => std::mem::take(&mut account.applications),
+            None => self.applications.orphans.remove(&id).unwrap_or_default(),
         }
     }
 

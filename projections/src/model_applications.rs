@@ -15,6 +15,14 @@ use domain::{AccountId, ApplicationId};
 use crate::model::stream_id;
 use crate::table::{IdMap, Table};
 
+/// Where a created application went, for the owner lists.
+pub(crate) struct Created {
+    slot: u32,
+    owner: AccountId,
+    /// The owner of the application it replaced, if any.
+    before: Option<AccountId>,
+}
+
 /// An application as "My applications" shows it.
 pub type ApplicationView = Application;
 
@@ -22,8 +30,9 @@ pub type ApplicationView = Application;
 pub(crate) struct Applications {
     /// Every application by id, in creation order (each state holds one).
     pub(crate) all: Table<ApplicationId, application::State>,
-    /// Each owner's slots in `all`, ascending (oldest first).
-    by_owner: IdMap<AccountId, Vec<u32>>,
+    /// Slots in `all` of owners that are not (yet) accounts here, ascending;
+    /// an account's own list lives in its view.
+    pub(crate) orphans: IdMap<AccountId, Vec<u32>>,
     /// Legacy records by reference (the first import of a reference wins,
     /// as the legacy decider refuses a conflicting one).
     pub(crate) legacy_by_reference: HashMap<String, LegacyRecord>,
@@ -32,52 +41,40 @@ pub(crate) struct Applications {
 }
 
 impl Applications {
-    pub(crate) fn apply(&mut self, stream: &str, event: &application::Event) {
-        let Some(id) = stream_id(stream, "application").map(ApplicationId) else {
-            return;
-        };
+    /// Apply one event; a creation is returned for [`ReadModel::file_application`].
+    pub(crate) fn apply(&mut self, stream: &str, event: &application::Event) -> Option<Created> {
+        let id = stream_id(stream, "application").map(ApplicationId)?;
         if let application::Event::Created { .. } = event {
             let mut state = application::State::default();
             application::evolve(&mut state, event);
-            if let Some(created) = state.application {
-                self.insert_created(id, created);
-            }
-            return;
+            return state
+                .application
+                .map(|created| self.insert_created(id, created));
         }
         if let Some(state) = self.all.get_mut(&id) {
             application::evolve(state, event);
         }
+        None
     }
 
     /// A created application: appended, or (a repeated creation, which the
     /// decider refuses) replaced in its slot.
-    pub(crate) fn insert_created(&mut self, id: ApplicationId, created: Application) {
+    /// Store a created application (a repeated creation, which the decider
+    /// refuses, replaces it in its slot).
+    pub(crate) fn insert_created(&mut self, id: ApplicationId, created: Application) -> Created {
         let owner = created.owner.account;
-        let before = self
-            .all
-            .get(&id)
-            .and_then(|s| s.application.as_ref())
-            .map(|a| a.owner.account);
-        let slot = self.all.insert(
+        let (slot, replaced) = self.all.insert(
             id,
             application::State {
                 application: Some(created),
             },
         );
-        match before {
-            None => self.by_owner.entry(owner).or_default().push(slot),
-            Some(before) if before != owner => {
-                if let Some(slots) = self.by_owner.get_mut(&before) {
-                    slots.retain(|s| *s != slot);
-                    if slots.is_empty() {
-                        self.by_owner.remove(&before);
-                    }
-                }
-                let slots = self.by_owner.entry(owner).or_default();
-                let at = slots.partition_point(|s| *s < slot);
-                slots.insert(at, slot);
-            }
-            Some(_) => {}
+        Created {
+            slot,
+            owner,
+            before: replaced
+                .and_then(|s| s.application)
+                .map(|a| a.owner.account),
         }
     }
 
@@ -108,6 +105,40 @@ impl Applications {
 }
 
 impl crate::ReadModel {
+    /// Put a created application in its owner's list.
+    pub(crate) fn file_application(&mut self, created: Created) {
+        let Created {
+            slot,
+            owner,
+            before,
+        } = created;
+        match before {
+            None => self.owner_slots_mut(owner).push(slot),
+            Some(before) if before != owner => {
+                let slots = self.owner_slots_mut(before);
+                slots.retain(|s| *s != slot);
+                let slots = self.owner_slots_mut(owner);
+                let at = slots.partition_point(|s| *s < slot);
+                slots.insert(at, slot);
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn owner_slots_mut(&mut self, owner: AccountId) -> &mut Vec<u32> {
+        match self.accounts.get_mut(&owner) {
+            Some(account) => &mut account.applications,
+            None => self.applications.orphans.entry(owner).or_default(),
+        }
+    }
+
+    fn owner_slots(&self, owner: AccountId) -> Option<&Vec<u32>> {
+        match self.accounts.get(&owner) {
+            Some(account) => Some(&account.applications),
+            None => self.applications.orphans.get(&owner),
+        }
+    }
+
     /// One application, whoever owns it (callers check ownership).
     pub fn application(&self, id: ApplicationId) -> Option<&ApplicationView> {
         self.applications.all.get(&id)?.application.as_ref()
@@ -121,7 +152,7 @@ impl crate::ReadModel {
         first: usize,
         after: Option<ApplicationId>,
     ) -> (Vec<&ApplicationView>, bool) {
-        let Some(slots) = self.applications.by_owner.get(&owner) else {
+        let Some(slots) = self.owner_slots(owner) else {
             return (Vec::new(), false);
         };
         // Slots ascend, so the cursor is found by binary search.
@@ -148,7 +179,7 @@ impl crate::ReadModel {
 
     /// Number of applications `owner` has.
     pub fn application_count(&self, owner: AccountId) -> usize {
-        self.applications.by_owner.get(&owner).map_or(0, Vec::len)
+        self.owner_slots(owner).map_or(0, Vec::len)
     }
 
     /// Number of applications of anyone.

@@ -798,16 +798,29 @@ impl Dec {
     }
 }
 
-fn decode_body(d: &mut Dec) -> Decoded<ReadModel> {
-    let mut model = ReadModel {
-        position: d.varint()?,
-        ..ReadModel::default()
-    };
+/// One decoded piece of the body, handed from the decoding thread to the
+/// thread that builds the model.
+enum Item {
+    Position(u64),
+    /// How many accounts follow (to reserve room).
+    AccountCount(usize),
+    /// How many applications follow (to reserve room).
+    ApplicationCount(usize),
+    Account(AccountView, bool),
+    EndOfAccounts,
+    Subject([u8; 32], AccountId),
+    Session([u8; 32], SessionView),
+    Unreleased(AccountId),
+    Application(Application),
+    Legacy(LegacyRecord),
+}
+
+/// Decode the body in order, handing each piece to `emit`.
+fn decode_items(d: &mut Dec, emit: &mut impl FnMut(Item) -> Decoded<()>) -> Decoded<()> {
+    emit(Item::Position(d.varint()?))?;
 
     let count = d.len()?;
-    model.accounts.reserve(count);
-    model.email_directory.reserve(count);
-    let mut inactivity = Vec::with_capacity(count);
+    emit(Item::AccountCount(count))?;
     for _ in 0..count {
         let id = AccountId(d.uuid()?);
         let method = d.method()?;
@@ -825,6 +838,9 @@ fn decode_body(d: &mut Dec) -> Decoded<ReadModel> {
         } else {
             None
         };
+        if flags & 2 != 0 && email.is_none() {
+            return bad("directory flag on an account without email");
+        }
         let name = d.str()?.to_owned();
         let created_at = d.time()?;
         let last_login_at = if flags & 4 != 0 {
@@ -842,12 +858,6 @@ fn decode_body(d: &mut Dec) -> Decoded<ReadModel> {
         } else {
             None
         };
-        if flags & 2 != 0 {
-            let Some(email) = &email else {
-                return bad("directory flag on an account without email");
-            };
-            model.email_directory.insert(email.as_str().to_owned(), id);
-        }
         let account = AccountView {
             id,
             method,
@@ -859,28 +869,20 @@ fn decode_body(d: &mut Dec) -> Decoded<ReadModel> {
             warned_at,
             pid_key,
             sessions: Vec::new(),
+            applications: Vec::new(),
         };
-        if let Some(key) = crate::model::inactivity_key(&account) {
-            inactivity.push(key);
-        }
-        if model.accounts.get(&id).is_some() {
-            return bad("an account appears twice");
-        }
-        model.accounts.insert(id, account);
+        emit(Item::Account(account, flags & 2 != 0))?;
     }
-    inactivity.sort_unstable();
-    model.inactivity = inactivity.into_iter().collect();
+    emit(Item::EndOfAccounts)?;
 
     let count = d.len()?;
-    model.idporten_directory.reserve(count);
     for _ in 0..count {
         let subject = d.array::<32>()?;
         let id = AccountId(d.uuid()?);
-        model.idporten_directory.insert(subject, id);
+        emit(Item::Subject(subject, id))?;
     }
 
     let count = d.len()?;
-    model.sessions.reserve(count);
     for _ in 0..count {
         let digest = d.array::<32>()?;
         let session = SessionView {
@@ -892,25 +894,18 @@ fn decode_body(d: &mut Dec) -> Decoded<ReadModel> {
             idle_timeout_seconds: u32::try_from(d.varint()?)
                 .or_else(|_| bad("idle timeout out of range"))?,
         };
-        let Some(account) = model.accounts.get_mut(&session.account) else {
-            return bad("a session of an unknown account");
-        };
-        account.sessions.push(digest);
-        model.session_expiry.insert((session.expires_at, digest));
-        model.sessions.insert(digest, session);
+        emit(Item::Session(digest, session))?;
     }
 
     let count = d.len()?;
-    model.deleted_unreleased.reserve(count);
     for _ in 0..count {
-        model.deleted_unreleased.insert(AccountId(d.uuid()?));
+        emit(Item::Unreleased(AccountId(d.uuid()?)))?;
     }
 
     let count = d.len()?;
-    model.applications.reserve(count);
+    emit(Item::ApplicationCount(count))?;
     for _ in 0..count {
-        let app = decode_application(d)?;
-        model.applications.insert_created(app.id, app);
+        emit(Item::Application(decode_application(d)?))?;
     }
 
     let count = d.len()?;
@@ -923,14 +918,117 @@ fn decode_body(d: &mut Dec) -> Decoded<ReadModel> {
             1 => LegacyOwner::PidHash(d.array::<32>()?),
             other => return bad(format!("unknown legacy owner key {other}")),
         };
-        model.applications.insert_legacy(LegacyRecord {
+        emit(Item::Legacy(LegacyRecord {
             reference,
             submitted_at,
             kind,
             owner,
-        });
+        }))?;
     }
-    Ok(model)
+    Ok(())
+}
+
+/// Builds the model from decoded items (and derives the indexes).
+#[derive(Default)]
+struct Builder {
+    model: ReadModel,
+    inactivity: Vec<(DateTime<Utc>, AccountId)>,
+}
+
+impl Builder {
+    fn add(&mut self, item: Item) -> Decoded<()> {
+        let model = &mut self.model;
+        match item {
+            Item::Position(position) => model.position = position,
+            Item::AccountCount(count) => {
+                model.accounts.reserve(count);
+                model.email_directory.reserve(count);
+                self.inactivity.reserve(count);
+            }
+            Item::ApplicationCount(count) => model.applications.reserve(count),
+            Item::Account(account, in_directory) => {
+                let id = account.id;
+                if in_directory && let Some(email) = &account.email {
+                    model.email_directory.insert(email.as_str().to_owned(), id);
+                }
+                if let Some(key) = crate::model::inactivity_key(&account) {
+                    self.inactivity.push(key);
+                }
+                if model.accounts.insert(id, account).1.is_some() {
+                    return bad("an account appears twice");
+                }
+            }
+            Item::EndOfAccounts => {
+                let mut inactivity = std::mem::take(&mut self.inactivity);
+                inactivity.sort_unstable();
+                model.inactivity = inactivity.into_iter().collect();
+            }
+            Item::Subject(subject, id) => {
+                model.idporten_directory.insert(subject, id);
+            }
+            Item::Session(digest, session) => {
+                let Some(account) = model.accounts.get_mut(&session.account) else {
+                    return bad("a session of an unknown account");
+                };
+                account.sessions.push(digest);
+                model.session_expiry.insert((session.expires_at, digest));
+                model.sessions.insert(digest, session);
+            }
+            Item::Unreleased(id) => {
+                model.deleted_unreleased.insert(id);
+            }
+            Item::Application(app) => {
+                let created = model.applications.insert_created(app.id, app);
+                model.file_application(created);
+            }
+            Item::Legacy(record) => model.applications.insert_legacy(record),
+        }
+        Ok(())
+    }
+}
+
+/// Decode on a second thread while this one builds the model: parsing and
+/// hashing the bytes overlap with filling the hash tables.
+fn decode_body(d: &mut Dec) -> Decoded<ReadModel> {
+    const BATCH: usize = 2048;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Item>>(16);
+    std::thread::scope(|scope| {
+        let decoder = scope.spawn(move || {
+            let mut batch = Vec::with_capacity(BATCH);
+            let result = decode_items(d, &mut |item| {
+                batch.push(item);
+                if batch.len() == BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    tx.send(full).or_else(|_| bad("the builder stopped"))?;
+                }
+                Ok(())
+            });
+            if result.is_ok() && !batch.is_empty() {
+                let _ = tx.send(batch);
+            }
+            result
+        });
+        let mut builder = Builder::default();
+        let mut built = Ok(());
+        for batch in rx.iter() {
+            for item in batch {
+                if let Err(e) = builder.add(item) {
+                    built = Err(e);
+                    break;
+                }
+            }
+            if built.is_err() {
+                break;
+            }
+        }
+        drop(rx);
+        let decoded = decoder
+            .join()
+            .unwrap_or_else(|_| bad("the decoding thread panicked"));
+        built?;
+        decoded?;
+        Ok(builder.model)
+    })
 }
 
 fn decode_appointment(d: &mut Dec) -> Decoded<Option<Appointment>> {

@@ -3,6 +3,7 @@
 //! id -> slot index with a fast hasher for random, server-made keys.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 /// Hashes keys that are already random (uuids chosen by the server, SHA-256
@@ -136,19 +137,22 @@ impl<K: Hash + Eq + Copy, V> Table<K, V> {
         self.index.reserve(additional);
     }
 
-    /// Insert or replace (a replaced value keeps its slot).
-    pub(crate) fn insert(&mut self, key: K, value: V) -> u32 {
-        match self.index.get(&key) {
-            Some(&slot) => {
-                if let Some(old) = self.values.get_mut(slot) {
-                    *old = value;
-                }
-                slot
+    /// Insert or replace (a replaced value keeps its slot); one index
+    /// lookup. Returns the slot and the replaced value.
+    pub(crate) fn insert(&mut self, key: K, value: V) -> (u32, Option<V>) {
+        match self.index.entry(key) {
+            Entry::Occupied(entry) => {
+                let slot = *entry.get();
+                let old = self
+                    .values
+                    .get_mut(slot)
+                    .map(|old| std::mem::replace(old, value));
+                (slot, old)
             }
-            None => {
+            Entry::Vacant(entry) => {
                 let slot = self.values.push(value);
-                self.index.insert(key, slot);
-                slot
+                entry.insert(slot);
+                (slot, None)
             }
         }
     }
