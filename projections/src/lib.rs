@@ -8,6 +8,7 @@
 //! state and its checkpoint together in the data dir, gives the digest of a
 //! state and rebuilds from zero.
 
+mod email_directory;
 pub mod model;
 mod model_applications;
 mod render;

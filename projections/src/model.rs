@@ -1,6 +1,6 @@
 //! The read models as one pure fold over decoded events.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use domain::account::Event as A;
@@ -8,6 +8,7 @@ use domain::{AccountId, Email, LoginMethod, SessionId};
 use migrations::DomainEvent;
 use uuid::Uuid;
 
+use crate::email_directory::EmailDirectory;
 use crate::table::{IdMap, IdSet, Table};
 
 /// Lifecycle of an account as readers see it.
@@ -63,7 +64,7 @@ pub struct ReadModel {
     pub position: u64,
     pub(crate) accounts: Table<AccountId, AccountView>,
     /// Normalised email of an active password account -> account.
-    pub(crate) email_directory: HashMap<String, AccountId>,
+    pub(crate) email_directory: EmailDirectory,
     /// ID-porten subject key -> account.
     pub(crate) idporten_directory: IdMap<[u8; 32], AccountId>,
     pub(crate) sessions: IdMap<[u8; 32], SessionView>,
@@ -81,6 +82,10 @@ pub struct ReadModel {
 /// How long past its absolute expiry a session is still kept (see
 /// [`ReadModel::forget_expired_sessions`]).
 pub const EXPIRED_SESSION_GRACE: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+fn account_email(accounts: &Table<AccountId, AccountView>, id: AccountId) -> Option<&str> {
+    accounts.get(&id)?.email.as_ref().map(Email::as_str)
+}
 
 /// The inactivity index key of an account: active password accounts only.
 pub(crate) fn inactivity_key(account: &AccountView) -> Option<(DateTime<Utc>, AccountId)> {
@@ -164,7 +169,7 @@ impl ReadModel {
                         applications,
                     },
                 );
-                self.email_directory.insert(email.as_str().to_owned(), id);
+                self.file_email(email.as_str(), id);
             }
             A::IdPortenAccountCreated {
                 subject,
@@ -266,11 +271,24 @@ impl ReadModel {
 
     /// Remove the account's email from the directory if it points there.
     fn forget_email(&mut self, id: AccountId) {
-        if let Some(email) = self.accounts.get(&id).and_then(|a| a.email.as_ref())
-            && self.email_directory.get(email.as_str()) == Some(&id)
-        {
-            self.email_directory.remove(email.as_str());
+        let accounts = &self.accounts;
+        if let Some(email) = accounts.get(&id).and_then(|a| a.email.as_ref()) {
+            self.email_directory
+                .remove(email.as_str(), id, |id| account_email(accounts, id));
         }
+    }
+
+    /// File the account under `email` (the account already holds it).
+    pub(crate) fn file_email(&mut self, email: &str, id: AccountId) {
+        let accounts = &self.accounts;
+        self.email_directory
+            .insert(email, id, |id| account_email(accounts, id));
+    }
+
+    /// The account filed under `email` in the directory.
+    pub(crate) fn filed_under(&self, email: &str) -> Option<AccountId> {
+        self.email_directory
+            .get(email, |id| account_email(&self.accounts, id))
     }
 
     /// The application slots of an account about to be (re)created: its
@@ -327,9 +345,8 @@ impl ReadModel {
 
     /// The active password account registered with `email`.
     pub fn account_by_email(&self, email: &Email) -> Option<&AccountView> {
-        self.email_directory
-            .get(email.as_str())
-            .and_then(|id| self.accounts.get(id))
+        self.filed_under(email.as_str())
+            .and_then(|id| self.accounts.get(&id))
     }
 
     /// The account of an ID-porten subject key.

@@ -4,8 +4,8 @@
 
 use std::fmt::Write;
 
-use domain::LoginMethod;
 use domain::application::Application;
+use domain::{AccountId, LoginMethod};
 
 use crate::ReadModel;
 use crate::model::{AccountStatus, AccountView};
@@ -67,11 +67,18 @@ impl ReadModel {
             let _ = writeln!(out, " sessions={}", a.sessions.len());
         }
 
-        let mut emails: Vec<_> = self.email_directory.iter().collect();
+        let mut emails: Vec<(&str, AccountId)> = accounts
+            .iter()
+            .filter_map(|a| {
+                let email = a.email.as_ref()?.as_str();
+                self.filed_under(email).map(|id| (email, id))
+            })
+            .collect();
         emails.sort();
+        emails.dedup();
         let _ = writeln!(out, "email directory {}", emails.len());
         for (email, id) in emails {
-            let _ = writeln!(out, "  {email} -> …{}", short(id));
+            let _ = writeln!(out, "  {email} -> …{}", short(&id));
         }
 
         let mut subjects: Vec<_> = self.idporten_directory.iter().collect();

@@ -470,7 +470,7 @@ fn encode_body<S: Sink>(model: &ReadModel, sink: &mut S) -> io::Result<()> {
         let in_directory = a
             .email
             .as_ref()
-            .is_some_and(|m| model.email_directory.get(m.as_str()) == Some(&a.id));
+            .is_some_and(|m| model.filed_under(m.as_str()) == Some(a.id));
         let flags = u8::from(a.email.is_some())
             | u8::from(in_directory) << 1
             | u8::from(a.last_login_at.is_some()) << 2
@@ -948,14 +948,15 @@ impl Builder {
             Item::ApplicationCount(count) => model.applications.reserve(count),
             Item::Account(account, in_directory) => {
                 let id = account.id;
-                if in_directory && let Some(email) = &account.email {
-                    model.email_directory.insert(email.as_str().to_owned(), id);
-                }
+                let filed = in_directory.then(|| account.email.clone()).flatten();
                 if let Some(key) = crate::model::inactivity_key(&account) {
                     self.inactivity.push(key);
                 }
                 if model.accounts.insert(id, account).1.is_some() {
                     return bad("an account appears twice");
+                }
+                if let Some(email) = filed {
+                    model.file_email(email.as_str(), id);
                 }
             }
             Item::EndOfAccounts => {

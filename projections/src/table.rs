@@ -55,7 +55,7 @@ pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 /// A `HashSet` over random, server-made keys.
 pub(crate) type IdSet<K> = std::collections::HashSet<K, BuildHasherDefault<IdHasher>>;
 
-const PAGE_BITS: u32 = 12;
+const PAGE_BITS: u32 = 14;
 const PAGE: usize = 1 << PAGE_BITS;
 
 /// Values in insertion order, in pages of [`PAGE`]: a slot never moves.
