@@ -129,9 +129,28 @@ impl ReadModel {
     }
 
     fn apply_account(&mut self, id: AccountId, event: &A) {
+        // Only these change an account's status, method or last sign of life.
+        let reindex = matches!(
+            event,
+            A::PasswordAccountRegistered { .. }
+                | A::IdPortenAccountCreated { .. }
+                | A::AccountDeleted { .. }
+        );
+        if !reindex {
+            self.apply_account_event(id, event);
+            return;
+        }
         let before = self.accounts.get(&id).and_then(inactivity_key);
         self.apply_account_event(id, event);
         let after = self.accounts.get(&id).and_then(inactivity_key);
+        self.reindex(before, after);
+    }
+
+    fn reindex(
+        &mut self,
+        before: Option<(DateTime<Utc>, AccountId)>,
+        after: Option<(DateTime<Utc>, AccountId)>,
+    ) {
         if before != after {
             if let Some(key) = before {
                 self.inactivity.remove(&key);
@@ -142,9 +161,9 @@ impl ReadModel {
         }
     }
 
-    /// The account change itself; [`Self::apply_account`] keeps the
-    /// inactivity index equal to the active password accounts' last signs of
-    /// life, whatever the event.
+    /// The account change itself. The inactivity index stays equal to the
+    /// active password accounts' last signs of life: [`Self::apply_account`]
+    /// reindexes around creations and deletions, the login arm itself.
     fn apply_account_event(&mut self, id: AccountId, event: &A) {
         match event {
             A::PasswordAccountRegistered {
@@ -199,12 +218,17 @@ impl ReadModel {
             }
             A::LoginFailed { .. } | A::PasswordRehashed { .. } => {}
             A::SessionStarted { session, at } => {
+                // The hottest account event: one lookup of the account, and
+                // its inactivity key kept right here.
                 self.forget_expired_sessions(*at);
+                let digest = session.token_digest;
                 let Some(account) = self.accounts.get_mut(&id) else {
                     return;
                 };
+                let before = inactivity_key(account);
                 account.last_login_at = Some(*at);
                 account.warned_at = None;
+                let after = inactivity_key(account);
                 let view = SessionView {
                     account: id,
                     id: session.id,
@@ -213,27 +237,25 @@ impl ReadModel {
                     expires_at: session.expires_at,
                     idle_timeout_seconds: session.idle_timeout_seconds,
                 };
-                self.session_expiry
-                    .insert((session.expires_at, session.token_digest));
-                let previous = self.sessions.insert(session.token_digest, view);
-                if let Some(previous) = &previous
-                    && previous.expires_at != session.expires_at
-                {
-                    self.session_expiry
-                        .remove(&(previous.expires_at, session.token_digest));
+                let previous = self.sessions.insert(digest, view);
+                if previous.is_none() {
+                    account.sessions.push(digest);
                 }
-                match previous {
+                self.session_expiry.insert((session.expires_at, digest));
+                if let Some(previous) = previous {
+                    if previous.expires_at != session.expires_at {
+                        self.session_expiry.remove(&(previous.expires_at, digest));
+                    }
                     // A digest seen before (never, with random tokens): it
                     // moves to this account.
-                    Some(previous) if previous.account != id => {
+                    if previous.account != id {
                         if let Some(other) = self.accounts.get_mut(&previous.account) {
-                            other.sessions.retain(|d| *d != session.token_digest);
+                            other.sessions.retain(|d| *d != digest);
                         }
-                        self.push_session(id, session.token_digest);
+                        self.push_session(id, digest);
                     }
-                    Some(_) => {}
-                    None => self.push_session(id, session.token_digest),
                 }
+                self.reindex(before, after);
             }
             A::SessionEnded { session, .. } => {
                 let Some(account) = self.accounts.get_mut(&id) else {
