@@ -68,8 +68,9 @@ pub struct ReadModel {
     /// ID-porten subject key -> account.
     pub(crate) idporten_directory: IdMap<[u8; 32], AccountId>,
     pub(crate) sessions: IdMap<[u8; 32], SessionView>,
-    /// (absolute expiry, token digest) of every session in `sessions`, to
-    /// forget long-expired sessions without a scan.
+    /// (absolute expiry, token digest) of every session started (ended ones
+    /// included until their turn comes), to forget long-expired sessions
+    /// without a scan.
     pub(crate) session_expiry: BTreeSet<(DateTime<Utc>, [u8; 32])>,
     /// (last active, account) of active password accounts, oldest first.
     pub(crate) inactivity: BTreeSet<(DateTime<Utc>, AccountId)>,
@@ -243,9 +244,6 @@ impl ReadModel {
                 }
                 self.session_expiry.insert((session.expires_at, digest));
                 if let Some(previous) = previous {
-                    if previous.expires_at != session.expires_at {
-                        self.session_expiry.remove(&(previous.expires_at, digest));
-                    }
                     // A digest seen before (never, with random tokens): it
                     // moves to this account.
                     if previous.account != id {
@@ -262,11 +260,10 @@ impl ReadModel {
                     return;
                 };
                 let sessions = &mut self.sessions;
-                let expiry = &mut self.session_expiry;
                 account.sessions.retain(|digest| {
                     let ended = sessions.get(digest).is_some_and(|s| s.id == *session);
-                    if ended && let Some(view) = sessions.remove(digest) {
-                        expiry.remove(&(view.expires_at, *digest));
+                    if ended {
+                        sessions.remove(digest);
                     }
                     !ended
                 });
@@ -342,7 +339,13 @@ impl ReadModel {
                 break;
             }
             self.session_expiry.pop_first();
-            if let Some(view) = self.sessions.remove(&digest)
+            // Entries of sessions that ended earlier are left here (no
+            // removal on every logout) and skipped now.
+            if self
+                .sessions
+                .get(&digest)
+                .is_some_and(|view| view.expires_at == expires_at)
+                && let Some(view) = self.sessions.remove(&digest)
                 && let Some(account) = self.accounts.get_mut(&view.account)
             {
                 account.sessions.retain(|d| *d != digest);
@@ -353,9 +356,7 @@ impl ReadModel {
     fn end_all_sessions(&mut self, id: AccountId) {
         if let Some(account) = self.accounts.get_mut(&id) {
             for digest in account.sessions.drain(..) {
-                if let Some(view) = self.sessions.remove(&digest) {
-                    self.session_expiry.remove(&(view.expires_at, digest));
-                }
+                self.sessions.remove(&digest);
             }
         }
     }
