@@ -8,11 +8,12 @@
 //!   bookings, fees, decisions, legacy imports, purges) through
 //!   `ReadModel::apply`, and again with postcard decoding (`migrations::decode`
 //!   of bytes encoded once beforehand). Generation and encoding are not timed.
-//! - `accounts`: resident memory of a state with 1 M accounts, no applications.
+//! - `accounts`, `load-accounts`: a state with 1 M accounts and no
+//!   applications, saved, then loaded in a fresh process: bytes per account.
 //! - `state`: the state with 1 M accounts and 3 M applications: resident
 //!   memory, digest time, snapshot save time and file size.
-//! - `load`: cold start (a fresh process) from that snapshot: load time and
-//!   resident memory.
+//! - `load`: cold start (a fresh process) from that snapshot: load time,
+//!   resident memory, bytes per application (minus the accounts-only state).
 //!
 //! `REPLAY_BENCH_SCALE=0.05` scales every size down for a quick run.
 //! The server's allocator (mimalloc) is used, as in the `caseledger` binary.
@@ -142,22 +143,35 @@ fn build(targets: Targets) -> (ReadModel, usize, Duration) {
     (model, events, apply_time)
 }
 
-fn accounts_only() {
-    let before = memory().0;
+fn accounts_only(path: &Path) {
     let (model, events, _) = build(Targets {
         accounts: scaled(1_000_000),
         applications: 0,
     });
-    let after = memory().0;
     let (accounts, sessions) = model.counts();
     println!("accounts.state {accounts} accounts, {sessions} live sessions, {events} events");
+    snapshot::save(path, &model).expect("save");
+}
+
+/// Resident memory of a model loaded in a fresh process: the model alone,
+/// without the generator or freed buffers.
+fn loaded_rss(path: &Path) -> (ReadModel, u64, Duration) {
+    let before = memory().0;
+    let started = Instant::now();
+    let model = snapshot::load(path).expect("load").expect("a snapshot");
+    let took = started.elapsed();
+    (model, memory().0 - before, took)
+}
+
+fn load_accounts(path: &Path) {
+    let (model, rss, _) = loaded_rss(path);
+    let (accounts, _) = model.counts();
     println!(
-        "accounts.rss {} ({:.0} bytes per account, sessions included)",
-        mib(after - before),
-        (after - before) as f64 / accounts as f64
+        "accounts.rss {} loaded ({:.0} bytes per account, directories, index and sessions included)",
+        mib(rss),
+        rss as f64 / accounts as f64
     );
-    // The generator's own state is alive too; it is small next to the model.
-    drop(model);
+    std::fs::write(path.with_extension("rss"), rss.to_string()).expect("rss file");
 }
 
 fn state(path: &Path) {
@@ -177,7 +191,7 @@ fn state(path: &Path) {
         std::mem::size_of::<projections::SessionView>()
     );
     println!(
-        "state.rss {} (VmHWM {})",
+        "state.rss {} while building (generator and freed chunk buffers included; VmHWM {})",
         mib(after.0 - before),
         mib(after.1)
     );
@@ -199,27 +213,31 @@ fn state(path: &Path) {
     std::fs::write(path.with_extension("digest"), hex::encode(digest)).expect("digest file");
 }
 
-fn load(path: &Path) {
-    let before = memory().0;
-    let started = Instant::now();
-    let model = snapshot::load(path).expect("load").expect("a snapshot");
-    let took = started.elapsed();
-    let after = memory();
+fn load(path: &Path, accounts_path: &Path) {
+    let (model, rss, took) = loaded_rss(path);
+    let hwm = memory().1;
     let (accounts, _) = model.counts();
     let applications = model.total_applications();
     println!(
         "load.time {:.2} s ({accounts} accounts, {applications} applications)",
         took.as_secs_f64()
     );
+    println!("load.rss {} (VmHWM {})", mib(rss), mib(hwm));
+    let accounts_rss: u64 = std::fs::read_to_string(accounts_path.with_extension("rss"))
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     println!(
-        "load.rss {} (VmHWM {}); {:.0} bytes per (account + 3 applications)",
-        mib(after.0 - before),
-        mib(after.1),
-        (after.0 - before) as f64 / accounts as f64
+        "load.bytes_per_application {:.0} (state minus the accounts-only state, per application)",
+        rss.saturating_sub(accounts_rss) as f64 / applications.max(1) as f64
     );
     let expected = std::fs::read_to_string(path.with_extension("digest")).expect("digest file");
     assert_eq!(hex::encode(model.digest()), expected, "loaded = saved");
     println!("load.digest equal to the saved model's");
+}
+
+fn accounts_path(dir: &Path) -> PathBuf {
+    dir.join("accounts-only.snapshot")
 }
 
 fn run_child(phase: &str, dir: &Path) {
@@ -236,9 +254,13 @@ fn main() {
     let dir = std::env::var_os("REPLAY_BENCH_DIR").map(PathBuf::from);
     match std::env::var("REPLAY_BENCH_PHASE").ok().as_deref() {
         Some("throughput") => throughput(),
-        Some("accounts") => accounts_only(),
+        Some("accounts") => accounts_only(&accounts_path(&dir.expect("dir"))),
+        Some("load-accounts") => load_accounts(&accounts_path(&dir.expect("dir"))),
         Some("state") => state(&snapshot::snapshot_path(&dir.expect("dir"))),
-        Some("load") => load(&snapshot::snapshot_path(&dir.expect("dir"))),
+        Some("load") => {
+            let dir = dir.expect("dir");
+            load(&snapshot::snapshot_path(&dir), &accounts_path(&dir));
+        }
         Some(other) => panic!("unknown phase {other}"),
         None => {
             println!(
@@ -246,7 +268,7 @@ fn main() {
                 scale()
             );
             let dir = tempfile::tempdir().expect("temp dir");
-            for phase in ["throughput", "accounts", "state", "load"] {
+            for phase in ["throughput", "accounts", "load-accounts", "state", "load"] {
                 run_child(phase, dir.path());
             }
         }
