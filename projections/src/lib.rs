@@ -11,6 +11,7 @@
 mod email_directory;
 pub mod model;
 mod model_applications;
+mod model_mail;
 mod render;
 pub mod runner;
 pub mod snapshot;
@@ -18,4 +19,5 @@ mod table;
 pub mod workload;
 
 pub use model::{AccountView, ApplicationView, ReadModel, SessionView};
+pub use model_mail::MailOutboxState;
 pub use runner::{Projections, SnapshotMode, WaitError};

@@ -78,6 +78,9 @@ pub struct ReadModel {
     /// (a purge interrupted between the two steps).
     pub(crate) deleted_unreleased: IdSet<AccountId>,
     pub(crate) applications: crate::model_applications::Applications,
+    /// Positions of the events that owe a mail, ascending (see
+    /// [`ReadModel::mail_outbox`]).
+    pub(crate) mail_owed: Vec<u64>,
 }
 
 /// How long past its absolute expiry a session is still kept (see
@@ -113,12 +116,33 @@ impl ReadModel {
         match event {
             DomainEvent::Account(e) => {
                 if let Some(id) = stream_id(stream, "account") {
-                    self.apply_account(AccountId(id), e);
+                    let id = AccountId(id);
+                    if matches!(e, A::PurgeWarningIssued { .. } | A::AccountDeleted { .. })
+                        && self.has_mail_address(id)
+                    {
+                        self.mail_owed.push(position);
+                    }
+                    self.apply_account(id, e);
                 }
             }
             DomainEvent::Application(e) => {
+                if matches!(
+                    e,
+                    domain::application::Event::AppointmentBooked { .. }
+                        | domain::application::Event::AppointmentRescheduled { .. }
+                ) && self.application_mail_address(stream)
+                {
+                    self.mail_owed.push(position);
+                }
                 if let Some(created) = self.applications.apply(stream, e) {
                     self.file_application(created);
+                }
+            }
+            DomainEvent::Flow(
+                domain::flow::Event::Started { .. } | domain::flow::Event::CodeResent { .. },
+            ) => {
+                if stream_id(stream, "flow").is_some() {
+                    self.mail_owed.push(position);
                 }
             }
             DomainEvent::Legacy(e) => self.applications.apply_legacy(e),

@@ -150,6 +150,11 @@ impl ReadModel {
                 time(&r.submitted_at)
             );
         }
+        let _ = writeln!(out, "mails owed {}", self.mail_owed.len());
+        if !self.mail_owed.is_empty() {
+            let positions: Vec<String> = self.mail_owed.iter().map(u64::to_string).collect();
+            let _ = writeln!(out, "  at {}", positions.join(" "));
+        }
         out
     }
 }

@@ -18,7 +18,8 @@
 //! the position first, then accounts sorted by id, the ID-porten directory
 //! sorted by subject key, sessions sorted by token digest, deleted
 //! unreleased accounts sorted by id, applications in creation (log) order,
-//! legacy records sorted by reference. Indexes that follow from these (the
+//! legacy records sorted by reference, the positions of events that owe a
+//! mail (ascending, as deltas). Indexes that follow from these (the
 //! email directory, the inactivity index, each account's sessions, each
 //! owner's applications, legacy records per owner) are derived on load.
 //! Being sorted, the body does not depend on hash map order, so it is also
@@ -50,7 +51,7 @@ pub const SNAPSHOT_FILE: &str = "projections.snapshot";
 
 /// The format this build writes and reads. A file of another version is
 /// refused ([`SnapshotError::UnknownVersion`]) and the models are rebuilt.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 const MAGIC: &[u8; 8] = b"CLPROJSN";
 const HEADER_LEN: usize = 8 + 4 + 8 + 32;
@@ -551,6 +552,14 @@ fn encode_body<S: Sink>(model: &ReadModel, sink: &mut S) -> io::Result<()> {
         }
         e.spill()?;
     }
+
+    e.len(model.mail_owed.len());
+    let mut previous = 0;
+    for position in &model.mail_owed {
+        e.varint(position - previous);
+        previous = *position;
+        e.spill()?;
+    }
     e.finish()
 }
 
@@ -813,6 +822,7 @@ enum Item {
     Unreleased(AccountId),
     Application(Application),
     Legacy(LegacyRecord),
+    MailOwed(u64),
 }
 
 /// Decode the body in order, handing each piece to `emit`.
@@ -925,6 +935,15 @@ fn decode_items(d: &mut Dec, emit: &mut impl FnMut(Item) -> Decoded<()>) -> Deco
             owner,
         }))?;
     }
+
+    let count = d.len()?;
+    let mut position = 0u64;
+    for _ in 0..count {
+        position = position
+            .checked_add(d.varint()?)
+            .map_or_else(|| bad("mail position out of range"), Ok)?;
+        emit(Item::MailOwed(position))?;
+    }
     Ok(())
 }
 
@@ -983,6 +1002,12 @@ impl Builder {
                 model.file_application(created);
             }
             Item::Legacy(record) => model.applications.insert_legacy(record),
+            Item::MailOwed(position) => {
+                if model.mail_owed.last().is_some_and(|last| *last >= position) {
+                    return bad("mail positions out of order");
+                }
+                model.mail_owed.push(position);
+            }
         }
         Ok(())
     }

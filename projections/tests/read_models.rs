@@ -25,6 +25,7 @@ fn empty_model_renders_nothing_but_headers() {
         deleted, email not released 0
         my applications (newest first)
         legacy records 0
+        mails owed 0
     "#]]
     .assert_eq(&ReadModel::default().render());
 }
@@ -51,6 +52,7 @@ fn registrations_and_logins_fill_directories_sessions_and_inactivity() {
         deleted, email not released 0
         my applications (newest first)
         legacy records 0
+        mails owed 0
     "#]]
     .assert_eq(&model_of(8).render());
 }
@@ -85,6 +87,8 @@ fn the_whole_small_history() {
               DRAFT: Finish the application form and submit it.
         legacy records 1
           UDI-0000001 VISIT submitted=2021-06-01T10:00:00Z owner=pid:08080808
+        mails owed 3
+          at 13 18 19
     "#]]
     .assert_eq(&model_of(usize::MAX).render());
 }
@@ -215,4 +219,55 @@ fn sessions_expired_for_over_a_day_are_forgotten_at_the_next_login() {
         model.account(account(1)).unwrap().last_login_at,
         Some(t(60 * 48))
     );
+}
+
+#[test]
+fn the_mail_outbox_splits_owed_mails_at_the_checkpoint() {
+    use domain::application::{Appointment, AppointmentPurpose, Event as P, MeetingPointKind};
+    use domain::flow::{Event as F, FlowKind, IssuedCode};
+    use migrations::DomainEvent;
+    let mut model = model_of(usize::MAX);
+    // A code mail, then a booking by the ID-porten account (no email: no mail).
+    let flow = domain::FlowId(uuid::Uuid::from_u128(0xf001)).stream();
+    model.apply(
+        20,
+        &flow,
+        &DomainEvent::Flow(F::Started {
+            kind: FlowKind::Registration,
+            email: domain::Email::parse("new@example.no").unwrap(),
+            account: None,
+            code: IssuedCode {
+                nonce: [1; 16],
+                digest: [2; 32],
+                expires_at: t(60 * 24 * 900),
+            },
+            at: t(60 * 24 * 890),
+        }),
+    );
+    model.apply(
+        21,
+        &application(3).stream(),
+        &DomainEvent::Application(P::AppointmentBooked {
+            appointment: Appointment {
+                meeting_point: MeetingPointKind::Police,
+                location: "Bergen".into(),
+                starts_at: t(60 * 24 * 900),
+                purpose: AppointmentPurpose::Application,
+            },
+            at: t(60 * 24 * 891),
+        }),
+    );
+    let nothing_sent = model.mail_outbox(0);
+    assert_eq!(
+        (nothing_sent.owed, nothing_sent.sent, nothing_sent.pending),
+        (4, 0, 4)
+    );
+    assert_eq!(nothing_sent.first_pending, Some(13));
+    let state = model.mail_outbox(18);
+    assert_eq!(
+        (state.sent, state.pending, state.first_pending),
+        (2, 2, Some(19))
+    );
+    let all_sent = model.mail_outbox(21);
+    assert_eq!((all_sent.pending, all_sent.first_pending), (0, None));
 }

@@ -1,0 +1,50 @@
+//! The mail outbox state as the log tells it: which events owe a mail (the
+//! same rules as the outbox in the API: a code issued or resent, a purge
+//! warning or a deletion of an account with an email, a booked or moved
+//! appointment of an application whose owner has an email), split into sent
+//! and pending at the outbox's checkpoint.
+
+use domain::AccountId;
+
+use crate::ReadModel;
+use crate::model::{AccountStatus, stream_id};
+
+/// Mails owed up to the model's position, split at a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailOutboxState {
+    /// Every event that owes a mail.
+    pub owed: usize,
+    /// Those at or before the checkpoint (handed to the transport).
+    pub sent: usize,
+    /// Those after it.
+    pub pending: usize,
+    /// Position of the oldest pending one.
+    pub first_pending: Option<u64>,
+}
+
+impl ReadModel {
+    /// The outbox state for the outbox checkpoint `sent_up_to` (the
+    /// position of the last mail handed to the transport).
+    pub fn mail_outbox(&self, sent_up_to: u64) -> MailOutboxState {
+        let sent = self.mail_owed.partition_point(|p| *p <= sent_up_to);
+        MailOutboxState {
+            owed: self.mail_owed.len(),
+            sent,
+            pending: self.mail_owed.len() - sent,
+            first_pending: self.mail_owed.get(sent).copied(),
+        }
+    }
+
+    /// An active account with an email (the outbox knows where to write).
+    pub(crate) fn has_mail_address(&self, id: AccountId) -> bool {
+        self.account(id)
+            .is_some_and(|a| a.email.is_some() && a.status == AccountStatus::Active)
+    }
+
+    /// The application of `stream` exists and its owner has a mail address.
+    pub(crate) fn application_mail_address(&self, stream: &str) -> bool {
+        stream_id(stream, "application")
+            .and_then(|id| self.application(domain::ApplicationId(id)))
+            .is_some_and(|app| self.has_mail_address(app.owner.account))
+    }
+}
