@@ -33,8 +33,11 @@ pub enum SnapshotMode {
 /// stops (graceful shutdown).
 #[derive(Debug, Clone)]
 pub struct SnapshotSettings {
+    /// The snapshot file (`<data-dir>/projections.snapshot`).
     pub path: PathBuf,
+    /// Write after this many new log positions.
     pub every_events: u64,
+    /// Write this long after the last snapshot when anything changed.
     pub every: Duration,
 }
 

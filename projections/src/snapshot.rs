@@ -65,6 +65,7 @@ pub fn snapshot_path(data_dir: &Path) -> PathBuf {
 /// logs it and rebuilds from zero.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
+    /// Reading or writing the file failed.
     #[error("snapshot file {path}: {source}")]
     Io {
         path: PathBuf,
@@ -75,6 +76,7 @@ pub enum SnapshotError {
         "snapshot file {path} has format version {found}; this build reads version {FORMAT_VERSION}"
     )]
     UnknownVersion { path: PathBuf, found: u32 },
+    /// Not a snapshot, truncated, checksum mismatch or undecodable body.
     #[error("snapshot file {path} is corrupt: {reason}")]
     Corrupt { path: PathBuf, reason: String },
 }
@@ -299,6 +301,7 @@ where
 /// The result of [`rebuild_from_log`].
 #[derive(Debug)]
 pub struct Rebuilt {
+    /// The model at the head of the log.
     pub model: ReadModel,
     /// Positions of events that did not decode (skipped, as live).
     pub undecodable: Vec<u64>,

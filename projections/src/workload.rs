@@ -27,7 +27,9 @@ pub type Generated = (u64, String, DomainEvent);
 /// workload goes on with logins and case work only.
 #[derive(Debug, Clone, Copy)]
 pub struct Targets {
+    /// Accounts (password and ID-porten) to register at most.
     pub accounts: usize,
+    /// Applications to create at most.
     pub applications: usize,
 }
 
