@@ -97,7 +97,31 @@ pub struct App {
     pub(crate) hasher: PasswordHasher,
     pub(crate) keyer: Keyer,
     pub(crate) settings: Settings,
-    last_seen: Arc<Mutex<HashMap<SessionId, DateTime<Utc>>>>,
+    last_seen: Arc<Mutex<LastSeen>>,
+}
+
+/// When each session was last used (idle timeouts). Sessions that are
+/// abandoned rather than ended leave entries behind; once the map has
+/// doubled since the last sweep, entries idle longer than any session may be
+/// are dropped (a dropped entry reads as "not used since it started", which
+/// is idle for even longer, so the answer does not change).
+#[derive(Debug, Default)]
+struct LastSeen {
+    at: HashMap<SessionId, DateTime<Utc>>,
+    sweep_above: usize,
+}
+
+impl LastSeen {
+    /// The map is never swept below this many entries.
+    const MIN_SWEEP: usize = 1024;
+
+    fn touch(&mut self, session: SessionId, now: DateTime<Utc>, max_idle: Duration) {
+        self.at.insert(session, now);
+        if self.at.len() > self.sweep_above.max(Self::MIN_SWEEP) {
+            self.at.retain(|_, seen| now - *seen <= max_idle);
+            self.sweep_above = 2 * self.at.len();
+        }
+    }
 }
 
 /// A store or codec failure: logged in full, reported as `INTERNAL`.
@@ -140,7 +164,7 @@ impl App {
             hasher,
             keyer,
             settings,
-            last_seen: Arc::new(Mutex::new(HashMap::new())),
+            last_seen: Arc::new(Mutex::new(LastSeen::default())),
         }
     }
 
@@ -603,10 +627,11 @@ impl App {
             .await
             .map_err(account_error)?;
         self.settle(&executed).await;
-        self.last_seen
-            .lock()
-            .expect("last-seen lock")
-            .insert(session.id, at);
+        self.last_seen.lock().expect("last-seen lock").touch(
+            session.id,
+            at,
+            self.settings.session_idle,
+        );
         let view = self
             .projections
             .read(|m| m.account(account).cloned())
@@ -632,14 +657,15 @@ impl App {
         }
         let mut last_seen = self.last_seen.lock().expect("last-seen lock");
         let seen = last_seen
+            .at
             .get(&session.id)
             .copied()
             .unwrap_or(session.started_at);
         if now - seen > Duration::seconds(i64::from(session.idle_timeout_seconds)) {
-            last_seen.remove(&session.id);
+            last_seen.at.remove(&session.id);
             return None;
         }
-        last_seen.insert(session.id, now);
+        last_seen.touch(session.id, now, self.settings.session_idle);
         Some(Caller {
             account: session.account,
             method: session.method,
@@ -661,6 +687,7 @@ impl App {
         self.last_seen
             .lock()
             .expect("last-seen lock")
+            .at
             .remove(&caller.session);
         Ok(true)
     }
@@ -813,5 +840,37 @@ fn account_error(error: ExecuteError<account::Error>) -> ApiError {
         ExecuteError::Domain(account::Error::NotFound) => ApiError::unauthenticated(),
         ExecuteError::Domain(e) => internal("account command refused", format!("{e:?}")),
         other => store_failure("running an account command", other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(n: u128) -> SessionId {
+        SessionId(Uuid::from_u128(n))
+    }
+
+    #[test]
+    fn abandoned_sessions_are_swept_from_the_last_seen_map_and_live_ones_kept() {
+        let idle = Duration::minutes(60);
+        let start = DateTime::parse_from_rfc3339("2026-11-01T08:00:00Z")
+            .expect("instant")
+            .with_timezone(&Utc);
+        let mut last_seen = LastSeen::default();
+        // Ten thousand sessions used once, one a minute, then abandoned.
+        for n in 0..10_000u128 {
+            last_seen.touch(session(n), start + Duration::minutes(n as i64), idle);
+        }
+        // Only those used within the last hour of that (plus the ones
+        // touched since the last sweep) can still be there.
+        assert!(
+            last_seen.at.len() < 2 * LastSeen::MIN_SWEEP + 61,
+            "{} entries left",
+            last_seen.at.len()
+        );
+        let last = start + Duration::minutes(9_999);
+        assert_eq!(last_seen.at.get(&session(9_999)), Some(&last));
+        assert!(!last_seen.at.contains_key(&session(0)));
     }
 }
