@@ -14,7 +14,8 @@
 //!    `BENCH_SECONDS` (default 10) from this process (pinned to CPU 1);
 //! 4. measure argon2id alone on one thread (the server's hashing core),
 //!    then a login storm: `BENCH_STORM_CLIENTS` clients logging in with the
-//!    right password while `myApplications` runs at a fixed rate, and the
+//!    right password while 8 clients query `myApplications`, each pausing
+//!    `BENCH_STORM_QUERY_PACE_MS` (default 5) between queries, and the
 //!    server's resident memory before, during and after.
 //!
 //! Prints a markdown report. Every latency is measured by the load
@@ -234,6 +235,23 @@ fn memory_mib(pid: u32) -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// CPU seconds (user + system) `pid` has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which ends with the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|t| t.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the whole line (11 and 12 here).
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// Pin this process (the load generator) to CPU 1.
 fn pin_self() {
     if pinned() {
@@ -394,6 +412,7 @@ fn main() {
     let connections = env_count("BENCH_CONNECTIONS", 16);
     let seconds = env_count("BENCH_SECONDS", 10) as u64;
     let storm_clients = env_count("BENCH_STORM_CLIENTS", 4);
+    let storm_pace_ms = env_count("BENCH_STORM_QUERY_PACE_MS", 5) as u64;
     let dir = tempfile::tempdir().expect("temp dir");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -488,6 +507,7 @@ fn main() {
         let logins = Arc::new(AtomicU64::new(0));
         let refused = Arc::new(AtomicU64::new(0));
         let storm_started = Instant::now();
+        let storm_cpu_before = cpu_seconds(pid);
         let storm: Vec<_> = (0..storm_clients)
             .map(|c| {
                 let client = client.clone();
@@ -522,7 +542,7 @@ fn main() {
             tokens.clone(),
             8,
             Duration::from_secs(seconds),
-            Some(Duration::from_millis(5)),
+            Some(Duration::from_millis(storm_pace_ms)),
         )
         .await;
         stop.store(true, Ordering::Relaxed);
@@ -530,6 +550,7 @@ fn main() {
             task.await.expect("storm task");
         }
         let storm_seconds = storm_started.elapsed().as_secs_f64();
+        let storm_cpu = (cpu_seconds(pid) - storm_cpu_before) / storm_seconds;
         let (rss_storm, hwm) = memory_mib(pid);
         let logins_per_second = logins.load(Ordering::Relaxed) as f64 / storm_seconds;
 
@@ -546,7 +567,8 @@ fn main() {
 | argon2id alone, one thread, memory reused (m=19 MiB, t=2, p=1) | {argon2_alone:.1} hashes/s |
 | login storm ({storm_clients} clients) | {logins_per_second:.1} logins/s ({refused} refused) |
 | logins/s as a fraction of argon2 alone | {fraction:.0} % |
-| `myApplications` during the storm (8 clients, 5 ms pacing) p50 / p99 | {sp50:.2} / {sp99:.2} ms ({srps:.0} req/s, {serrors} errors) |
+| server CPU busy during the storm | {busy:.0} % of one core |
+| `myApplications` during the storm (8 clients, {storm_pace_ms} ms pacing) p50 / p99 | {sp50:.2} / {sp99:.2} ms ({srps:.0} req/s, {serrors} errors) |
 | server resident memory: ready / after load / after storm / peak | {rss_ready:.0} / {rss_steady:.0} / {rss_storm:.0} / {hwm:.0} MiB |
 ",
             apps = 3 * accounts,
@@ -563,6 +585,7 @@ fn main() {
             errors = steady.errors,
             refused = refused.load(Ordering::Relaxed),
             fraction = 100.0 * logins_per_second / argon2_alone,
+            busy = 100.0 * storm_cpu,
             sp50 = during.percentile_ms(0.50),
             sp99 = during.percentile_ms(0.99),
             srps = during.per_second(),
