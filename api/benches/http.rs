@@ -13,7 +13,7 @@
 //!    from `BENCH_CONNECTIONS` keep-alive connections (default 16) for
 //!    `BENCH_SECONDS` (default 10) from this process (pinned to CPU 1);
 //! 4. measure argon2id alone on one thread (the server's hashing core),
-//!    then a login storm: `BENCH_STORM_CLIENTS` clients logging in with the
+//!    then a login storm: `BENCH_STORM_CLIENTS` (default 8) clients logging in with the
 //!    right password while 8 clients query `myApplications`, each pausing
 //!    `BENCH_STORM_QUERY_PACE_MS` (default 5) between queries, and the
 //!    server's resident memory before, during and after.
@@ -411,7 +411,7 @@ fn main() {
     let accounts = env_count("BENCH_ACCOUNTS", 1_000_000).max(TOKENS);
     let connections = env_count("BENCH_CONNECTIONS", 16);
     let seconds = env_count("BENCH_SECONDS", 10) as u64;
-    let storm_clients = env_count("BENCH_STORM_CLIENTS", 4);
+    let storm_clients = env_count("BENCH_STORM_CLIENTS", 8);
     let storm_pace_ms = env_count("BENCH_STORM_QUERY_PACE_MS", 5) as u64;
     let dir = tempfile::tempdir().expect("temp dir");
     let runtime = tokio::runtime::Builder::new_multi_thread()
