@@ -48,7 +48,7 @@ async fn a_restart_resumes_from_the_snapshot_and_sends_no_mail_twice() {
         .register("snap@example.no", "Sommer2026abc", "Snap Shot")
         .await;
     let id = server.create_application(&token, "SELF", true).await;
-    let first_log = server.log();
+    let first_log = server.wait_log("mail sent").await;
     assert!(first_log.contains("mail sent"), "{first_log}");
     let dir = stop_gracefully(server);
     assert!(
@@ -73,7 +73,7 @@ async fn a_restart_resumes_from_the_snapshot_and_sends_no_mail_twice() {
         .await;
     assert!(answer["errors"].is_null(), "{answer}");
     server.wait_mail("snap@example.no", "recovery-code").await;
-    let log = server.log();
+    let log = server.wait_log("mail sent").await;
     assert!(
         log.contains("read models loaded from the snapshot"),
         "the second start used the snapshot: {log}"

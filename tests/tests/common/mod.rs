@@ -241,6 +241,19 @@ impl Server {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// The server's log once it has a line containing `needle` (waiting up
+    /// to five seconds: a mail's file is written before its log line).
+    pub async fn wait_log(&self, needle: &str) -> String {
+        for _ in 0..100 {
+            let log = self.log();
+            if log.lines().any(|line| line.contains(needle)) {
+                return log;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.log()
+    }
+
     /// Register `email` fully and return the session token.
     pub async fn register(&self, email: &str, password: &str, name: &str) -> String {
         let mailbox = email.trim().to_lowercase();
