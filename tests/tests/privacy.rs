@@ -134,22 +134,12 @@ async fn no_flow_writes_personal_data_to_the_log() {
 
 #[tokio::test]
 async fn a_graceful_stop_keeps_everything_acknowledged() {
-    let mut server = Server::start(&[]);
+    let server = Server::start(&[]);
     let token = server
         .register("stop@example.no", "Sommer2026abc", "Stopper")
         .await;
     let id = server.create_application(&token, "SELF", true).await;
-    let pid = server.pid().to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = server
-        .wait_exit(Duration::from_secs(20))
-        .expect("the server stops on SIGTERM");
-    assert!(exit.success(), "clean exit: {exit:?}");
-    let dir = server.stop();
+    let dir = server.stop_gracefully();
     let server = Server::start_in(dir, &[]);
     let again = server
         .login("stop@example.no", "Sommer2026abc")

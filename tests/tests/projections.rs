@@ -5,27 +5,10 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::Server;
 use serde_json::json;
 
 const SNAPSHOT: &str = "projections.snapshot";
-
-/// SIGTERM, wait for the clean exit, keep the data dir.
-fn stop_gracefully(mut server: Server) -> tempfile::TempDir {
-    let pid = server.pid().to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = server
-        .wait_exit(Duration::from_secs(30))
-        .expect("the server stops on SIGTERM");
-    assert!(exit.success(), "clean exit: {exit:?}");
-    server.stop()
-}
 
 async fn status_of(server: &Server, token: &str, id: &str) -> String {
     let answer = server
@@ -50,7 +33,7 @@ async fn a_restart_resumes_from_the_snapshot_and_sends_no_mail_twice() {
     let id = server.create_application(&token, "SELF", true).await;
     let first_log = server.wait_log("mail sent").await;
     assert!(first_log.contains("mail sent"), "{first_log}");
-    let dir = stop_gracefully(server);
+    let dir = server.stop_gracefully();
     assert!(
         dir.path().join(SNAPSHOT).exists(),
         "the stopping server wrote its snapshot"
@@ -93,7 +76,7 @@ async fn rebuild_projections_discards_the_snapshot() {
         .register("rebuild@example.no", "Sommer2026abc", "Re Build")
         .await;
     let id = server.create_application(&token, "SELF", false).await;
-    let dir = stop_gracefully(server);
+    let dir = server.stop_gracefully();
     assert!(dir.path().join(SNAPSHOT).exists());
 
     let server = Server::start_in(dir, &["--rebuild-projections"]);
@@ -120,7 +103,7 @@ async fn an_unusable_snapshot_is_logged_and_the_models_are_rebuilt() {
         .register("corrupt@example.no", "Sommer2026abc", "Cor Rupt")
         .await;
     let id = server.create_application(&token, "SELF", true).await;
-    let dir = stop_gracefully(server);
+    let dir = server.stop_gracefully();
     let path = dir.path().join(SNAPSHOT);
     let mut bytes = std::fs::read(&path).unwrap();
     let last = bytes.len() - 1;

@@ -53,47 +53,17 @@ impl Server {
 
     /// Start on an existing data dir.
     pub fn start_in(data_dir: tempfile::TempDir, extra: &[&str]) -> Server {
-        let log_path = data_dir.path().join("server.log");
-        let log = std::fs::File::create(&log_path).expect("log file");
-        let mut child = Command::new(program())
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir.path())
-            .args(extra)
-            .env("CASELEDGER_LOG", "debug")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("spawn the server");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the address line");
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| {
-                panic!(
-                    "no address in {line:?}; log: {}",
-                    std::fs::read_to_string(&log_path).unwrap_or_default()
-                )
-            })
-            .to_owned();
-        Server {
-            child,
-            url,
-            data_dir,
-            log_path,
-            client: reqwest::Client::new(),
-        }
+        Server::spawn(data_dir, "127.0.0.1:0", extra)
     }
 
     /// Start on a given address (e.g. a port chosen before the start, for
     /// a server whose own URL must be known in advance, as an OpenID
     /// redirect URI), with extra flags.
     pub fn start_listening(listen: &str, extra: &[&str]) -> Server {
-        let data_dir = tempfile::tempdir().expect("temp dir");
+        Server::spawn(tempfile::tempdir().expect("temp dir"), listen, extra)
+    }
+
+    fn spawn(data_dir: tempfile::TempDir, listen: &str, extra: &[&str]) -> Server {
         let log_path = data_dir.path().join("server.log");
         let log = std::fs::File::create(&log_path).expect("log file");
         let mut child = Command::new(program())
@@ -128,6 +98,21 @@ impl Server {
             log_path,
             client: reqwest::Client::new(),
         }
+    }
+
+    /// SIGTERM, wait for the clean exit, keep the data dir.
+    pub fn stop_gracefully(mut self) -> tempfile::TempDir {
+        let pid = self.pid().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+        let exit = self
+            .wait_exit(Duration::from_secs(30))
+            .expect("the server stops on SIGTERM");
+        assert!(exit.success(), "clean exit: {exit:?}");
+        self.stop()
     }
 
     pub fn data_path(&self) -> &Path {
