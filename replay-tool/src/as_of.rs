@@ -126,14 +126,7 @@ pub fn render(folded: &Folded, at: DateTime<Utc>, who: &Who, disclosure: Disclos
             folded.undecodable
         );
     }
-    let _ = writeln!(
-        out,
-        "personal data: {}",
-        match disclosure {
-            Disclosure::Masked => "masked (--show-personal-data shows it)",
-            Disclosure::Shown => "SHOWN",
-        }
-    );
+    let _ = writeln!(out, "{}", crate::render::disclosure_line(disclosure));
     let accounts: Vec<AccountId> = match who {
         Who::Account(id) => vec![*id],
         Who::Email(email) => {

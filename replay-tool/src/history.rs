@@ -263,14 +263,7 @@ impl Search {
 fn timeline(title: &str, events: &[RecordedEvent], disclosure: Disclosure, extra: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{title}");
-    let _ = writeln!(
-        out,
-        "personal data: {}",
-        match disclosure {
-            Disclosure::Masked => "masked (--show-personal-data shows it)",
-            Disclosure::Shown => "SHOWN",
-        }
-    );
+    let _ = writeln!(out, "{}", crate::render::disclosure_line(disclosure));
     out.push_str(extra);
     let mut streams: BTreeMap<&str, usize> = BTreeMap::new();
     for event in events {

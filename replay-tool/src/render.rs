@@ -34,6 +34,15 @@ pub fn personal(value: &str, disclosure: Disclosure) -> String {
     }
 }
 
+/// The report line that says whether personal data is shown.
+pub fn disclosure_line(disclosure: Disclosure) -> String {
+    let how = match disclosure {
+        Disclosure::Masked => "masked (--show-personal-data shows it)",
+        Disclosure::Shown => "SHOWN",
+    };
+    format!("personal data: {how}")
+}
+
 /// The fields of a JSON object as `key=value` pairs, nested keys joined by
 /// dots, strings unquoted unless they hold spaces or separators.
 pub fn fields(value: &Value) -> String {
