@@ -28,8 +28,7 @@ pub enum SnapshotMode {
     Rebuild,
 }
 
-/// When the server writes the snapshot: after `every_events` new events
-/// (counted once the log has been caught up with),
+/// When the server writes the snapshot: after `every_events` new events,
 /// or `every` after the last one when anything changed, and when the runner
 /// stops (graceful shutdown).
 #[derive(Debug, Clone)]
@@ -291,11 +290,7 @@ async fn follow(
         if tx.send(progress).is_err() {
             return;
         }
-        // Not while catching up: the log replays faster than snapshots of a
-        // growing model are written, and a restart would replay it again
-        // anyway. The first batch after catching up writes one.
         if let Some(s) = &mut snapshotter
-            && progress.caught_up
             && progress.position >= s.saved_at_position + s.settings.every_events
         {
             s.save().await;
