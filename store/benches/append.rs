@@ -13,7 +13,9 @@
 //! (`synchronous=FULL`). Each write phase runs twice, alternating raw and
 //! port, and the better run is reported. Sizes can be scaled with
 //! `BENCH_EVENTS` (events of the batched write phases, default 200 000) and
-//! `BENCH_READ_EVENTS` (default 1 000 000).
+//! `BENCH_READ_EVENTS` (default 1 000 000); `BENCH_READ_ONLY=1` runs phase
+//! (c) alone; `BENCH_READ_PATH=<file>` reads an existing file filled by an
+//! earlier run (kept with `BENCH_KEEP_READ_FILE=<file>`) instead of filling one.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -435,6 +437,55 @@ fn ms(duration: Duration) -> String {
     format!("{:.3} ms", duration.as_secs_f64() * 1000.0)
 }
 
+/// Phase (c): fills `read_events` events, then scans them raw, through the
+/// port page by page, and through the port with the next page read ahead.
+fn read_phase(
+    dir: &Path,
+    read_events: usize,
+    runtime: &tokio::runtime::Runtime,
+) -> (ReadRun, ReadRun, ReadRun) {
+    let read_path = match std::env::var_os("BENCH_READ_PATH").map(std::path::PathBuf::from) {
+        Some(path) if path.exists() => path,
+        _ => {
+            eprintln!("(c) filling {read_events} events");
+            fill_for_reading(dir, read_events)
+        }
+    };
+    let raw_read = read_raw(&read_path);
+    let store = Arc::new(SqliteStore::open(&read_path, SqliteOptions::default()).expect("open"));
+    let (sequential, pipelined) = runtime.block_on(async {
+        // One warm-up pass so both measured passes read a warm page cache.
+        read_sequential(&store).await;
+        let sequential = read_sequential(&store).await;
+        let pipelined = read_pipelined(Arc::clone(&store)).await;
+        (sequential, pipelined)
+    });
+    assert_eq!(sequential.events, read_events);
+    assert_eq!(pipelined.events, read_events);
+    drop(store);
+    if let Some(keep) = std::env::var_os("BENCH_KEEP_READ_FILE") {
+        std::fs::copy(&read_path, keep).expect("keep the read file");
+    }
+    (raw_read, sequential, pipelined)
+}
+
+/// Prints the rows of phase (c).
+fn print_read(raw_read: &ReadRun, sequential: &ReadRun, pipelined: &ReadRun) {
+    println!(
+        "| (c) raw rusqlite scan + payload decode, {} events | {:.2} M events/s |",
+        raw_read.events,
+        raw_read.per_second() / 1e6
+    );
+    println!(
+        "| (c) port `read_all` (pages of {READ_PAGE}) + decode, sequential | {:.2} M events/s |",
+        sequential.per_second() / 1e6
+    );
+    println!(
+        "| (c) port `read_all` + decode, next page read while decoding | {:.2} M events/s |",
+        pipelined.per_second() / 1e6
+    );
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is understood.
     let events = env_count("BENCH_EVENTS", 200_000);
@@ -446,6 +497,11 @@ fn main() {
         .build()
         .expect("runtime");
 
+    if std::env::var_os("BENCH_READ_ONLY").is_some() {
+        let (raw_read, sequential, pipelined) = read_phase(dir.path(), read_events, &runtime);
+        print_read(&raw_read, &sequential, &pipelined);
+        return;
+    }
     let sample = payload(&mut rand::rng()).len();
     eprintln!("payload {sample} bytes; {events} events per batched phase");
 
@@ -468,20 +524,7 @@ fn main() {
     let mut raw_1 = best_by_median(raw_1);
     let mut port_1 = best_by_median(port_1);
 
-    eprintln!("(c) filling {read_events} events");
-    let read_path = fill_for_reading(dir.path(), read_events);
-    let raw_read = read_raw(&read_path);
-    let store = Arc::new(SqliteStore::open(&read_path, SqliteOptions::default()).expect("open"));
-    let (sequential, pipelined) = runtime.block_on(async {
-        // One warm-up pass so both measured passes read a warm page cache.
-        read_sequential(&store).await;
-        let sequential = read_sequential(&store).await;
-        let pipelined = read_pipelined(Arc::clone(&store)).await;
-        (sequential, pipelined)
-    });
-    assert_eq!(sequential.events, read_events);
-    assert_eq!(pipelined.events, read_events);
-    drop(store);
+    let (raw_read, sequential, pipelined) = read_phase(dir.path(), read_events, &runtime);
 
     let raw_commit = median(&mut raw_1.latencies);
     let raw_commit_p99 = percentile(&mut raw_1.latencies, 990);
@@ -518,19 +561,7 @@ fn main() {
         ms(median(&mut port_64_latencies)),
         ms(percentile(&mut port_64_latencies, 990)),
     );
-    println!(
-        "| (c) raw rusqlite scan + payload decode, {} events | {:.2} M events/s |",
-        raw_read.events,
-        raw_read.per_second() / 1e6
-    );
-    println!(
-        "| (c) port `read_all` (pages of {READ_PAGE}) + decode, sequential | {:.2} M events/s |",
-        sequential.per_second() / 1e6
-    );
-    println!(
-        "| (c) port `read_all` + decode, next page read while decoding | {:.2} M events/s |",
-        pipelined.per_second() / 1e6
-    );
+    print_read(&raw_read, &sequential, &pipelined);
     println!();
     println!("| ratio | value | target | |");
     println!("|---|---|---|---|");
