@@ -267,7 +267,7 @@ fn timeline(title: &str, events: &[RecordedEvent], disclosure: Disclosure, extra
     out.push_str(extra);
     let mut streams: BTreeMap<&str, usize> = BTreeMap::new();
     for event in events {
-        *streams.entry(event.stream.as_str()).or_default() += 1;
+        *streams.entry(&*event.stream).or_default() += 1;
     }
     let _ = writeln!(
         out,

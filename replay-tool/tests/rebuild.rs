@@ -21,7 +21,7 @@ fn decoded(
         .filter(|e| e.position <= until && Some(e.position) != skip)
         .map(|e| {
             let event = migrations::decode(&e.type_name, e.schema_version, &e.payload).unwrap();
-            (e.position, e.stream, event)
+            (e.position, e.stream.to_string(), event)
         })
         .collect()
 }

@@ -12,7 +12,9 @@
 //! - an empty append is refused with [`StoreError::EmptyAppend`].
 
 use std::fmt;
+use std::sync::Arc;
 
+pub use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 use uuid::Uuid;
@@ -97,16 +99,20 @@ pub struct NewEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedEvent {
     pub id: Uuid,
-    pub stream: String,
+    /// The stream's name, shared by every event a reader returns for it.
+    pub stream: Arc<str>,
     /// Revision within the stream, from 0.
     pub revision: u64,
     /// Position in the global log, from 1.
     pub position: u64,
-    pub type_name: String,
+    /// The type name, shared by every event of that type a reader returns.
+    pub type_name: Arc<str>,
     pub schema_version: u16,
     pub recorded_at: DateTime<Utc>,
     pub metadata: EventMetadata,
-    pub payload: Vec<u8>,
+    /// postcard bytes of the versioned wire type; the events of one page
+    /// share one buffer.
+    pub payload: Bytes,
 }
 
 /// The outcome of a successful append.

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::rules::{check_expected, validate_append, validate_stream};
 use crate::subscription::{LogReader, follow_all};
 use crate::{
-    AppendResult, CurrentRevision, Direction, EventStore, ExpectedRevision, NewEvent,
+    AppendResult, Bytes, CurrentRevision, Direction, EventStore, ExpectedRevision, NewEvent,
     RecordedEvent, StoreError, StreamStart, SubscriptionItem,
 };
 
@@ -87,7 +87,7 @@ impl Log {
                 stream: stream.to_owned(),
             })
         };
-        if first.stream != stream {
+        if *first.stream != *stream {
             return Some(mismatch());
         }
         let positions = &self.streams[stream].positions;
@@ -179,6 +179,7 @@ impl EventStore for MemoryStore {
             }
             let recorded_at = now_micros();
             let entry = log.streams.entry(stream.to_owned()).or_default();
+            let name: Arc<str> = Arc::from(stream);
             let mut result = None;
             for event in events {
                 let position = log.events.len() as u64 + 1;
@@ -187,14 +188,14 @@ impl EventStore for MemoryStore {
                 log.ids.insert(event.id, position);
                 log.events.push(RecordedEvent {
                     id: event.id,
-                    stream: stream.to_owned(),
+                    stream: Arc::clone(&name),
                     revision,
                     position,
-                    type_name: event.type_name,
+                    type_name: Arc::from(event.type_name),
                     schema_version: event.schema_version,
                     recorded_at,
                     metadata: event.metadata,
-                    payload: event.payload,
+                    payload: Bytes::from(event.payload),
                 });
                 result = Some(AppendResult {
                     next_expected_revision: revision,

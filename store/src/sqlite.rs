@@ -73,7 +73,6 @@
 //! still open deliver what is committed and then end with
 //! [`StoreError::Closed`].
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -83,7 +82,9 @@ use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+use rustc_hash::FxHashMap;
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
@@ -94,7 +95,7 @@ pub use read_only::{EventRef, SqliteLogReader};
 use crate::rules::{check_expected, validate_append, validate_stream};
 use crate::subscription::{LogReader, follow_all};
 use crate::{
-    AppendResult, CurrentRevision, Direction, EventMetadata, EventStore, ExpectedRevision,
+    AppendResult, Bytes, CurrentRevision, Direction, EventMetadata, EventStore, ExpectedRevision,
     NewEvent, RecordedEvent, StoreError, StreamStart, SubscriptionItem,
 };
 
@@ -835,8 +836,102 @@ impl ReaderPool {
 
 struct ReadConnection {
     connection: Connection,
-    /// stream_id -> name; a stream's name never changes.
-    names: HashMap<i64, String>,
+    /// Names already read, shared by the events that carry them.
+    names: NameCache,
+}
+
+/// Slots of the stream name cache of one read connection (a power of two):
+/// stream `id` lives in slot `id % STREAM_SLOTS`.
+const STREAM_SLOTS: usize = 1 << 17;
+/// Stream names read ahead when a scan meets a stream newer than any read
+/// so far: a scan meets streams roughly in the order they were created.
+const STREAM_NAME_READ_AHEAD: i64 = 256;
+
+/// Stream and type names of one read connection, each held once.
+#[derive(Default)]
+pub(crate) struct NameCache {
+    /// Direct-mapped stream names: `(stream_id, name)`; a stream's name never
+    /// changes. Empty until the first lookup.
+    streams: Vec<Option<(i64, Arc<str>)>>,
+    /// The highest stream id read so far.
+    highest: i64,
+    /// type name bytes -> the shared name.
+    types: FxHashMap<Box<[u8]>, Arc<str>>,
+}
+
+impl NameCache {
+    fn slot(stream_id: i64) -> usize {
+        (stream_id as u64 as usize) & (STREAM_SLOTS - 1)
+    }
+
+    /// The name of a stream; a miss reads it, and the next ones as well
+    /// when it is newer than every stream read so far.
+    fn stream(&mut self, connection: &Connection, stream_id: i64) -> Result<Arc<str>, StoreError> {
+        if let Some(Some((id, name))) = self.streams.get(Self::slot(stream_id))
+            && *id == stream_id
+        {
+            return Ok(Arc::clone(name));
+        }
+        let ahead = if stream_id > self.highest {
+            STREAM_NAME_READ_AHEAD
+        } else {
+            1
+        };
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT stream_id, name FROM streams WHERE stream_id >= ?1 \
+                 ORDER BY stream_id LIMIT ?2",
+            )
+            .map_err(backend)?;
+        let mut rows = statement
+            .query(params![stream_id, ahead])
+            .map_err(backend)?;
+        let mut found = None;
+        while let Some(row) = rows.next().map_err(backend)? {
+            let id: i64 = row.get(0).map_err(backend)?;
+            let name = match row.get_ref(1).map_err(backend)? {
+                ValueRef::Text(bytes) => std::str::from_utf8(bytes).ok().map(Arc::<str>::from),
+                _ => None,
+            }
+            .ok_or_else(|| StoreError::Backend(format!("corrupt name of stream {id}")))?;
+            if id == stream_id {
+                found = Some(Arc::clone(&name));
+            }
+            self.remember(id, name);
+        }
+        found.ok_or_else(|| StoreError::Backend(format!("event names unknown stream {stream_id}")))
+    }
+
+    fn has_stream(&self, stream_id: i64) -> bool {
+        matches!(self.streams.get(Self::slot(stream_id)), Some(Some((id, _))) if *id == stream_id)
+    }
+
+    /// Remembers a stream's name found by name.
+    fn remember_stream(&mut self, stream_id: i64, name: &str) {
+        if !self.has_stream(stream_id) {
+            self.remember(stream_id, Arc::from(name));
+        }
+    }
+
+    fn remember(&mut self, stream_id: i64, name: Arc<str>) {
+        if self.streams.is_empty() {
+            self.streams.resize(STREAM_SLOTS, None);
+        }
+        self.highest = self.highest.max(stream_id);
+        self.streams[Self::slot(stream_id)] = Some((stream_id, name));
+    }
+
+    /// The shared type name for these stored bytes.
+    fn type_name(&mut self, bytes: &[u8], position: u64) -> Result<Arc<str>, StoreError> {
+        if let Some(name) = self.types.get(bytes) {
+            return Ok(Arc::clone(name));
+        }
+        let name: Arc<str> = Arc::from(std::str::from_utf8(bytes).map_err(|_| {
+            StoreError::Backend(format!("corrupt type name at position {position}"))
+        })?);
+        self.types.insert(bytes.into(), Arc::clone(&name));
+        Ok(name)
+    }
 }
 
 impl ReadConnection {
@@ -855,7 +950,7 @@ impl ReadConnection {
         connection.set_prepared_statement_cache_capacity(16);
         Ok(ReadConnection {
             connection,
-            names: HashMap::new(),
+            names: NameCache::default(),
         })
     }
 
@@ -878,11 +973,11 @@ impl ReadConnection {
         let mut rows = statement
             .query(params![to_i64(after), limit_i64(limit)])
             .map_err(backend)?;
-        let mut events = Vec::with_capacity(limit.min(4096));
+        let mut page = PageBuilder::with_capacity(limit.min(4096));
         while let Some(row) = rows.next().map_err(backend)? {
-            events.push(recorded_from_row(connection, names, row)?);
+            page.push(names, row)?;
         }
-        Ok(events)
+        page.finish(connection, names)
     }
 
     fn read_stream(
@@ -899,7 +994,7 @@ impl ReadConnection {
         if is_deleted {
             return Err(deleted(stream));
         }
-        names.entry(stream_id).or_insert_with(|| stream.to_owned());
+        names.remember_stream(stream_id, stream);
         let (condition, order, from) = match (direction, start) {
             (Direction::Forwards, StreamStart::Edge) => (">=", "ASC", 0),
             (Direction::Forwards, StreamStart::Revision(revision)) => {
@@ -919,36 +1014,79 @@ impl ReadConnection {
         let mut rows = statement
             .query(params![stream_id, from, limit_i64(limit)])
             .map_err(backend)?;
-        let mut events = Vec::new();
+        let mut page = PageBuilder::with_capacity(limit.min(64));
         while let Some(row) = rows.next().map_err(backend)? {
-            events.push(recorded_from_row(connection, names, row)?);
+            page.push(names, row)?;
+        }
+        page.finish(connection, names)
+    }
+}
+
+/// Builds the events of one read. Their payloads go into one buffer that
+/// the events share once the page is complete, and their stream names are
+/// looked up together at the end, in a tight loop whose cache misses
+/// overlap (one per event otherwise).
+struct PageBuilder {
+    events: Vec<RecordedEvent>,
+    /// Per event: its stream id and the (start, end) of its payload in `payloads`.
+    parts: Vec<(i64, usize, usize)>,
+    payloads: Vec<u8>,
+    /// The stream name every event holds until [`PageBuilder::finish`].
+    unnamed: Arc<str>,
+}
+
+impl PageBuilder {
+    fn with_capacity(events: usize) -> PageBuilder {
+        PageBuilder {
+            events: Vec::with_capacity(events),
+            parts: Vec::with_capacity(events),
+            payloads: Vec::new(),
+            unnamed: Arc::from(""),
+        }
+    }
+
+    fn push(&mut self, names: &mut NameCache, row: &Row<'_>) -> Result<(), StoreError> {
+        let start = self.payloads.len();
+        let (event, stream_id) = recorded_from_row(names, row, &self.unnamed, &mut self.payloads)?;
+        self.parts.push((stream_id, start, self.payloads.len()));
+        self.events.push(event);
+        Ok(())
+    }
+
+    fn finish(
+        self,
+        connection: &Connection,
+        names: &mut NameCache,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let PageBuilder {
+            mut events,
+            parts,
+            payloads,
+            unnamed: _,
+        } = self;
+        for &(stream_id, _, _) in &parts {
+            if !names.has_stream(stream_id) {
+                names.stream(connection, stream_id)?;
+            }
+        }
+        let shared = Bytes::from(payloads);
+        for (event, (stream_id, start, end)) in events.iter_mut().zip(parts) {
+            event.stream = names.stream(connection, stream_id)?;
+            event.payload = shared.slice(start..end);
         }
         Ok(events)
     }
 }
 
-fn stream_name<'a>(
-    connection: &Connection,
-    names: &'a mut HashMap<i64, String>,
-    stream_id: i64,
-) -> Result<&'a str, StoreError> {
-    match names.entry(stream_id) {
-        std::collections::hash_map::Entry::Occupied(known) => Ok(known.into_mut().as_str()),
-        std::collections::hash_map::Entry::Vacant(unknown) => {
-            let name: String = connection
-                .prepare_cached("SELECT name FROM streams WHERE stream_id = ?1")
-                .and_then(|mut statement| statement.query_row([stream_id], |row| row.get(0)))
-                .map_err(backend)?;
-            Ok(unknown.insert(name).as_str())
-        }
-    }
-}
-
+/// One row as an event and its stream id; the payload is appended to
+/// `payloads`, and the event's stream name and payload are left for
+/// [`PageBuilder::finish`] to fill.
 fn recorded_from_row(
-    connection: &Connection,
-    names: &mut HashMap<i64, String>,
+    names: &mut NameCache,
     row: &Row<'_>,
-) -> Result<RecordedEvent, StoreError> {
+    unnamed: &Arc<str>,
+    payloads: &mut Vec<u8>,
+) -> Result<(RecordedEvent, i64), StoreError> {
     let position: i64 = row.get(0).map_err(backend)?;
     let position = position as u64;
     let stream_id: i64 = row.get(1).map_err(backend)?;
@@ -959,10 +1097,14 @@ fn recorded_from_row(
         .map_err(backend)?;
     let id = Uuid::from_slice(id)
         .map_err(|_| StoreError::Backend(format!("corrupt event id at position {position}")))?;
-    let type_name = row
-        .get_ref(4)
-        .and_then(|v| Ok(v.as_str()?))
-        .map_err(backend)?;
+    let type_name = match row.get_ref(4).map_err(backend)? {
+        ValueRef::Text(bytes) => names.type_name(bytes, position)?,
+        _ => {
+            return Err(StoreError::Backend(format!(
+                "corrupt type name at position {position}"
+            )));
+        }
+    };
     let schema_version: u16 = row.get(5).map_err(backend)?;
     let recorded_at: i64 = row.get(6).map_err(backend)?;
     let recorded_at = DateTime::from_timestamp_micros(recorded_at).ok_or_else(|| {
@@ -977,17 +1119,19 @@ fn recorded_from_row(
         .get_ref(8)
         .and_then(|v| Ok(v.as_blob()?))
         .map_err(backend)?;
-    Ok(RecordedEvent {
+    payloads.extend_from_slice(payload);
+    let event = RecordedEvent {
         id,
-        stream: stream_name(connection, names, stream_id)?.to_owned(),
+        stream: Arc::clone(unnamed),
         revision: revision as u64,
         position,
-        type_name: type_name.to_owned(),
+        type_name,
         schema_version,
         recorded_at,
         metadata,
-        payload: payload.to_vec(),
-    })
+        payload: Bytes::new(),
+    };
+    Ok((event, stream_id))
 }
 
 /// What a subscription holds: the read pool, not the store, so that dropping
@@ -1100,5 +1244,61 @@ impl EventStore for SqliteStore {
         })
         .await?;
         answer.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn streams_table(ids: &[i64]) -> Connection {
+        let connection = Connection::open_in_memory().unwrap();
+        connection.execute_batch(CREATE_SCHEMA).unwrap();
+        for id in ids {
+            connection
+                .execute(
+                    "INSERT INTO streams (stream_id, name) VALUES (?1, ?2)",
+                    params![id, format!("stream-{id}")],
+                )
+                .unwrap();
+        }
+        connection
+    }
+
+    #[test]
+    fn streams_sharing_a_cache_slot_keep_their_own_names() {
+        let slots = STREAM_SLOTS as i64;
+        let connection = streams_table(&[1, 2, 1 + slots, 2 + 2 * slots]);
+        let mut names = NameCache::default();
+        for _ in 0..2 {
+            for id in [1, 1 + slots, 2, 2 + 2 * slots, 1] {
+                assert_eq!(
+                    &*names.stream(&connection, id).unwrap(),
+                    format!("stream-{id}")
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_new_stream_reads_the_next_names_ahead_and_an_unknown_one_is_an_error() {
+        let connection = streams_table(&(1..=10).collect::<Vec<_>>());
+        let mut names = NameCache::default();
+        assert_eq!(&*names.stream(&connection, 3).unwrap(), "stream-3");
+        assert!((3..=10).all(|id| names.has_stream(id)));
+        assert!(!names.has_stream(2));
+        assert_eq!(&*names.stream(&connection, 2).unwrap(), "stream-2");
+        let error = names.stream(&connection, 11).unwrap_err();
+        assert!(error.to_string().contains("unknown stream 11"), "{error}");
+    }
+
+    #[test]
+    fn type_names_are_shared_and_bad_utf8_is_an_error() {
+        let mut names = NameCache::default();
+        let first = names.type_name(b"AccountRegistered", 1).unwrap();
+        let second = names.type_name(b"AccountRegistered", 2).unwrap();
+        assert!(Arc::ptr_eq(&first, &second));
+        let error = names.type_name(&[0xff, 0xfe], 7).unwrap_err();
+        assert!(error.to_string().contains("position 7"), "{error}");
     }
 }

@@ -382,7 +382,7 @@ mod cases {
                 .expect("noise");
         }
         let revisions = |events: Vec<RecordedEvent>| -> Vec<u64> {
-            assert!(events.iter().all(|event| event.stream == "reads"));
+            assert!(events.iter().all(|event| *event.stream == *"reads"));
             events.iter().map(|event| event.revision).collect()
         };
         let read = |start, direction, limit| {
@@ -493,10 +493,10 @@ mod cases {
             panic!("one event expected, got {stored:?}")
         };
         assert_eq!(stored.id, new.id);
-        assert_eq!(stored.stream, "envelope");
+        assert_eq!(&*stored.stream, "envelope");
         assert_eq!(stored.revision, 0);
         assert_eq!(stored.position, result.position);
-        assert_eq!(stored.type_name, new.type_name);
+        assert_eq!(*stored.type_name, *new.type_name);
         assert_eq!(stored.schema_version, 3);
         assert_eq!(stored.metadata, new.metadata);
         assert_eq!(stored.payload, new.payload);
@@ -602,7 +602,7 @@ mod cases {
         // The events stay in the global log.
         let all = read_all_from(&*store, 0).await;
         assert_eq!(all.len(), 2);
-        assert!(all.iter().all(|event| event.stream == "doomed"));
+        assert!(all.iter().all(|event| *event.stream == *"doomed"));
 
         // A name that never had events can be tombstoned too.
         store
@@ -757,7 +757,7 @@ impl Codec<Incremented> for CounterCodec {
     }
 
     fn decode(&self, recorded: &RecordedEvent) -> Result<Incremented, CodecFailure> {
-        if recorded.type_name != "Incremented" || recorded.schema_version != 1 {
+        if *recorded.type_name != *"Incremented" || recorded.schema_version != 1 {
             return Err(format!("unknown event {}", recorded.type_name).into());
         }
         Ok(Incremented(postcard::from_bytes(&recorded.payload)?))
@@ -1061,7 +1061,7 @@ mod sqlite_file {
                 .expect("failed");
             match item {
                 SubscriptionItem::Event(event) => {
-                    assert_eq!(event.stream, "shared");
+                    assert_eq!(&*event.stream, "shared");
                     assert_eq!(event.revision, revision);
                     assert_eq!(event.position, revision + 1);
                 }

@@ -302,14 +302,14 @@ async fn verify(path: &Path, trial: u32, acks: &[Ack]) {
     assert!(all.windows(2).all(|w| w[0].position < w[1].position));
     let mut next_revision: HashMap<&str, u64> = HashMap::new();
     for event in &all {
-        let next = next_revision.entry(event.stream.as_str()).or_default();
+        let next = next_revision.entry(&*event.stream).or_default();
         assert_eq!(
             event.revision, *next,
             "revision gap in {} at position {}",
             event.stream, event.position
         );
         *next += 1;
-        if event.type_name == "CrashTested" {
+        if &*event.type_name == "CrashTested" {
             assert!(
                 payload_is_intact(&event.payload),
                 "torn payload at position {}",
@@ -325,7 +325,7 @@ async fn verify(path: &Path, trial: u32, acks: &[Ack]) {
             let event = by_id
                 .get(id)
                 .unwrap_or_else(|| panic!("trial {trial}: acknowledged event {id} is missing"));
-            assert_eq!(event.stream, ack.stream);
+            assert_eq!(*event.stream, *ack.stream);
             assert_eq!(event.revision, ack.first_revision + offset as u64);
         }
     }

@@ -4,6 +4,7 @@
 //! the global log in pages without copying each row into owned values.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -11,9 +12,10 @@ use rusqlite::{Connection, OpenFlags, params};
 use uuid::Uuid;
 
 use super::{
-    ReadConnection, SCHEMA_VERSION, backend, decode_metadata, limit_i64, to_i64, user_version,
+    NameCache, ReadConnection, SCHEMA_VERSION, backend, decode_metadata, limit_i64, to_i64,
+    user_version,
 };
-use crate::{Direction, EventMetadata, RecordedEvent, StoreError, StreamStart};
+use crate::{Bytes, Direction, EventMetadata, RecordedEvent, StoreError, StreamStart};
 
 /// How long a read waits for a writer's lock (only checkpoints take one).
 const READ_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -69,14 +71,14 @@ impl EventRef<'_> {
     pub fn to_recorded(&self) -> Result<RecordedEvent, StoreError> {
         Ok(RecordedEvent {
             id: self.id()?,
-            stream: self.stream.to_owned(),
+            stream: Arc::from(self.stream),
             revision: self.revision,
             position: self.position,
-            type_name: self.type_name.to_owned(),
+            type_name: Arc::from(self.type_name),
             schema_version: self.schema_version,
             recorded_at: self.recorded_at()?,
             metadata: self.metadata()?,
-            payload: self.payload.to_vec(),
+            payload: Bytes::copy_from_slice(self.payload),
         })
     }
 }
@@ -153,7 +155,7 @@ impl SqliteLogReader {
             path: path.to_path_buf(),
             reader: ReadConnection {
                 connection,
-                names: std::collections::HashMap::new(),
+                names: NameCache::default(),
             },
             stream_names: vec![None],
             skip_names: false,
