@@ -17,7 +17,7 @@ use domain::text::PersonName;
 use domain::{AccountId, Email, FlowId, LoginMethod, SessionId, reservation};
 use projections::{AccountView, Projections, SessionView};
 use store::command::{self, Codec, Decider, ExecuteError, ExecuteOptions, Executed};
-use store::{EventMetadata, EventStore};
+use store::{EventMetadata, EventStore, ExpectedRevision};
 
 use crate::deciders::{AccountDecider, EventCodec, FlowDecider, ReservationDecider};
 use crate::error::ApiError;
@@ -211,15 +211,53 @@ impl App {
         .await
     }
 
+    /// [`App::run`] deciding first on a state just folded by
+    /// [`App::load_versioned`]: one read of the stream instead of two.
+    pub(crate) async fn run_loaded<D>(
+        &self,
+        stream: &str,
+        command: &D::Command,
+        actor: &str,
+        loaded: (D::State, ExpectedRevision),
+    ) -> Result<Executed<D::Event>, ExecuteError<D::Error>>
+    where
+        D: Decider,
+        EventCodec: Codec<D::Event>,
+    {
+        command::execute_loaded::<D, EventCodec>(
+            self.store.as_ref(),
+            &EventCodec,
+            stream,
+            command,
+            &self.metadata(actor),
+            ExecuteOptions::default(),
+            Some(loaded),
+        )
+        .await
+    }
+
     /// Fold a stream into its state.
     pub(crate) async fn load<D>(&self, stream: &str) -> Result<D::State, ApiError>
     where
         D: Decider,
         EventCodec: Codec<D::Event>,
     {
-        command::load::<D, EventCodec>(self.store.as_ref(), &EventCodec, stream)
+        self.load_versioned::<D>(stream)
             .await
             .map(|(state, _)| state)
+    }
+
+    /// Fold a stream into its state and the revision the next append expects.
+    pub(crate) async fn load_versioned<D>(
+        &self,
+        stream: &str,
+    ) -> Result<(D::State, ExpectedRevision), ApiError>
+    where
+        D: Decider,
+        EventCodec: Codec<D::Event>,
+    {
+        command::load::<D, EventCodec>(self.store.as_ref(), &EventCodec, stream)
+            .await
             .map_err(|e| store_failure("loading a stream failed", e))
     }
 
@@ -559,7 +597,8 @@ impl App {
             let _ = self.hasher.verify_dummy(password).await;
             return Err(ApiError::invalid_credentials());
         };
-        let state = self.load::<AccountDecider>(&account.stream()).await?;
+        let stream = account.stream();
+        let (state, expected) = self.load_versioned::<AccountDecider>(&stream).await?;
         let (account::Status::Active, Some(phc)) = (state.status, state.password_phc.as_deref())
         else {
             let _ = self.hasher.verify_dummy(password).await;
@@ -583,7 +622,12 @@ impl App {
                 at,
             };
             let executed = self
-                .run::<AccountDecider>(&account.stream(), &command, &format!("account:{account}"))
+                .run_loaded::<AccountDecider>(
+                    &stream,
+                    &command,
+                    &format!("account:{account}"),
+                    (state, expected),
+                )
                 .await
                 .map_err(account_error)?;
             self.settle(&executed).await;
@@ -594,8 +638,13 @@ impl App {
         } else {
             None
         };
-        self.start_session(account, LoginMethod::Password, rehash)
-            .await
+        self.start_session_on(
+            account,
+            LoginMethod::Password,
+            rehash,
+            Some((state, expected)),
+        )
+        .await
     }
 
     /// Start a session for an account whose credentials were checked.
@@ -604,6 +653,18 @@ impl App {
         account: AccountId,
         method: LoginMethod,
         rehash: Option<String>,
+    ) -> Result<IssuedSession, ApiError> {
+        self.start_session_on(account, method, rehash, None).await
+    }
+
+    /// [`App::start_session`] deciding first on the account's state when
+    /// the caller has just loaded it.
+    async fn start_session_on(
+        &self,
+        account: AccountId,
+        method: LoginMethod,
+        rehash: Option<String>,
+        loaded: Option<(account::State, ExpectedRevision)>,
     ) -> Result<IssuedSession, ApiError> {
         let token_bytes: [u8; 32] = rand::random();
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token_bytes);
@@ -622,10 +683,16 @@ impl App {
             outcome: LoginOutcome::Success { session, rehash },
             at,
         };
-        let executed = self
-            .run::<AccountDecider>(&account.stream(), &command, &format!("account:{account}"))
-            .await
-            .map_err(account_error)?;
+        let stream = account.stream();
+        let actor = format!("account:{account}");
+        let executed = match loaded {
+            Some(loaded) => {
+                self.run_loaded::<AccountDecider>(&stream, &command, &actor, loaded)
+                    .await
+            }
+            None => self.run::<AccountDecider>(&stream, &command, &actor).await,
+        }
+        .map_err(account_error)?;
         self.settle(&executed).await;
         self.last_seen.lock().expect("last-seen lock").touch(
             session.id,

@@ -138,9 +138,28 @@ pub async fn execute<D: Decider, C: Codec<D::Event> + ?Sized>(
     metadata: &EventMetadata,
     options: ExecuteOptions,
 ) -> Result<Executed<D::Event>, ExecuteError<D::Error>> {
+    execute_loaded::<D, C>(store, codec, stream, command, metadata, options, None).await
+}
+
+/// [`execute`], whose first attempt decides on `loaded`, a state and
+/// expected revision the caller has just folded with [`load`], instead of
+/// reading the stream again. The append still carries that revision, so a
+/// write in between is a conflict, and the retry reloads the stream.
+pub async fn execute_loaded<D: Decider, C: Codec<D::Event> + ?Sized>(
+    store: &dyn EventStore,
+    codec: &C,
+    stream: &str,
+    command: &D::Command,
+    metadata: &EventMetadata,
+    options: ExecuteOptions,
+    mut loaded: Option<(D::State, ExpectedRevision)>,
+) -> Result<Executed<D::Event>, ExecuteError<D::Error>> {
     let attempts = options.max_attempts.max(1);
     for _ in 0..attempts {
-        let (state, expected) = load::<D, C>(store, codec, stream).await?;
+        let (state, expected) = match loaded.take() {
+            Some(loaded) => loaded,
+            None => load::<D, C>(store, codec, stream).await?,
+        };
         let events = D::decide(&state, command).map_err(ExecuteError::Domain)?;
         if events.is_empty() {
             return Ok(Executed {

@@ -721,6 +721,49 @@ mod cases {
             ExpectedRevision::Exact(TASKS * COMMANDS_PER_TASK - 1)
         );
     }
+
+    pub async fn a_preloaded_state_decides_once_and_a_stale_one_is_reloaded(
+        store: Arc<dyn EventStore>,
+    ) {
+        let execute = |loaded| {
+            let store = Arc::clone(&store);
+            async move {
+                store::command::execute_loaded::<Counter, _>(
+                    &*store,
+                    &CounterCodec,
+                    "preloaded",
+                    &Increment,
+                    &metadata(),
+                    ExecuteOptions::default(),
+                    loaded,
+                )
+                .await
+                .expect("execute")
+            }
+        };
+        execute(None).await;
+        let fresh = store::command::load::<Counter, _>(&*store, &CounterCodec, "preloaded")
+            .await
+            .expect("load");
+        assert_eq!(fresh, (1, ExpectedRevision::Exact(0)));
+        let executed = execute(Some(fresh)).await;
+        assert_eq!(executed.events, vec![Incremented(2)]);
+        // A state folded before another write: the append conflicts, the
+        // retry reloads, and the counter still never repeats a value.
+        let stale = (1, ExpectedRevision::Exact(0));
+        let executed = execute(Some(stale)).await;
+        assert_eq!(executed.events, vec![Incremented(3)]);
+        let values: Vec<u64> = read_whole_stream(&*store, "preloaded")
+            .await
+            .iter()
+            .map(|recorded| CounterCodec.decode(recorded).expect("decode").0)
+            .collect();
+        assert_eq!(values, vec![1, 2, 3]);
+        // The first attempt decides on the state given, without a read: a
+        // state the stream never had, at the right revision, is what decides.
+        let executed = execute(Some((10, ExpectedRevision::Exact(2)))).await;
+        assert_eq!(executed.events, vec![Incremented(11)]);
+    }
 }
 
 /// A toy decider: a counter that only goes up.
@@ -929,6 +972,7 @@ conformance_suite!(
     large_payloads_round_trip,
     empty_appends_are_refused,
     concurrent_commands_land_with_contiguous_revisions,
+    a_preloaded_state_decides_once_and_a_stale_one_is_reloaded,
 );
 
 conformance_suite!(
@@ -950,6 +994,7 @@ conformance_suite!(
     large_payloads_round_trip,
     empty_appends_are_refused,
     concurrent_commands_land_with_contiguous_revisions,
+    a_preloaded_state_decides_once_and_a_stale_one_is_reloaded,
 );
 
 /// Cases only the file-backed adapter has.
