@@ -82,6 +82,7 @@ use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
+use rusqlite::config::DbConfig;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use rustc_hash::FxHashMap;
@@ -281,9 +282,26 @@ impl Drop for SqliteStore {
     }
 }
 
+/// Keeps each prepared statement's plan once made. Without this, SQLite
+/// plans `LIMIT ?1` with the value bound at the time, marks the statement
+/// to be prepared again whenever that parameter is bound, and so parses and
+/// plans every cached read anew on every run.
+pub(crate) fn keep_plans(connection: &Connection) -> Result<(), StoreError> {
+    connection
+        .set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// Runs a statement without parameters or rows through the statement cache.
+fn run_cached(connection: &Connection, sql: &str) -> rusqlite::Result<()> {
+    connection.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 fn open_write_connection(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreError> {
     let connection = Connection::open(path)
         .map_err(|error| StoreError::Backend(format!("cannot open {}: {error}", path.display())))?;
+    keep_plans(&connection)?;
     connection
         .busy_timeout(options.busy_timeout)
         .map_err(backend)?;
@@ -485,7 +503,7 @@ impl Writer {
 
     fn commit_batch(&mut self, batch: &mut Vec<WriteRequest>) {
         let mut outcomes = Vec::with_capacity(batch.len());
-        if let Err(error) = self.connection.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(error) = run_cached(&self.connection, "BEGIN IMMEDIATE") {
             let why = error.to_string();
             for request in batch.drain(..) {
                 match request {
@@ -530,9 +548,9 @@ impl Writer {
             outcomes.push(outcome);
         }
         let committed = if outcomes.iter().any(Outcome::succeeded) {
-            self.connection.execute_batch("COMMIT")
+            run_cached(&self.connection, "COMMIT")
         } else {
-            self.connection.execute_batch("ROLLBACK")
+            run_cached(&self.connection, "ROLLBACK")
         };
         if let Err(error) = committed {
             let why = error.to_string();
@@ -943,6 +961,7 @@ impl ReadConnection {
                 | OpenFlags::SQLITE_OPEN_URI,
         )
         .map_err(|error| StoreError::Backend(format!("cannot open {}: {error}", path.display())))?;
+        keep_plans(&connection)?;
         connection.busy_timeout(busy_timeout).map_err(backend)?;
         connection
             .execute_batch("PRAGMA query_only = ON; PRAGMA cache_size = -16384;")
@@ -1263,6 +1282,27 @@ mod tests {
                 .unwrap();
         }
         connection
+    }
+
+    #[test]
+    fn cached_reads_with_a_bound_limit_are_not_prepared_again() {
+        let connection = streams_table(&(1..=10).collect::<Vec<_>>());
+        keep_plans(&connection).unwrap();
+        let sql = "SELECT name FROM streams WHERE stream_id >= ?1 ORDER BY stream_id LIMIT ?2";
+        for limit in [1, 2, 3, 2] {
+            let mut statement = connection.prepare_cached(sql).unwrap();
+            let names: Vec<String> = statement
+                .query_map(params![1, limit], |row| row.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(names.len(), limit);
+        }
+        let statement = connection.prepare_cached(sql).unwrap();
+        assert_eq!(
+            statement.get_status(rusqlite::StatementStatus::RePrepare),
+            0
+        );
     }
 
     #[test]

@@ -12,8 +12,8 @@ use rusqlite::{Connection, OpenFlags, params};
 use uuid::Uuid;
 
 use super::{
-    NameCache, ReadConnection, SCHEMA_VERSION, backend, decode_metadata, limit_i64, to_i64,
-    user_version,
+    NameCache, ReadConnection, SCHEMA_VERSION, backend, decode_metadata, keep_plans, limit_i64,
+    to_i64, user_version,
 };
 use crate::{Bytes, Direction, EventMetadata, RecordedEvent, StoreError, StreamStart};
 
@@ -119,6 +119,7 @@ impl SqliteLogReader {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|error| StoreError::Backend(format!("cannot open {}: {error}", path.display())))?;
+        keep_plans(&connection)?;
         connection
             .busy_timeout(READ_BUSY_TIMEOUT)
             .map_err(backend)?;
