@@ -68,7 +68,7 @@ impl Verifier {
             let what = format!("recorded_at {} is out of range", event.recorded_at_micros);
             self.problem(event, what);
         }
-        if let Err(error) = event.metadata() {
+        if let Err(error) = event.check_metadata() {
             self.problem(event, error.to_string());
         }
         if let Err(error) = migrations::decode(event.type_name, event.schema_version, event.payload)

@@ -97,6 +97,27 @@ fn verify_names_a_gap_in_a_streams_revisions() {
 }
 
 #[test]
+fn verify_names_an_event_whose_metadata_was_cut_short() {
+    let dir = story_data_dir();
+    rusqlite::Connection::open(store_file(dir.path()))
+        .unwrap()
+        .execute(
+            "UPDATE events SET metadata = substr(metadata, 1, 3) WHERE position = 9",
+            [],
+        )
+        .unwrap();
+    let output = replay(dir.path(), &["verify"]);
+    assert_eq!(output.status.code(), Some(1));
+    let report = String::from_utf8(output.stdout).unwrap();
+    assert!(report.contains("FAILED, 1 problem(s)"), "{report}");
+    assert!(
+        report.contains("first bad event: position 9,")
+            && report.contains("corrupt metadata at position 9"),
+        "{report}"
+    );
+}
+
+#[test]
 fn export_writes_one_json_object_per_event() {
     let dir = story_data_dir();
     let masked = stdout_ok(dir.path(), &["export", "--format", "jsonl"]);

@@ -7,7 +7,7 @@
 //! the rest of the row. A property test holds the hand decoder to postcard's
 //! answer for every input, valid or not.
 
-use chrono::DateTime;
+use chrono::{DateTime, Datelike};
 use uuid::Uuid;
 
 use crate::EventMetadata;
@@ -35,30 +35,69 @@ pub(crate) fn encode(metadata: &EventMetadata) -> Vec<u8> {
     postcard::to_stdvec(&stored).unwrap_or_default()
 }
 
-/// Decode `StoredMetadataV1` bytes; `None` when they are not valid
-/// (postcard's rules: LEB128 varints, zigzag for signed integers, `0`/`1`
-/// before an option, raw bytes for `u8` arrays; trailing bytes ignored).
-pub(crate) fn decode(bytes: &[u8]) -> Option<EventMetadata> {
+/// The fields of `StoredMetadataV1`, borrowed from its bytes.
+struct Parts<'a> {
+    actor: &'a str,
+    correlation_id: [u8; 16],
+    causation_id: Option<[u8; 16]>,
+    seconds: i64,
+    nanos: u32,
+}
+
+/// Split `StoredMetadataV1` bytes into fields (postcard's rules: LEB128
+/// varints, zigzag for signed integers, `0`/`1` before an option, raw bytes
+/// for `u8` arrays; trailing bytes ignored), without checking the instant.
+fn parts(bytes: &[u8]) -> Option<Parts<'_>> {
     let mut reader = Reader { bytes };
     let actor_len = usize::try_from(reader.varint(10, 64)?).ok()?;
-    let actor = std::str::from_utf8(reader.take(actor_len)?)
-        .ok()?
-        .to_owned();
-    let correlation_id = Uuid::from_bytes(reader.array()?);
+    let actor = std::str::from_utf8(reader.take(actor_len)?).ok()?;
+    let correlation_id = reader.array()?;
     let causation_id = match reader.take(1)?[0] {
         0 => None,
-        1 => Some(Uuid::from_bytes(reader.array()?)),
+        1 => Some(reader.array()?),
         _ => return None,
     };
     let zigzag = reader.varint(10, 64)?;
     let seconds = ((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64);
     let nanos = u32::try_from(reader.varint(5, 32)?).ok()?;
-    Some(EventMetadata {
+    Some(Parts {
         actor,
         correlation_id,
         causation_id,
-        occurred_at: DateTime::from_timestamp(seconds, nanos)?,
+        seconds,
+        nanos,
     })
+}
+
+/// Decode `StoredMetadataV1` bytes; `None` when they are not valid.
+pub(crate) fn decode(bytes: &[u8]) -> Option<EventMetadata> {
+    let parts = parts(bytes)?;
+    Some(EventMetadata {
+        actor: parts.actor.to_owned(),
+        correlation_id: Uuid::from_bytes(parts.correlation_id),
+        causation_id: parts.causation_id.map(Uuid::from_bytes),
+        occurred_at: DateTime::from_timestamp(parts.seconds, parts.nanos)?,
+    })
+}
+
+/// Whether [`decode`] would decode `bytes`, without building the metadata:
+/// for scans that only check the log.
+pub(crate) fn is_valid(bytes: &[u8]) -> bool {
+    parts(bytes).is_some_and(|parts| is_instant(parts.seconds, parts.nanos))
+}
+
+/// Whether `DateTime::from_timestamp(seconds, nanos)` is `Some`: the day is
+/// within chrono's calendar, and nanoseconds past one second only on the
+/// last second of a minute (a leap second).
+fn is_instant(seconds: i64, nanos: u32) -> bool {
+    const UNIX_EPOCH_DAY_FROM_CE: i64 = 719_163;
+    let day = seconds.div_euclid(86_400);
+    let second_of_day = seconds.rem_euclid(86_400);
+    let first = i64::from(chrono::NaiveDate::MIN.num_days_from_ce());
+    let last = i64::from(chrono::NaiveDate::MAX.num_days_from_ce());
+    day.checked_add(UNIX_EPOCH_DAY_FROM_CE)
+        .is_some_and(|day| (first..=last).contains(&day))
+        && (nanos < 1_000_000_000 || (nanos < 2_000_000_000 && second_of_day % 60 == 59))
 }
 
 struct Reader<'a> {
@@ -153,6 +192,22 @@ mod tests {
             bytes in proptest::collection::vec(any::<u8>(), 0..80)
         ) {
             prop_assert_eq!(decode(&bytes), reference(&bytes));
+            prop_assert_eq!(is_valid(&bytes), reference(&bytes).is_some());
+        }
+
+        #[test]
+        fn the_instant_check_agrees_with_chrono(
+            seconds in prop_oneof![
+                any::<i64>(),
+                -8_300_000_000_000i64..8_300_000_000_000,
+                (-140_000_000i64..140_000_000).prop_map(|minute| minute * 60 + 59),
+            ],
+            nanos in prop_oneof![any::<u32>(), 0u32..2_100_000_000],
+        ) {
+            prop_assert_eq!(
+                is_instant(seconds, nanos),
+                DateTime::from_timestamp(seconds, nanos).is_some()
+            );
         }
 
         #[test]
@@ -165,8 +220,34 @@ mod tests {
             let i = index.index(bytes.len());
             bytes[i] = byte;
             prop_assert_eq!(decode(&bytes), reference(&bytes));
+            prop_assert_eq!(is_valid(&bytes), reference(&bytes).is_some());
             bytes.truncate(i);
             prop_assert_eq!(decode(&bytes), reference(&bytes));
+        }
+    }
+
+    #[test]
+    fn the_instant_check_agrees_with_chrono_at_the_edges() {
+        let first = DateTime::<Utc>::MIN_UTC.timestamp();
+        let last = DateTime::<Utc>::MAX_UTC.timestamp();
+        for seconds in [
+            first - 1,
+            first,
+            first + 59,
+            last - 1,
+            last,
+            last + 1,
+            -1,
+            0,
+            59,
+        ] {
+            for nanos in [0, 999_999_999, 1_000_000_000, 1_999_999_999, 2_000_000_000] {
+                assert_eq!(
+                    is_instant(seconds, nanos),
+                    DateTime::from_timestamp(seconds, nanos).is_some(),
+                    "{seconds} s {nanos} ns"
+                );
+            }
         }
     }
 

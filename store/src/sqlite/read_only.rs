@@ -67,6 +67,18 @@ impl EventRef<'_> {
         decode_metadata(self.metadata_bytes, self.position)
     }
 
+    /// Whether [`EventRef::metadata`] would decode, without building it.
+    pub fn check_metadata(&self) -> Result<(), StoreError> {
+        if crate::metadata_wire::is_valid(self.metadata_bytes) {
+            Ok(())
+        } else {
+            Err(StoreError::Backend(format!(
+                "corrupt metadata at position {}",
+                self.position
+            )))
+        }
+    }
+
     /// An owned copy with decoded metadata.
     pub fn to_recorded(&self) -> Result<RecordedEvent, StoreError> {
         Ok(RecordedEvent {
