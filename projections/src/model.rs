@@ -9,7 +9,7 @@ use migrations::DomainEvent;
 use uuid::Uuid;
 
 use crate::email_directory::EmailDirectory;
-use crate::table::{IdMap, IdSet, Table};
+use crate::table::{IdMap, IdSet, Keyed, Table};
 
 /// Lifecycle of an account as readers see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,10 +31,15 @@ pub struct AccountView {
     pub warned_at: Option<DateTime<Utc>>,
     /// Keyed hash of the pid of an ID-porten account (legacy matching).
     pub pid_key: Option<[u8; 32]>,
-    /// Token digests of the account's live sessions.
-    pub(crate) sessions: Vec<[u8; 32]>,
     /// Slots of the account's applications, oldest first.
     pub(crate) applications: Vec<u32>,
+}
+
+impl Keyed<AccountId> for AccountView {
+    #[inline]
+    fn key(&self) -> Option<AccountId> {
+        Some(self.id)
+    }
 }
 
 impl AccountView {
@@ -68,6 +73,10 @@ pub struct ReadModel {
     /// ID-porten subject key -> account.
     pub(crate) idporten_directory: IdMap<[u8; 32], AccountId>,
     pub(crate) sessions: IdMap<[u8; 32], SessionView>,
+    /// Token digests of the live sessions of each account that has any
+    /// (few at a time: kept apart from the accounts so that logouts and
+    /// expiries do not touch them).
+    pub(crate) account_sessions: IdMap<AccountId, Vec<[u8; 32]>>,
     /// (absolute expiry, token digest) of every session started (ended ones
     /// included until their turn comes), to forget long-expired sessions
     /// without a scan.
@@ -197,22 +206,18 @@ impl ReadModel {
                 self.end_all_sessions(id);
                 self.forget_email(id);
                 let applications = self.take_application_slots(id);
-                self.accounts.insert(
+                self.accounts.insert(AccountView {
                     id,
-                    AccountView {
-                        id,
-                        method: LoginMethod::Password,
-                        email: Some(email.clone()),
-                        name: name.clone(),
-                        status: AccountStatus::Active,
-                        created_at: *at,
-                        last_login_at: None,
-                        warned_at: None,
-                        pid_key: None,
-                        sessions: Vec::new(),
-                        applications,
-                    },
-                );
+                    method: LoginMethod::Password,
+                    email: Some(email.clone()),
+                    name: name.clone(),
+                    status: AccountStatus::Active,
+                    created_at: *at,
+                    last_login_at: None,
+                    warned_at: None,
+                    pid_key: None,
+                    applications,
+                });
                 self.file_email(email.as_str(), id);
             }
             A::IdPortenAccountCreated {
@@ -223,22 +228,18 @@ impl ReadModel {
             } => {
                 self.end_all_sessions(id);
                 let applications = self.take_application_slots(id);
-                self.accounts.insert(
+                self.accounts.insert(AccountView {
                     id,
-                    AccountView {
-                        id,
-                        method: LoginMethod::IdPorten,
-                        email: None,
-                        name: name.clone(),
-                        status: AccountStatus::Active,
-                        created_at: *at,
-                        last_login_at: None,
-                        warned_at: None,
-                        pid_key: Some(*pid_key),
-                        sessions: Vec::new(),
-                        applications,
-                    },
-                );
+                    method: LoginMethod::IdPorten,
+                    email: None,
+                    name: name.clone(),
+                    status: AccountStatus::Active,
+                    created_at: *at,
+                    last_login_at: None,
+                    warned_at: None,
+                    pid_key: Some(*pid_key),
+                    applications,
+                });
                 self.idporten_directory.insert(*subject, id);
             }
             A::LoginFailed { .. } | A::PasswordRehashed { .. } => {}
@@ -263,34 +264,34 @@ impl ReadModel {
                     idle_timeout_seconds: session.idle_timeout_seconds,
                 };
                 let previous = self.sessions.insert(digest, view);
-                if previous.is_none() {
-                    account.sessions.push(digest);
-                }
                 self.session_expiry.insert((session.expires_at, digest));
-                if let Some(previous) = previous {
+                self.reindex(before, after);
+                match previous {
+                    None => self.account_sessions.entry(id).or_default().push(digest),
                     // A digest seen before (never, with random tokens): it
                     // moves to this account.
-                    if previous.account != id {
-                        if let Some(other) = self.accounts.get_mut(&previous.account) {
-                            other.sessions.retain(|d| *d != digest);
-                        }
-                        self.push_session(id, digest);
+                    Some(previous) if previous.account != id => {
+                        self.unlist_session(previous.account, &digest);
+                        self.account_sessions.entry(id).or_default().push(digest);
                     }
+                    Some(_) => {}
                 }
-                self.reindex(before, after);
             }
             A::SessionEnded { session, .. } => {
-                let Some(account) = self.accounts.get_mut(&id) else {
+                let Some(listed) = self.account_sessions.get_mut(&id) else {
                     return;
                 };
                 let sessions = &mut self.sessions;
-                account.sessions.retain(|digest| {
+                listed.retain(|digest| {
                     let ended = sessions.get(digest).is_some_and(|s| s.id == *session);
                     if ended {
                         sessions.remove(digest);
                     }
                     !ended
                 });
+                if listed.is_empty() {
+                    self.account_sessions.remove(&id);
+                }
             }
             A::PasswordChanged { .. } => self.end_all_sessions(id),
             A::PurgeWarningIssued { at, .. } => {
@@ -343,9 +344,13 @@ impl ReadModel {
         }
     }
 
-    fn push_session(&mut self, id: AccountId, digest: [u8; 32]) {
-        if let Some(account) = self.accounts.get_mut(&id) {
-            account.sessions.push(digest);
+    /// Take `digest` off the list of `id`'s live sessions.
+    fn unlist_session(&mut self, id: AccountId, digest: &[u8; 32]) {
+        if let Some(listed) = self.account_sessions.get_mut(&id) {
+            listed.retain(|d| d != digest);
+            if listed.is_empty() {
+                self.account_sessions.remove(&id);
+            }
         }
     }
 
@@ -370,16 +375,15 @@ impl ReadModel {
                 .get(&digest)
                 .is_some_and(|view| view.expires_at == expires_at)
                 && let Some(view) = self.sessions.remove(&digest)
-                && let Some(account) = self.accounts.get_mut(&view.account)
             {
-                account.sessions.retain(|d| *d != digest);
+                self.unlist_session(view.account, &digest);
             }
         }
     }
 
     fn end_all_sessions(&mut self, id: AccountId) {
-        if let Some(account) = self.accounts.get_mut(&id) {
-            for digest in account.sessions.drain(..) {
+        if let Some(listed) = self.account_sessions.remove(&id) {
+            for digest in listed {
                 self.sessions.remove(&digest);
             }
         }

@@ -13,7 +13,7 @@ use domain::legacy::{self, LegacyOwner, LegacyRecord};
 use domain::{AccountId, ApplicationId};
 
 use crate::model::stream_id;
-use crate::table::{IdMap, Table};
+use crate::table::{IdMap, Keyed, Table};
 
 /// Where a created application went, for the owner lists.
 pub(crate) struct Created {
@@ -25,6 +25,13 @@ pub(crate) struct Created {
 
 /// An application as "My applications" shows it.
 pub type ApplicationView = Application;
+
+impl Keyed<ApplicationId> for application::State {
+    #[inline]
+    fn key(&self) -> Option<ApplicationId> {
+        self.application.as_ref().map(|a| a.id)
+    }
+}
 
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Applications {
@@ -49,7 +56,7 @@ impl Applications {
             application::evolve(&mut state, event);
             return state
                 .application
-                .map(|created| self.insert_created(id, created));
+                .and_then(|created| self.insert_created(created));
         }
         if let Some(state) = self.all.get_mut(&id) {
             application::evolve(state, event);
@@ -57,25 +64,20 @@ impl Applications {
         None
     }
 
-    /// A created application: appended, or (a repeated creation, which the
-    /// decider refuses) replaced in its slot.
-    /// Store a created application (a repeated creation, which the decider
-    /// refuses, replaces it in its slot).
-    pub(crate) fn insert_created(&mut self, id: ApplicationId, created: Application) -> Created {
+    /// Store a created application under its own id (a repeated creation,
+    /// which the decider refuses, replaces it in its slot).
+    pub(crate) fn insert_created(&mut self, created: Application) -> Option<Created> {
         let owner = created.owner.account;
-        let (slot, replaced) = self.all.insert(
-            id,
-            application::State {
-                application: Some(created),
-            },
-        );
-        Created {
+        let (slot, replaced) = self.all.insert(application::State {
+            application: Some(created),
+        })?;
+        Some(Created {
             slot,
             owner,
             before: replaced
                 .and_then(|s| s.application)
                 .map(|a| a.owner.account),
-        }
+        })
     }
 
     pub(crate) fn apply_legacy(&mut self, event: &legacy::Event) {

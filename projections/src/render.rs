@@ -64,7 +64,8 @@ impl ReadModel {
             if let Some(k) = &a.pid_key {
                 let _ = write!(out, " pid_key={}", hex8(k));
             }
-            let _ = writeln!(out, " sessions={}", a.sessions.len());
+            let sessions = self.account_sessions.get(&a.id).map_or(0, Vec::len);
+            let _ = writeln!(out, " sessions={sessions}");
         }
 
         let mut emails: Vec<(&str, AccountId)> = accounts

@@ -881,7 +881,6 @@ fn decode_items(d: &mut Dec, emit: &mut impl FnMut(Item) -> Decoded<()>) -> Deco
             last_login_at,
             warned_at,
             pid_key,
-            sessions: Vec::new(),
             applications: Vec::new(),
         };
         emit(Item::Account(account, flags & 2 != 0))?;
@@ -974,7 +973,11 @@ impl Builder {
                 if let Some(key) = crate::model::inactivity_key(&account) {
                     self.inactivity.push(key);
                 }
-                if model.accounts.insert(id, account).1.is_some() {
+                if model
+                    .accounts
+                    .insert(account)
+                    .is_none_or(|(_, old)| old.is_some())
+                {
                     return bad("an account appears twice");
                 }
                 if let Some(email) = filed {
@@ -990,10 +993,14 @@ impl Builder {
                 model.idporten_directory.insert(subject, id);
             }
             Item::Session(digest, session) => {
-                let Some(account) = model.accounts.get_mut(&session.account) else {
+                if model.accounts.get(&session.account).is_none() {
                     return bad("a session of an unknown account");
-                };
-                account.sessions.push(digest);
+                }
+                model
+                    .account_sessions
+                    .entry(session.account)
+                    .or_default()
+                    .push(digest);
                 model.session_expiry.insert((session.expires_at, digest));
                 model.sessions.insert(digest, session);
             }
@@ -1001,8 +1008,9 @@ impl Builder {
                 model.deleted_unreleased.insert(id);
             }
             Item::Application(app) => {
-                let created = model.applications.insert_created(app.id, app);
-                model.file_application(created);
+                if let Some(created) = model.applications.insert_created(app) {
+                    model.file_application(created);
+                }
             }
             Item::Legacy(record) => model.applications.insert_legacy(record),
             Item::MailOwed(position) => {

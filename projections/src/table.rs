@@ -3,8 +3,8 @@
 //! id -> slot index with a fast hasher for random, server-made keys.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::marker::PhantomData;
 
 /// Hashes keys that are already random (uuids chosen by the server, SHA-256
 /// digests): a folded multiply per 8 bytes. Not for keys an outsider
@@ -112,69 +112,233 @@ impl<V> Slab<V> {
     }
 }
 
-/// Values by key, stored in a [`Slab`] in insertion order.
+/// A value that carries its own key: a [`Table`] keeps no copy of the keys
+/// and checks a candidate slot against the value stored there.
+pub(crate) trait Keyed<K> {
+    /// The key this value is filed under (`None`: not filed).
+    fn key(&self) -> Option<K>;
+}
+
+/// The 32-bit tag of a key: its home in the index (top bits) and a filter
+/// that spares most comparisons with the stored value.
+#[inline]
+pub(crate) fn tag_of<K: Hash>(key: &K) -> u32 {
+    let mut hasher = IdHasher::default();
+    key.hash(&mut hasher);
+    (hasher.finish() >> 32) as u32
+}
+
+/// Smallest index length (a power of two).
+const MIN_INDEX: usize = 16;
+
+/// An index entry: `tag << 32 | (slot + 1)`; zero is an empty cell.
+#[inline]
+fn entry(tag: u32, slot: u32) -> u64 {
+    u64::from(tag) << 32 | (u64::from(slot) + 1)
+}
+
+/// Values by key, stored in a [`Slab`] in insertion order, found through
+/// an open-addressing index (linear probing, at most 3/4 full) of 8-byte
+/// entries: a key's tag and its slot. A lookup reads one or two adjacent
+/// cache lines of the index, then the value itself (which it needs
+/// anyway) to confirm the key. Insert-only: nothing is ever removed.
 #[derive(Debug, Clone)]
 pub(crate) struct Table<K, V> {
-    index: IdMap<K, u32>,
+    index: Vec<u64>,
+    /// `32 - log2(index.len())`: a tag's top bits are its home cell.
+    shift: u32,
     values: Slab<V>,
+    key: PhantomData<K>,
 }
 
 impl<K, V> Default for Table<K, V> {
     fn default() -> Self {
         Table {
-            index: IdMap::default(),
+            index: Vec::new(),
+            shift: 32,
             values: Slab::default(),
+            key: PhantomData,
         }
     }
 }
 
-impl<K: Hash + Eq + Copy, V> Table<K, V> {
+/// Two values with one key while building an index in bulk.
+#[derive(Debug)]
+pub(crate) struct DuplicateKey;
+
+/// Put `e` in the first empty cell from its home on.
+#[inline]
+fn place(index: &mut [u64], shift: u32, e: u64) {
+    let mask = index.len() - 1;
+    let mut i = ((e >> 32) as u32 >> shift) as usize;
+    while index[i] != 0 {
+        i = (i + 1) & mask;
+    }
+    index[i] = e;
+}
+
+/// Index length for `n` entries (at most 3/4 full).
+fn index_len(n: usize) -> usize {
+    let mut len = MIN_INDEX;
+    while n > len / 4 * 3 {
+        len *= 2;
+    }
+    len
+}
+
+impl<K: Hash + Eq + Copy, V: Keyed<K>> Table<K, V> {
     pub(crate) fn len(&self) -> usize {
         self.values.len()
     }
 
+    /// Room for `additional` more values without growing the index.
     pub(crate) fn reserve(&mut self, additional: usize) {
-        self.index.reserve(additional);
+        let wanted = index_len(self.len() + additional);
+        if wanted > self.index.len() {
+            self.regrow(wanted);
+        }
     }
 
-    /// Insert or replace (a replaced value keeps its slot); one index
-    /// lookup. Returns the slot and the replaced value.
-    pub(crate) fn insert(&mut self, key: K, value: V) -> (u32, Option<V>) {
-        match self.index.entry(key) {
-            Entry::Occupied(entry) => {
-                let slot = *entry.get();
+    fn regrow(&mut self, len: usize) {
+        let shift = 32 - len.trailing_zeros();
+        let mut index = vec![0u64; len];
+        for e in self.index.iter().copied().filter(|e| *e != 0) {
+            place(&mut index, shift, e);
+        }
+        self.index = index;
+        self.shift = shift;
+    }
+
+    /// The slot of `key` (`Ok`), or the empty cell where it would go.
+    #[inline]
+    fn find(&self, key: &K, tag: u32) -> Result<u32, usize> {
+        if self.index.is_empty() {
+            return Err(usize::MAX);
+        }
+        let mask = self.index.len() - 1;
+        let mut i = (tag >> self.shift) as usize;
+        loop {
+            let e = self.index[i];
+            if e == 0 {
+                return Err(i);
+            }
+            if (e >> 32) as u32 == tag {
+                let slot = (e as u32).wrapping_sub(1);
+                if self
+                    .values
+                    .get(slot)
+                    .is_some_and(|v| v.key().as_ref() == Some(key))
+                {
+                    return Ok(slot);
+                }
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Insert under the value's own key, or replace the value filed there
+    /// (a replaced value keeps its slot); one index lookup. Returns the slot
+    /// and the replaced value. A value without a key is not stored.
+    pub(crate) fn insert(&mut self, value: V) -> Option<(u32, Option<V>)> {
+        let key = value.key()?;
+        let tag = tag_of(&key);
+        match self.find(&key, tag) {
+            Ok(slot) => {
                 let old = self
                     .values
                     .get_mut(slot)
                     .map(|old| std::mem::replace(old, value));
-                (slot, old)
+                Some((slot, old))
             }
-            Entry::Vacant(entry) => {
+            Err(mut cell) => {
+                if self.len() + 1 > self.index.len() / 4 * 3 {
+                    self.regrow(index_len(self.len() + 1).max(self.index.len() * 2));
+                    cell = usize::MAX;
+                }
                 let slot = self.values.push(value);
-                entry.insert(slot);
-                (slot, None)
+                let e = entry(tag, slot);
+                if cell == usize::MAX {
+                    place(&mut self.index, self.shift, e);
+                } else {
+                    self.index[cell] = e;
+                }
+                Some((slot, None))
             }
         }
     }
 
+    /// A table of `values` (in slot order) whose keys have the tags `tags`
+    /// (one per value, see [`tag_of`]): the index is built in bulk, in the
+    /// order of the cells, so it is written almost sequentially. Fails when
+    /// two values have one key.
+    pub(crate) fn from_values(values: Slab<V>, tags: &[u32]) -> Result<Self, DuplicateKey> {
+        assert_eq!(values.len(), tags.len(), "one tag per value");
+        let len = index_len(values.len());
+        let shift = 32 - len.trailing_zeros();
+        // Counting sort by the top bits of the tag (the home region).
+        const BITS: u32 = 12;
+        let mut counts = vec![0usize; (1 << BITS) + 1];
+        for tag in tags {
+            counts[(tag >> (32 - BITS)) as usize + 1] += 1;
+        }
+        for i in 1..counts.len() {
+            counts[i] += counts[i - 1];
+        }
+        let mut sorted = vec![0u64; tags.len()];
+        for (slot, tag) in tags.iter().enumerate() {
+            let bucket = &mut counts[(tag >> (32 - BITS)) as usize];
+            sorted[*bucket] = entry(*tag, slot as u32);
+            *bucket += 1;
+        }
+        let mut table = Table {
+            index: vec![0u64; len],
+            shift,
+            values,
+            key: PhantomData,
+        };
+        let mask = len - 1;
+        for e in sorted {
+            let tag = (e >> 32) as u32;
+            let mut i = (tag >> shift) as usize;
+            while table.index[i] != 0 {
+                let other = table.index[i];
+                if (other >> 32) as u32 == tag {
+                    let key = |e: u64| table.values.get((e as u32).wrapping_sub(1))?.key();
+                    if key(other) == key(e) {
+                        return Err(DuplicateKey);
+                    }
+                }
+                i = (i + 1) & mask;
+            }
+            table.index[i] = e;
+        }
+        Ok(table)
+    }
+
     #[inline]
     pub(crate) fn slot(&self, key: &K) -> Option<u32> {
-        self.index.get(key).copied()
+        self.find(key, tag_of(key)).ok()
     }
 
     #[inline]
     pub(crate) fn get(&self, key: &K) -> Option<&V> {
-        self.values.get(*self.index.get(key)?)
+        self.values.get(self.slot(key)?)
     }
 
     #[inline]
     pub(crate) fn get_mut(&mut self, key: &K) -> Option<&mut V> {
-        self.values.get_mut(*self.index.get(key)?)
+        let slot = self.slot(key)?;
+        self.values.get_mut(slot)
     }
 
     #[inline]
     pub(crate) fn by_slot(&self, slot: u32) -> Option<&V> {
         self.values.get(slot)
+    }
+
+    #[inline]
+    pub(crate) fn by_slot_mut(&mut self, slot: u32) -> Option<&mut V> {
+        self.values.get_mut(slot)
     }
 
     /// Values in insertion order.
