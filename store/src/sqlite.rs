@@ -856,7 +856,12 @@ struct ReadConnection {
     connection: Connection,
     /// Names already read, shared by the events that carry them.
     names: NameCache,
+    /// Payload bytes per event to reserve for the next page of the log.
+    payload_hint: usize,
 }
+
+/// The most payload bytes per event a page reserves in advance.
+const MAX_PAYLOAD_HINT: usize = 4096;
 
 /// Slots of the stream name cache of one read connection (a power of two):
 /// stream `id` lives in slot `id % STREAM_SLOTS`.
@@ -970,6 +975,7 @@ impl ReadConnection {
         Ok(ReadConnection {
             connection,
             names: NameCache::default(),
+            payload_hint: 0,
         })
     }
 
@@ -983,7 +989,11 @@ impl ReadConnection {
     }
 
     fn read_all(&mut self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        let ReadConnection { connection, names } = self;
+        let ReadConnection {
+            connection,
+            names,
+            payload_hint,
+        } = self;
         let mut statement = connection
             .prepare_cached(&format!(
                 "{SELECT_EVENT_COLUMNS} WHERE position > ?1 ORDER BY position LIMIT ?2"
@@ -992,9 +1002,14 @@ impl ReadConnection {
         let mut rows = statement
             .query(params![to_i64(after), limit_i64(limit)])
             .map_err(backend)?;
-        let mut page = PageBuilder::with_capacity(limit.min(4096));
+        let mut page = PageBuilder::with_capacity(limit.min(4096), *payload_hint);
         while let Some(row) = rows.next().map_err(backend)? {
             page.push(names, row)?;
+        }
+        if !page.events.is_empty() {
+            // A little above this page's mean, so that the next page's
+            // buffer rarely has to grow (and copy).
+            *payload_hint = (page.payloads.len() / page.events.len() + 16).min(MAX_PAYLOAD_HINT);
         }
         page.finish(connection, names)
     }
@@ -1006,7 +1021,9 @@ impl ReadConnection {
         direction: Direction,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let ReadConnection { connection, names } = self;
+        let ReadConnection {
+            connection, names, ..
+        } = self;
         let Some((stream_id, is_deleted)) = find_stream(connection, stream)? else {
             return Ok(Vec::new());
         };
@@ -1033,7 +1050,7 @@ impl ReadConnection {
         let mut rows = statement
             .query(params![stream_id, from, limit_i64(limit)])
             .map_err(backend)?;
-        let mut page = PageBuilder::with_capacity(limit.min(64));
+        let mut page = PageBuilder::with_capacity(limit.min(64), 0);
         while let Some(row) = rows.next().map_err(backend)? {
             page.push(names, row)?;
         }
@@ -1055,11 +1072,12 @@ struct PageBuilder {
 }
 
 impl PageBuilder {
-    fn with_capacity(events: usize) -> PageBuilder {
+    /// Room for `events` events of about `payload_bytes` bytes each.
+    fn with_capacity(events: usize, payload_bytes: usize) -> PageBuilder {
         PageBuilder {
             events: Vec::with_capacity(events),
             parts: Vec::with_capacity(events),
-            payloads: Vec::new(),
+            payloads: Vec::with_capacity(events.saturating_mul(payload_bytes)),
             unnamed: Arc::from(""),
         }
     }

@@ -169,6 +169,7 @@ impl SqliteLogReader {
             reader: ReadConnection {
                 connection,
                 names: NameCache::default(),
+                payload_hint: 0,
             },
             stream_names: vec![None],
             skip_names: false,
