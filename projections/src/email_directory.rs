@@ -20,7 +20,8 @@ pub(crate) struct EmailDirectory {
 }
 
 impl EmailDirectory {
-    fn fingerprint(&self, email: &str) -> u64 {
+    /// The keyed 64-bit hash an email is filed under.
+    pub(crate) fn fingerprint(&self, email: &str) -> u64 {
         self.keys.hash_one(email)
     }
 
@@ -47,7 +48,17 @@ impl EmailDirectory {
         id: AccountId,
         email_of: impl Fn(AccountId) -> Option<&'a str>,
     ) {
-        let fingerprint = self.fingerprint(email);
+        self.insert_fingerprinted(self.fingerprint(email), email, id, email_of);
+    }
+
+    /// [`Self::insert`] with the fingerprint of `email` already computed.
+    pub(crate) fn insert_fingerprinted<'a>(
+        &mut self,
+        fingerprint: u64,
+        email: &str,
+        id: AccountId,
+        email_of: impl Fn(AccountId) -> Option<&'a str>,
+    ) {
         match self.by_fingerprint.get(&fingerprint) {
             Some(other) if email_of(*other) != Some(email) => {
                 self.collisions.insert(email.to_owned(), id);

@@ -96,7 +96,10 @@ pub struct ReadModel {
 /// [`ReadModel::forget_expired_sessions`]).
 pub const EXPIRED_SESSION_GRACE: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
-fn account_email(accounts: &Table<AccountId, AccountView>, id: AccountId) -> Option<&str> {
+pub(crate) fn account_email(
+    accounts: &Table<AccountId, AccountView>,
+    id: AccountId,
+) -> Option<&str> {
     accounts.get(&id)?.email.as_ref().map(Email::as_str)
 }
 

@@ -99,11 +99,6 @@ impl Applications {
         self.legacy_by_reference
             .insert(record.reference.clone(), record);
     }
-
-    /// Room for `additional` more applications (a snapshot load).
-    pub(crate) fn reserve(&mut self, additional: usize) {
-        self.all.reserve(additional);
-    }
 }
 
 impl crate::ReadModel {

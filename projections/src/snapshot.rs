@@ -9,31 +9,43 @@
 //! magic  b"CLPROJSN"       8 bytes
 //! format version u32       FORMAT_VERSION
 //! body length    u64
-//! SHA-256 of the body      32 bytes
-//! body                     the canonical rendering (see below)
+//! checksum                 32 bytes: SHA-256 of the section table
+//! body                     the section table, then the sections
 //! ```
 //!
-//! The body is a hand-written, compact binary rendering of the state
-//! (LEB128 varints, zigzag for signed numbers, length-prefixed strings):
-//! the position first, then accounts sorted by id, the ID-porten directory
-//! sorted by subject key, sessions sorted by token digest, deleted
-//! unreleased accounts sorted by id, applications in creation (log) order,
-//! legacy records sorted by reference, the positions of events that owe a
-//! mail (ascending, as deltas). Indexes that follow from these (the
-//! email directory, the inactivity index, each account's sessions, each
-//! owner's applications, legacy records per owner) are derived on load.
-//! Being sorted, the body does not depend on hash map order, so it is also
-//! what [`ReadModel::digest`] hashes.
+//! The section table lists, for each of the [`SECTIONS`] sections in file
+//! order, its length (u64) and the SHA-256 of its bytes; so the checksum
+//! covers every byte, and the sections can be read, checked and decoded
+//! apart, on two threads. Each section is a hand-written, compact binary
+//! rendering (LEB128 varints, zigzag for signed numbers, length-prefixed
+//! strings):
+//!
+//! 0. the ids of all accounts, ascending (raw 16 bytes each);
+//! 1. the position, the rest of each account in that order, the ID-porten
+//!    directory sorted by subject key, sessions sorted by token digest,
+//!    deleted unreleased accounts sorted by id, legacy records sorted by
+//!    reference, the positions of events that owe a mail (ascending, as
+//!    deltas);
+//! 2. and on: the applications in creation (log) order, in
+//!    [`APPLICATION_PARTS`] consecutive parts of whole pages; an owner that
+//!    is an account is written as its index in section 0 (plus one), any
+//!    other as 0 and its id.
+//!
+//! Indexes that follow from these (the id indexes, the email directory, the
+//! inactivity index, each account's sessions, each owner's applications,
+//! legacy records per owner) are derived on load. Being sorted, the body
+//! does not depend on hash map order, so it is also what
+//! [`ReadModel::digest`] hashes (the digest is the checksum).
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::application::{
-    Applicant, Application, Appointment, AppointmentPurpose, CountryCode, Decision,
+    self, Applicant, Application, Appointment, AppointmentPurpose, CountryCode, Decision,
     DecisionOutcome, DeliveryChannel, Kind, MeetingPointKind, Relation, Status,
 };
 use domain::legacy::{LegacyOwner, LegacyRecord};
@@ -45,16 +57,26 @@ use uuid::Uuid;
 
 use crate::ReadModel;
 use crate::model::{AccountStatus, AccountView, SessionView};
+use crate::table::{PAGE, Slab, Table, tag_of};
 
 /// Name of the snapshot file in the data dir.
 pub const SNAPSHOT_FILE: &str = "projections.snapshot";
 
 /// The format this build writes and reads. A file of another version is
 /// refused ([`SnapshotError::UnknownVersion`]) and the models are rebuilt.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 const MAGIC: &[u8; 8] = b"CLPROJSN";
 const HEADER_LEN: usize = 8 + 4 + 8 + 32;
+
+/// Parts the applications are written in (decoded in parallel on load).
+pub const APPLICATION_PARTS: usize = 4;
+/// Sections of the body: account ids, the rest of the accounts and the
+/// small models, the application parts.
+pub const SECTIONS: usize = 2 + APPLICATION_PARTS;
+/// One section table entry: length and SHA-256.
+const ENTRY_LEN: usize = 8 + 32;
+const TABLE_LEN: usize = SECTIONS * ENTRY_LEN;
 
 /// Where the snapshot of a data dir lives.
 pub fn snapshot_path(data_dir: &Path) -> PathBuf {
@@ -156,19 +178,17 @@ pub fn write_unsynced(path: &Path, model: &ReadModel) -> Result<PendingSnapshot,
     let tmp = path.with_file_name(name);
     let result = (|| {
         let mut file = File::create(&tmp)?;
-        // Header with a zero checksum first; the real one is known at the end.
-        file.write_all(&[0u8; HEADER_LEN])?;
-        let mut sink = FileAndHash {
-            file: &mut file,
-            hash: Sha256::new(),
-            len: 0,
-        };
-        encode_body(model, &mut sink)?;
-        let FileAndHash { hash, len, .. } = sink;
-        let header = header(len, hash.finalize().into());
+        // Header and section table zero first; the real ones are known at
+        // the end.
+        file.write_all(&[0u8; HEADER_LEN + TABLE_LEN])?;
+        let sections = encode_sections(model, &mut FileSink(&mut file))?;
+        let table = table_bytes(&sections);
+        let body_len = TABLE_LEN as u64 + sections.iter().map(|s| s.len).sum::<u64>();
+        let header = header(body_len, Sha256::digest(table).into());
         use std::io::{Seek, SeekFrom};
         file.seek(SeekFrom::Start(0))?;
         file.write_all(&header)?;
+        file.write_all(&table)?;
         Ok(file)
     })();
     match result {
@@ -195,25 +215,18 @@ fn header(body_len: u64, checksum: [u8; 32]) -> [u8; HEADER_LEN] {
 
 /// Read the snapshot at `path`: `None` when there is none, an error when it
 /// is of an unknown format version or corrupt (bad magic, truncated, wrong
-/// checksum, undecodable body). The body is decoded as it streams from the
-/// file (no copy of the whole file in memory); the model is returned only
-/// when the checksum of every byte read matches.
+/// checksum, undecodable body). The sections are decoded as they stream
+/// from the file (no copy of the whole file in memory), on this thread and
+/// one more; the model is returned only when the checksum of every section
+/// matches.
 pub fn load(path: &Path) -> Result<Option<ReadModel>, SnapshotError> {
-    let mut file = match File::open(path) {
+    let file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(SnapshotError::io(path, e)),
     };
     let mut header = [0u8; HEADER_LEN];
-    let mut filled = 0;
-    while filled < HEADER_LEN {
-        match file.read(&mut header[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(SnapshotError::io(path, e)),
-        }
-    }
+    let filled = read_full_at(&file, &mut header, 0).map_err(|e| SnapshotError::io(path, e))?;
     if filled < HEADER_LEN || &header[..8] != MAGIC {
         return Err(SnapshotError::corrupt(path, "not a read model snapshot"));
     }
@@ -229,7 +242,7 @@ pub fn load(path: &Path) -> Result<Option<ReadModel>, SnapshotError> {
         .metadata()
         .map_err(|e| SnapshotError::io(path, e))?
         .len();
-    if file_len != HEADER_LEN as u64 + body_len {
+    if file_len != HEADER_LEN as u64 + body_len || body_len < TABLE_LEN as u64 {
         return Err(SnapshotError::corrupt(
             path,
             format!(
@@ -238,33 +251,64 @@ pub fn load(path: &Path) -> Result<Option<ReadModel>, SnapshotError> {
             ),
         ));
     }
-    let mut d = Dec {
-        file,
-        buf: vec![0; 1 << 20],
-        start: 0,
-        end: 0,
-        hash: Sha256::new(),
-        remaining: body_len,
-        at: 0,
-        io_error: None,
-        countries: HashMap::new(),
-    };
-    let decoded = decode_body(&mut d);
-    if let Some(e) = d.io_error.take() {
-        return Err(SnapshotError::io(path, e));
+    let mut table = [0u8; TABLE_LEN];
+    let filled = read_full_at(&file, &mut table, HEADER_LEN as u64)
+        .map_err(|e| SnapshotError::io(path, e))?;
+    if filled < TABLE_LEN {
+        return Err(SnapshotError::corrupt(path, "truncated section table"));
     }
-    let model = decoded.map_err(|e| SnapshotError::corrupt(path, e.0))?;
-    if d.remaining != 0 || d.start != d.end {
-        return Err(SnapshotError::corrupt(
-            path,
-            "bytes after the end of the body",
-        ));
-    }
-    let checksum: [u8; 32] = d.hash.finalize().into();
+    let checksum: [u8; 32] = Sha256::digest(table).into();
     if checksum[..] != header[20..HEADER_LEN] {
         return Err(SnapshotError::corrupt(path, "checksum does not match"));
     }
-    Ok(Some(model))
+    let mut sections = [Section::default(); SECTIONS];
+    let mut offset = (HEADER_LEN + TABLE_LEN) as u64;
+    for (i, section) in sections.iter_mut().enumerate() {
+        let entry = &table[i * ENTRY_LEN..(i + 1) * ENTRY_LEN];
+        section.len = u64::from_le_bytes(entry[..8].try_into().expect("8 bytes"));
+        section.hash = entry[8..].try_into().expect("32 bytes");
+        section.offset = offset;
+        offset = offset.saturating_add(section.len);
+    }
+    if offset != file_len {
+        return Err(SnapshotError::corrupt(
+            path,
+            "the sections do not fill the body",
+        ));
+    }
+    decode_sections(&file, &sections)
+        .map(Some)
+        .map_err(|e| match e {
+            LoadError::Io(e) => SnapshotError::io(path, e),
+            LoadError::Corrupt(reason) => SnapshotError::corrupt(path, reason),
+        })
+}
+
+/// Read into `buf` from `offset` until it is full or the file ends;
+/// returns the bytes read.
+fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match read_at(file, &mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// A positioned read that leaves the file offset alone, so threads can
+/// share one open file (and so one snapshot, even if it is replaced).
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
 }
 
 // ---------------------------------------------------------------------------
@@ -279,9 +323,8 @@ impl ReadModel {
     /// any batch sizes, rebuilt from zero, or loaded from a snapshot). It
     /// changes only with the format version.
     pub fn digest(&self) -> [u8; 32] {
-        let mut sink = HashOnly(Sha256::new());
-        encode_body(self, &mut sink).expect("hashing never fails");
-        sink.0.finalize().into()
+        let sections = encode_sections(self, &mut Discard).expect("hashing never fails");
+        Sha256::digest(table_bytes(&sections)).into()
     }
 }
 
@@ -337,27 +380,77 @@ trait Sink {
     fn put(&mut self, bytes: &[u8]) -> io::Result<()>;
 }
 
-struct HashOnly(Sha256);
+/// Bytes that are only hashed (the digest).
+struct Discard;
 
-impl Sink for HashOnly {
-    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.0.update(bytes);
+impl Sink for Discard {
+    fn put(&mut self, _: &[u8]) -> io::Result<()> {
         Ok(())
     }
 }
 
-struct FileAndHash<'a> {
-    file: &'a mut File,
+struct FileSink<'a>(&'a mut File);
+
+impl Sink for FileSink<'_> {
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.0.write_all(bytes)
+    }
+}
+
+/// Counts and hashes the bytes of one section on their way to the sink.
+struct Hashed<'a, S: Sink> {
+    sink: &'a mut S,
     hash: Sha256,
     len: u64,
 }
 
-impl Sink for FileAndHash<'_> {
+impl<S: Sink> Sink for Hashed<'_, S> {
     fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.hash.update(bytes);
         self.len += bytes.len() as u64;
-        self.file.write_all(bytes)
+        self.sink.put(bytes)
     }
+}
+
+/// A section: where it starts in the file (on load), its length and its
+/// SHA-256.
+#[derive(Debug, Clone, Copy, Default)]
+struct Section {
+    offset: u64,
+    len: u64,
+    hash: [u8; 32],
+}
+
+fn table_bytes(sections: &[Section; SECTIONS]) -> [u8; TABLE_LEN] {
+    let mut table = [0u8; TABLE_LEN];
+    for (entry, section) in table.chunks_exact_mut(ENTRY_LEN).zip(sections) {
+        entry[..8].copy_from_slice(&section.len.to_le_bytes());
+        entry[8..].copy_from_slice(&section.hash);
+    }
+    table
+}
+
+/// Encode one section through `body` into `sink`.
+fn section<S: Sink>(
+    sink: &mut S,
+    body: impl FnOnce(&mut Enc<'_, Hashed<'_, S>>) -> io::Result<()>,
+) -> io::Result<Section> {
+    let mut hashed = Hashed {
+        sink,
+        hash: Sha256::new(),
+        len: 0,
+    };
+    let mut e = Enc {
+        buf: Vec::with_capacity(CHUNK + 4096),
+        sink: &mut hashed,
+    };
+    body(&mut e)?;
+    e.finish()?;
+    Ok(Section {
+        offset: 0,
+        len: hashed.len,
+        hash: hashed.hash.finalize().into(),
+    })
 }
 
 impl Sink for Vec<u8> {
@@ -454,18 +547,72 @@ fn method_code(m: LoginMethod) -> u8 {
     }
 }
 
-fn encode_body<S: Sink>(model: &ReadModel, sink: &mut S) -> io::Result<()> {
-    let mut e = Enc {
-        buf: Vec::with_capacity(CHUNK + 4096),
-        sink,
-    };
-    e.varint(model.position);
+/// Applications per part (a whole number of pages) for `total` of them.
+fn application_part_len(total: usize) -> usize {
+    total.div_ceil(APPLICATION_PARTS).div_ceil(PAGE).max(1) * PAGE
+}
 
+/// Encode the sections one after the other into `sink`.
+fn encode_sections<S: Sink>(model: &ReadModel, sink: &mut S) -> io::Result<[Section; SECTIONS]> {
     let mut accounts: Vec<&AccountView> = model.accounts.values().collect();
     accounts.sort_unstable_by_key(|a| a.id);
-    e.len(accounts.len());
+    let ids: Vec<AccountId> = accounts.iter().map(|a| a.id).collect();
+    let mut sections = [Section::default(); SECTIONS];
+    sections[0] = section(sink, |e| {
+        e.len(ids.len());
+        for id in &ids {
+            e.uuid(&id.0);
+            e.spill()?;
+        }
+        Ok(())
+    })?;
+    sections[1] = section(sink, |e| encode_rest(model, &accounts, e))?;
+
+    // Each application's owner as an index into `ids` (plus one), from the
+    // accounts' own lists: no lookup per application.
+    let all = &model.applications.all;
+    let mut owners = vec![0u32; all.len()];
+    for (i, account) in accounts.iter().enumerate() {
+        for slot in &account.applications {
+            if let Some(owner) = owners.get_mut(*slot as usize) {
+                *owner = i as u32 + 1;
+            }
+        }
+    }
+    let total = all.values().filter(|s| s.application.is_some()).count();
+    let part_len = application_part_len(total);
+    let mut apps = all
+        .values()
+        .zip(&owners)
+        .filter_map(|(s, owner)| Some((s.application.as_ref()?, *owner)));
+    for part in 0..APPLICATION_PARTS {
+        let count = part_len.min(total.saturating_sub(part * part_len));
+        sections[2 + part] = section(sink, |e| {
+            e.len(count);
+            for (app, owner) in apps.by_ref().take(count) {
+                // The index is used only when it names the owner.
+                let owner = match owner.checked_sub(1).and_then(|i| ids.get(i as usize)) {
+                    Some(id) if *id == app.owner.account => owner,
+                    _ => 0,
+                };
+                encode_application(e, app, owner);
+                e.spill()?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(sections)
+}
+
+/// Section 1: the position, the accounts (without their ids, in id order)
+/// and the small models.
+fn encode_rest<S: Sink>(
+    model: &ReadModel,
+    accounts: &[&AccountView],
+    e: &mut Enc<'_, S>,
+) -> io::Result<()> {
+    e.varint(model.position);
     for a in accounts {
-        e.uuid(&a.id.0);
         e.u8(method_code(a.method));
         e.u8(match a.status {
             AccountStatus::Active => 0,
@@ -529,13 +676,6 @@ fn encode_body<S: Sink>(model: &ReadModel, sink: &mut S) -> io::Result<()> {
     }
     e.spill()?;
 
-    let apps = &model.applications.all;
-    e.len(apps.values().filter(|s| s.application.is_some()).count());
-    for app in apps.values().filter_map(|s| s.application.as_ref()) {
-        encode_application(&mut e, app);
-        e.spill()?;
-    }
-
     let mut legacy: Vec<&LegacyRecord> = model.applications.legacy_by_reference.values().collect();
     legacy.sort_unstable_by(|a, b| a.reference.cmp(&b.reference));
     e.len(legacy.len());
@@ -563,7 +703,7 @@ fn encode_body<S: Sink>(model: &ReadModel, sink: &mut S) -> io::Result<()> {
         previous = *position;
         e.spill()?;
     }
-    e.finish()
+    Ok(())
 }
 
 fn encode_appointment<S: Sink>(e: &mut Enc<'_, S>, a: &Appointment) {
@@ -573,9 +713,14 @@ fn encode_appointment<S: Sink>(e: &mut Enc<'_, S>, a: &Appointment) {
     e.u8(index_of(&AppointmentPurpose::ALL, &a.purpose));
 }
 
-fn encode_application<S: Sink>(e: &mut Enc<'_, S>, app: &Application) {
+/// One application; `owner` is the owner's index in section 0 plus one, or
+/// 0 to write the owner's id.
+fn encode_application<S: Sink>(e: &mut Enc<'_, S>, app: &Application, owner: u32) {
     e.uuid(&app.id.0);
-    e.uuid(&app.owner.account.0);
+    e.varint(u64::from(owner));
+    if owner == 0 {
+        e.uuid(&app.owner.account.0);
+    }
     e.u8(method_code(app.owner.method));
     e.u8(index_of(&Kind::ALL, &app.kind));
     e.u8(index_of(&Relation::ALL, &app.relation));
@@ -639,23 +784,71 @@ fn bad<T>(what: impl Into<String>) -> Decoded<T> {
     Err(DecodeError(what.into()))
 }
 
-/// Decodes the body as it streams from the file, hashing each byte read.
-struct Dec {
-    file: File,
+/// Decodes one section as it streams from the file, hashing each byte read.
+struct Dec<'a> {
+    file: &'a File,
+    /// File offset of the next byte to read.
+    offset: u64,
     buf: Vec<u8>,
     start: usize,
     end: usize,
     hash: Sha256,
-    /// Body bytes not yet read from the file.
+    /// Section bytes not yet read from the file.
     remaining: u64,
-    /// Body bytes consumed by the decoder.
+    /// Section bytes consumed by the decoder.
     at: u64,
     io_error: Option<io::Error>,
     /// Country codes seen so far (parsing each again would cost more).
     countries: HashMap<[u8; 3], CountryCode>,
 }
 
-impl Dec {
+/// Why a section could not be loaded.
+enum LoadError {
+    Io(io::Error),
+    Corrupt(String),
+}
+
+impl<'a> Dec<'a> {
+    fn new(file: &'a File, section: &Section) -> Dec<'a> {
+        Dec {
+            file,
+            offset: section.offset,
+            buf: vec![0; (1 << 20).min(section.len as usize).max(64)],
+            start: 0,
+            end: 0,
+            hash: Sha256::new(),
+            remaining: section.len,
+            at: 0,
+            io_error: None,
+            countries: HashMap::new(),
+        }
+    }
+
+    /// Decode `section` with `decode`: all of it, and only if its SHA-256
+    /// is the one in the table.
+    fn section<T>(
+        file: &'a File,
+        section: &Section,
+        decode: impl FnOnce(&mut Dec<'a>) -> Decoded<T>,
+    ) -> Result<T, LoadError> {
+        let mut d = Dec::new(file, section);
+        let decoded = decode(&mut d);
+        if let Some(e) = d.io_error.take() {
+            return Err(LoadError::Io(e));
+        }
+        let value = decoded.map_err(|e| LoadError::Corrupt(e.0))?;
+        if d.remaining != 0 || d.start != d.end {
+            return Err(LoadError::Corrupt(
+                "bytes after the end of a section".into(),
+            ));
+        }
+        let hash: [u8; 32] = d.hash.finalize().into();
+        if hash != section.hash {
+            return Err(LoadError::Corrupt("checksum does not match".into()));
+        }
+        Ok(value)
+    }
+
     /// Make `n` bytes available in `buf[start..]`.
     fn fill(&mut self, n: usize) -> Decoded<()> {
         if self.end - self.start >= n {
@@ -673,10 +866,15 @@ impl Dec {
             if room == 0 {
                 return bad(format!("truncated at body byte {}", self.at));
             }
-            match self.file.read(&mut self.buf[self.end..self.end + room]) {
+            match read_at(
+                self.file,
+                &mut self.buf[self.end..self.end + room],
+                self.offset,
+            ) {
                 Ok(0) => return bad(format!("truncated at body byte {}", self.at)),
                 Ok(read) => {
                     self.hash.update(&self.buf[self.end..self.end + read]);
+                    self.offset += read as u64;
                     self.end += read;
                     self.remaining -= read as u64;
                 }
@@ -810,88 +1008,119 @@ impl Dec {
     }
 }
 
-/// One decoded piece of the body, handed from the decoding thread to the
-/// thread that builds the model.
-enum Item {
-    Position(u64),
-    /// How many accounts follow (to reserve room).
-    AccountCount(usize),
-    /// How many applications follow (to reserve room).
-    ApplicationCount(usize),
-    Account(AccountView, bool),
-    EndOfAccounts,
-    Subject([u8; 32], AccountId),
-    Session([u8; 32], SessionView),
-    Unreleased(AccountId),
-    Application(Application),
-    Legacy(LegacyRecord),
-    MailOwed(u64),
-}
-
-/// Decode the body in order, handing each piece to `emit`.
-fn decode_items(d: &mut Dec, emit: &mut impl FnMut(Item) -> Decoded<()>) -> Decoded<()> {
-    emit(Item::Position(d.varint()?))?;
-
+/// Section 0: the account ids, strictly ascending.
+fn decode_ids(d: &mut Dec) -> Decoded<Vec<AccountId>> {
     let count = d.len()?;
-    emit(Item::AccountCount(count))?;
+    let mut ids = Vec::with_capacity(count.min(1 << 24));
     for _ in 0..count {
         let id = AccountId(d.uuid()?);
-        let method = d.method()?;
-        let status = d.pick(&[AccountStatus::Active, AccountStatus::Deleted], "status")?;
-        let flags = d.u8()?;
-        if flags >> 5 != 0 {
-            return bad(format!("unknown account flags {flags:#x}"));
+        if ids.last().is_some_and(|last| *last >= id) {
+            return bad("account ids out of order or repeated");
         }
-        let email = if flags & 1 != 0 {
-            let raw = d.str()?;
-            match Email::parse(raw) {
-                Ok(email) if email.as_str() == raw => Some(email),
-                _ => return bad("an account email is not a normalised address"),
-            }
-        } else {
-            None
-        };
-        if flags & 2 != 0 && email.is_none() {
-            return bad("directory flag on an account without email");
-        }
-        let name = d.str()?.to_owned();
-        let created_at = d.time()?;
-        let last_login_at = if flags & 4 != 0 {
-            Some(d.time()?)
-        } else {
-            None
-        };
-        let warned_at = if flags & 8 != 0 {
-            Some(d.time()?)
-        } else {
-            None
-        };
-        let pid_key = if flags & 16 != 0 {
-            Some(d.array::<32>()?)
-        } else {
-            None
-        };
-        let account = AccountView {
-            id,
-            method,
-            email,
-            name,
-            status,
-            created_at,
-            last_login_at,
-            warned_at,
-            pid_key,
-            applications: Vec::new(),
-        };
-        emit(Item::Account(account, flags & 2 != 0))?;
+        ids.push(id);
     }
-    emit(Item::EndOfAccounts)?;
+    Ok(ids)
+}
+
+fn decode_account(d: &mut Dec, id: AccountId) -> Decoded<(AccountView, bool)> {
+    let method = d.method()?;
+    let status = d.pick(&[AccountStatus::Active, AccountStatus::Deleted], "status")?;
+    let flags = d.u8()?;
+    if flags >> 5 != 0 {
+        return bad(format!("unknown account flags {flags:#x}"));
+    }
+    let email = if flags & 1 != 0 {
+        let raw = d.str()?;
+        match Email::parse(raw) {
+            Ok(email) if email.as_str() == raw => Some(email),
+            _ => return bad("an account email is not a normalised address"),
+        }
+    } else {
+        None
+    };
+    if flags & 2 != 0 && email.is_none() {
+        return bad("directory flag on an account without email");
+    }
+    let name = d.str()?.to_owned();
+    let created_at = d.time()?;
+    let last_login_at = if flags & 4 != 0 {
+        Some(d.time()?)
+    } else {
+        None
+    };
+    let warned_at = if flags & 8 != 0 {
+        Some(d.time()?)
+    } else {
+        None
+    };
+    let pid_key = if flags & 16 != 0 {
+        Some(d.array::<32>()?)
+    } else {
+        None
+    };
+    let account = AccountView {
+        id,
+        method,
+        email,
+        name,
+        status,
+        created_at,
+        last_login_at,
+        warned_at,
+        pid_key,
+        applications: Vec::new(),
+    };
+    Ok((account, flags & 2 != 0))
+}
+
+/// Section 1: the model without its applications (accounts with their
+/// indexes, directories, sessions, legacy records, owed mails).
+fn decode_rest(d: &mut Dec, ids: &[AccountId]) -> Decoded<ReadModel> {
+    let mut model = ReadModel {
+        position: d.varint()?,
+        ..ReadModel::default()
+    };
+    let mut values = Slab::default();
+    let mut tags = Vec::with_capacity(ids.len());
+    let mut inactivity = Vec::with_capacity(ids.len());
+    // (fingerprint, slot) of the accounts filed in the email directory.
+    let mut filed = Vec::with_capacity(ids.len());
+    for id in ids {
+        let (account, in_directory) = decode_account(d, *id)?;
+        if let Some(key) = crate::model::inactivity_key(&account) {
+            inactivity.push(key);
+        }
+        if in_directory && let Some(email) = &account.email {
+            let fingerprint = model.email_directory.fingerprint(email.as_str());
+            filed.push((fingerprint, values.len() as u32));
+        }
+        tags.push(tag_of(id));
+        values.push(account);
+    }
+    model.accounts =
+        Table::from_values(values, &tags).or_else(|_| bad("an account appears twice"))?;
+    drop(tags);
+    inactivity.sort_unstable();
+    model.inactivity = inactivity.into_iter().collect();
+    model.email_directory.reserve(filed.len());
+    for (fingerprint, slot) in filed {
+        let accounts = &model.accounts;
+        let account = accounts.by_slot(slot).expect("a decoded account");
+        if let Some(email) = &account.email {
+            model.email_directory.insert_fingerprinted(
+                fingerprint,
+                email.as_str(),
+                account.id,
+                |id| crate::model::account_email(accounts, id),
+            );
+        }
+    }
 
     let count = d.len()?;
     for _ in 0..count {
         let subject = d.array::<32>()?;
         let id = AccountId(d.uuid()?);
-        emit(Item::Subject(subject, id))?;
+        model.idporten_directory.insert(subject, id);
     }
 
     let count = d.len()?;
@@ -906,18 +1135,21 @@ fn decode_items(d: &mut Dec, emit: &mut impl FnMut(Item) -> Decoded<()>) -> Deco
             idle_timeout_seconds: u32::try_from(d.varint()?)
                 .or_else(|_| bad("idle timeout out of range"))?,
         };
-        emit(Item::Session(digest, session))?;
+        if model.accounts.get(&session.account).is_none() {
+            return bad("a session of an unknown account");
+        }
+        model
+            .account_sessions
+            .entry(session.account)
+            .or_default()
+            .push(digest);
+        model.session_expiry.insert((session.expires_at, digest));
+        model.sessions.insert(digest, session);
     }
 
     let count = d.len()?;
     for _ in 0..count {
-        emit(Item::Unreleased(AccountId(d.uuid()?)))?;
-    }
-
-    let count = d.len()?;
-    emit(Item::ApplicationCount(count))?;
-    for _ in 0..count {
-        emit(Item::Application(decode_application(d)?))?;
+        model.deleted_unreleased.insert(AccountId(d.uuid()?));
     }
 
     let count = d.len()?;
@@ -930,142 +1162,196 @@ fn decode_items(d: &mut Dec, emit: &mut impl FnMut(Item) -> Decoded<()>) -> Deco
             1 => LegacyOwner::PidHash(d.array::<32>()?),
             other => return bad(format!("unknown legacy owner key {other}")),
         };
-        emit(Item::Legacy(LegacyRecord {
+        model.applications.insert_legacy(LegacyRecord {
             reference,
             submitted_at,
             kind,
             owner,
-        }))?;
+        });
     }
 
     let count = d.len()?;
     let mut position = 0u64;
+    model.mail_owed.reserve(count);
     for _ in 0..count {
         position = position
             .checked_add(d.varint()?)
             .map_or_else(|| bad("mail position out of range"), Ok)?;
-        emit(Item::MailOwed(position))?;
+        if model.mail_owed.last().is_some_and(|last| *last >= position) {
+            return bad("mail positions out of order");
+        }
+        model.mail_owed.push(position);
     }
-    Ok(())
+    Ok(model)
 }
 
-/// Builds the model from decoded items (and derives the indexes).
+/// One part of the applications, decoded.
 #[derive(Default)]
-struct Builder {
-    model: ReadModel,
-    inactivity: Vec<(DateTime<Utc>, AccountId)>,
+struct ApplicationPart {
+    values: Slab<application::State>,
+    /// [`tag_of`] each application's id.
+    tags: Vec<u32>,
+    /// Each owner's index in section 0 plus one, or 0 (any other owner).
+    owners: Vec<u32>,
 }
 
-impl Builder {
-    fn add(&mut self, item: Item) -> Decoded<()> {
-        let model = &mut self.model;
-        match item {
-            Item::Position(position) => model.position = position,
-            Item::AccountCount(count) => {
-                model.accounts.reserve(count);
-                model.email_directory.reserve(count);
-                self.inactivity.reserve(count);
-            }
-            Item::ApplicationCount(count) => model.applications.reserve(count),
-            Item::Account(account, in_directory) => {
-                let id = account.id;
-                let filed = in_directory.then(|| account.email.clone()).flatten();
-                if let Some(key) = crate::model::inactivity_key(&account) {
-                    self.inactivity.push(key);
-                }
-                if model
-                    .accounts
-                    .insert(account)
-                    .is_none_or(|(_, old)| old.is_some())
-                {
-                    return bad("an account appears twice");
-                }
-                if let Some(email) = filed {
-                    model.file_email(email.as_str(), id);
-                }
-            }
-            Item::EndOfAccounts => {
-                let mut inactivity = std::mem::take(&mut self.inactivity);
-                inactivity.sort_unstable();
-                model.inactivity = inactivity.into_iter().collect();
-            }
-            Item::Subject(subject, id) => {
-                model.idporten_directory.insert(subject, id);
-            }
-            Item::Session(digest, session) => {
-                if model.accounts.get(&session.account).is_none() {
-                    return bad("a session of an unknown account");
-                }
-                model
-                    .account_sessions
-                    .entry(session.account)
-                    .or_default()
-                    .push(digest);
-                model.session_expiry.insert((session.expires_at, digest));
-                model.sessions.insert(digest, session);
-            }
-            Item::Unreleased(id) => {
-                model.deleted_unreleased.insert(id);
-            }
-            Item::Application(app) => {
-                if let Some(created) = model.applications.insert_created(app) {
-                    model.file_application(created);
-                }
-            }
-            Item::Legacy(record) => model.applications.insert_legacy(record),
-            Item::MailOwed(position) => {
-                if model.mail_owed.last().is_some_and(|last| *last >= position) {
-                    return bad("mail positions out of order");
-                }
-                model.mail_owed.push(position);
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Decode on a second thread while this one builds the model: parsing and
-/// hashing the bytes overlap with filling the hash tables.
-fn decode_body(d: &mut Dec) -> Decoded<ReadModel> {
-    const BATCH: usize = 2048;
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Item>>(16);
-    std::thread::scope(|scope| {
-        let decoder = scope.spawn(move || {
-            let mut batch = Vec::with_capacity(BATCH);
-            let result = decode_items(d, &mut |item| {
-                batch.push(item);
-                if batch.len() == BATCH {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                    tx.send(full).or_else(|_| bad("the builder stopped"))?;
-                }
-                Ok(())
-            });
-            if result.is_ok() && !batch.is_empty() {
-                let _ = tx.send(batch);
-            }
-            result
+/// A part of the applications (sections 2 and on).
+fn decode_applications(d: &mut Dec, ids: &[AccountId]) -> Decoded<ApplicationPart> {
+    let count = d.len()?;
+    let mut part = ApplicationPart {
+        values: Slab::default(),
+        tags: Vec::with_capacity(count),
+        owners: Vec::with_capacity(count),
+    };
+    for _ in 0..count {
+        let (app, owner) = decode_application(d, ids)?;
+        part.tags.push(tag_of(&app.id));
+        part.owners.push(owner);
+        part.values.push(application::State {
+            application: Some(app),
         });
-        let mut builder = Builder::default();
-        let mut built = Ok(());
-        for batch in rx.iter() {
-            for item in batch {
-                if let Err(e) = builder.add(item) {
-                    built = Err(e);
-                    break;
+    }
+    Ok(part)
+}
+
+/// What one decoding task gives.
+enum Decodedsection {
+    Rest(Box<ReadModel>),
+    Applications(usize, ApplicationPart),
+}
+
+/// Decode sections 1 and on on this thread and one more (each takes the
+/// next section not yet taken, the large section 1 first), then join the
+/// parts and derive the application indexes.
+fn decode_sections(file: &File, sections: &[Section; SECTIONS]) -> Result<ReadModel, LoadError> {
+    use std::sync::atomic::AtomicUsize;
+    let ids = Dec::section(file, &sections[0], decode_ids)?;
+    let next = AtomicUsize::new(1);
+    let work = || -> Result<Vec<Decodedsection>, LoadError> {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(section) = sections.get(i) else {
+                return Ok(done);
+            };
+            let decoded = if i == 1 {
+                Dec::section(file, section, |d| decode_rest(d, &ids))
+                    .map(|model| Decodedsection::Rest(Box::new(model)))
+            } else {
+                Dec::section(file, section, |d| decode_applications(d, &ids))
+                    .map(|part| Decodedsection::Applications(i - 2, part))
+            };
+            match decoded {
+                Ok(decoded) => done.push(decoded),
+                Err(e) => {
+                    // The other thread takes no more.
+                    next.store(SECTIONS, Ordering::Relaxed);
+                    return Err(e);
                 }
             }
-            if built.is_err() {
-                break;
+        }
+    };
+    let (mine, theirs) = std::thread::scope(|scope| {
+        let other = scope.spawn(work);
+        let mine = work();
+        let theirs = other
+            .join()
+            .unwrap_or_else(|_| Err(LoadError::Corrupt("a decoding thread panicked".into())));
+        (mine, theirs)
+    });
+    let mut model = None;
+    let mut parts: Vec<Option<ApplicationPart>> = Vec::new();
+    parts.resize_with(APPLICATION_PARTS, || None);
+    for decoded in mine?.into_iter().chain(theirs?) {
+        match decoded {
+            Decodedsection::Rest(rest) => model = Some(*rest),
+            Decodedsection::Applications(i, part) => parts[i] = Some(part),
+        }
+    }
+    let mut model = model.expect("section 1 was decoded");
+    let mut all = ApplicationPart::default();
+    for part in parts.into_iter().flatten() {
+        all.values.append(part.values);
+        all.tags.extend(part.tags);
+        all.owners.extend(part.owners);
+    }
+    file_applications(&mut model, all).map_err(|e| LoadError::Corrupt(e.0))?;
+    Ok(model)
+}
+
+/// Put the decoded applications in the model: the id index (on a second
+/// thread) and each owner's list, from the owner indexes in bulk (the
+/// accounts are in id order, so an account's slot is its index).
+fn file_applications(model: &mut ReadModel, part: ApplicationPart) -> Decoded<()> {
+    let ApplicationPart {
+        values,
+        tags,
+        mut owners,
+    } = part;
+    // Owners given by id: an account after all, or not (yet) one.
+    for (slot, owner) in owners.iter_mut().enumerate() {
+        if *owner != 0 {
+            continue;
+        }
+        let Some(id) = values
+            .get(slot as u32)
+            .and_then(|s| s.application.as_ref())
+            .map(|a| a.owner.account)
+        else {
+            continue;
+        };
+        match model.accounts.slot(&id) {
+            Some(account) => *owner = account + 1,
+            None => model
+                .applications
+                .orphans
+                .entry(id)
+                .or_default()
+                .push(slot as u32),
+        }
+    }
+    let accounts = &mut model.accounts;
+    let index = std::thread::scope(|scope| {
+        let index = scope.spawn(move || Table::from_values(values, &tags));
+        // Counting sort of the slots by owner: count each account's
+        // applications at its index plus one, then turn the counts into
+        // starts (`ends[i + 1]` is where account i starts in `flat`).
+        let n = accounts.len();
+        let mut ends = vec![0usize; n + 1];
+        for owner in &owners {
+            if let Some(end) = ends.get_mut(*owner as usize).filter(|_| *owner != 0) {
+                *end += 1;
             }
         }
-        drop(rx);
-        let decoded = decoder
+        let mut total = 0;
+        for end in &mut ends {
+            total += *end;
+            *end = total - *end;
+        }
+        // Fill from the starts; `at[i + 1]` ends as where account i ends.
+        let mut at = ends.clone();
+        let mut flat = vec![0u32; total];
+        for (slot, owner) in owners.iter().enumerate() {
+            if *owner != 0 && (*owner as usize) <= n {
+                let cursor = &mut at[*owner as usize];
+                flat[*cursor] = slot as u32;
+                *cursor += 1;
+            }
+        }
+        for i in 0..n {
+            let (start, end) = (ends[i + 1], at[i + 1]);
+            if start < end
+                && let Some(account) = accounts.by_slot_mut(i as u32)
+            {
+                account.applications = flat[start..end].to_vec();
+            }
+        }
+        index
             .join()
-            .unwrap_or_else(|_| bad("the decoding thread panicked"));
-        built?;
-        decoded?;
-        Ok(builder.model)
-    })
+            .unwrap_or_else(|_| panic!("building the application index panicked"))
+    });
+    model.applications.all = index.or_else(|_| bad("an application appears twice"))?;
+    Ok(())
 }
 
 fn decode_appointment(d: &mut Dec) -> Decoded<Option<Appointment>> {
@@ -1080,10 +1366,20 @@ fn decode_appointment(d: &mut Dec) -> Decoded<Option<Appointment>> {
     }))
 }
 
-fn decode_application(d: &mut Dec) -> Decoded<Application> {
+/// One application and its owner's index in section 0 plus one (0: an
+/// owner given by id).
+fn decode_application(d: &mut Dec, ids: &[AccountId]) -> Decoded<(Application, u32)> {
     let id = ApplicationId(d.uuid()?);
+    let index = u32::try_from(d.varint()?).or_else(|_| bad("owner out of range"))?;
+    let account = match index.checked_sub(1) {
+        None => AccountId(d.uuid()?),
+        Some(i) => match ids.get(i as usize) {
+            Some(id) => *id,
+            None => return bad("an application of an unknown account"),
+        },
+    };
     let owner = LoginIdentity {
-        account: AccountId(d.uuid()?),
+        account,
         method: d.method()?,
     };
     let kind = d.pick(&Kind::ALL, "kind")?;
@@ -1124,7 +1420,7 @@ fn decode_application(d: &mut Dec) -> Decoded<Application> {
     } else {
         None
     };
-    Ok(Application {
+    let app = Application {
         id,
         owner,
         kind,
@@ -1145,12 +1441,15 @@ fn decode_application(d: &mut Dec) -> Decoded<Application> {
         refund_requested_at,
         decision,
         updated_at,
-    })
+    };
+    Ok((app, index))
 }
 
 /// The canonical body of `model` in memory (tests and tools).
 pub fn canonical_bytes(model: &ReadModel) -> Vec<u8> {
-    let mut out = Vec::new();
-    encode_body(model, &mut out).expect("writing to memory never fails");
+    let mut sections = Vec::new();
+    let table = encode_sections(model, &mut sections).expect("writing to memory never fails");
+    let mut out = table_bytes(&table).to_vec();
+    out.extend_from_slice(&sections);
     out
 }

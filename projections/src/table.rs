@@ -56,7 +56,8 @@ pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 pub(crate) type IdSet<K> = std::collections::HashSet<K, BuildHasherDefault<IdHasher>>;
 
 const PAGE_BITS: u32 = 14;
-const PAGE: usize = 1 << PAGE_BITS;
+/// Values per page of a [`Slab`].
+pub(crate) const PAGE: usize = 1 << PAGE_BITS;
 
 /// Values in insertion order, in pages of [`PAGE`]: a slot never moves.
 #[derive(Debug, Clone)]
@@ -109,6 +110,19 @@ impl<V> Slab<V> {
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &V> {
         self.pages.iter().flatten()
+    }
+
+    /// Move the values of `other` to the end (its pages as they are when
+    /// this slab ends on a page boundary).
+    pub(crate) fn append(&mut self, other: Slab<V>) {
+        if self.len.is_multiple_of(PAGE) {
+            self.len += other.len;
+            self.pages.extend(other.pages);
+        } else {
+            for value in other.pages.into_iter().flatten() {
+                self.push(value);
+            }
+        }
     }
 }
 
@@ -189,14 +203,6 @@ fn index_len(n: usize) -> usize {
 impl<K: Hash + Eq + Copy, V: Keyed<K>> Table<K, V> {
     pub(crate) fn len(&self) -> usize {
         self.values.len()
-    }
-
-    /// Room for `additional` more values without growing the index.
-    pub(crate) fn reserve(&mut self, additional: usize) {
-        let wanted = index_len(self.len() + additional);
-        if wanted > self.index.len() {
-            self.regrow(wanted);
-        }
     }
 
     fn regrow(&mut self, len: usize) {
