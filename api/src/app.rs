@@ -200,25 +200,17 @@ impl App {
         D: Decider,
         EventCodec: Codec<D::Event>,
     {
-        command::execute::<D, EventCodec>(
-            self.store.as_ref(),
-            &EventCodec,
-            stream,
-            command,
-            &self.metadata(actor),
-            ExecuteOptions::default(),
-        )
-        .await
+        self.run_loaded::<D>(stream, command, actor, None).await
     }
 
-    /// [`App::run`] deciding first on a state just folded by
-    /// [`App::load_versioned`]: one read of the stream instead of two.
+    /// [`App::run`], deciding first on `loaded` when the caller has just
+    /// folded the stream with [`App::load_versioned`]: one read instead of two.
     pub(crate) async fn run_loaded<D>(
         &self,
         stream: &str,
         command: &D::Command,
         actor: &str,
-        loaded: (D::State, ExpectedRevision),
+        loaded: Option<(D::State, ExpectedRevision)>,
     ) -> Result<Executed<D::Event>, ExecuteError<D::Error>>
     where
         D: Decider,
@@ -231,7 +223,7 @@ impl App {
             command,
             &self.metadata(actor),
             ExecuteOptions::default(),
-            Some(loaded),
+            loaded,
         )
         .await
     }
@@ -626,7 +618,7 @@ impl App {
                     &stream,
                     &command,
                     &format!("account:{account}"),
-                    (state, expected),
+                    Some((state, expected)),
                 )
                 .await
                 .map_err(account_error)?;
@@ -685,14 +677,10 @@ impl App {
         };
         let stream = account.stream();
         let actor = format!("account:{account}");
-        let executed = match loaded {
-            Some(loaded) => {
-                self.run_loaded::<AccountDecider>(&stream, &command, &actor, loaded)
-                    .await
-            }
-            None => self.run::<AccountDecider>(&stream, &command, &actor).await,
-        }
-        .map_err(account_error)?;
+        let executed = self
+            .run_loaded::<AccountDecider>(&stream, &command, &actor, loaded)
+            .await
+            .map_err(account_error)?;
         self.settle(&executed).await;
         self.last_seen.lock().expect("last-seen lock").touch(
             session.id,
