@@ -1,6 +1,7 @@
 //! The read models as one pure fold over decoded events.
 
 use std::collections::BTreeSet;
+use std::collections::hash_map::Entry;
 
 use chrono::{DateTime, Utc};
 use domain::account::Event as A;
@@ -62,6 +63,42 @@ pub struct SessionView {
 
 pub use crate::model_applications::ApplicationView;
 
+/// Token digests of one account's live sessions; a single one (the common
+/// case) is kept inline, without an allocation.
+#[derive(Debug, Clone)]
+pub(crate) enum SessionList {
+    One([u8; 32]),
+    Many(Vec<[u8; 32]>),
+}
+
+impl SessionList {
+    fn push(&mut self, digest: [u8; 32]) {
+        match self {
+            SessionList::One(first) => *self = SessionList::Many(vec![*first, digest]),
+            SessionList::Many(all) => all.push(digest),
+        }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[[u8; 32]] {
+        match self {
+            SessionList::One(digest) => std::slice::from_ref(digest),
+            SessionList::Many(all) => all,
+        }
+    }
+
+    /// Keep the digests `keep` says yes to, in order; false when none is
+    /// left.
+    fn retain(&mut self, mut keep: impl FnMut(&[u8; 32]) -> bool) -> bool {
+        match self {
+            SessionList::One(digest) => keep(digest),
+            SessionList::Many(all) => {
+                all.retain(|d| keep(d));
+                !all.is_empty()
+            }
+        }
+    }
+}
+
 /// Every read model, folded from the log up to `position`.
 #[derive(Debug, Default, Clone)]
 pub struct ReadModel {
@@ -76,7 +113,7 @@ pub struct ReadModel {
     /// Token digests of the live sessions of each account that has any
     /// (few at a time: kept apart from the accounts so that logouts and
     /// expiries do not touch them).
-    pub(crate) account_sessions: IdMap<AccountId, Vec<[u8; 32]>>,
+    pub(crate) account_sessions: IdMap<AccountId, SessionList>,
     /// (absolute expiry, token digest) of every session started (ended ones
     /// included until their turn comes), to forget long-expired sessions
     /// without a scan.
@@ -270,30 +307,30 @@ impl ReadModel {
                 self.session_expiry.insert((session.expires_at, digest));
                 self.reindex(before, after);
                 match previous {
-                    None => self.account_sessions.entry(id).or_default().push(digest),
+                    None => self.list_session(id, digest),
                     // A digest seen before (never, with random tokens): it
                     // moves to this account.
                     Some(previous) if previous.account != id => {
                         self.unlist_session(previous.account, &digest);
-                        self.account_sessions.entry(id).or_default().push(digest);
+                        self.list_session(id, digest);
                     }
                     Some(_) => {}
                 }
             }
             A::SessionEnded { session, .. } => {
-                let Some(listed) = self.account_sessions.get_mut(&id) else {
+                let Entry::Occupied(mut listed) = self.account_sessions.entry(id) else {
                     return;
                 };
                 let sessions = &mut self.sessions;
-                listed.retain(|digest| {
+                let left = listed.get_mut().retain(|digest| {
                     let ended = sessions.get(digest).is_some_and(|s| s.id == *session);
                     if ended {
                         sessions.remove(digest);
                     }
                     !ended
                 });
-                if listed.is_empty() {
-                    self.account_sessions.remove(&id);
+                if !left {
+                    listed.remove();
                 }
             }
             A::PasswordChanged { .. } => self.end_all_sessions(id),
@@ -349,10 +386,19 @@ impl ReadModel {
 
     /// Take `digest` off the list of `id`'s live sessions.
     fn unlist_session(&mut self, id: AccountId, digest: &[u8; 32]) {
-        if let Some(listed) = self.account_sessions.get_mut(&id) {
-            listed.retain(|d| d != digest);
-            if listed.is_empty() {
-                self.account_sessions.remove(&id);
+        if let Entry::Occupied(mut listed) = self.account_sessions.entry(id)
+            && !listed.get_mut().retain(|d| d != digest)
+        {
+            listed.remove();
+        }
+    }
+
+    /// Add `digest` to the list of `id`'s live sessions.
+    pub(crate) fn list_session(&mut self, id: AccountId, digest: [u8; 32]) {
+        match self.account_sessions.entry(id) {
+            Entry::Occupied(mut listed) => listed.get_mut().push(digest),
+            Entry::Vacant(entry) => {
+                entry.insert(SessionList::One(digest));
             }
         }
     }
@@ -373,12 +419,10 @@ impl ReadModel {
             self.session_expiry.pop_first();
             // Entries of sessions that ended earlier are left here (no
             // removal on every logout) and skipped now.
-            if self
-                .sessions
-                .get(&digest)
-                .is_some_and(|view| view.expires_at == expires_at)
-                && let Some(view) = self.sessions.remove(&digest)
+            if let Entry::Occupied(entry) = self.sessions.entry(digest)
+                && entry.get().expires_at == expires_at
             {
+                let view = entry.remove();
                 self.unlist_session(view.account, &digest);
             }
         }
@@ -386,8 +430,8 @@ impl ReadModel {
 
     fn end_all_sessions(&mut self, id: AccountId) {
         if let Some(listed) = self.account_sessions.remove(&id) {
-            for digest in listed {
-                self.sessions.remove(&digest);
+            for digest in listed.as_slice() {
+                self.sessions.remove(digest);
             }
         }
     }

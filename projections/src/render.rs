@@ -64,7 +64,10 @@ impl ReadModel {
             if let Some(k) = &a.pid_key {
                 let _ = write!(out, " pid_key={}", hex8(k));
             }
-            let sessions = self.account_sessions.get(&a.id).map_or(0, Vec::len);
+            let sessions = self
+                .account_sessions
+                .get(&a.id)
+                .map_or(0, |listed| listed.as_slice().len());
             let _ = writeln!(out, " sessions={sessions}");
         }
 

@@ -1138,11 +1138,7 @@ fn decode_rest(d: &mut Dec, ids: &[AccountId]) -> Decoded<ReadModel> {
         if model.accounts.get(&session.account).is_none() {
             return bad("a session of an unknown account");
         }
-        model
-            .account_sessions
-            .entry(session.account)
-            .or_default()
-            .push(digest);
+        model.list_session(session.account, digest);
         model.session_expiry.insert((session.expires_at, digest));
         model.sessions.insert(digest, session);
     }
