@@ -118,8 +118,10 @@ pub struct ReadModel {
     /// included until their turn comes), to forget long-expired sessions
     /// without a scan.
     pub(crate) session_expiry: BTreeSet<(DateTime<Utc>, [u8; 32])>,
-    /// (last active, account) of active password accounts, oldest first.
-    pub(crate) inactivity: BTreeSet<(DateTime<Utc>, AccountId)>,
+    /// (last active, account slot) of active password accounts, oldest
+    /// first, packed by [`inactivity_entry`] (16-byte keys keep the tree
+    /// shallow; readers order ties by account id).
+    pub(crate) inactivity: BTreeSet<u128>,
     /// Deleted password accounts whose email reservation is not yet released
     /// (a purge interrupted between the two steps).
     pub(crate) deleted_unreleased: IdSet<AccountId>,
@@ -140,10 +142,23 @@ pub(crate) fn account_email(
     accounts.get(&id)?.email.as_ref().map(Email::as_str)
 }
 
-/// The inactivity index key of an account: active password accounts only.
-pub(crate) fn inactivity_key(account: &AccountView) -> Option<(DateTime<Utc>, AccountId)> {
+/// The inactivity index key of the account in `slot`: active password
+/// accounts only.
+pub(crate) fn inactivity_key(account: &AccountView, slot: u32) -> Option<u128> {
     (account.status == AccountStatus::Active && account.method == LoginMethod::Password)
-        .then(|| (account.last_active(), account.id))
+        .then(|| inactivity_entry(account.last_active(), slot))
+}
+
+/// `last` and `slot` packed so that integer order is (instant, slot) order.
+pub(crate) fn inactivity_entry(last: DateTime<Utc>, slot: u32) -> u128 {
+    let seconds = (last.timestamp() as u64) ^ (1 << 63);
+    u128::from(seconds) << 64 | u128::from(last.timestamp_subsec_nanos()) << 32 | u128::from(slot)
+}
+
+/// The instant of an inactivity entry.
+fn entry_instant(entry: u128) -> DateTime<Utc> {
+    let seconds = (((entry >> 64) as u64) ^ (1 << 63)) as i64;
+    DateTime::from_timestamp(seconds, (entry >> 32) as u32).unwrap_or_default()
 }
 
 /// The id of `<prefix>-<uuid>` stream names.
@@ -214,17 +229,18 @@ impl ReadModel {
             self.apply_account_event(id, event);
             return;
         }
-        let before = self.accounts.get(&id).and_then(inactivity_key);
+        let before = self.inactivity_key_of(id);
         self.apply_account_event(id, event);
-        let after = self.accounts.get(&id).and_then(inactivity_key);
+        let after = self.inactivity_key_of(id);
         self.reindex(before, after);
     }
 
-    fn reindex(
-        &mut self,
-        before: Option<(DateTime<Utc>, AccountId)>,
-        after: Option<(DateTime<Utc>, AccountId)>,
-    ) {
+    fn inactivity_key_of(&self, id: AccountId) -> Option<u128> {
+        let slot = self.accounts.slot(&id)?;
+        inactivity_key(self.accounts.by_slot(slot)?, slot)
+    }
+
+    fn reindex(&mut self, before: Option<u128>, after: Option<u128>) {
         if before != after {
             if let Some(key) = before {
                 self.inactivity.remove(&key);
@@ -288,13 +304,16 @@ impl ReadModel {
                 // its inactivity key kept right here.
                 self.forget_expired_sessions(*at);
                 let digest = session.token_digest;
-                let Some(account) = self.accounts.get_mut(&id) else {
+                let Some(slot) = self.accounts.slot(&id) else {
                     return;
                 };
-                let before = inactivity_key(account);
+                let Some(account) = self.accounts.by_slot_mut(slot) else {
+                    return;
+                };
+                let before = inactivity_key(account, slot);
                 account.last_login_at = Some(*at);
                 account.warned_at = None;
-                let after = inactivity_key(account);
+                let after = inactivity_key(account, slot);
                 let view = SessionView {
                     account: id,
                     id: session.id,
@@ -462,20 +481,36 @@ impl ReadModel {
     /// Active password accounts inactive for over two years as of `as_of`,
     /// oldest first. Costs the size of the answer, not a full scan.
     pub fn due_for_purge(&self, as_of: DateTime<Utc>) -> Vec<AccountId> {
-        self.inactivity
-            .iter()
-            .take_while(|(last, _)| domain::time::inactive_over_two_years(*last, as_of))
-            .map(|(_, id)| *id)
+        self.inactive_while(|last| domain::time::inactive_over_two_years(last, as_of))
+            .into_iter()
+            .map(|(_, id)| id)
             .collect()
+    }
+
+    /// The oldest entries of the inactivity index while `due` holds for
+    /// their last sign of life, as (last active, account), in that order.
+    pub(crate) fn inactive_while(
+        &self,
+        due: impl Fn(DateTime<Utc>) -> bool,
+    ) -> Vec<(DateTime<Utc>, AccountId)> {
+        let mut entries: Vec<(DateTime<Utc>, AccountId)> = self
+            .inactivity
+            .iter()
+            .map(|entry| (entry_instant(*entry), *entry as u32))
+            .take_while(|(last, _)| due(*last))
+            .filter_map(|(last, slot)| Some((last, self.accounts.by_slot(slot)?.id)))
+            .collect();
+        // Entries of one instant are in slot order; readers get id order.
+        entries.sort_unstable();
+        entries
     }
 
     /// Active password accounts inside the 30-day warning window as of
     /// `as_of` (including those already due), oldest first.
     pub fn due_for_warning(&self, as_of: DateTime<Utc>) -> Vec<AccountId> {
-        self.inactivity
-            .iter()
-            .take_while(|(last, _)| domain::time::purge_warning_at(*last) <= as_of)
-            .map(|(_, id)| *id)
+        self.inactive_while(|last| domain::time::purge_warning_at(last) <= as_of)
+            .into_iter()
+            .map(|(_, id)| id)
             .collect()
     }
 

@@ -110,8 +110,8 @@ impl ReadModel {
         }
 
         let _ = writeln!(out, "inactivity (oldest first) {}", self.inactivity.len());
-        for (last, id) in &self.inactivity {
-            let _ = writeln!(out, "  {} …{}", time(last), short(id));
+        for (last, id) in self.inactive_while(|_| true) {
+            let _ = writeln!(out, "  {} …{}", time(&last), short(&id));
         }
 
         let unreleased = self.deleted_unreleased();

@@ -1087,7 +1087,7 @@ fn decode_rest(d: &mut Dec, ids: &[AccountId]) -> Decoded<ReadModel> {
     let mut filed = Vec::with_capacity(ids.len());
     for id in ids {
         let (account, in_directory) = decode_account(d, *id)?;
-        if let Some(key) = crate::model::inactivity_key(&account) {
+        if let Some(key) = crate::model::inactivity_key(&account, values.len() as u32) {
             inactivity.push(key);
         }
         if in_directory && let Some(email) = &account.email {
