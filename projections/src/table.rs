@@ -352,3 +352,72 @@ impl<K: Hash + Eq + Copy, V: Keyed<K>> Table<K, V> {
         self.values.iter()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq)]
+    struct Item(u64, &'static str);
+
+    impl Keyed<u64> for Item {
+        fn key(&self) -> Option<u64> {
+            Some(self.0)
+        }
+    }
+
+    fn slab(keys: std::ops::Range<u64>) -> Slab<Item> {
+        let mut slab = Slab::default();
+        for key in keys {
+            slab.push(Item(key, "v"));
+        }
+        slab
+    }
+
+    #[test]
+    fn appended_slabs_keep_their_order_on_and_off_page_boundaries() {
+        for first in [PAGE as u64, PAGE as u64 + 3, 5] {
+            let mut all = slab(0..first);
+            all.append(slab(first..first + PAGE as u64 + 7));
+            all.push(Item(u64::MAX, "last"));
+            let keys: Vec<u64> = all.iter().map(|i| i.0).collect();
+            let mut expected: Vec<u64> = (0..first + PAGE as u64 + 7).collect();
+            expected.push(u64::MAX);
+            assert_eq!(keys, expected);
+            assert_eq!(all.len(), expected.len());
+        }
+    }
+
+    #[test]
+    fn a_table_built_in_bulk_finds_every_key_and_refuses_a_repeated_one() {
+        let values = slab(0..50_000);
+        let tags: Vec<u32> = (0..50_000u64).map(|k| tag_of(&k)).collect();
+        let mut table = Table::from_values(values, &tags).expect("distinct keys");
+        for key in (0..50_000u64).step_by(97) {
+            assert_eq!(table.slot(&key), Some(key as u32));
+        }
+        assert_eq!(table.get(&50_000), None);
+        let (slot, old) = table.insert(Item(7, "new")).unwrap();
+        assert_eq!((slot, old), (7, Some(Item(7, "v"))));
+        let (slot, old) = table.insert(Item(50_000, "appended")).unwrap();
+        assert_eq!((slot, old), (50_000, None));
+        assert_eq!(table.get(&50_000), Some(&Item(50_000, "appended")));
+
+        let mut repeated = slab(0..10);
+        repeated.push(Item(3, "again"));
+        let tags: Vec<u32> = repeated.iter().map(|i| tag_of(&i.0)).collect();
+        assert!(Table::from_values(repeated, &tags).is_err());
+    }
+
+    #[test]
+    fn a_growing_table_finds_every_key() {
+        let mut table: Table<u64, Item> = Table::default();
+        for key in 0..100_000u64 {
+            assert_eq!(table.insert(Item(key * 7919, "v")).unwrap().0, key as u32);
+        }
+        for key in 0..100_000u64 {
+            assert_eq!(table.slot(&(key * 7919)), Some(key as u32));
+            assert_eq!(table.slot(&(key * 7919 + 1)), None);
+        }
+    }
+}

@@ -91,6 +91,31 @@ fn digest_covers_the_position_and_the_state() {
     assert_eq!(full.digest(), full.clone().digest());
 }
 
+/// A state whose applications fill several parts of the snapshot (more
+/// than a page of them each, and an empty one) loads equal to the saved one.
+#[test]
+fn a_state_in_several_application_parts_loads_equal() {
+    let mut workload = Workload::new(
+        21,
+        Targets {
+            accounts: 3_000,
+            applications: 70_000,
+        },
+    );
+    let mut model = ReadModel::default();
+    while model.total_applications() < 70_000 {
+        for (position, stream, event) in workload.take(20_000) {
+            model.apply(position, &stream, &event);
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = snapshot::snapshot_path(dir.path());
+    snapshot::save(&path, &model).unwrap();
+    let loaded = snapshot::load(&path).unwrap().expect("a snapshot");
+    assert_eq!(loaded.digest(), model.digest());
+    assert_eq!(loaded.render(), model.render());
+}
+
 /// Apply through the live runner over a memory store, in whatever batches
 /// the subscription delivers.
 #[test]
