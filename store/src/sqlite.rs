@@ -1082,11 +1082,56 @@ impl PageBuilder {
         }
     }
 
+    /// One row as an event. Its payload goes to `payloads`; its stream name
+    /// and payload are filled in by [`PageBuilder::finish`]. The event is
+    /// built in place in the page (it is some 200 bytes).
     fn push(&mut self, names: &mut NameCache, row: &Row<'_>) -> Result<(), StoreError> {
+        let position: i64 = row.get(0).map_err(backend)?;
+        let position = position as u64;
+        let stream_id: i64 = row.get(1).map_err(backend)?;
+        let revision: i64 = row.get(2).map_err(backend)?;
+        let id = row
+            .get_ref(3)
+            .and_then(|v| Ok(v.as_blob()?))
+            .map_err(backend)?;
+        let id = Uuid::from_slice(id)
+            .map_err(|_| StoreError::Backend(format!("corrupt event id at position {position}")))?;
+        let type_name = match row.get_ref(4).map_err(backend)? {
+            ValueRef::Text(bytes) => names.type_name(bytes, position)?,
+            _ => {
+                return Err(StoreError::Backend(format!(
+                    "corrupt type name at position {position}"
+                )));
+            }
+        };
+        let schema_version: u16 = row.get(5).map_err(backend)?;
+        let recorded_at: i64 = row.get(6).map_err(backend)?;
+        let recorded_at = DateTime::from_timestamp_micros(recorded_at).ok_or_else(|| {
+            StoreError::Backend(format!("corrupt recorded_at at position {position}"))
+        })?;
+        let metadata = row
+            .get_ref(7)
+            .and_then(|v| Ok(v.as_blob()?))
+            .map_err(backend)?;
+        let metadata = decode_metadata(metadata, position)?;
+        let payload = row
+            .get_ref(8)
+            .and_then(|v| Ok(v.as_blob()?))
+            .map_err(backend)?;
         let start = self.payloads.len();
-        let (event, stream_id) = recorded_from_row(names, row, &self.unnamed, &mut self.payloads)?;
+        self.payloads.extend_from_slice(payload);
         self.parts.push((stream_id, start, self.payloads.len()));
-        self.events.push(event);
+        self.events.push(RecordedEvent {
+            id,
+            stream: Arc::clone(&self.unnamed),
+            revision: revision as u64,
+            position,
+            type_name,
+            schema_version,
+            recorded_at,
+            metadata,
+            payload: Bytes::new(),
+        });
         Ok(())
     }
 
@@ -1113,62 +1158,6 @@ impl PageBuilder {
         }
         Ok(events)
     }
-}
-
-/// One row as an event and its stream id; the payload is appended to
-/// `payloads`, and the event's stream name and payload are left for
-/// [`PageBuilder::finish`] to fill.
-fn recorded_from_row(
-    names: &mut NameCache,
-    row: &Row<'_>,
-    unnamed: &Arc<str>,
-    payloads: &mut Vec<u8>,
-) -> Result<(RecordedEvent, i64), StoreError> {
-    let position: i64 = row.get(0).map_err(backend)?;
-    let position = position as u64;
-    let stream_id: i64 = row.get(1).map_err(backend)?;
-    let revision: i64 = row.get(2).map_err(backend)?;
-    let id = row
-        .get_ref(3)
-        .and_then(|v| Ok(v.as_blob()?))
-        .map_err(backend)?;
-    let id = Uuid::from_slice(id)
-        .map_err(|_| StoreError::Backend(format!("corrupt event id at position {position}")))?;
-    let type_name = match row.get_ref(4).map_err(backend)? {
-        ValueRef::Text(bytes) => names.type_name(bytes, position)?,
-        _ => {
-            return Err(StoreError::Backend(format!(
-                "corrupt type name at position {position}"
-            )));
-        }
-    };
-    let schema_version: u16 = row.get(5).map_err(backend)?;
-    let recorded_at: i64 = row.get(6).map_err(backend)?;
-    let recorded_at = DateTime::from_timestamp_micros(recorded_at).ok_or_else(|| {
-        StoreError::Backend(format!("corrupt recorded_at at position {position}"))
-    })?;
-    let metadata = row
-        .get_ref(7)
-        .and_then(|v| Ok(v.as_blob()?))
-        .map_err(backend)?;
-    let metadata = decode_metadata(metadata, position)?;
-    let payload = row
-        .get_ref(8)
-        .and_then(|v| Ok(v.as_blob()?))
-        .map_err(backend)?;
-    payloads.extend_from_slice(payload);
-    let event = RecordedEvent {
-        id,
-        stream: Arc::clone(unnamed),
-        revision: revision as u64,
-        position,
-        type_name,
-        schema_version,
-        recorded_at,
-        metadata,
-        payload: Bytes::new(),
-    };
-    Ok((event, stream_id))
 }
 
 /// What a subscription holds: the read pool, not the store, so that dropping
