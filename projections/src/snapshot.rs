@@ -1211,7 +1211,7 @@ fn decode_applications(d: &mut Dec, ids: &[AccountId]) -> Decoded<ApplicationPar
 }
 
 /// What one decoding task gives.
-enum Decodedsection {
+enum DecodedSection {
     Rest(Box<ReadModel>),
     Applications(usize, ApplicationPart),
 }
@@ -1223,7 +1223,7 @@ fn decode_sections(file: &File, sections: &[Section; SECTIONS]) -> Result<ReadMo
     use std::sync::atomic::AtomicUsize;
     let ids = Dec::section(file, &sections[0], decode_ids)?;
     let next = AtomicUsize::new(1);
-    let work = || -> Result<Vec<Decodedsection>, LoadError> {
+    let work = || -> Result<Vec<DecodedSection>, LoadError> {
         let mut done = Vec::new();
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
@@ -1232,10 +1232,10 @@ fn decode_sections(file: &File, sections: &[Section; SECTIONS]) -> Result<ReadMo
             };
             let decoded = if i == 1 {
                 Dec::section(file, section, |d| decode_rest(d, &ids))
-                    .map(|model| Decodedsection::Rest(Box::new(model)))
+                    .map(|model| DecodedSection::Rest(Box::new(model)))
             } else {
                 Dec::section(file, section, |d| decode_applications(d, &ids))
-                    .map(|part| Decodedsection::Applications(i - 2, part))
+                    .map(|part| DecodedSection::Applications(i - 2, part))
             };
             match decoded {
                 Ok(decoded) => done.push(decoded),
@@ -1260,11 +1260,12 @@ fn decode_sections(file: &File, sections: &[Section; SECTIONS]) -> Result<ReadMo
     parts.resize_with(APPLICATION_PARTS, || None);
     for decoded in mine?.into_iter().chain(theirs?) {
         match decoded {
-            Decodedsection::Rest(rest) => model = Some(*rest),
-            Decodedsection::Applications(i, part) => parts[i] = Some(part),
+            DecodedSection::Rest(rest) => model = Some(*rest),
+            DecodedSection::Applications(i, part) => parts[i] = Some(part),
         }
     }
-    let mut model = model.expect("section 1 was decoded");
+    let mut model =
+        model.ok_or_else(|| LoadError::Corrupt("the accounts section was not decoded".into()))?;
     let mut all = ApplicationPart::default();
     for part in parts.into_iter().flatten() {
         all.values.append(part.values);
@@ -1342,11 +1343,13 @@ fn file_applications(model: &mut ReadModel, part: ApplicationPart) -> Decoded<()
                 account.applications = flat[start..end].to_vec();
             }
         }
-        index
-            .join()
-            .unwrap_or_else(|_| panic!("building the application index panicked"))
+        index.join()
     });
-    model.applications.all = index.or_else(|_| bad("an application appears twice"))?;
+    model.applications.all = match index {
+        Ok(Ok(index)) => index,
+        Ok(Err(_)) => return bad("an application appears twice"),
+        Err(_) => return bad("building the application index panicked"),
+    };
     Ok(())
 }
 

@@ -1,6 +1,8 @@
 //! Compact storage for the large read models: values in fixed-size pages
 //! (growth never copies or doubles the whole store), found through a small
-//! id -> slot index with a fast hasher for random, server-made keys.
+//! index of 8-byte (tag, slot) entries with a fast hasher for random,
+//! server-made keys; the value itself confirms the key, so the index holds
+//! no copy of it.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
