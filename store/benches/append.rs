@@ -39,7 +39,8 @@ const BATCH: usize = 64;
 const WRITERS: usize = 64;
 const SINGLE_COMMITS: usize = 3_000;
 const ROUNDS: usize = 2;
-const READ_PAGE: usize = 4096;
+/// Events per `read_all` page: the page `subscribe_all` reads the log in.
+const READ_PAGE: usize = 1024;
 /// Measured passes of each kind of read; the fastest is reported.
 const READ_ROUNDS: usize = 3;
 
@@ -618,8 +619,8 @@ fn main() {
         verdict(latency_ratio <= 1.5)
     );
     println!(
-        "| (c) best `read_all` + decode | {:.2} M events/s | >= 1.5 M/s | {} |",
-        best_read / 1e6,
-        verdict(best_read >= 1.5e6)
+        "| (c) `read_all` + decode on one core (sequential) | {:.2} M events/s | >= 1.5 M/s | {} |",
+        one_core_read / 1e6,
+        verdict(one_core_read >= 1.5e6)
     );
 }
