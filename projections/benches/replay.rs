@@ -1,4 +1,5 @@
-//! Replay benchmark of the read models, on one thread.
+//! Replay benchmark of the read models, on one thread (the snapshot load
+//! alone decodes on two, as the server does).
 //!
 //! `cargo bench -p projections --bench replay` runs every phase, each in a
 //! fresh child process so memory numbers do not mix:
@@ -8,6 +9,7 @@
 //!   bookings, fees, decisions, legacy imports, purges) through
 //!   `ReadModel::apply`, and again with postcard decoding (`migrations::decode`
 //!   of bytes encoded once beforehand). Generation and encoding are not timed.
+//!   The apply rate is also given per CPU second of the thread.
 //! - `accounts`, `load-accounts`: a state with 1 M accounts and no
 //!   applications, saved, then loaded in a fresh process: bytes per account.
 //! - `state`: the state with 1 M accounts and 3 M applications: resident
