@@ -317,7 +317,9 @@ fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
 
 impl ReadModel {
     /// SHA-256 of the canonical rendering of the whole state, position
-    /// included: the snapshot body of format [`FORMAT_VERSION`]. Equal
+    /// included: of the section table of a snapshot body of format
+    /// [`FORMAT_VERSION`], which holds the SHA-256 of every section (the
+    /// snapshot's own checksum). Equal
     /// digests mean equal positions and equal read models; it does not
     /// depend on hash map order or on how the state was reached (live, in
     /// any batch sizes, rebuilt from zero, or loaded from a snapshot). It
