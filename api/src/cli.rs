@@ -115,7 +115,7 @@ pub struct ServeArgs {
     /// Mail-sending requests per minute per client address (0: no limit).
     #[arg(long, env = "CASELEDGER_RATE_LIMIT_MAIL", default_value_t = LimitSettings::default().mail_per_minute)]
     pub rate_limit_mail: u32,
-    /// Password-checking requests per minute per client address (0: no limit).
+    /// Login requests per minute per client address: password checks and ID-porten logins started (0: no limit).
     #[arg(long, env = "CASELEDGER_RATE_LIMIT_PASSWORD", default_value_t = LimitSettings::default().password_per_minute)]
     pub rate_limit_password: u32,
     #[command(flatten)]

@@ -38,12 +38,13 @@
 //! only the outcome and the kind of failure.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -74,6 +75,7 @@ use domain::{LoginMethod, SessionId};
 
 use crate::app::{App, Caller};
 use crate::error::{ApiError, Lang};
+use crate::limits::Limits;
 use crate::server::{CSRF_COOKIE, SESSION_COOKIE, cleared_session_cookie, session_cookies};
 
 /// The only level of ID-porten this service accepts (BankID, Buypass,
@@ -774,11 +776,17 @@ struct VerifiedLogin {
 struct IdPortenState {
     app: App,
     idporten: Option<Arc<IdPorten>>,
+    /// The per-address login limits; each started login counts as one try.
+    limits: Option<Arc<Limits>>,
 }
 
 /// The `/auth/idporten/*` routes; without a configuration they answer 404
 /// saying that ID-porten is not configured.
-pub fn router<S>(app: App, idporten: Option<Arc<IdPorten>>) -> Router<S>
+pub fn router<S>(
+    app: App,
+    idporten: Option<Arc<IdPorten>>,
+    limits: Option<Arc<Limits>>,
+) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
@@ -790,7 +798,11 @@ where
             "/auth/idporten/frontchannel-logout",
             get(frontchannel_logout),
         )
-        .with_state(IdPortenState { app, idporten })
+        .with_state(IdPortenState {
+            app,
+            idporten,
+            limits,
+        })
 }
 
 /// The parameters of the provider's answer. No `Debug`: the code is secret.
@@ -964,11 +976,31 @@ fn existing_binding(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// `GET /auth/idporten/login`: off to the provider.
-async fn login(State(state): State<IdPortenState>, headers: HeaderMap) -> Response {
+async fn login(
+    State(state): State<IdPortenState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
     let answer = Answer::of(&headers);
     let Some(idporten) = state.idporten else {
         return not_configured(answer);
     };
+    // Every start keeps a pending login in memory: one address may not
+    // start more than the login limit allows.
+    if let Some(limits) = &state.limits
+        && let Err(wait) = limits.check("password", peer.ip())
+    {
+        let mut response = refusal_page(
+            answer,
+            StatusCode::TOO_MANY_REQUESTS,
+            &ApiError::too_many_attempts(Some(wait)),
+            "/",
+        );
+        if let Ok(value) = HeaderValue::from_str(&wait.max(1).to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return response;
+    }
     // One binding per browser, so that logins started in two tabs both work.
     let binding = existing_binding(&headers)
         .map(str::to_owned)

@@ -1,4 +1,5 @@
-//! Per-address rate limits on the flows that send mail or check passwords.
+//! Per-address rate limits on the flows that send mail, check passwords or
+//! start an ID-porten login.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -11,7 +12,8 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 pub struct LimitSettings {
     /// Flows that send mail (registration, recovery, resend).
     pub mail_per_minute: u32,
-    /// Flows that check or set a password (login, completion).
+    /// Flows that check or set a password (login, completion), and
+    /// ID-porten logins started (each keeps a pending login in memory).
     pub password_per_minute: u32,
 }
 

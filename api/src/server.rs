@@ -132,6 +132,7 @@ struct ServerState {
     requests: Arc<AtomicU64>,
     outbox_position: watch::Receiver<u64>,
     idporten: Option<Arc<IdPorten>>,
+    limits: Arc<Limits>,
 }
 
 /// Serve until `shutdown` completes; then stop taking requests, finish the
@@ -180,7 +181,8 @@ pub async fn run(
         })
     };
     let state = ServerState {
-        schema: schema(Some(app.clone()), Some(limits)),
+        schema: schema(Some(app.clone()), Some(limits.clone())),
+        limits,
         app,
         service_token: config.service_token.as_deref().map(Arc::from),
         requests: Arc::new(AtomicU64::new(0)),
@@ -210,6 +212,7 @@ fn router(state: ServerState) -> Router {
         .merge(crate::idporten::router(
             state.app.clone(),
             state.idporten.clone(),
+            Some(state.limits.clone()),
         ))
         .route("/graphql", get(graphiql).post(graphql))
         .route("/healthz", get(healthz))

@@ -806,6 +806,42 @@ async fn an_employer_application_from_an_id_porten_session_is_refused_end_to_end
 }
 
 #[tokio::test]
+async fn starting_logins_is_limited_per_address() {
+    let setup = setup(&["--rate-limit-password", "3"]);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let started = client.get(setup.login_url()).send().await.unwrap();
+        assert_eq!(
+            started.status(),
+            reqwest::StatusCode::SEE_OTHER,
+            "{started:?}"
+        );
+    }
+    let refused = client
+        .get(setup.login_url())
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), reqwest::StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "Retry-After {wait}");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "TOO_MANY_ATTEMPTS", "{body}");
+    assert!(
+        body["error"]["retryAfterSeconds"].as_i64().unwrap() >= 1,
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn the_idle_timeout_ends_an_id_porten_session() {
     let setup = setup(&["--session-idle-timeout", "2s"]);
     let token = setup.login_as("BankID").await;
