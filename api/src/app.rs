@@ -528,7 +528,7 @@ impl App {
         self.run::<FlowDecider>(&flow_id.stream(), &complete, &actor)
             .await
             .map_err(flow_error)?;
-        self.start_session(account, LoginMethod::Password, None)
+        self.start_session(account, LoginMethod::Password, None, None)
             .await
     }
 
@@ -630,7 +630,7 @@ impl App {
         } else {
             None
         };
-        self.start_session_on(
+        self.start_session(
             account,
             LoginMethod::Password,
             rehash,
@@ -639,19 +639,10 @@ impl App {
         .await
     }
 
-    /// Start a session for an account whose credentials were checked.
+    /// Start a session for an account whose credentials were checked,
+    /// deciding first on the account's state when the caller has just
+    /// loaded it (`loaded`).
     pub(crate) async fn start_session(
-        &self,
-        account: AccountId,
-        method: LoginMethod,
-        rehash: Option<String>,
-    ) -> Result<IssuedSession, ApiError> {
-        self.start_session_on(account, method, rehash, None).await
-    }
-
-    /// [`App::start_session`] deciding first on the account's state when
-    /// the caller has just loaded it.
-    async fn start_session_on(
         &self,
         account: AccountId,
         method: LoginMethod,
@@ -804,7 +795,7 @@ impl App {
             Ok(_) | Err(ExecuteError::Domain(account::Error::AlreadyExists)) => {}
             Err(e) => return Err(store_failure("creating an ID-porten account", e)),
         }
-        self.start_session(account, LoginMethod::IdPorten, None)
+        self.start_session(account, LoginMethod::IdPorten, None, None)
             .await
     }
 }

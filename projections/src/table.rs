@@ -258,14 +258,12 @@ impl<K: Hash + Eq + Copy, V: Keyed<K>> Table<K, V> {
                     .map(|old| std::mem::replace(old, value));
                 Some((slot, old))
             }
-            Err(mut cell) => {
-                if self.len() + 1 > self.index.len() / 4 * 3 {
-                    self.regrow(index_len(self.len() + 1).max(self.index.len() * 2));
-                    cell = usize::MAX;
-                }
+            Err(cell) => {
                 let slot = self.values.push(value);
                 let e = entry(tag, slot);
-                if cell == usize::MAX {
+                if self.len() > self.index.len() / 4 * 3 {
+                    // The empty cell found belongs to the old index.
+                    self.regrow(index_len(self.len()).max(self.index.len() * 2));
                     place(&mut self.index, self.shift, e);
                 } else {
                     self.index[cell] = e;

@@ -162,8 +162,12 @@ fn encode_metadata(metadata: &EventMetadata) -> Vec<u8> {
 }
 
 fn decode_metadata(bytes: &[u8], position: u64) -> Result<EventMetadata, StoreError> {
-    crate::metadata_wire::decode(bytes)
-        .ok_or_else(|| StoreError::Backend(format!("corrupt metadata at position {position}")))
+    crate::metadata_wire::decode(bytes).ok_or_else(|| corrupt_metadata(position))
+}
+
+/// The error for stored metadata that does not decode.
+fn corrupt_metadata(position: u64) -> StoreError {
+    StoreError::Backend(format!("corrupt metadata at position {position}"))
 }
 
 fn backend(error: rusqlite::Error) -> StoreError {
@@ -1061,7 +1065,7 @@ impl ReadConnection {
 /// Builds the events of one read. Their payloads go into one buffer that
 /// the events share once the page is complete, and their stream names are
 /// looked up together at the end, in a tight loop whose cache misses
-/// overlap (one per event otherwise).
+/// overlap (inside the row loop they would come one at a time).
 struct PageBuilder {
     events: Vec<RecordedEvent>,
     /// Per event: its stream id and the (start, end) of its payload in `payloads`.
@@ -1146,11 +1150,6 @@ impl PageBuilder {
             payloads,
             unnamed: _,
         } = self;
-        for &(stream_id, _, _) in &parts {
-            if !names.has_stream(stream_id) {
-                names.stream(connection, stream_id)?;
-            }
-        }
         let shared = Bytes::from(payloads);
         for (event, (stream_id, start, end)) in events.iter_mut().zip(parts) {
             event.stream = names.stream(connection, stream_id)?;

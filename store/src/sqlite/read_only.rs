@@ -12,8 +12,8 @@ use rusqlite::{Connection, OpenFlags, params};
 use uuid::Uuid;
 
 use super::{
-    NameCache, ReadConnection, SCHEMA_VERSION, backend, decode_metadata, keep_plans, limit_i64,
-    to_i64, user_version,
+    NameCache, ReadConnection, SCHEMA_VERSION, backend, corrupt_metadata, decode_metadata,
+    keep_plans, limit_i64, to_i64, user_version,
 };
 use crate::{Bytes, Direction, EventMetadata, RecordedEvent, StoreError, StreamStart};
 
@@ -72,10 +72,7 @@ impl EventRef<'_> {
         if crate::metadata_wire::is_valid(self.metadata_bytes) {
             Ok(())
         } else {
-            Err(StoreError::Backend(format!(
-                "corrupt metadata at position {}",
-                self.position
-            )))
+            Err(corrupt_metadata(self.position))
         }
     }
 
