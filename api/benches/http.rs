@@ -18,6 +18,9 @@
 //!    `BENCH_STORM_QUERY_PACE_MS` (default 5) between queries, and the
 //!    server's resident memory before, during and after.
 //!
+//! `BENCH_SERVER_BINARY=<path>` drives another build of `caseledger`, to
+//! compare two builds in one sitting.
+//!
 //! Prints a markdown report. Every latency is measured by the load
 //! generator from request start to full body.
 
@@ -178,8 +181,13 @@ async fn seed(data_dir: &Path, accounts: usize, phc: &str) -> u64 {
 }
 
 /// The release server binary next to this bench.
+/// The server to drive: this build's `caseledger`, or `BENCH_SERVER_BINARY`
+/// (to compare two builds in one sitting).
 fn server_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_caseledger"))
+    std::env::var_os("BENCH_SERVER_BINARY").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_caseledger")),
+        PathBuf::from,
+    )
 }
 
 fn cpus() -> usize {

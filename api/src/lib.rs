@@ -16,4 +16,5 @@ pub mod limits;
 pub mod mail;
 pub mod outbox;
 pub mod password_hashing;
+pub mod query_cache;
 pub mod server;

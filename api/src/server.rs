@@ -34,6 +34,7 @@ use crate::limits::{LimitSettings, Limits};
 use crate::mail::{DEFAULT_FROM, MailSender, MailTransportConfig};
 use crate::outbox::Outbox;
 use crate::password_hashing::{HashParams, PasswordHasher, default_max_concurrent};
+use crate::query_cache::ParsedQueries;
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "caseledger_session";
@@ -133,6 +134,7 @@ struct ServerState {
     outbox_position: watch::Receiver<u64>,
     idporten: Option<Arc<IdPorten>>,
     limits: Arc<Limits>,
+    parsed_queries: Arc<ParsedQueries>,
 }
 
 /// Serve until `shutdown` completes; then stop taking requests, finish the
@@ -188,6 +190,7 @@ pub async fn run(
         requests: Arc::new(AtomicU64::new(0)),
         outbox_position: outbox_rx,
         idporten,
+        parsed_queries: Arc::new(ParsedQueries::default()),
     };
     let router = router(state);
     let address = listener.local_addr()?;
@@ -283,13 +286,17 @@ async fn metrics(State(state): State<ServerState>) -> Response {
          caseledger_password_hashes_in_flight {}\n\
          # HELP caseledger_password_hashes_waiting Password hashes waiting for a core.\n\
          # TYPE caseledger_password_hashes_waiting gauge\n\
-         caseledger_password_hashes_waiting {}\n",
+         caseledger_password_hashes_waiting {}\n\
+         # HELP caseledger_graphql_parsed_query_hits_total GraphQL requests whose query text was parsed before.\n\
+         # TYPE caseledger_graphql_parsed_query_hits_total counter\n\
+         caseledger_graphql_parsed_query_hits_total {}\n",
         state.requests.load(Ordering::Relaxed),
         progress.position,
         progress.undecodable,
         *state.outbox_position.borrow(),
         hasher.in_flight(),
         hasher.waiting(),
+        state.parsed_queries.hits(),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
@@ -372,10 +379,9 @@ async fn graphql(
         client_ip: peer.ip(),
         cookies: true,
     };
-    let mut response = state
-        .schema
-        .execute(request.into_inner().data(context))
-        .await;
+    let mut request = request.into_inner();
+    state.parsed_queries.prepare(&mut request);
+    let mut response = state.schema.execute(request.data(context)).await;
     // Parse and validation errors (a bad enum value, a missing argument)
     // are bad input too: give them the contract's code.
     for error in &mut response.errors {
