@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use store::StoreError;
-use store::sqlite::{EventRef, SqliteLogReader};
+use store::sqlite::{EventRef, PayloadRef, SqliteLogReader};
 
 /// The embedded store's file inside a data dir (as `caseledger serve` names it).
 pub const STORE_FILE: &str = "events.sqlite3";
@@ -69,6 +69,16 @@ pub enum ScanError<E> {
     Visit(E),
 }
 
+impl ScanError<anyhow::Error> {
+    /// The error as `anyhow`, a store failure with its context.
+    fn into_anyhow(self) -> anyhow::Error {
+        match self {
+            ScanError::Store(error) => anyhow::Error::new(error).context("reading the event log"),
+            ScanError::Visit(error) => error,
+        }
+    }
+}
+
 impl<E> From<StoreError> for ScanError<E> {
     fn from(error: StoreError) -> Self {
         ScanError::Store(error)
@@ -84,14 +94,46 @@ pub fn scan<E>(
     bar: &ProgressBar,
     mut visit: impl FnMut(&EventRef<'_>) -> Result<(), E>,
 ) -> Result<u64, ScanError<E>> {
+    paged(after, until, bar, |from, last| {
+        reader.for_each_between(from, until, PAGE, |event| {
+            *last = event.position;
+            visit(event).map_err(ScanError::Visit)
+        })
+    })
+}
+
+/// [`scan`] over only what a fold of the read models needs of each event
+/// (see `SqliteLogReader::for_each_payload_between`), with `anyhow` errors.
+pub fn scan_payloads(
+    reader: &mut SqliteLogReader,
+    after: u64,
+    until: u64,
+    bar: &ProgressBar,
+    mut visit: impl FnMut(&PayloadRef<'_>) -> anyhow::Result<()>,
+) -> anyhow::Result<u64> {
+    paged(after, until, bar, |from, last| {
+        reader.for_each_payload_between(from, until, PAGE, |event| {
+            *last = event.position;
+            visit(event).map_err(ScanError::Visit)
+        })
+    })
+    .map_err(ScanError::into_anyhow)
+}
+
+/// Run `page(from, &mut last)` from `after` until a page comes back empty or
+/// `until` is reached; each page reports how many events it visited and
+/// sets `last` to the position of the last one.
+fn paged<E>(
+    after: u64,
+    until: u64,
+    bar: &ProgressBar,
+    mut page: impl FnMut(u64, &mut u64) -> Result<usize, ScanError<E>>,
+) -> Result<u64, ScanError<E>> {
     let mut from = after;
     let mut total = 0u64;
     while from < until {
         let mut last = from;
-        let visited = reader.for_each_between(from, until, PAGE, |event| {
-            last = event.position;
-            visit(event).map_err(ScanError::Visit)
-        })?;
+        let visited = page(from, &mut last)?;
         if visited == 0 {
             break;
         }
@@ -110,10 +152,7 @@ pub fn scan_all(
     bar: &ProgressBar,
     visit: impl FnMut(&EventRef<'_>) -> anyhow::Result<()>,
 ) -> anyhow::Result<u64> {
-    scan(reader, after, until, bar, visit).map_err(|error| match error {
-        ScanError::Store(error) => anyhow::Error::new(error).context("reading the event log"),
-        ScanError::Visit(error) => error,
-    })
+    scan(reader, after, until, bar, visit).map_err(ScanError::into_anyhow)
 }
 
 #[cfg(test)]

@@ -50,7 +50,7 @@ impl Fold {
             undecodable,
             folding,
         } = self;
-        *events += log::scan_all(reader, after, until, &bar, |event| {
+        *events += log::scan_payloads(reader, after, until, &bar, |event| {
             match migrations::decode(event.type_name, event.schema_version, event.payload) {
                 Ok(decoded) => model.apply(event.position, event.stream, &decoded),
                 Err(_) => undecodable.push(event.position),

@@ -91,7 +91,7 @@ use uuid::Uuid;
 
 mod read_only;
 
-pub use read_only::{EventRef, SqliteLogReader};
+pub use read_only::{EventRef, PayloadRef, SqliteLogReader};
 
 use crate::rules::{check_expected, validate_append, validate_stream};
 use crate::subscription::{LogReader, follow_all};

@@ -92,6 +92,24 @@ impl EventRef<'_> {
     }
 }
 
+/// What a fold needs of one stored event, borrowed from the row being read
+/// (see [`SqliteLogReader::for_each_payload_between`]).
+#[derive(Debug, Clone, Copy)]
+pub struct PayloadRef<'a> {
+    /// Position in the global log, from 1.
+    pub position: u64,
+    /// Name of the stream (empty when names are skipped).
+    pub stream: &'a str,
+    /// The store's number of the stream, as [`EventRef::stream_number`].
+    pub stream_number: u64,
+    /// Stable type name.
+    pub type_name: &'a str,
+    /// Schema version of `payload`.
+    pub schema_version: u16,
+    /// postcard bytes of the versioned wire type.
+    pub payload: &'a [u8],
+}
+
 /// A read-only reader of an embedded store file. Synchronous; safe while
 /// another process (the server) writes the same file: every page is its own
 /// read transaction and sees a gap-free prefix of the log.
@@ -223,6 +241,60 @@ impl SqliteLogReader {
         limit: usize,
         mut visit: impl FnMut(&EventRef<'_>) -> Result<(), E>,
     ) -> Result<usize, E> {
+        self.scan_rows(
+            "SELECT position, stream_id, type_name, schema_version, payload, \
+             revision, event_id, recorded_at, metadata FROM events \
+             WHERE position > ?1 AND position <= ?2 ORDER BY position LIMIT ?3",
+            (after, until, limit),
+            |payload, row| {
+                let revision: i64 = row.get(5).map_err(backend)?;
+                let id_bytes = blob(row, 6)?;
+                let recorded_at_micros: i64 = row.get(7).map_err(backend)?;
+                let metadata_bytes = blob(row, 8)?;
+                visit(&EventRef {
+                    position: payload.position,
+                    stream: payload.stream,
+                    stream_number: payload.stream_number,
+                    revision: revision as u64,
+                    type_name: payload.type_name,
+                    schema_version: payload.schema_version,
+                    id_bytes,
+                    recorded_at_micros,
+                    metadata_bytes,
+                    payload: payload.payload,
+                })
+            },
+        )
+    }
+
+    /// [`SqliteLogReader::for_each_between`] for folds that need only what
+    /// routes and decodes a payload: the other columns (id, revision,
+    /// recorded_at, metadata) are not read at all, which makes a whole-log
+    /// scan cheaper.
+    pub fn for_each_payload_between<E: From<StoreError>>(
+        &mut self,
+        after: u64,
+        until: u64,
+        limit: usize,
+        mut visit: impl FnMut(&PayloadRef<'_>) -> Result<(), E>,
+    ) -> Result<usize, E> {
+        self.scan_rows(
+            "SELECT position, stream_id, type_name, schema_version, payload FROM events \
+             WHERE position > ?1 AND position <= ?2 ORDER BY position LIMIT ?3",
+            (after, until, limit),
+            |payload, _row| visit(payload),
+        )
+    }
+
+    /// Run `sql` (whose first five columns are those of [`PayloadRef`]) over
+    /// `(after, until, limit)` and hand each row to `visit`, with its
+    /// [`PayloadRef`] already taken from it.
+    fn scan_rows<E: From<StoreError>>(
+        &mut self,
+        sql: &str,
+        (after, until, limit): (u64, u64, usize),
+        mut visit: impl FnMut(&PayloadRef<'_>, &rusqlite::Row<'_>) -> Result<(), E>,
+    ) -> Result<usize, E> {
         let SqliteLogReader {
             reader,
             stream_names,
@@ -230,13 +302,7 @@ impl SqliteLogReader {
             ..
         } = self;
         let connection = &reader.connection;
-        let mut statement = connection
-            .prepare_cached(
-                "SELECT position, stream_id, revision, event_id, type_name, schema_version, \
-                 recorded_at, metadata, payload FROM events \
-                 WHERE position > ?1 AND position <= ?2 ORDER BY position LIMIT ?3",
-            )
-            .map_err(backend)?;
+        let mut statement = connection.prepare_cached(sql).map_err(backend)?;
         let mut rows = statement
             .query(params![to_i64(after), to_i64(until), limit_i64(limit)])
             .map_err(backend)?;
@@ -244,38 +310,26 @@ impl SqliteLogReader {
         while let Some(row) = rows.next().map_err(backend)? {
             let position: i64 = row.get(0).map_err(backend)?;
             let stream_id: i64 = row.get(1).map_err(backend)?;
-            let revision: i64 = row.get(2).map_err(backend)?;
-            let blob = |index| {
-                row.get_ref(index)
-                    .and_then(|value| Ok(value.as_blob()?))
-                    .map_err(backend)
-            };
-            let id_bytes = blob(3)?;
             let type_name = row
-                .get_ref(4)
+                .get_ref(2)
                 .and_then(|value| Ok(value.as_str()?))
                 .map_err(backend)?;
-            let schema_version: u16 = row.get(5).map_err(backend)?;
-            let recorded_at_micros: i64 = row.get(6).map_err(backend)?;
-            let metadata_bytes = blob(7)?;
-            let payload = blob(8)?;
+            let schema_version: u16 = row.get(3).map_err(backend)?;
+            let payload = blob(row, 4)?;
             let stream = if *skip_names {
                 ""
             } else {
                 stream_name(connection, stream_names, stream_id)?
             };
-            visit(&EventRef {
+            let payload = PayloadRef {
                 position: position as u64,
                 stream,
                 stream_number: stream_id as u64,
-                revision: revision as u64,
                 type_name,
                 schema_version,
-                id_bytes,
-                recorded_at_micros,
-                metadata_bytes,
                 payload,
-            })?;
+            };
+            visit(&payload, row)?;
             visited += 1;
         }
         Ok(visited)
@@ -297,6 +351,13 @@ impl SqliteLogReader {
         crate::rules::validate_stream(stream)?;
         self.reader.read_stream(stream, start, direction, limit)
     }
+}
+
+/// Column `index` of `row` as bytes.
+fn blob<'a>(row: &'a rusqlite::Row<'_>, index: usize) -> Result<&'a [u8], StoreError> {
+    row.get_ref(index)
+        .and_then(|value| Ok(value.as_blob()?))
+        .map_err(backend)
 }
 
 /// The name of stream `stream_id`. A miss loads, in one ordered scan, every
@@ -442,6 +503,27 @@ mod tests {
                 .for_each_between(1, 2, 10, |_| Ok::<_, StoreError>(()))
                 .unwrap(),
             1
+        );
+        let mut payloads = Vec::new();
+        let visited = reader
+            .for_each_payload_between(1, u64::MAX, 10, |e| {
+                payloads.push((
+                    e.position,
+                    e.stream.to_owned(),
+                    e.type_name.to_owned(),
+                    e.schema_version,
+                    e.payload.to_vec(),
+                ));
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        assert_eq!(visited, 2);
+        assert_eq!(
+            payloads,
+            vec![
+                (2, "account-1".to_owned(), "Tested".to_owned(), 1, vec![2]),
+                (3, "flow-2".to_owned(), "Tested".to_owned(), 1, vec![3]),
+            ]
         );
         let stream = reader
             .read_stream("account-1", StreamStart::Edge, Direction::Backwards, 1)
