@@ -89,7 +89,10 @@ use rustc_hash::FxHashMap;
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
+mod known_streams;
 mod read_only;
+
+use known_streams::{KnownStreams, StreamHead};
 
 pub use read_only::{EventRef, PayloadRef, SqliteLogReader};
 
@@ -231,6 +234,7 @@ impl SqliteStore {
                         connection: write_connection,
                         heads,
                         max_batch_events,
+                        known: KnownStreams::new(known_streams::DEFAULT_CAPACITY),
                     }
                     .run(requests)
                 })
@@ -484,6 +488,8 @@ struct Writer {
     connection: Connection,
     heads: Arc<watch::Sender<u64>>,
     max_batch_events: usize,
+    /// Heads of the streams met lately: appends to them skip two lookups.
+    known: KnownStreams,
 }
 
 impl Writer {
@@ -521,6 +527,10 @@ impl Writer {
             }
             return;
         }
+        if self.known.check_other_writers(&self.connection).is_err() {
+            // Unsure whether another writer committed: trust nothing cached.
+            self.known.clear();
+        }
         let recorded_at = Utc::now().timestamp_micros();
         let mut last_position = 0;
         for request in batch.drain(..) {
@@ -531,12 +541,15 @@ impl Writer {
                     events,
                     reply,
                 } => {
-                    let result = self.in_savepoint(|connection| {
-                        append(connection, &stream, expected, &events, recorded_at)
-                    });
-                    if let Ok(result) = &result {
+                    let known = self.known.get(&stream);
+                    let result = in_savepoint(&self.connection, |connection| {
+                        append(connection, known, &stream, expected, &events, recorded_at)
+                    })
+                    .map(|(result, head)| {
+                        self.known.put(&stream, head);
                         last_position = last_position.max(result.position);
-                    }
+                        result
+                    });
                     Outcome::Append(reply, result)
                 }
                 WriteRequest::Tombstone {
@@ -544,8 +557,11 @@ impl Writer {
                     expected,
                     reply,
                 } => {
-                    let result =
-                        self.in_savepoint(|connection| tombstone(connection, &stream, expected));
+                    let known = self.known.get(&stream);
+                    let result = in_savepoint(&self.connection, |connection| {
+                        tombstone(connection, known, &stream, expected)
+                    })
+                    .map(|head| self.known.put(&stream, head));
                     Outcome::Tombstone(reply, result)
                 }
             };
@@ -557,6 +573,8 @@ impl Writer {
             run_cached(&self.connection, "ROLLBACK")
         };
         if let Err(error) = committed {
+            // The heads of this transaction were never stored.
+            self.known.clear();
             let why = error.to_string();
             tracing::error!(error = %why, "event store commit failed");
             if !self.connection.is_autocommit() {
@@ -576,34 +594,33 @@ impl Writer {
             outcome.answer();
         }
     }
+}
 
-    /// Run one request so that its failure undoes only its own writes.
-    fn in_savepoint<T>(
-        &mut self,
-        work: impl FnOnce(&Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let connection = &self.connection;
+/// Run one request so that its failure undoes only its own writes.
+fn in_savepoint<T>(
+    connection: &Connection,
+    work: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    connection
+        .prepare_cached("SAVEPOINT request")
+        .and_then(|mut statement| statement.execute([]))
+        .map_err(backend)?;
+    let result = work(connection);
+    let close = if result.is_ok() {
         connection
-            .prepare_cached("SAVEPOINT request")
+            .prepare_cached("RELEASE request")
             .and_then(|mut statement| statement.execute([]))
-            .map_err(backend)?;
-        let result = work(connection);
-        let close = if result.is_ok() {
-            connection
-                .prepare_cached("RELEASE request")
-                .and_then(|mut statement| statement.execute([]))
-        } else {
-            connection
-                .prepare_cached("ROLLBACK TO request")
-                .and_then(|mut statement| statement.execute([]))
-                .and_then(|_| connection.prepare_cached("RELEASE request"))
-                .and_then(|mut statement| statement.execute([]))
-        };
-        match (result, close) {
-            (Ok(value), Ok(_)) => Ok(value),
-            (Err(error), _) => Err(error),
-            (Ok(_), Err(error)) => Err(backend(error)),
-        }
+    } else {
+        connection
+            .prepare_cached("ROLLBACK TO request")
+            .and_then(|mut statement| statement.execute([]))
+            .and_then(|_| connection.prepare_cached("RELEASE request"))
+            .and_then(|mut statement| statement.execute([]))
+    };
+    match (result, close) {
+        (Ok(value), Ok(_)) => Ok(value),
+        (Err(error), _) => Err(error),
+        (Ok(_), Err(error)) => Err(backend(error)),
     }
 }
 
@@ -710,25 +727,42 @@ fn idempotent_result(
     }
 }
 
+/// The head of `stream` as stored: `None` when it has no row.
+fn read_head(connection: &Connection, stream: &str) -> Result<Option<StreamHead>, StoreError> {
+    let Some((stream_id, deleted)) = find_stream(connection, stream)? else {
+        return Ok(None);
+    };
+    Ok(Some(StreamHead {
+        stream_id,
+        deleted,
+        current: current_revision(connection, stream_id)?,
+    }))
+}
+
+/// Append `events` to `stream`; `known` is the stream's head when the
+/// writer knows it (else it is read). Returns the result and the new head.
 fn append(
     connection: &Connection,
+    known: Option<StreamHead>,
     stream: &str,
     expected: ExpectedRevision,
     events: &[PreparedEvent],
     recorded_at: i64,
-) -> Result<AppendResult, StoreError> {
-    let found = find_stream(connection, stream)?;
-    if let Some((_, true)) = found {
+) -> Result<(AppendResult, StreamHead), StoreError> {
+    let head = match known {
+        Some(head) => Some(head),
+        None => read_head(connection, stream)?,
+    };
+    if head.is_some_and(|head| head.deleted) {
         return Err(deleted(stream));
     }
-    let stream_id = found.map(|(id, _)| id);
+    let stream_id = head.map(|head| head.stream_id);
     if let Some(original) = idempotent_result(connection, stream, stream_id, events)? {
-        return Ok(original);
+        // A stored event of this stream was found, so the stream has a head.
+        let head = head.ok_or_else(|| mismatch(stream))?;
+        return Ok((original, head));
     }
-    let current = match stream_id {
-        Some(id) => current_revision(connection, id)?,
-        None => CurrentRevision::NoStream,
-    };
+    let current = head.map_or(CurrentRevision::NoStream, |head| head.current);
     check_expected(stream, expected, current)?;
     let stream_id = match stream_id {
         Some(id) => id,
@@ -777,23 +811,38 @@ fn append(
             position: connection.last_insert_rowid() as u64,
         });
     }
-    result.ok_or(StoreError::EmptyAppend)
+    let result = result.ok_or(StoreError::EmptyAppend)?;
+    let head = StreamHead {
+        stream_id,
+        deleted: false,
+        current: CurrentRevision::Current(result.next_expected_revision),
+    };
+    Ok((result, head))
 }
 
+/// Tombstone `stream`; `known` as for [`append`]. Returns the new head.
 fn tombstone(
     connection: &Connection,
+    known: Option<StreamHead>,
     stream: &str,
     expected: ExpectedRevision,
-) -> Result<(), StoreError> {
-    match find_stream(connection, stream)? {
-        Some((_, true)) => Err(deleted(stream)),
-        Some((stream_id, false)) => {
-            check_expected(stream, expected, current_revision(connection, stream_id)?)?;
+) -> Result<StreamHead, StoreError> {
+    let head = match known {
+        Some(head) => Some(head),
+        None => read_head(connection, stream)?,
+    };
+    match head {
+        Some(StreamHead { deleted: true, .. }) => Err(deleted(stream)),
+        Some(head) => {
+            check_expected(stream, expected, head.current)?;
             connection
                 .prepare_cached("UPDATE streams SET deleted = 1 WHERE stream_id = ?1")
-                .and_then(|mut statement| statement.execute([stream_id]))
+                .and_then(|mut statement| statement.execute([head.stream_id]))
                 .map_err(backend)?;
-            Ok(())
+            Ok(StreamHead {
+                deleted: true,
+                ..head
+            })
         }
         None => {
             check_expected(stream, expected, CurrentRevision::NoStream)?;
@@ -801,7 +850,11 @@ fn tombstone(
                 .prepare_cached("INSERT INTO streams (name, deleted) VALUES (?1, 1)")
                 .and_then(|mut statement| statement.execute([stream]))
                 .map_err(backend)?;
-            Ok(())
+            Ok(StreamHead {
+                stream_id: connection.last_insert_rowid(),
+                deleted: true,
+                current: CurrentRevision::NoStream,
+            })
         }
     }
 }

@@ -1077,6 +1077,51 @@ mod sqlite_file {
         ));
     }
 
+    #[tokio::test]
+    async fn a_stream_head_one_store_knows_is_not_trusted_after_the_other_writes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("events.db");
+        let server = open(&path);
+        let job = open(&path);
+
+        // Both writers meet the stream, so both know its head.
+        server
+            .append("shared", ExpectedRevision::NoStream, events(1))
+            .await
+            .expect("server appends");
+        job.append("shared", ExpectedRevision::Exact(0), events(1))
+            .await
+            .expect("job appends after the server");
+        // The server last saw revision 0; the file says 1.
+        assert_conflict(
+            server
+                .append("shared", ExpectedRevision::Exact(0), events(1))
+                .await,
+            "shared",
+            ExpectedRevision::Exact(0),
+            CurrentRevision::Current(1),
+        );
+        let any = server
+            .append("shared", ExpectedRevision::Any, events(1))
+            .await
+            .expect("server appends at the head");
+        assert_eq!(any.next_expected_revision, 2);
+        assert_eq!(any.position, 3);
+
+        // A tombstone by one writer stops the other's appends.
+        job.tombstone("shared", ExpectedRevision::Exact(2))
+            .await
+            .expect("job tombstones");
+        match server
+            .append("shared", ExpectedRevision::Any, events(1))
+            .await
+        {
+            Err(StoreError::StreamDeleted { stream }) => assert_eq!(stream, "shared"),
+            other => panic!("expected StreamDeleted, got {other:?}"),
+        }
+        assert_eq!(read_all_from(&job, 0).await.len(), 3);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_stores_on_one_file_see_each_others_appends() {
         let dir = tempfile::tempdir().expect("temp dir");
