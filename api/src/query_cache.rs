@@ -5,10 +5,12 @@
 //! query such as `myApplications`, so the parsed document of a query seen
 //! before is cloned from here instead of parsed again. Only the text is
 //! cached: variables, validation, depth and complexity limits still apply to
-//! every request. The cache is bounded in entries and in the length of the
-//! texts it keeps, evicts the least recently used entry, and keeps only
-//! documents that parsed; a text that does not parse is left to the schema,
-//! which reports the error as it always does.
+//! every request. The cache is bounded in entries, in the length of each
+//! text it keeps and in the total length of those texts (a parsed document
+//! takes up to some hundred times its text, so this bounds its memory to a
+//! few tens of MiB whatever is sent), evicts the least recently used entry,
+//! and keeps only documents that parsed; a text that does not parse is left
+//! to the schema, which reports the error as it always does.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,28 +26,52 @@ pub const DEFAULT_ENTRIES: usize = 256;
 
 /// Longest query text kept unless configured otherwise, in bytes. Longer
 /// texts are parsed for each request, as without a cache.
-pub const DEFAULT_MAX_QUERY_BYTES: usize = 8 * 1024;
+pub const DEFAULT_MAX_QUERY_BYTES: usize = 4 * 1024;
+
+/// Most bytes of query text kept in all, unless configured otherwise.
+pub const DEFAULT_MAX_TOTAL_BYTES: usize = 128 * 1024;
 
 /// Parsed documents by query text; see the module documentation.
 pub struct ParsedQueries {
-    cache: Mutex<LruCache<Box<str>, ExecutableDocument>>,
+    cache: Mutex<Cache>,
+    max_entries: usize,
     max_query_bytes: usize,
+    max_total_bytes: usize,
     hits: AtomicU64,
+}
+
+/// The documents, least recently used first, and the bytes of their texts.
+struct Cache {
+    documents: LruCache<Box<str>, ExecutableDocument>,
+    text_bytes: usize,
 }
 
 impl Default for ParsedQueries {
     fn default() -> Self {
-        ParsedQueries::new(DEFAULT_ENTRIES, DEFAULT_MAX_QUERY_BYTES)
+        ParsedQueries::new(
+            DEFAULT_ENTRIES,
+            DEFAULT_MAX_QUERY_BYTES,
+            DEFAULT_MAX_TOTAL_BYTES,
+        )
     }
 }
 
 impl ParsedQueries {
-    /// A cache of at most `entries` documents of texts of at most
-    /// `max_query_bytes` bytes.
-    pub fn new(entries: usize, max_query_bytes: usize) -> ParsedQueries {
+    /// A cache of at most `max_entries` documents of texts of at most
+    /// `max_query_bytes` bytes each and `max_total_bytes` in all.
+    pub fn new(
+        max_entries: usize,
+        max_query_bytes: usize,
+        max_total_bytes: usize,
+    ) -> ParsedQueries {
         ParsedQueries {
-            cache: Mutex::new(LruCache::new(entries.max(1))),
-            max_query_bytes,
+            cache: Mutex::new(Cache {
+                documents: LruCache::new_unbounded(),
+                text_bytes: 0,
+            }),
+            max_entries: max_entries.max(1),
+            max_query_bytes: max_query_bytes.min(max_total_bytes),
+            max_total_bytes,
             hits: AtomicU64::new(0),
         }
     }
@@ -57,7 +83,7 @@ impl ParsedQueries {
         if request.query.len() > self.max_query_bytes {
             return;
         }
-        if let Some(document) = self.lock().get(request.query.as_str()).cloned() {
+        if let Some(document) = self.lock().documents.get(request.query.as_str()).cloned() {
             self.hits.fetch_add(1, Ordering::Relaxed);
             request.set_parsed_query(document);
             return;
@@ -66,9 +92,26 @@ impl ParsedQueries {
         let Ok(document) = parse_query(&request.query) else {
             return;
         };
-        self.lock()
-            .insert(request.query.as_str().into(), document.clone());
+        self.keep(&request.query, document.clone());
         request.set_parsed_query(document);
+    }
+
+    /// Keep `document` as the parse of `text`, making room first.
+    fn keep(&self, text: &str, document: ExecutableDocument) {
+        let mut cache = self.lock();
+        if cache.documents.contains_key(text) {
+            return; // parsed by another request meanwhile
+        }
+        while cache.documents.len() >= self.max_entries
+            || cache.text_bytes + text.len() > self.max_total_bytes
+        {
+            let Some((evicted, _)) = cache.documents.remove_lru() else {
+                break;
+            };
+            cache.text_bytes -= evicted.len();
+        }
+        cache.text_bytes += text.len();
+        cache.documents.insert(text.into(), document);
     }
 
     /// Requests served from the cache so far.
@@ -78,7 +121,7 @@ impl ParsedQueries {
 
     /// Documents kept now.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().documents.len()
     }
 
     /// Whether no document is kept.
@@ -86,7 +129,7 @@ impl ParsedQueries {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<Box<str>, ExecutableDocument>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
         // The cache holds no invariant a panic could break half-way.
         self.cache
             .lock()
@@ -142,7 +185,7 @@ mod tests {
     #[tokio::test]
     async fn bad_and_overlong_texts_are_not_kept_and_still_fail_as_before() {
         let schema = Schema::new(Query, EmptyMutation, EmptySubscription);
-        let cache = ParsedQueries::new(4, 64);
+        let cache = ParsedQueries::new(4, 64, 1024);
 
         let mut bad = Request::new("{ double(n: ");
         cache.prepare(&mut bad);
@@ -161,7 +204,7 @@ mod tests {
 
     #[test]
     fn the_least_recently_used_text_leaves_first() {
-        let cache = ParsedQueries::new(2, 1024);
+        let cache = ParsedQueries::new(2, 1024, 1024);
         let texts = ["{ double(n: 1) }", "{ double(n: 2) }", "{ double(n: 3) }"];
         cache.prepare(&mut Request::new(texts[0]));
         cache.prepare(&mut Request::new(texts[1]));
@@ -173,5 +216,25 @@ mod tests {
         assert_eq!(cache.hits(), 2, "texts[0] stayed");
         cache.prepare(&mut Request::new(texts[1]));
         assert_eq!(cache.hits(), 2, "texts[1] had left and was parsed again");
+    }
+
+    #[test]
+    fn the_texts_kept_stay_within_their_total_length() {
+        let texts = [
+            "{ double(n: 1) }",
+            "{ double(n: 22) }",
+            "{ double(n: 333) }",
+        ];
+        let total = texts[0].len() + texts[1].len();
+        let cache = ParsedQueries::new(10, 1024, total);
+        cache.prepare(&mut Request::new(texts[0]));
+        cache.prepare(&mut Request::new(texts[1]));
+        assert_eq!(cache.len(), 2, "both fit exactly");
+        cache.prepare(&mut Request::new(texts[2]));
+        assert_eq!(cache.len(), 1, "the longest needs the room of both");
+        cache.prepare(&mut Request::new(texts[2]));
+        assert_eq!(cache.hits(), 1);
+        let stored = cache.lock().text_bytes;
+        assert_eq!(stored, texts[2].len());
     }
 }
