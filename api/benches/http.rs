@@ -13,12 +13,14 @@
 //!    from `BENCH_CONNECTIONS` keep-alive connections (default 16) for
 //!    `BENCH_SECONDS` (default 10) from this process (pinned to CPU 1);
 //! 4. measure argon2id alone on one thread (the server's hashing core),
-//!    then a login storm: `BENCH_STORM_CLIENTS` (default 8) clients logging in with the
-//!    right password while 8 clients query `myApplications`, each pausing
-//!    `BENCH_STORM_QUERY_PACE_MS` (default 5) between queries, and the
-//!    server's resident memory before, during and after; then argon2id
-//!    alone again, as the host's speed drifts: the storm is compared with
-//!    the mean of the two.
+//!    then login storms: `BENCH_STORM_CLIENTS` (default 8) clients logging
+//!    in with the right password while 8 clients query `myApplications`,
+//!    each pausing between queries; one storm per pacing in
+//!    `BENCH_STORM_QUERY_PACES_MS` (default `50,5`: a latency probe of some
+//!    150 queries/s, then a heavy load of some 1 100 queries/s), with
+//!    argon2id alone measured again after each (the host's speed drifts:
+//!    each storm is compared with the mean of the measurements on either
+//!    side of it), and the server's resident memory throughout.
 //!
 //! `BENCH_SERVER_BINARY=<path>` drives another build of `caseledger`, to
 //! compare two builds in one sitting.
@@ -439,13 +441,123 @@ fn argon2_per_second(seconds: f64) -> f64 {
     n as f64 / started.elapsed().as_secs_f64()
 }
 
+/// argon2id alone on the server's core, on a blocking thread of the bench.
+async fn argon2_alone() -> f64 {
+    tokio::task::spawn_blocking(|| argon2_on_server_core(5.0))
+        .await
+        .expect("argon2")
+}
+
+/// What a login storm is run with.
+struct StormSettings {
+    accounts: usize,
+    clients: usize,
+    seconds: u64,
+    pace_ms: u64,
+    pid: u32,
+}
+
+/// What a login storm gave.
+struct Storm {
+    pace_ms: u64,
+    logins_per_second: f64,
+    refused: u64,
+    /// Share of one core the server used.
+    cpu_busy: f64,
+    /// The paced `myApplications` queries run meanwhile.
+    queries: Run,
+    rss_hwm: f64,
+}
+
+/// `settings.clients` clients logging in with the right password, while 8
+/// clients query `myApplications`, each pausing `settings.pace_ms` between
+/// queries, for `settings.seconds`.
+async fn login_storm(
+    client: &reqwest::Client,
+    base: &Arc<str>,
+    tokens: &Arc<Vec<String>>,
+    settings: StormSettings,
+) -> Storm {
+    let StormSettings {
+        accounts,
+        clients,
+        seconds,
+        pace_ms,
+        pid,
+    } = settings;
+    let stop = Arc::new(AtomicBool::new(false));
+    let logins = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let cpu_before = cpu_seconds(pid);
+    let storm: Vec<_> = (0..clients)
+        .map(|c| {
+            let client = client.clone();
+            let base = base.clone();
+            let stop = stop.clone();
+            let logins = logins.clone();
+            let refused = refused.clone();
+            tokio::spawn(async move {
+                let mut i = c;
+                while !stop.load(Ordering::Relaxed) {
+                    let answer = gql(
+                        &client,
+                        &base,
+                        None,
+                        LOGIN,
+                        json!({"e": email(i % accounts), "p": PASSWORD}),
+                    )
+                    .await;
+                    if answer["data"]["login"]["token"].is_string() {
+                        logins.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                    i += clients * 7919;
+                }
+            })
+        })
+        .collect();
+    let queries = my_applications_load(
+        client.clone(),
+        base.clone(),
+        tokens.clone(),
+        8,
+        Duration::from_secs(seconds),
+        Some(Duration::from_millis(pace_ms)),
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for task in storm {
+        task.await.expect("storm task");
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let (_, rss_hwm) = memory_mib(pid);
+    Storm {
+        pace_ms,
+        logins_per_second: logins.load(Ordering::Relaxed) as f64 / elapsed,
+        refused: refused.load(Ordering::Relaxed),
+        cpu_busy: (cpu_seconds(pid) - cpu_before) / elapsed,
+        queries,
+        rss_hwm,
+    }
+}
+
 fn main() {
     pinned();
     let accounts = env_count("BENCH_ACCOUNTS", 1_000_000).max(TOKENS);
     let connections = env_count("BENCH_CONNECTIONS", 16);
     let seconds = env_count("BENCH_SECONDS", 10) as u64;
     let storm_clients = env_count("BENCH_STORM_CLIENTS", 8);
-    let storm_pace_ms = env_count("BENCH_STORM_QUERY_PACE_MS", 5) as u64;
+    let storm_paces: Vec<u64> = std::env::var("BENCH_STORM_QUERY_PACES_MS")
+        .unwrap_or_else(|_| "50,5".to_owned())
+        .split(',')
+        .map(|pace| {
+            pace.trim()
+                .parse()
+                .expect("BENCH_STORM_QUERY_PACES_MS: milliseconds, comma-separated")
+        })
+        .collect();
     let dir = tempfile::tempdir().expect("temp dir");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -530,71 +642,31 @@ fn main() {
         let (rss_steady, _) = memory_mib(pid);
 
         // argon2 alone on one thread, on the core the server hashes on
-        // (idle now), so that the storm is compared with the same core.
-        let argon2_before = tokio::task::spawn_blocking(|| argon2_on_server_core(5.0))
-            .await
-            .expect("argon2");
-
-        // The storm: logins with the right password, while myApplications
-        // runs paced in the background.
-        let stop = Arc::new(AtomicBool::new(false));
-        let logins = Arc::new(AtomicU64::new(0));
-        let refused = Arc::new(AtomicU64::new(0));
-        let storm_started = Instant::now();
-        let storm_cpu_before = cpu_seconds(pid);
-        let storm: Vec<_> = (0..storm_clients)
-            .map(|c| {
-                let client = client.clone();
-                let base = base.clone();
-                let stop = stop.clone();
-                let logins = logins.clone();
-                let refused = refused.clone();
-                tokio::spawn(async move {
-                    let mut i = c;
-                    while !stop.load(Ordering::Relaxed) {
-                        let answer = gql(
-                            &client,
-                            &base,
-                            None,
-                            LOGIN,
-                            json!({"e": email(i % accounts), "p": PASSWORD}),
-                        )
-                        .await;
-                        if answer["data"]["login"]["token"].is_string() {
-                            logins.fetch_add(1, Ordering::Relaxed);
-                        } else {
-                            refused.fetch_add(1, Ordering::Relaxed);
-                        }
-                        i += storm_clients * 7919;
-                    }
-                })
-            })
-            .collect();
-        let during = my_applications_load(
-            client.clone(),
-            base.clone(),
-            tokens.clone(),
-            8,
-            Duration::from_secs(seconds),
-            Some(Duration::from_millis(storm_pace_ms)),
-        )
-        .await;
-        stop.store(true, Ordering::Relaxed);
-        for task in storm {
-            task.await.expect("storm task");
+        // (idle now), so that each storm is compared with the same core;
+        // measured again after each storm, as the host's speed drifts, and
+        // each storm is compared with the mean of the measurements on either
+        // side of it.
+        let mut argon2 = vec![argon2_alone().await];
+        let mut storms = Vec::new();
+        for &pace in &storm_paces {
+            let storm = login_storm(
+                &client,
+                &base,
+                &tokens,
+                StormSettings {
+                    accounts,
+                    clients: storm_clients,
+                    seconds,
+                    pace_ms: pace,
+                    pid,
+                },
+            )
+            .await;
+            argon2.push(argon2_alone().await);
+            storms.push(storm);
         }
-        let storm_seconds = storm_started.elapsed().as_secs_f64();
-        let storm_cpu = (cpu_seconds(pid) - storm_cpu_before) / storm_seconds;
-        let (rss_storm, hwm) = memory_mib(pid);
-        let logins_per_second = logins.load(Ordering::Relaxed) as f64 / storm_seconds;
-        // argon2 alone again, after the storm: the host's speed drifts, and
-        // the storm is compared with the mean of the two.
-        let argon2_after = tokio::task::spawn_blocking(|| argon2_on_server_core(5.0))
-            .await
-            .expect("argon2");
-        let argon2_alone = (argon2_before + argon2_after) / 2.0;
 
-        format!(
+        let mut report = format!(
             "\
 | measure | value |
 |---|---|
@@ -604,12 +676,7 @@ fn main() {
 | `myApplications` throughput ({connections} connections) | {rps:.0} req/s |
 | `myApplications` latency p50 / p99 / max | {p50:.2} / {p99:.2} / {max:.2} ms |
 | `myApplications` errors | {errors} |
-| argon2id alone, one thread on the server's core, memory reused (m=19 MiB, t=2, p=1): before / after the storm | {argon2_before:.1} / {argon2_after:.1} hashes/s |
-| login storm ({storm_clients} clients) | {logins_per_second:.1} logins/s ({refused} refused) |
-| logins/s as a fraction of argon2 alone (mean of before and after) | {fraction:.0} % |
-| server CPU busy during the storm | {busy:.0} % of one core |
-| `myApplications` during the storm (8 clients, {storm_pace_ms} ms pacing) p50 / p99 | {sp50:.2} / {sp99:.2} ms ({srps:.0} req/s, {serrors} errors) |
-| server resident memory: ready / after load / after storm / peak | {rss_ready:.0} / {rss_steady:.0} / {rss_storm:.0} / {hwm:.0} MiB |
+| argon2id alone, one thread on the server's core, memory reused (m=19 MiB, t=2, p=1), before and after each storm | {argon2_runs} hashes/s |
 ",
             apps = 3 * accounts,
             ready = ready.as_secs_f64(),
@@ -623,14 +690,43 @@ fn main() {
             p99 = steady.percentile_ms(0.99),
             max = steady.percentile_ms(1.0),
             errors = steady.errors,
-            refused = refused.load(Ordering::Relaxed),
-            fraction = 100.0 * logins_per_second / argon2_alone,
-            busy = 100.0 * storm_cpu,
-            sp50 = during.percentile_ms(0.50),
-            sp99 = during.percentile_ms(0.99),
-            srps = during.per_second(),
-            serrors = during.errors,
-        )
+            argon2_runs = argon2
+                .iter()
+                .map(|rate| format!("{rate:.1}"))
+                .collect::<Vec<_>>()
+                .join(" / "),
+        );
+        let mut peak = 0.0f64;
+        for (n, storm) in storms.iter().enumerate() {
+            let alone = (argon2[n] + argon2[n + 1]) / 2.0;
+            let during = &storm.queries;
+            peak = peak.max(storm.rss_hwm);
+            report.push_str(&format!(
+                "\
+| storm {k}: {clients} clients logging in, 8 clients querying `myApplications` with {pace} ms pacing | {logins:.1} logins/s ({refused} refused), {qps:.0} queries/s |
+| storm {k}: logins/s as a fraction of argon2 alone (mean of before and after) | {fraction:.0} % |
+| storm {k}: server CPU busy | {busy:.0} % of one core |
+| storm {k}: `myApplications` p50 / p99 | {sp50:.2} / {sp99:.2} ms ({serrors} errors) |
+",
+                k = n + 1,
+                clients = storm_clients,
+                pace = storm.pace_ms,
+                logins = storm.logins_per_second,
+                refused = storm.refused,
+                qps = during.per_second(),
+                fraction = 100.0 * storm.logins_per_second / alone,
+                busy = 100.0 * storm.cpu_busy,
+                sp50 = during.percentile_ms(0.50),
+                sp99 = during.percentile_ms(0.99),
+                serrors = during.errors,
+            ));
+        }
+        let (rss_end, hwm) = memory_mib(pid);
+        report.push_str(&format!(
+            "| server resident memory: ready / after load / after the storms / peak | {rss_ready:.0} / {rss_steady:.0} / {rss_end:.0} / {hwm:.0} MiB |\n",
+            hwm = hwm.max(peak),
+        ));
+        report
     });
     let _ = server.kill();
     let _ = server.wait();
