@@ -445,24 +445,6 @@ async fn one_identity_never_sees_another_identitys_applications() {
     assert!(mine["data"]["application"]["appointment"].is_null());
 }
 
-async fn parsed_query_hits(server: &Server) -> u64 {
-    let metrics = server
-        .client
-        .get(format!("{}/metrics", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("caseledger_graphql_parsed_query_hits_total "))
-        .expect("the metric is exported")
-        .parse()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_query_text_sent_again_answers_each_caller_with_its_own_variables() {
     let server = Server::start(&[]);
@@ -472,7 +454,9 @@ async fn a_query_text_sent_again_answers_each_caller_with_its_own_variables() {
     let b_app = server.create_application(&b, "SELF", false).await;
     let query = "query($id: ID!) { application(id: $id) { id status } }";
 
-    let before = parsed_query_hits(&server).await;
+    let before = server
+        .metric("caseledger_graphql_parsed_query_hits_total")
+        .await;
     let a_own = server.gql(Some(&a), query, json!({"id": a_app})).await;
     let b_other = server.gql(Some(&b), query, json!({"id": a_app})).await;
     let b_own = server.gql(Some(&b), query, json!({"id": b_app})).await;
@@ -480,7 +464,10 @@ async fn a_query_text_sent_again_answers_each_caller_with_its_own_variables() {
     assert!(b_other["data"]["application"].is_null(), "{b_other}");
     assert_eq!(b_own["data"]["application"]["id"], b_app.as_str());
     assert_eq!(
-        parsed_query_hits(&server).await - before,
+        server
+            .metric("caseledger_graphql_parsed_query_hits_total")
+            .await
+            - before,
         2,
         "parsed once, then taken from the cache twice"
     );

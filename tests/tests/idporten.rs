@@ -441,17 +441,7 @@ impl Setup {
     }
 
     async fn accounts(&self) -> u64 {
-        let metrics = reqwest::get(format!("{}/metrics", self.server.url))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("caseledger_accounts "))
-            .and_then(|n| n.trim().parse().ok())
-            .expect("the accounts gauge")
+        self.server.metric("caseledger_accounts").await
     }
 }
 

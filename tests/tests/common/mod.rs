@@ -152,6 +152,24 @@ impl Server {
         }
     }
 
+    /// The value of the metric `name` at `/metrics`.
+    pub async fn metric(&self, name: &str) -> u64 {
+        let metrics = self
+            .client
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no metric {name}"))
+    }
+
     /// Every mail in the outbox, in log order.
     pub fn mails(&self) -> Vec<Mail> {
         let dir = self.data_path().join("outbox");
