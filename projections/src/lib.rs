@@ -9,6 +9,7 @@
 //! state and rebuilds from zero.
 
 mod email_directory;
+mod inactivity;
 pub mod model;
 mod model_applications;
 mod model_mail;

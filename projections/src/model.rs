@@ -10,6 +10,7 @@ use migrations::DomainEvent;
 use uuid::Uuid;
 
 use crate::email_directory::EmailDirectory;
+use crate::inactivity::InactivityIndex;
 use crate::table::{IdMap, IdSet, Keyed, Table};
 
 /// Lifecycle of an account as readers see it.
@@ -119,9 +120,9 @@ pub struct ReadModel {
     /// without a scan.
     pub(crate) session_expiry: BTreeSet<(DateTime<Utc>, [u8; 32])>,
     /// (last active, account slot) of active password accounts, oldest
-    /// first, packed by [`inactivity_entry`] (16-byte keys keep the tree
-    /// shallow; readers order ties by account id).
-    pub(crate) inactivity: BTreeSet<u128>,
+    /// first, packed by [`inactivity_entry`] (readers order ties by account
+    /// id); removals are lazy, see [`InactivityIndex`].
+    pub(crate) inactivity: InactivityIndex,
     /// Deleted password accounts whose email reservation is not yet released
     /// (a purge interrupted between the two steps).
     pub(crate) deleted_unreleased: IdSet<AccountId>,
@@ -153,6 +154,16 @@ pub(crate) fn inactivity_key(account: &AccountView, slot: u32) -> Option<u128> {
 pub(crate) fn inactivity_entry(last: DateTime<Utc>, slot: u32) -> u128 {
     let seconds = (last.timestamp() as u64) ^ (1 << 63);
     u128::from(seconds) << 64 | u128::from(last.timestamp_subsec_nanos()) << 32 | u128::from(slot)
+}
+
+/// Whether `entry` is the inactivity key its account has now (the index
+/// keeps stale entries for a while).
+fn is_live_entry(accounts: &Table<AccountId, AccountView>, entry: u128) -> bool {
+    let slot = entry as u32;
+    accounts
+        .by_slot(slot)
+        .and_then(|account| inactivity_key(account, slot))
+        == Some(entry)
 }
 
 /// The instant of an inactivity entry.
@@ -243,10 +254,15 @@ impl ReadModel {
     fn reindex(&mut self, before: Option<u128>, after: Option<u128>) {
         if before != after {
             if let Some(key) = before {
-                self.inactivity.remove(&key);
+                self.inactivity.remove(key);
             }
             if let Some(key) = after {
                 self.inactivity.insert(key);
+            }
+            if self.inactivity.needs_compaction() {
+                let accounts = &self.accounts;
+                self.inactivity
+                    .compact(|entry| is_live_entry(accounts, entry));
             }
         }
     }
@@ -496,12 +512,17 @@ impl ReadModel {
         let mut entries: Vec<(DateTime<Utc>, AccountId)> = self
             .inactivity
             .iter()
-            .map(|entry| (entry_instant(*entry), *entry as u32))
-            .take_while(|(last, _)| due(*last))
-            .filter_map(|(last, slot)| Some((last, self.accounts.by_slot(slot)?.id)))
+            .take_while(|entry| due(entry_instant(*entry)))
+            .filter(|entry| is_live_entry(&self.accounts, *entry))
+            .filter_map(|entry| {
+                let account = self.accounts.by_slot(entry as u32)?;
+                Some((entry_instant(entry), account.id))
+            })
             .collect();
         // Entries of one instant are in slot order; readers get id order.
+        // An entry can be there twice (an account back at an instant it had).
         entries.sort_unstable();
+        entries.dedup();
         entries
     }
 

@@ -109,8 +109,9 @@ impl ReadModel {
             );
         }
 
-        let _ = writeln!(out, "inactivity (oldest first) {}", self.inactivity.len());
-        for (last, id) in self.inactive_while(|_| true) {
+        let inactive = self.inactive_while(|_| true);
+        let _ = writeln!(out, "inactivity (oldest first) {}", inactive.len());
+        for (last, id) in inactive {
             let _ = writeln!(out, "  {} …{}", time(&last), short(&id));
         }
 

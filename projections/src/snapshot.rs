@@ -1103,7 +1103,7 @@ fn decode_rest(d: &mut Dec, ids: &[AccountId]) -> Decoded<ReadModel> {
         Table::from_values(values, &tags).or_else(|_| bad("an account appears twice"))?;
     drop(tags);
     inactivity.sort_unstable();
-    model.inactivity = inactivity.into_iter().collect();
+    model.inactivity = crate::inactivity::InactivityIndex::from_sorted(inactivity);
     model.email_directory.reserve(filed.len());
     for (fingerprint, slot) in filed {
         let accounts = &model.accounts;
