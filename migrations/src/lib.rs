@@ -10,6 +10,7 @@ use chrono::{DateTime, TimeZone, Utc};
 
 pub mod account;
 pub mod application;
+mod fast;
 pub mod json;
 pub mod legacy;
 pub mod samples;
@@ -60,6 +61,19 @@ pub fn encode(event: &DomainEvent) -> Encoded {
 
 /// Decode stored bytes of (type name, version), upcasting old versions.
 pub fn decode(type_name: &str, version: u16, payload: &[u8]) -> Result<DomainEvent, CodecError> {
+    if let Some(event) = fast::decode(type_name, version, payload) {
+        return Ok(event);
+    }
+    decode_serde(type_name, version, payload)
+}
+
+/// [`decode`] through the serde wire types alone (the frequent types have a
+/// hand decoder in front of it; this path words every error).
+pub(crate) fn decode_serde(
+    type_name: &str,
+    version: u16,
+    payload: &[u8],
+) -> Result<DomainEvent, CodecError> {
     let decoded = account::decode(type_name, version, payload)
         .or_else(|| application::decode(type_name, version, payload))
         .or_else(|| legacy::decode(type_name, version, payload));
