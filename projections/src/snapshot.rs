@@ -1126,6 +1126,7 @@ fn decode_rest(d: &mut Dec, ids: &[AccountId]) -> Decoded<ReadModel> {
     }
 
     let count = d.len()?;
+    let mut expiries = Vec::with_capacity(count.min(1 << 20));
     for _ in 0..count {
         let digest = d.array::<32>()?;
         let session = SessionView {
@@ -1141,9 +1142,12 @@ fn decode_rest(d: &mut Dec, ids: &[AccountId]) -> Decoded<ReadModel> {
             return bad("a session of an unknown account");
         }
         model.list_session(session.account, digest);
-        model.session_expiry.insert((session.expires_at, digest));
+        expiries.push((session.expires_at, digest));
         model.sessions.insert(digest, session);
     }
+    expiries.sort_unstable();
+    expiries.dedup();
+    model.session_expiry = expiries.into();
 
     let count = d.len()?;
     for _ in 0..count {
