@@ -15,6 +15,7 @@ mod model_applications;
 mod model_mail;
 mod render;
 pub mod runner;
+mod slots;
 pub mod snapshot;
 mod table;
 pub mod workload;

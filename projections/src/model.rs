@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::email_directory::EmailDirectory;
 use crate::inactivity::InactivityIndex;
+use crate::slots::Slots;
 use crate::table::{IdMap, IdSet, Keyed, Table};
 
 /// Lifecycle of an account as readers see it.
@@ -34,7 +35,7 @@ pub struct AccountView {
     /// Keyed hash of the pid of an ID-porten account (legacy matching).
     pub pid_key: Option<[u8; 32]>,
     /// Slots of the account's applications, oldest first.
-    pub(crate) applications: Vec<u32>,
+    pub(crate) applications: Slots,
 }
 
 impl Keyed<AccountId> for AccountView {
@@ -414,7 +415,7 @@ impl ReadModel {
 
     /// The application slots of an account about to be (re)created: its
     /// own, or those filed before it existed here.
-    fn take_application_slots(&mut self, id: AccountId) -> Vec<u32> {
+    fn take_application_slots(&mut self, id: AccountId) -> Slots {
         match self.accounts.get_mut(&id) {
             Some(account) => std::mem::take(&mut account.applications),
             None => self.applications.orphans.remove(&id).unwrap_or_default(),

@@ -13,6 +13,7 @@ use domain::legacy::{self, LegacyOwner, LegacyRecord};
 use domain::{AccountId, ApplicationId};
 
 use crate::model::stream_id;
+use crate::slots::Slots;
 use crate::table::{IdMap, Keyed, Table};
 
 /// Where a created application went, for the owner lists.
@@ -39,7 +40,7 @@ pub(crate) struct Applications {
     pub(crate) all: Table<ApplicationId, application::State>,
     /// Slots in `all` of owners that are not (yet) accounts here, ascending;
     /// an account's own list lives in its view.
-    pub(crate) orphans: IdMap<AccountId, Vec<u32>>,
+    pub(crate) orphans: IdMap<AccountId, Slots>,
     /// Legacy records by reference (the first import of a reference wins,
     /// as the legacy decider refuses a conflicting one).
     pub(crate) legacy_by_reference: HashMap<String, LegacyRecord>,
@@ -112,24 +113,25 @@ impl crate::ReadModel {
         match before {
             None => self.owner_slots_mut(owner).push(slot),
             Some(before) if before != owner => {
-                let slots = self.owner_slots_mut(before);
-                slots.retain(|s| *s != slot);
-                let slots = self.owner_slots_mut(owner);
-                let at = slots.partition_point(|s| *s < slot);
-                slots.insert(at, slot);
+                self.owner_slots_mut(before)
+                    .edit(|slots| slots.retain(|s| *s != slot));
+                self.owner_slots_mut(owner).edit(|slots| {
+                    let at = slots.partition_point(|s| *s < slot);
+                    slots.insert(at, slot);
+                });
             }
             Some(_) => {}
         }
     }
 
-    fn owner_slots_mut(&mut self, owner: AccountId) -> &mut Vec<u32> {
+    fn owner_slots_mut(&mut self, owner: AccountId) -> &mut Slots {
         match self.accounts.get_mut(&owner) {
             Some(account) => &mut account.applications,
             None => self.applications.orphans.entry(owner).or_default(),
         }
     }
 
-    fn owner_slots(&self, owner: AccountId) -> Option<&Vec<u32>> {
+    fn owner_slots(&self, owner: AccountId) -> Option<&Slots> {
         match self.accounts.get(&owner) {
             Some(account) => Some(&account.applications),
             None => self.applications.orphans.get(&owner),
@@ -176,7 +178,7 @@ impl crate::ReadModel {
 
     /// Number of applications `owner` has.
     pub fn application_count(&self, owner: AccountId) -> usize {
-        self.owner_slots(owner).map_or(0, Vec::len)
+        self.owner_slots(owner).map_or(0, |slots| slots.len())
     }
 
     /// Number of applications of anyone.

@@ -57,6 +57,7 @@ use uuid::Uuid;
 
 use crate::ReadModel;
 use crate::model::{AccountStatus, AccountView, SessionView};
+use crate::slots::Slots;
 use crate::table::{PAGE, Slab, Table, tag_of};
 
 /// Name of the snapshot file in the data dir.
@@ -1070,7 +1071,7 @@ fn decode_account(d: &mut Dec, id: AccountId) -> Decoded<(AccountView, bool)> {
         last_login_at,
         warned_at,
         pid_key,
-        applications: Vec::new(),
+        applications: Slots::default(),
     };
     Ok((account, flags & 2 != 0))
 }
@@ -1346,7 +1347,7 @@ fn file_applications(model: &mut ReadModel, part: ApplicationPart) -> Decoded<()
             if start < end
                 && let Some(account) = accounts.by_slot_mut(i as u32)
             {
-                account.applications = flat[start..end].to_vec();
+                account.applications = Slots::from(&flat[start..end]);
             }
         }
         index.join()
