@@ -9,6 +9,7 @@
 //! state and rebuilds from zero.
 
 mod email_directory;
+mod expiry;
 mod inactivity;
 pub mod model;
 mod model_applications;

@@ -1,6 +1,5 @@
 //! The read models as one pure fold over decoded events.
 
-use std::collections::VecDeque;
 use std::collections::hash_map::Entry;
 
 use chrono::{DateTime, Utc};
@@ -10,6 +9,7 @@ use migrations::DomainEvent;
 use uuid::Uuid;
 
 use crate::email_directory::EmailDirectory;
+use crate::expiry::ExpiryQueue;
 use crate::inactivity::InactivityIndex;
 use crate::slots::Slots;
 use crate::table::{IdMap, IdSet, Keyed, Table};
@@ -119,9 +119,7 @@ pub struct ReadModel {
     /// (absolute expiry, token digest) of every session started (ended ones
     /// included until their turn comes), to forget long-expired sessions
     /// without a scan.
-    /// Ascending; a session's expiry is nearly always the latest yet, so
-    /// this is a queue (pushed at the back, popped at the front).
-    pub(crate) session_expiry: VecDeque<(DateTime<Utc>, [u8; 32])>,
+    pub(crate) session_expiry: ExpiryQueue,
     /// (last active, account slot) of active password accounts, oldest
     /// first, packed by [`inactivity_entry`] (readers order ties by account
     /// id); removals are lazy, see [`InactivityIndex`].
@@ -378,7 +376,7 @@ impl ReadModel {
                     idle_timeout_seconds: session.idle_timeout_seconds,
                 };
                 let previous = self.sessions.insert(digest, view);
-                self.note_expiry(session.expires_at, digest);
+                self.session_expiry.push((session.expires_at, digest));
                 self.reindex(before, after);
                 match previous {
                     None => self.list_session(id, digest),
@@ -486,11 +484,7 @@ impl ReadModel {
         let Some(cutoff) = now.checked_sub_signed(EXPIRED_SESSION_GRACE) else {
             return;
         };
-        while let Some(&(expires_at, digest)) = self.session_expiry.front() {
-            if expires_at >= cutoff {
-                break;
-            }
-            self.session_expiry.pop_front();
+        while let Some((expires_at, digest)) = self.session_expiry.pop_before(cutoff) {
             // Entries of sessions that ended earlier are left here (no
             // removal on every logout) and skipped now.
             if let Entry::Occupied(entry) = self.sessions.entry(digest)
@@ -499,22 +493,6 @@ impl ReadModel {
                 let view = entry.remove();
                 self.unlist_session(view.account, &digest);
             }
-        }
-    }
-
-    /// Queue a session's expiry in order (at the back unless it expires
-    /// before one already queued).
-    fn note_expiry(&mut self, expires_at: DateTime<Utc>, digest: [u8; 32]) {
-        let entry = (expires_at, digest);
-        match self.session_expiry.back() {
-            Some(last) if *last > entry => {
-                let at = self.session_expiry.partition_point(|e| *e < entry);
-                if self.session_expiry.get(at) != Some(&entry) {
-                    self.session_expiry.insert(at, entry);
-                }
-            }
-            Some(last) if *last == entry => {}
-            _ => self.session_expiry.push_back(entry),
         }
     }
 
@@ -642,28 +620,5 @@ mod tests {
             stream_id("flow-00000000-0000-0000-0000-000000000000", "account"),
             None
         );
-    }
-
-    #[test]
-    fn session_expiries_stay_in_order_when_one_arrives_late() {
-        let mut model = ReadModel::default();
-        let at = |s: i64| DateTime::from_timestamp(s, 0).expect("instant");
-        for (s, d) in [
-            (10, 1u8),
-            (20, 2),
-            (15, 3),
-            (20, 2),
-            (5, 4),
-            (30, 5),
-            (15, 3),
-        ] {
-            model.note_expiry(at(s), [d; 32]);
-        }
-        let queued: Vec<(i64, u8)> = model
-            .session_expiry
-            .iter()
-            .map(|(t, d)| (t.timestamp(), d[0]))
-            .collect();
-        assert_eq!(queued, [(5, 4), (10, 1), (15, 3), (20, 2), (30, 5)]);
     }
 }

@@ -1146,9 +1146,7 @@ fn decode_rest(d: &mut Dec, ids: &[AccountId]) -> Decoded<ReadModel> {
         expiries.push((session.expires_at, digest));
         model.sessions.insert(digest, session);
     }
-    expiries.sort_unstable();
-    expiries.dedup();
-    model.session_expiry = expiries.into();
+    model.session_expiry = crate::expiry::ExpiryQueue::from_entries(expiries);
 
     let count = d.len()?;
     for _ in 0..count {
