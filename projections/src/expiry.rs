@@ -1,12 +1,15 @@
 //! [`ExpiryQueue`]: (absolute expiry, token digest) of started sessions,
 //! oldest first. A session's expiry is nearly always the latest yet, so
 //! entries go to the back of a queue and leave from its front; one that
-//! arrives out of order (commit order is not quite the order of the
-//! instants) waits in a small ordered set beside it.
+//! arrives a little out of order (commit order is not quite the order of
+//! the instants) is put in place near the back, one further out of order
+//! waits in a small ordered set beside it.
 
 use std::collections::{BTreeSet, VecDeque};
 
 use chrono::{DateTime, Utc};
+
+use crate::inactivity::near_back;
 
 /// (absolute expiry, token digest).
 pub(crate) type Expiry = (DateTime<Utc>, [u8; 32]);
@@ -34,11 +37,12 @@ impl ExpiryQueue {
     /// Add an entry.
     #[inline]
     pub(crate) fn push(&mut self, entry: Expiry) {
-        match self.queue.back() {
-            Some(last) if *last > entry => {
+        match near_back(self.queue.iter().rev(), self.queue.len(), &entry) {
+            Some(at) if at == self.queue.len() => self.queue.push_back(entry),
+            Some(at) => self.queue.insert(at, entry),
+            None => {
                 self.late.insert(entry);
             }
-            _ => self.queue.push_back(entry),
         }
     }
 
@@ -82,12 +86,25 @@ mod tests {
             queue.push((at(s), [d; 32]));
         }
         assert_eq!(queue.sorted().len(), 6);
+        assert!(queue.late.is_empty(), "near the back: put in place");
         let mut left = Vec::new();
         while let Some((t, d)) = queue.pop_before(at(26)) {
             left.push((t.timestamp(), d[0]));
         }
         assert_eq!(left, [(5, 4), (10, 1), (15, 3), (20, 2), (25, 6)]);
         assert_eq!(queue.sorted(), [(at(30), [5; 32])]);
+        // Far out of order: beside the queue, and still in order.
+        let mut queue = ExpiryQueue::default();
+        for s in 100..300 {
+            queue.push((at(s), [0; 32]));
+        }
+        queue.push((at(50), [1; 32]));
+        queue.push((at(280), [2; 32]));
+        assert_eq!(queue.late.len(), 1);
+        assert_eq!(queue.pop_before(at(1000)), Some((at(50), [1; 32])));
+        assert_eq!(queue.pop_before(at(1000)), Some((at(100), [0; 32])));
+        let all = queue.sorted();
+        assert!(all.is_sorted() && all.contains(&(at(280), [2; 32])));
         let loaded = ExpiryQueue::from_entries(vec![(at(9), [1; 32]), (at(3), [2; 32])]);
         assert_eq!(loaded.sorted(), [(at(3), [2; 32]), (at(9), [1; 32])]);
     }

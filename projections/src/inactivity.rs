@@ -5,13 +5,37 @@
 //! A login moves an account to the newest end. Instead of removing the old
 //! entry from a tree (a walk to a random leaf at every login), a removal
 //! only counts the entry as stale: entries are kept in an ascending vector
-//! (a new entry is nearly always the newest, so it is pushed at the end),
-//! plus a small ordered set for the rare one that arrives out of order.
+//! (a new entry is nearly always the newest, so it is pushed at the end, or
+//! put in place a few entries before it when commit order was not quite
+//! instant order), plus a small ordered set for one that arrives further
+//! out of order.
 //! Readers skip the entries the account no longer has, and once stale
 //! entries outnumber live ones the index is compacted, in one sequential
 //! pass, so it never holds more than about twice the live entries.
 
 use std::collections::BTreeSet;
+
+/// How far from the back an entry that arrives out of order is still put
+/// in place (a short move); one further back waits in the ordered set.
+pub(crate) const NEAR_BACK: usize = 64;
+
+/// Where `entry` goes among the `len` ascending values whose iterator from
+/// the back is `from_back`, if that is among the last [`NEAR_BACK`].
+#[inline]
+pub(crate) fn near_back<'a, T: Ord + 'a>(
+    from_back: impl Iterator<Item = &'a T>,
+    len: usize,
+    entry: &T,
+) -> Option<usize> {
+    let mut at = len;
+    for value in from_back.take(NEAR_BACK) {
+        if value <= entry {
+            return Some(at);
+        }
+        at -= 1;
+    }
+    (at == 0).then_some(0)
+}
 
 /// Stale entries below this are never compacted away (small models).
 const MIN_COMPACTION: usize = 4096;
@@ -41,11 +65,11 @@ impl InactivityIndex {
     /// Add a live entry.
     #[inline]
     pub(crate) fn insert(&mut self, entry: u128) {
-        match self.sorted.last() {
-            Some(last) if *last > entry => {
+        match near_back(self.sorted.iter().rev(), self.sorted.len(), &entry) {
+            Some(at) => self.sorted.insert(at, entry),
+            None => {
                 self.late.insert(entry);
             }
-            _ => self.sorted.push(entry),
         }
     }
 
