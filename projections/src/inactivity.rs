@@ -15,27 +15,33 @@
 
 use std::collections::BTreeSet;
 
-/// How far from the back an entry that arrives out of order is still put
-/// in place (a short move); one further back waits in the ordered set.
-pub(crate) const NEAR_BACK: usize = 64;
-
-/// Where `entry` goes among the `len` ascending values whose iterator from
-/// the back is `from_back`, if that is among the last [`NEAR_BACK`].
+/// Where `entry` goes among `len` ascending values (`value(i)` is the
+/// i-th), if that is among the last `window` (a binary search there): an
+/// entry that arrives a little out of order is put in place with a short
+/// move; one further back waits in an ordered set beside.
 #[inline]
 pub(crate) fn near_back<'a, T: Ord + 'a>(
-    from_back: impl Iterator<Item = &'a T>,
+    value: impl Fn(usize) -> &'a T,
     len: usize,
+    window: usize,
     entry: &T,
 ) -> Option<usize> {
-    let mut at = len;
-    for value in from_back.take(NEAR_BACK) {
-        if value <= entry {
-            return Some(at);
+    let start = len.saturating_sub(window);
+    let (mut low, mut high) = (start, len);
+    // The first position whose value is above `entry`.
+    while low < high {
+        let mid = low + (high - low) / 2;
+        if value(mid) <= entry {
+            low = mid + 1;
+        } else {
+            high = mid;
         }
-        at -= 1;
     }
-    (at == 0).then_some(0)
+    (low > start || start == 0).then_some(low)
 }
+
+/// Entries (16 bytes) an out-of-order one may be moved past: 4 KiB.
+const NEAR_BACK: usize = 256;
 
 /// Stale entries below this are never compacted away (small models).
 const MIN_COMPACTION: usize = 4096;
@@ -65,7 +71,8 @@ impl InactivityIndex {
     /// Add a live entry.
     #[inline]
     pub(crate) fn insert(&mut self, entry: u128) {
-        match near_back(self.sorted.iter().rev(), self.sorted.len(), &entry) {
+        let sorted = &self.sorted;
+        match near_back(|i| &sorted[i], sorted.len(), NEAR_BACK, &entry) {
             Some(at) => self.sorted.insert(at, entry),
             None => {
                 self.late.insert(entry);
