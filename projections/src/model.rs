@@ -137,11 +137,9 @@ pub struct ReadModel {
 /// [`ReadModel::forget_expired_sessions`]).
 pub const EXPIRED_SESSION_GRACE: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
-pub(crate) fn account_email(
-    accounts: &Table<AccountId, AccountView>,
-    id: AccountId,
-) -> Option<&str> {
-    accounts.get(&id)?.email.as_ref().map(Email::as_str)
+/// The email of the account in `slot`.
+pub(crate) fn account_email(accounts: &Table<AccountId, AccountView>, slot: u32) -> Option<&str> {
+    accounts.by_slot(slot)?.email.as_ref().map(Email::as_str)
 }
 
 /// The inactivity index key of the account in `slot`: active password
@@ -315,7 +313,7 @@ impl ReadModel {
                 self.end_all_sessions(id);
                 self.forget_email(id);
                 let applications = self.take_application_slots(id);
-                self.accounts.insert(AccountView {
+                let filed = self.accounts.insert(AccountView {
                     id,
                     method: LoginMethod::Password,
                     email: Some(email.clone()),
@@ -327,7 +325,9 @@ impl ReadModel {
                     pid_key: None,
                     applications,
                 });
-                self.file_email(email.as_str(), id);
+                if let Some((slot, _)) = filed {
+                    self.file_email(email.as_str(), slot);
+                }
             }
             A::IdPortenAccountCreated {
                 subject,
@@ -428,23 +428,29 @@ impl ReadModel {
     /// Remove the account's email from the directory if it points there.
     fn forget_email(&mut self, id: AccountId) {
         let accounts = &self.accounts;
-        if let Some(email) = accounts.get(&id).and_then(|a| a.email.as_ref()) {
+        let Some(slot) = accounts.slot(&id) else {
+            return;
+        };
+        if let Some(email) = account_email(accounts, slot) {
             self.email_directory
-                .remove(email.as_str(), id, |id| account_email(accounts, id));
+                .remove(email, slot, |slot| account_email(accounts, slot));
         }
     }
 
-    /// File the account under `email` (the account already holds it).
-    pub(crate) fn file_email(&mut self, email: &str, id: AccountId) {
+    /// File the account in `slot` under `email` (the account already holds
+    /// it).
+    pub(crate) fn file_email(&mut self, email: &str, slot: u32) {
         let accounts = &self.accounts;
         self.email_directory
-            .insert(email, id, |id| account_email(accounts, id));
+            .insert(email, slot, |slot| account_email(accounts, slot));
     }
 
     /// The account filed under `email` in the directory.
     pub(crate) fn filed_under(&self, email: &str) -> Option<AccountId> {
-        self.email_directory
-            .get(email, |id| account_email(&self.accounts, id))
+        let slot = self
+            .email_directory
+            .get(email, |slot| account_email(&self.accounts, slot))?;
+        self.accounts.by_slot(slot).map(|account| account.id)
     }
 
     /// The application slots of an account about to be (re)created: its

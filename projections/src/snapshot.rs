@@ -1108,14 +1108,12 @@ fn decode_rest(d: &mut Dec, ids: &[AccountId]) -> Decoded<ReadModel> {
     model.email_directory.reserve(filed.len());
     for (fingerprint, slot) in filed {
         let accounts = &model.accounts;
-        let account = accounts.by_slot(slot).expect("a decoded account");
-        if let Some(email) = &account.email {
-            model.email_directory.insert_fingerprinted(
-                fingerprint,
-                email.as_str(),
-                account.id,
-                |id| crate::model::account_email(accounts, id),
-            );
+        if let Some(email) = crate::model::account_email(accounts, slot) {
+            model
+                .email_directory
+                .insert_fingerprinted(fingerprint, email, slot, |slot| {
+                    crate::model::account_email(accounts, slot)
+                });
         }
     }
 
