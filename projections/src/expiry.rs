@@ -42,7 +42,6 @@ impl ExpiryQueue {
     pub(crate) fn push(&mut self, entry: Expiry) {
         let queue = &self.queue;
         match near_back(|i| &queue[i], queue.len(), NEAR_BACK, &entry) {
-            Some(at) if at == self.queue.len() => self.queue.push_back(entry),
             Some(at) => self.queue.insert(at, entry),
             None => {
                 self.late.insert(entry);

@@ -624,6 +624,13 @@ fn in_savepoint<T>(
     }
 }
 
+/// Column `index` of `row` as bytes.
+fn blob<'a>(row: &'a Row<'_>, index: usize) -> Result<&'a [u8], StoreError> {
+    row.get_ref(index)
+        .and_then(|value| Ok(value.as_blob()?))
+        .map_err(backend)
+}
+
 /// `(stream_id, deleted)` of a stream that has a row.
 fn find_stream(connection: &Connection, stream: &str) -> Result<Option<(i64, bool)>, StoreError> {
     connection
@@ -727,8 +734,16 @@ fn idempotent_result(
     }
 }
 
-/// The head of `stream` as stored: `None` when it has no row.
-fn read_head(connection: &Connection, stream: &str) -> Result<Option<StreamHead>, StoreError> {
+/// The head of `stream`: `known` when the writer knows it, else as stored
+/// (`None` when it has no row).
+fn known_or_read(
+    connection: &Connection,
+    known: Option<StreamHead>,
+    stream: &str,
+) -> Result<Option<StreamHead>, StoreError> {
+    if known.is_some() {
+        return Ok(known);
+    }
     let Some((stream_id, deleted)) = find_stream(connection, stream)? else {
         return Ok(None);
     };
@@ -749,10 +764,7 @@ fn append(
     events: &[PreparedEvent],
     recorded_at: i64,
 ) -> Result<(AppendResult, StreamHead), StoreError> {
-    let head = match known {
-        Some(head) => Some(head),
-        None => read_head(connection, stream)?,
-    };
+    let head = known_or_read(connection, known, stream)?;
     if head.is_some_and(|head| head.deleted) {
         return Err(deleted(stream));
     }
@@ -827,11 +839,7 @@ fn tombstone(
     stream: &str,
     expected: ExpectedRevision,
 ) -> Result<StreamHead, StoreError> {
-    let head = match known {
-        Some(head) => Some(head),
-        None => read_head(connection, stream)?,
-    };
-    match head {
+    match known_or_read(connection, known, stream)? {
         Some(StreamHead { deleted: true, .. }) => Err(deleted(stream)),
         Some(head) => {
             check_expected(stream, expected, head.current)?;
@@ -1147,11 +1155,7 @@ impl PageBuilder {
         let position = position as u64;
         let stream_id: i64 = row.get(1).map_err(backend)?;
         let revision: i64 = row.get(2).map_err(backend)?;
-        let id = row
-            .get_ref(3)
-            .and_then(|v| Ok(v.as_blob()?))
-            .map_err(backend)?;
-        let id = Uuid::from_slice(id)
+        let id = Uuid::from_slice(blob(row, 3)?)
             .map_err(|_| StoreError::Backend(format!("corrupt event id at position {position}")))?;
         let type_name = match row.get_ref(4).map_err(backend)? {
             ValueRef::Text(bytes) => names.type_name(bytes, position)?,
@@ -1166,15 +1170,8 @@ impl PageBuilder {
         let recorded_at = DateTime::from_timestamp_micros(recorded_at).ok_or_else(|| {
             StoreError::Backend(format!("corrupt recorded_at at position {position}"))
         })?;
-        let metadata = row
-            .get_ref(7)
-            .and_then(|v| Ok(v.as_blob()?))
-            .map_err(backend)?;
-        let metadata = decode_metadata(metadata, position)?;
-        let payload = row
-            .get_ref(8)
-            .and_then(|v| Ok(v.as_blob()?))
-            .map_err(backend)?;
+        let metadata = decode_metadata(blob(row, 7)?, position)?;
+        let payload = blob(row, 8)?;
         let start = self.payloads.len();
         self.payloads.extend_from_slice(payload);
         self.parts.push((stream_id, start, self.payloads.len()));

@@ -12,7 +12,7 @@ use rusqlite::{Connection, OpenFlags, params};
 use uuid::Uuid;
 
 use super::{
-    NameCache, ReadConnection, SCHEMA_VERSION, backend, corrupt_metadata, decode_metadata,
+    NameCache, ReadConnection, SCHEMA_VERSION, backend, blob, corrupt_metadata, decode_metadata,
     keep_plans, limit_i64, to_i64, user_version,
 };
 use crate::{Bytes, Direction, EventMetadata, RecordedEvent, StoreError, StreamStart};
@@ -351,13 +351,6 @@ impl SqliteLogReader {
         crate::rules::validate_stream(stream)?;
         self.reader.read_stream(stream, start, direction, limit)
     }
-}
-
-/// Column `index` of `row` as bytes.
-fn blob<'a>(row: &'a rusqlite::Row<'_>, index: usize) -> Result<&'a [u8], StoreError> {
-    row.get_ref(index)
-        .and_then(|value| Ok(value.as_blob()?))
-        .map_err(backend)
 }
 
 /// The name of stream `stream_id`. A miss loads, in one ordered scan, every
