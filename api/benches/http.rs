@@ -64,7 +64,7 @@ fn email(i: usize) -> String {
 
 fn metadata(actor: &str, at: chrono::DateTime<Utc>) -> EventMetadata {
     EventMetadata {
-        actor: actor.to_owned(),
+        actor: actor.into(),
         correlation_id: Uuid::now_v7(),
         causation_id: None,
         occurred_at: at,

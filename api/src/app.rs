@@ -182,7 +182,7 @@ impl App {
 
     pub(crate) fn metadata(&self, actor: &str) -> EventMetadata {
         EventMetadata {
-            actor: actor.to_owned(),
+            actor: actor.into(),
             correlation_id: Uuid::now_v7(),
             causation_id: None,
             occurred_at: self.now(),

@@ -101,7 +101,7 @@ fn event(person: u64, n: u8, at: DateTime<Utc>, actor: &str, event: &DomainEvent
         type_name: encoded.type_name.to_owned(),
         schema_version: encoded.schema_version,
         metadata: EventMetadata {
-            actor: actor.to_owned(),
+            actor: actor.into(),
             correlation_id: uuid(0x80 | n, person),
             causation_id: None,
             occurred_at: at,

@@ -76,7 +76,7 @@ fn payload(rng: &mut impl Rng) -> Vec<u8> {
 
 fn metadata() -> EventMetadata {
     EventMetadata {
-        actor: "service:api".to_owned(),
+        actor: "service:api".into(),
         correlation_id: Uuid::now_v7(),
         causation_id: Some(Uuid::now_v7()),
         occurred_at: Utc::now(),
@@ -96,7 +96,7 @@ struct MetadataRow {
 
 fn metadata_row(metadata: &EventMetadata) -> Vec<u8> {
     postcard::to_stdvec(&MetadataRow {
-        actor: metadata.actor.clone(),
+        actor: metadata.actor.to_string(),
         correlation_id: metadata.correlation_id.into_bytes(),
         causation_id: metadata.causation_id.map(Uuid::into_bytes),
         occurred_at_seconds: metadata.occurred_at.timestamp(),

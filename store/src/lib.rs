@@ -72,7 +72,8 @@ impl fmt::Display for CurrentRevision {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EventMetadata {
     /// Who caused the event: `account:<uuid>`, `job:<name>`, `service:<name>`, `system`.
-    pub actor: String,
+    /// Shared: a reader hands the same actor of many events out once.
+    pub actor: Arc<str>,
     /// Groups every event caused by one request or job run.
     pub correlation_id: Uuid,
     /// The event or command that caused this one, when known.

@@ -7,7 +7,10 @@
 //! the rest of the row. A property test holds the hand decoder to postcard's
 //! answer for every input, valid or not.
 
-use chrono::{DateTime, Datelike};
+use std::hash::Hasher;
+use std::sync::Arc;
+
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use uuid::Uuid;
 
 use crate::EventMetadata;
@@ -25,7 +28,7 @@ pub(crate) struct StoredMetadataV1 {
 /// postcard bytes of `metadata` as `StoredMetadataV1`.
 pub(crate) fn encode(metadata: &EventMetadata) -> Vec<u8> {
     let stored = StoredMetadataV1 {
-        actor: metadata.actor.clone(),
+        actor: metadata.actor.to_string(),
         correlation_id: metadata.correlation_id.into_bytes(),
         causation_id: metadata.causation_id.map(Uuid::into_bytes),
         occurred_at_seconds: metadata.occurred_at.timestamp(),
@@ -71,12 +74,28 @@ fn parts(bytes: &[u8]) -> Option<Parts<'_>> {
 
 /// Decode `StoredMetadataV1` bytes; `None` when they are not valid.
 pub(crate) fn decode(bytes: &[u8]) -> Option<EventMetadata> {
+    decode_with(
+        bytes,
+        |text: &str| Arc::from(text),
+        &mut DayCache::default(),
+    )
+}
+
+/// [`decode`] for a reader of many events: the actor's shared string comes
+/// from `actor` (an [`Interner`]) and the day of the instant from `days`,
+/// so that a run of events by one actor on one day allocates and converts
+/// nothing per event.
+pub(crate) fn decode_with(
+    bytes: &[u8],
+    actor: impl FnOnce(&str) -> Arc<str>,
+    days: &mut DayCache,
+) -> Option<EventMetadata> {
     let parts = parts(bytes)?;
     Some(EventMetadata {
-        actor: parts.actor.to_owned(),
+        actor: actor(parts.actor),
         correlation_id: Uuid::from_bytes(parts.correlation_id),
         causation_id: parts.causation_id.map(Uuid::from_bytes),
-        occurred_at: DateTime::from_timestamp(parts.seconds, parts.nanos)?,
+        occurred_at: days.instant(parts.seconds, parts.nanos)?,
     })
 }
 
@@ -90,7 +109,6 @@ pub(crate) fn is_valid(bytes: &[u8]) -> bool {
 /// within chrono's calendar, and nanoseconds past one second only on the
 /// last second of a minute (a leap second).
 fn is_instant(seconds: i64, nanos: u32) -> bool {
-    const UNIX_EPOCH_DAY_FROM_CE: i64 = 719_163;
     let day = seconds.div_euclid(86_400);
     let second_of_day = seconds.rem_euclid(86_400);
     let first = i64::from(chrono::NaiveDate::MIN.num_days_from_ce());
@@ -98,6 +116,81 @@ fn is_instant(seconds: i64, nanos: u32) -> bool {
     day.checked_add(UNIX_EPOCH_DAY_FROM_CE)
         .is_some_and(|day| (first..=last).contains(&day))
         && (nanos < 1_000_000_000 || (nanos < 2_000_000_000 && second_of_day % 60 == 59))
+}
+
+/// Slots of an [`Interner`] (a power of two).
+const INTERNER_SLOTS: usize = 256;
+
+/// A small direct-mapped cache of shared strings: a text met again while
+/// still in its slot is handed out as the same `Arc` (no allocation). A log
+/// holds few actors at a time (a person's request writes several events, a
+/// job thousands), so a few hundred slots catch most repeats.
+#[derive(Default)]
+pub(crate) struct Interner {
+    /// Empty until the first text.
+    slots: Vec<Option<Arc<str>>>,
+}
+
+impl Interner {
+    /// The shared string equal to `text`.
+    pub(crate) fn get(&mut self, text: &str) -> Arc<str> {
+        if self.slots.is_empty() {
+            self.slots.resize(INTERNER_SLOTS, None);
+        }
+        let mut hasher = rustc_hash::FxHasher::default();
+        hasher.write(text.as_bytes());
+        let slot = &mut self.slots[hasher.finish() as usize & (INTERNER_SLOTS - 1)];
+        match slot {
+            Some(shared) if **shared == *text => Arc::clone(shared),
+            _ => Arc::clone(slot.insert(Arc::from(text))),
+        }
+    }
+}
+
+/// Days since the Unix epoch of day 1 of the common era's calendar.
+const UNIX_EPOCH_DAY_FROM_CE: i64 = 719_163;
+
+/// The calendar date of the day last converted: events of one page mostly
+/// fall on one day, and finding a date from a day number is the dearest
+/// part of building an instant.
+#[derive(Clone, Copy)]
+pub(crate) struct DayCache {
+    day: i64,
+    date: NaiveDate,
+}
+
+impl Default for DayCache {
+    fn default() -> Self {
+        DayCache {
+            day: 0,
+            date: DateTime::UNIX_EPOCH.date_naive(),
+        }
+    }
+}
+
+impl DayCache {
+    /// `DateTime::from_timestamp(seconds, nanos)`, with the date of a day
+    /// met before taken from the cache.
+    #[inline]
+    pub(crate) fn instant(&mut self, seconds: i64, nanos: u32) -> Option<DateTime<Utc>> {
+        let day = seconds.div_euclid(86_400);
+        let second_of_day = seconds.rem_euclid(86_400) as u32;
+        if day != self.day {
+            let from_ce = i32::try_from(day.checked_add(UNIX_EPOCH_DAY_FROM_CE)?).ok()?;
+            self.date = NaiveDate::from_num_days_from_ce_opt(from_ce)?;
+            self.day = day;
+        }
+        let time = NaiveTime::from_num_seconds_from_midnight_opt(second_of_day, nanos)?;
+        Some(NaiveDateTime::new(self.date, time).and_utc())
+    }
+
+    /// `DateTime::from_timestamp_micros(micros)`, as [`DayCache::instant`].
+    #[inline]
+    pub(crate) fn instant_micros(&mut self, micros: i64) -> Option<DateTime<Utc>> {
+        let seconds = micros.div_euclid(1_000_000);
+        let nanos = micros.rem_euclid(1_000_000) as u32 * 1_000;
+        self.instant(seconds, nanos)
+    }
 }
 
 struct Reader<'a> {
@@ -151,7 +244,7 @@ mod tests {
     fn reference(bytes: &[u8]) -> Option<EventMetadata> {
         let stored: StoredMetadataV1 = postcard::from_bytes(bytes).ok()?;
         Some(EventMetadata {
-            actor: stored.actor,
+            actor: stored.actor.into(),
             correlation_id: Uuid::from_bytes(stored.correlation_id),
             causation_id: stored.causation_id.map(Uuid::from_bytes),
             occurred_at: DateTime::from_timestamp(
@@ -171,7 +264,7 @@ mod tests {
         )
             .prop_map(
                 |(actor, correlation, causation, seconds, nanos)| EventMetadata {
-                    actor,
+                    actor: actor.into(),
                     correlation_id: Uuid::from_u128(correlation),
                     causation_id: causation.map(Uuid::from_u128),
                     occurred_at: DateTime::from_timestamp(seconds, nanos).expect("in range"),
@@ -248,6 +341,76 @@ mod tests {
                     "{seconds} s {nanos} ns"
                 );
             }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn instants_through_one_day_cache_are_chronos(
+            instants in proptest::collection::vec(
+                (
+                    prop_oneof![
+                        any::<i64>(),
+                        -8_300_000_000_000i64..8_300_000_000_000,
+                        1_700_000_000i64..1_700_300_000,
+                    ],
+                    prop_oneof![any::<u32>(), 0u32..2_100_000_000],
+                ),
+                1..40,
+            ),
+        ) {
+            let mut days = DayCache::default();
+            for (seconds, nanos) in instants {
+                prop_assert_eq!(
+                    days.instant(seconds, nanos),
+                    DateTime::from_timestamp(seconds, nanos)
+                );
+                let micros = seconds.wrapping_mul(7).wrapping_add(i64::from(nanos));
+                prop_assert_eq!(
+                    days.instant_micros(micros),
+                    DateTime::from_timestamp_micros(micros)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_interned_text_is_shared_and_colliding_texts_stay_apart() {
+        let mut interner = Interner::default();
+        let first = interner.get("account:0190c0de-0000-7000-8000-000000000001");
+        let again = interner.get("account:0190c0de-0000-7000-8000-000000000001");
+        assert!(Arc::ptr_eq(&first, &again));
+        // More texts than slots: some share a slot, each still comes back
+        // equal to what was asked.
+        for i in 0..4 * INTERNER_SLOTS {
+            let text = format!("job:{i}");
+            assert_eq!(&*interner.get(&text), text);
+        }
+        assert_eq!(
+            &*interner.get("account:0190c0de-0000-7000-8000-000000000001"),
+            "account:0190c0de-0000-7000-8000-000000000001"
+        );
+    }
+
+    #[test]
+    fn metadata_decoded_through_the_caches_is_the_plain_decoding() {
+        let mut actors = Interner::default();
+        let mut days = DayCache::default();
+        for (i, actor) in ["system", "job:purge-inactive", "system"]
+            .iter()
+            .enumerate()
+        {
+            let metadata = EventMetadata {
+                actor: (*actor).into(),
+                correlation_id: Uuid::from_u128(i as u128),
+                causation_id: (i % 2 == 1).then(|| Uuid::from_u128(7)),
+                occurred_at: DateTime::from_timestamp(1_700_000_000 + 40_000 * i as i64, 5)
+                    .expect("in range"),
+            };
+            let bytes = encode(&metadata);
+            let cached = decode_with(&bytes, |text| actors.get(text), &mut days);
+            assert_eq!(cached, decode(&bytes));
+            assert_eq!(cached, Some(metadata));
         }
     }
 

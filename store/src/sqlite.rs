@@ -78,7 +78,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
@@ -96,6 +96,7 @@ use known_streams::{KnownStreams, StreamHead};
 
 pub use read_only::{EventRef, PayloadRef, SqliteLogReader};
 
+use crate::metadata_wire::{DayCache, Interner};
 use crate::rules::{check_expected, validate_append, validate_stream};
 use crate::subscription::{LogReader, follow_all};
 use crate::{
@@ -945,6 +946,10 @@ pub(crate) struct NameCache {
     highest: i64,
     /// type name bytes -> the shared name.
     types: FxHashMap<Box<[u8]>, Arc<str>>,
+    /// Actors met lately, shared by the events that carry them.
+    actors: Interner,
+    /// The date of the day of the last instant read.
+    days: DayCache,
 }
 
 impl NameCache {
@@ -952,13 +957,20 @@ impl NameCache {
         (stream_id as u64 as usize) & (STREAM_SLOTS - 1)
     }
 
+    /// The name of a stream, if it is in the cache.
+    #[inline]
+    fn cached_stream(&self, stream_id: i64) -> Option<Arc<str>> {
+        match self.streams.get(Self::slot(stream_id)) {
+            Some(Some((id, name))) if *id == stream_id => Some(Arc::clone(name)),
+            _ => None,
+        }
+    }
+
     /// The name of a stream; a miss reads it, and the next ones as well
     /// when it is newer than every stream read so far.
     fn stream(&mut self, connection: &Connection, stream_id: i64) -> Result<Arc<str>, StoreError> {
-        if let Some(Some((id, name))) = self.streams.get(Self::slot(stream_id))
-            && *id == stream_id
-        {
-            return Ok(Arc::clone(name));
+        if let Some(name) = self.cached_stream(stream_id) {
+            return Ok(name);
         }
         let ahead = if stream_id > self.highest {
             STREAM_NAME_READ_AHEAD
@@ -1167,10 +1179,13 @@ impl PageBuilder {
         };
         let schema_version: u16 = row.get(5).map_err(backend)?;
         let recorded_at: i64 = row.get(6).map_err(backend)?;
-        let recorded_at = DateTime::from_timestamp_micros(recorded_at).ok_or_else(|| {
+        let recorded_at = names.days.instant_micros(recorded_at).ok_or_else(|| {
             StoreError::Backend(format!("corrupt recorded_at at position {position}"))
         })?;
-        let metadata = decode_metadata(blob(row, 7)?, position)?;
+        let NameCache { actors, days, .. } = names;
+        let metadata =
+            crate::metadata_wire::decode_with(blob(row, 7)?, |actor| actors.get(actor), days)
+                .ok_or_else(|| corrupt_metadata(position))?;
         let payload = blob(row, 8)?;
         let start = self.payloads.len();
         self.payloads.extend_from_slice(payload);

@@ -47,7 +47,7 @@ fn sqlite_harness() -> Harness {
 
 fn metadata() -> EventMetadata {
     EventMetadata {
-        actor: "system".to_owned(),
+        actor: "system".into(),
         correlation_id: Uuid::now_v7(),
         causation_id: None,
         occurred_at: DateTime::from_timestamp(1_700_000_000, 123_456_789).expect("valid time"),
@@ -482,7 +482,7 @@ mod cases {
         let before = Utc::now() - chrono::Duration::seconds(1);
         let mut new = event("RegistrationStarted", &[0, 1, 2, 255]);
         new.schema_version = 3;
-        new.metadata.actor = "account:0190c0de-0000-7000-8000-000000000000".to_owned();
+        new.metadata.actor = "account:0190c0de-0000-7000-8000-000000000000".into();
         new.metadata.causation_id = Some(Uuid::now_v7());
         let result = store
             .append("envelope", ExpectedRevision::NoStream, vec![new.clone()])

@@ -138,7 +138,7 @@ fn child(dir: &Path, trial: u32) {
                                     type_name: "CrashTested".to_owned(),
                                     schema_version: 1,
                                     metadata: EventMetadata {
-                                        actor: format!("job:crash-{writer}"),
+                                        actor: format!("job:crash-{writer}").into(),
                                         correlation_id: Uuid::now_v7(),
                                         causation_id: None,
                                         occurred_at: chrono::Utc::now(),
@@ -340,7 +340,7 @@ async fn verify(path: &Path, trial: u32, acks: &[Ack]) {
                 type_name: "Recovered".to_owned(),
                 schema_version: 1,
                 metadata: EventMetadata {
-                    actor: "system".to_owned(),
+                    actor: "system".into(),
                     correlation_id: Uuid::now_v7(),
                     causation_id: None,
                     occurred_at: chrono::Utc::now(),

@@ -378,7 +378,7 @@ fn new_event(number: u128, step: &Step) -> NewEvent {
         type_name: encoded.type_name.to_owned(),
         schema_version,
         metadata: EventMetadata {
-            actor: step.actor.clone(),
+            actor: step.actor.as_str().into(),
             correlation_id: id(0x9000 + number),
             causation_id: None,
             occurred_at: step.at,

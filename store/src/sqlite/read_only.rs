@@ -478,7 +478,7 @@ mod tests {
                     e.revision,
                     e.payload.to_vec(),
                 ));
-                assert_eq!(e.to_recorded()?.metadata.actor, "system");
+                assert_eq!(&*e.to_recorded()?.metadata.actor, "system");
                 Ok::<_, StoreError>(())
             })
             .unwrap();
