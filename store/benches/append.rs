@@ -7,7 +7,10 @@
 //! - (b) `SqliteStore` through the port, one event per append, random
 //!   streams, each append with its exact expected revision, 1 writer and
 //!   64 concurrent writers;
-//! - (c) `read_all` + postcard decode of a ~135-byte payload over 1 M events.
+//! - (c) `read_all` + postcard decode of a ~135-byte payload over 1 M events,
+//!   with the runtime's threads free to move between cores and with every
+//!   thread pinned to one core (the target is for one core: pinned, a page
+//!   read on the blocking pool is decoded from the same core's caches).
 //!
 //! Every phase runs on a fresh file in a temp dir, durable
 //! (`synchronous=FULL`). Each write phase runs twice, alternating raw and
@@ -475,19 +478,17 @@ fn read_phase(dir: &Path, read_events: usize, runtime: &tokio::runtime::Runtime)
             .collect(),
     );
     let store = Arc::new(SqliteStore::open(&read_path, SqliteOptions::default()).expect("open"));
-    let (sequential, pipelined) = runtime.block_on(async {
-        // One warm-up pass so every measured pass reads a warm page cache.
-        read_sequential(&store).await;
-        let mut sequential = Vec::new();
-        let mut pipelined = Vec::new();
-        for _ in 0..READ_ROUNDS {
-            sequential.push(read_sequential(&store).await);
-            pipelined.push(read_pipelined(Arc::clone(&store)).await);
-        }
-        (fastest(sequential), fastest(pipelined))
-    });
-    assert_eq!(sequential.events, read_events);
-    assert_eq!(pipelined.events, read_events);
+    let (sequential, pipelined) = port_passes(runtime, &store);
+    let one_core = on_one_core(|runtime| port_passes(runtime, &store));
+    if one_core.is_none() {
+        eprintln!("(c) this system cannot pin threads to a core; one-core rows left out");
+    }
+    for run in [&sequential, &pipelined]
+        .into_iter()
+        .chain(one_core.iter().flat_map(|(s, p)| [s, p]))
+    {
+        assert_eq!(run.events, read_events);
+    }
     drop(store);
     if let Some(keep) = std::env::var_os("BENCH_KEEP_READ_FILE") {
         std::fs::copy(&read_path, keep).expect("keep the read file");
@@ -497,7 +498,51 @@ fn read_phase(dir: &Path, read_events: usize, runtime: &tokio::runtime::Runtime)
         raw_every_column: raw_every,
         sequential,
         pipelined,
+        one_core,
     }
+}
+
+/// One warm-up pass (so that every measured pass reads a warm page cache),
+/// then `READ_ROUNDS` passes of each kind; the fastest of each kind.
+fn port_passes(runtime: &tokio::runtime::Runtime, store: &Arc<SqliteStore>) -> (ReadRun, ReadRun) {
+    runtime.block_on(async {
+        read_sequential(store).await;
+        let mut sequential = Vec::new();
+        let mut pipelined = Vec::new();
+        for _ in 0..READ_ROUNDS {
+            sequential.push(read_sequential(store).await);
+            pipelined.push(read_pipelined(Arc::clone(store)).await);
+        }
+        (fastest(sequential), fastest(pipelined))
+    })
+}
+
+/// Runs `work` on a thread of its own with a runtime of its own, that
+/// thread and every thread of the runtime (its worker and its blocking
+/// pool, where reads run) pinned to one core: "on one core" literally, so
+/// that a page read on the blocking pool is decoded from the same core's
+/// caches. `None` when this system cannot pin threads.
+fn on_one_core<T: Send>(work: impl FnOnce(&tokio::runtime::Runtime) -> T + Send) -> Option<T> {
+    let core = core_affinity::get_core_ids()?.into_iter().last()?;
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                if !core_affinity::set_for_current(core) {
+                    return None;
+                }
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .on_thread_start(move || {
+                        core_affinity::set_for_current(core);
+                    })
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                Some(work(&runtime))
+            })
+            .join()
+            .expect("one-core thread")
+    })
 }
 
 /// The runs of phase (c).
@@ -506,6 +551,8 @@ struct ReadPhase {
     raw_every_column: ReadRun,
     sequential: ReadRun,
     pipelined: ReadRun,
+    /// The same two, with every thread on one core.
+    one_core: Option<(ReadRun, ReadRun)>,
 }
 
 /// Prints the rows of phase (c).
@@ -527,6 +574,27 @@ fn print_read(read: &ReadPhase) {
         "| (c) port `read_all` + decode, next page read while decoding | {:.2} M events/s |",
         read.pipelined.per_second() / 1e6
     );
+    if let Some((sequential, pipelined)) = &read.one_core {
+        println!(
+            "| (c) port `read_all` + decode, sequential, every thread on one core | {:.2} M events/s |",
+            sequential.per_second() / 1e6
+        );
+        println!(
+            "| (c) port `read_all` + decode, next page read while decoding, every thread on one core | {:.2} M events/s |",
+            pipelined.per_second() / 1e6
+        );
+    }
+}
+
+impl ReadPhase {
+    /// The rate on one core: page by page with every thread on one core
+    /// (threads free to move when they cannot be pinned).
+    fn one_core_rate(&self) -> f64 {
+        self.one_core
+            .as_ref()
+            .map_or(&self.sequential, |(sequential, _)| sequential)
+            .per_second()
+    }
 }
 
 fn main() {
@@ -575,8 +643,7 @@ fn main() {
     let mut port_64_latencies = port_64.latencies.clone();
     let throughput_ratio = port_64.per_second() / raw_64.per_second();
     let latency_ratio = port_append.as_secs_f64() / raw_commit.as_secs_f64();
-    // One core: read and decode take turns on one thread at a time.
-    let one_core_read = read.sequential.per_second();
+    let one_core_read = read.one_core_rate();
 
     let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
     println!("| measurement | result |");
@@ -617,7 +684,7 @@ fn main() {
         verdict(latency_ratio <= 1.5)
     );
     println!(
-        "| (c) `read_all` + decode on one core (sequential) | {:.2} M events/s | >= 1.5 M/s | {} |",
+        "| (c) `read_all` + decode on one core (sequential, threads pinned) | {:.2} M events/s | >= 1.5 M/s | {} |",
         one_core_read / 1e6,
         verdict(one_core_read >= 1.5e6)
     );

@@ -40,7 +40,8 @@ pub(crate) fn encode(metadata: &EventMetadata) -> Vec<u8> {
 
 /// The fields of `StoredMetadataV1`, borrowed from its bytes.
 struct Parts<'a> {
-    actor: &'a str,
+    /// The actor's bytes, not yet checked to be UTF-8.
+    actor: &'a [u8],
     correlation_id: [u8; 16],
     causation_id: Option<[u8; 16]>,
     seconds: i64,
@@ -53,7 +54,7 @@ struct Parts<'a> {
 fn parts(bytes: &[u8]) -> Option<Parts<'_>> {
     let mut reader = Reader { bytes };
     let actor_len = usize::try_from(reader.varint(10, 64)?).ok()?;
-    let actor = std::str::from_utf8(reader.take(actor_len)?).ok()?;
+    let actor = reader.take(actor_len)?;
     let correlation_id = reader.array()?;
     let causation_id = match reader.take(1)?[0] {
         0 => None,
@@ -76,23 +77,23 @@ fn parts(bytes: &[u8]) -> Option<Parts<'_>> {
 pub(crate) fn decode(bytes: &[u8]) -> Option<EventMetadata> {
     decode_with(
         bytes,
-        |text: &str| Arc::from(text),
+        |actor: &[u8]| std::str::from_utf8(actor).ok().map(Arc::from),
         &mut DayCache::default(),
     )
 }
 
 /// [`decode`] for a reader of many events: the actor's shared string comes
-/// from `actor` (an [`Interner`]) and the day of the instant from `days`,
-/// so that a run of events by one actor on one day allocates and converts
-/// nothing per event.
+/// from `actor` (an [`Interner`]; `None` when the bytes are not UTF-8) and
+/// the day of the instant from `days`, so that a run of events by one actor
+/// on one day allocates and converts nothing per event.
 pub(crate) fn decode_with(
     bytes: &[u8],
-    actor: impl FnOnce(&str) -> Arc<str>,
+    actor: impl FnOnce(&[u8]) -> Option<Arc<str>>,
     days: &mut DayCache,
 ) -> Option<EventMetadata> {
     let parts = parts(bytes)?;
     Some(EventMetadata {
-        actor: actor(parts.actor),
+        actor: actor(parts.actor)?,
         correlation_id: Uuid::from_bytes(parts.correlation_id),
         causation_id: parts.causation_id.map(Uuid::from_bytes),
         occurred_at: days.instant(parts.seconds, parts.nanos)?,
@@ -102,7 +103,9 @@ pub(crate) fn decode_with(
 /// Whether [`decode`] would decode `bytes`, without building the metadata:
 /// for scans that only check the log.
 pub(crate) fn is_valid(bytes: &[u8]) -> bool {
-    parts(bytes).is_some_and(|parts| is_instant(parts.seconds, parts.nanos))
+    parts(bytes).is_some_and(|parts| {
+        std::str::from_utf8(parts.actor).is_ok() && is_instant(parts.seconds, parts.nanos)
+    })
 }
 
 /// Whether `DateTime::from_timestamp(seconds, nanos)` is `Some`: the day is
@@ -132,17 +135,21 @@ pub(crate) struct Interner {
 }
 
 impl Interner {
-    /// The shared string equal to `text`.
-    pub(crate) fn get(&mut self, text: &str) -> Arc<str> {
+    /// The shared string of these bytes; `None` when they are not UTF-8
+    /// (bytes found in the cache are known to be).
+    pub(crate) fn get(&mut self, bytes: &[u8]) -> Option<Arc<str>> {
         if self.slots.is_empty() {
             self.slots.resize(INTERNER_SLOTS, None);
         }
         let mut hasher = rustc_hash::FxHasher::default();
-        hasher.write(text.as_bytes());
+        hasher.write(bytes);
         let slot = &mut self.slots[hasher.finish() as usize & (INTERNER_SLOTS - 1)];
         match slot {
-            Some(shared) if **shared == *text => Arc::clone(shared),
-            _ => Arc::clone(slot.insert(Arc::from(text))),
+            Some(shared) if shared.as_bytes() == bytes => Some(Arc::clone(shared)),
+            _ => {
+                let text = std::str::from_utf8(bytes).ok()?;
+                Some(Arc::clone(slot.insert(Arc::from(text))))
+            }
         }
     }
 }
@@ -377,18 +384,21 @@ mod tests {
     #[test]
     fn an_interned_text_is_shared_and_colliding_texts_stay_apart() {
         let mut interner = Interner::default();
-        let first = interner.get("account:0190c0de-0000-7000-8000-000000000001");
-        let again = interner.get("account:0190c0de-0000-7000-8000-000000000001");
-        assert!(Arc::ptr_eq(&first, &again));
+        let first = interner.get(b"account:0190c0de-0000-7000-8000-000000000001");
+        let again = interner.get(b"account:0190c0de-0000-7000-8000-000000000001");
+        assert!(Arc::ptr_eq(&first.expect("utf-8"), &again.expect("utf-8")));
+        assert_eq!(interner.get(&[b'a', 0xff]), None);
         // More texts than slots: some share a slot, each still comes back
         // equal to what was asked.
         for i in 0..4 * INTERNER_SLOTS {
             let text = format!("job:{i}");
-            assert_eq!(&*interner.get(&text), text);
+            assert_eq!(interner.get(text.as_bytes()).as_deref(), Some(&*text));
         }
         assert_eq!(
-            &*interner.get("account:0190c0de-0000-7000-8000-000000000001"),
-            "account:0190c0de-0000-7000-8000-000000000001"
+            interner
+                .get(b"account:0190c0de-0000-7000-8000-000000000001")
+                .as_deref(),
+            Some("account:0190c0de-0000-7000-8000-000000000001")
         );
     }
 

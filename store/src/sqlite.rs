@@ -1183,9 +1183,12 @@ impl PageBuilder {
             StoreError::Backend(format!("corrupt recorded_at at position {position}"))
         })?;
         let NameCache { actors, days, .. } = names;
-        let metadata =
-            crate::metadata_wire::decode_with(blob(row, 7)?, |actor| actors.get(actor), days)
-                .ok_or_else(|| corrupt_metadata(position))?;
+        let metadata = crate::metadata_wire::decode_with(
+            blob(row, 7)?,
+            |actor: &[u8]| actors.get(actor),
+            days,
+        )
+        .ok_or_else(|| corrupt_metadata(position))?;
         let payload = blob(row, 8)?;
         let start = self.payloads.len();
         self.payloads.extend_from_slice(payload);
