@@ -962,22 +962,17 @@ impl NameCache {
     /// the CPU's cache: these plain loads overlap, whereas each locked
     /// increment of a reference count waits for its own cache miss.
     fn touch_streams(&self, stream_ids: impl Iterator<Item = i64>) {
-        let mut counts = 0usize;
-        for stream_id in stream_ids {
-            if let Some(Some((id, name))) = self.streams.get(Self::slot(stream_id))
-                && *id == stream_id
-            {
-                counts = counts.wrapping_add(Arc::strong_count(name));
-            }
-        }
+        let counts = stream_ids.fold(0usize, |counts, stream_id| {
+            counts.wrapping_add(self.cached(stream_id).map_or(0, Arc::strong_count))
+        });
         std::hint::black_box(counts);
     }
 
-    /// The name of a stream, if it is in the cache.
+    /// The cached name of a stream.
     #[inline]
-    fn cached_stream(&self, stream_id: i64) -> Option<Arc<str>> {
+    fn cached(&self, stream_id: i64) -> Option<&Arc<str>> {
         match self.streams.get(Self::slot(stream_id)) {
-            Some(Some((id, name))) if *id == stream_id => Some(Arc::clone(name)),
+            Some(Some((id, name))) if *id == stream_id => Some(name),
             _ => None,
         }
     }
@@ -985,8 +980,8 @@ impl NameCache {
     /// The name of a stream; a miss reads it, and the next ones as well
     /// when it is newer than every stream read so far.
     fn stream(&mut self, connection: &Connection, stream_id: i64) -> Result<Arc<str>, StoreError> {
-        if let Some(name) = self.cached_stream(stream_id) {
-            return Ok(name);
+        if let Some(name) = self.cached(stream_id) {
+            return Ok(Arc::clone(name));
         }
         let ahead = if stream_id > self.highest {
             STREAM_NAME_READ_AHEAD
@@ -1019,7 +1014,7 @@ impl NameCache {
     }
 
     fn has_stream(&self, stream_id: i64) -> bool {
-        matches!(self.streams.get(Self::slot(stream_id)), Some(Some((id, _))) if *id == stream_id)
+        self.cached(stream_id).is_some()
     }
 
     /// Remembers a stream's name found by name.
