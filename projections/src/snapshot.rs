@@ -221,6 +221,64 @@ fn header(body_len: u64, checksum: [u8; 32]) -> [u8; HEADER_LEN] {
 /// one more; the model is returned only when the checksum of every section
 /// matches.
 pub fn load(path: &Path) -> Result<Option<ReadModel>, SnapshotError> {
+    let Some(opened) = open_checked(path)? else {
+        return Ok(None);
+    };
+    decode_sections(&opened.file, &opened.sections)
+        .map(Some)
+        .map_err(|e| e.at(path))
+}
+
+/// What [`read_digest`] finds in a snapshot file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotDigest {
+    /// The global position the snapshot was taken at.
+    pub position: u64,
+    /// The snapshot's checksum, which is [`ReadModel::digest`] of its state.
+    pub digest: [u8; 32],
+}
+
+/// The position and digest of the snapshot at `path` without decoding it
+/// into a model: the file is checked as [`load`] checks it (magic, format
+/// version, lengths, the table checksum and the SHA-256 of every section,
+/// streamed from the file in chunks), and only the position is decoded.
+/// `None` when there is no snapshot; the same errors as [`load`] otherwise
+/// (a body that decodes wrongly but hashes right is not detected here).
+pub fn read_digest(path: &Path) -> Result<Option<SnapshotDigest>, SnapshotError> {
+    let Some(opened) = open_checked(path)? else {
+        return Ok(None);
+    };
+    let mut position = None;
+    for (i, section) in opened.sections.iter().enumerate() {
+        Dec::section(&opened.file, section, |d| {
+            // Section 1 begins with the position.
+            if i == 1 {
+                position = Some(d.varint()?);
+            }
+            d.skip_rest()
+        })
+        .map_err(|e| e.at(path))?;
+    }
+    let position =
+        position.ok_or_else(|| SnapshotError::corrupt(path, "the position was not read"))?;
+    Ok(Some(SnapshotDigest {
+        position,
+        digest: opened.checksum,
+    }))
+}
+
+/// A snapshot file whose header and section table have been checked.
+struct Opened {
+    file: File,
+    /// The header's checksum (the SHA-256 of the section table).
+    checksum: [u8; 32],
+    /// Where each section lies in the file and its expected SHA-256.
+    sections: [Section; SECTIONS],
+}
+
+/// Open the snapshot at `path` and check its header and section table:
+/// `None` when there is no file; the sections themselves are not read.
+fn open_checked(path: &Path) -> Result<Option<Opened>, SnapshotError> {
     let file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -277,12 +335,11 @@ pub fn load(path: &Path) -> Result<Option<ReadModel>, SnapshotError> {
             "the sections do not fill the body",
         ));
     }
-    decode_sections(&file, &sections)
-        .map(Some)
-        .map_err(|e| match e {
-            LoadError::Io(e) => SnapshotError::io(path, e),
-            LoadError::Corrupt(reason) => SnapshotError::corrupt(path, reason),
-        })
+    Ok(Some(Opened {
+        file,
+        checksum,
+        sections,
+    }))
 }
 
 /// Read into `buf` from `offset` until it is full or the file ends;
@@ -811,6 +868,16 @@ enum LoadError {
     Corrupt(String),
 }
 
+impl LoadError {
+    /// The error as a [`SnapshotError`] of the file at `path`.
+    fn at(self, path: &Path) -> SnapshotError {
+        match self {
+            LoadError::Io(e) => SnapshotError::io(path, e),
+            LoadError::Corrupt(reason) => SnapshotError::corrupt(path, reason),
+        }
+    }
+}
+
 impl<'a> Dec<'a> {
     fn new(file: &'a File, section: &Section) -> Dec<'a> {
         Dec {
@@ -898,6 +965,21 @@ impl<'a> Dec<'a> {
         self.start += n;
         self.at += n as u64;
         Ok(bytes)
+    }
+
+    /// Consume the rest of the section a buffer at a time, hashing it
+    /// without decoding it.
+    fn skip_rest(&mut self) -> Decoded<()> {
+        loop {
+            self.at += (self.end - self.start) as u64;
+            self.start = self.end;
+            if self.remaining == 0 {
+                return Ok(());
+            }
+            let chunk = usize::try_from(self.remaining)
+                .map_or(self.buf.len(), |remaining| remaining.min(self.buf.len()));
+            self.fill(chunk)?;
+        }
     }
 
     fn left(&self) -> u64 {

@@ -256,6 +256,64 @@ fn an_unusable_snapshot_is_a_typed_error() {
     }
 }
 
+/// The digest and position read from a saved snapshot, without decoding
+/// it, are those of the model saved.
+#[test]
+fn the_digest_read_from_a_snapshot_is_the_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = snapshot::snapshot_path(dir.path());
+    assert_eq!(
+        snapshot::read_digest(&path).unwrap(),
+        None,
+        "absent is None"
+    );
+    for model in [
+        ReadModel::default(),
+        rebuild(workload(5, 700)),
+        rebuild(workload(6, 1_300)),
+    ] {
+        snapshot::save(&path, &model).unwrap();
+        let read = snapshot::read_digest(&path).unwrap().expect("a snapshot");
+        assert_eq!(read.position, model.position);
+        assert_eq!(read.digest, model.digest());
+    }
+}
+
+/// `read_digest` refuses every file `load` refuses, and a byte flipped in
+/// any section of the body (first or last byte) is `Corrupt`.
+#[test]
+fn read_digest_refuses_an_unusable_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = snapshot::snapshot_path(dir.path());
+    snapshot::save(&path, &rebuild(workload(3, 300))).unwrap();
+    let good = std::fs::read(&path).unwrap();
+    let mut cases = corrupt_cases(&good);
+    // The section table follows the 52-byte header: per section, its length
+    // (u64) and SHA-256.
+    let mut offset = 52 + snapshot::SECTIONS * 40;
+    for i in 0..snapshot::SECTIONS {
+        let entry = 52 + i * 40;
+        let len = u64::from_le_bytes(good[entry..entry + 8].try_into().unwrap()) as usize;
+        assert!(len > 0, "section {i} is empty");
+        for at in [offset, offset + len - 1] {
+            let mut flipped = good.clone();
+            flipped[at] ^= 0x01;
+            cases.push(("flipped body byte", flipped));
+        }
+        offset += len;
+    }
+    assert_eq!(offset, good.len());
+    for (case, bytes) in cases {
+        std::fs::write(&path, bytes).unwrap();
+        match (case, snapshot::read_digest(&path)) {
+            ("unknown version", Err(SnapshotError::UnknownVersion { found: 99, .. })) => {}
+            ("unknown version", other) => panic!("unknown version: {other:?}"),
+            (_, Err(SnapshotError::Corrupt { .. })) => {}
+            (case, other) => panic!("{case}: {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn an_unusable_snapshot_makes_the_server_rebuild_from_zero() {
     let history = workload(9, 800);
