@@ -75,6 +75,8 @@ pub fn run(data_dir: &Path) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let mut fold = Fold::new();
     let mut matched = true;
+    // Events read to the snapshot, and the digest there.
+    let mut at_snapshot = None;
     match &snapshot {
         None => println!(
             "snapshot: none at {} (nothing to compare; rebuilding to the head)",
@@ -95,6 +97,7 @@ pub fn run(data_dir: &Path) -> anyhow::Result<ExitCode> {
             fold.advance(&mut reader, 0, live.position, "rebuilding to the snapshot")?;
             let rebuilt = fold.model.digest();
             matched = rebuilt == live.digest;
+            at_snapshot = Some((fold.events, rebuilt));
             println!(
                 "rebuilt from zero to position {}: digest {} ({})",
                 fold.model.position,
@@ -109,11 +112,13 @@ pub fn run(data_dir: &Path) -> anyhow::Result<ExitCode> {
     }
     let from = snapshot.as_ref().map_or(0, |live| live.position);
     fold.advance(&mut reader, from, head, "rebuilding to the head")?;
+    // No event after the snapshot: the model is the one just digested.
+    let head_digest = match at_snapshot {
+        Some((events, digest)) if events == fold.events => digest,
+        _ => fold.model.digest(),
+    };
     let seconds = started.elapsed().as_secs_f64();
-    println!(
-        "head: position {head}, digest {}",
-        hex::encode(fold.model.digest())
-    );
+    println!("head: position {head}, digest {}", hex::encode(head_digest));
     if !fold.undecodable.is_empty() {
         println!(
             "skipped {} event(s) that do not decode, as the live read models do (first at position {}); run `replay-tool verify`",

@@ -62,6 +62,50 @@ fn rebuild_matches_the_live_snapshot_and_reports_the_head() {
     );
 }
 
+/// With the snapshot at the head, the head line gives the digest rebuilt
+/// from the log (not the snapshot's), whether they match or not.
+#[test]
+fn rebuild_with_the_snapshot_at_the_head_reports_the_rebuilt_digest_there() {
+    let dir = story_data_dir();
+    let head = projections::snapshot::rebuild(decoded(dir.path(), u64::MAX, None));
+    let head_digest = hex::encode(head.digest());
+    let len = story_len();
+    assert_eq!(head.position, len as u64);
+    // At the head too, but without event 12: the position agrees, the state does not.
+    let tampered = projections::snapshot::rebuild(decoded(dir.path(), u64::MAX, Some(12)));
+    assert_eq!(tampered.position, len as u64);
+    assert_ne!(tampered.digest(), head.digest());
+
+    save_snapshot(dir.path(), &head);
+    let out = stdout_ok(dir.path(), &["rebuild"]);
+    assert!(
+        out.contains(&format!(
+            "rebuilt from zero to position {len}: digest {head_digest} (MATCHES the snapshot)"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("head: position {len}, digest {head_digest}")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("for {len} events")), "{out}");
+
+    save_snapshot(dir.path(), &tampered);
+    let output = replay(dir.path(), &["rebuild"]);
+    let out = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains(&format!(
+            "rebuilt from zero to position {len}: digest {head_digest} (MISMATCH)"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("head: position {len}, digest {head_digest}")),
+        "{out}"
+    );
+}
+
 #[test]
 fn rebuild_reports_a_snapshot_that_differs_from_the_log() {
     let dir = story_data_dir();
