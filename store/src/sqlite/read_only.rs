@@ -116,8 +116,8 @@ pub struct PayloadRef<'a> {
 pub struct SqliteLogReader {
     path: PathBuf,
     reader: ReadConnection,
-    /// Stream names by stream number (index 0 unused), loaded in bulk.
-    stream_names: Vec<Option<Box<str>>>,
+    /// Stream names by stream number, loaded in bulk.
+    stream_names: StreamNames,
     /// Scans leave [`EventRef::stream`] empty (see [`SqliteLogReader::skip_stream_names`]).
     skip_names: bool,
 }
@@ -186,7 +186,7 @@ impl SqliteLogReader {
                 names: NameCache::default(),
                 payload_hint: 0,
             },
-            stream_names: vec![None],
+            stream_names: StreamNames::default(),
             skip_names: false,
         })
     }
@@ -353,17 +353,71 @@ impl SqliteLogReader {
     }
 }
 
+/// The names of the streams by stream number, all in one text: each
+/// number's name is a span of it (no allocation per stream).
+#[derive(Debug, Default)]
+struct StreamNames {
+    /// Every name read, one after the other.
+    text: String,
+    /// By stream number: where its name lies in `text`, or [`Span::UNKNOWN`].
+    spans: Vec<Span>,
+}
+
+/// A name's place in [`StreamNames::text`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    start: usize,
+    len: usize,
+}
+
+impl Span {
+    /// A stream number without a name (none read, or a gap in the numbers).
+    const UNKNOWN: Span = Span {
+        start: usize::MAX,
+        len: 0,
+    };
+}
+
+impl StreamNames {
+    /// The name of stream `index`, if read.
+    fn get(&self, index: usize) -> Option<&str> {
+        let span = *self.spans.get(index)?;
+        if span == Span::UNKNOWN {
+            return None;
+        }
+        self.text.get(span.start..span.start + span.len)
+    }
+
+    /// The highest stream number with a place in the table (0 when none).
+    fn highest(&self) -> usize {
+        self.spans.len().saturating_sub(1)
+    }
+
+    /// Record the name of stream `index`.
+    fn insert(&mut self, index: usize, name: &str) {
+        if self.spans.len() <= index {
+            self.spans.resize(index + 1, Span::UNKNOWN);
+        }
+        self.spans[index] = Span {
+            start: self.text.len(),
+            len: name.len(),
+        };
+        self.text.push_str(name);
+    }
+}
+
 /// The name of stream `stream_id`. A miss loads, in one ordered scan, every
-/// stream created since the last load (streams only ever get new numbers).
+/// stream numbered above the highest number known (streams only ever get
+/// new numbers).
 fn stream_name<'a>(
     connection: &Connection,
-    names: &'a mut Vec<Option<Box<str>>>,
+    names: &'a mut StreamNames,
     stream_id: i64,
 ) -> Result<&'a str, StoreError> {
     let index = usize::try_from(stream_id)
         .map_err(|_| StoreError::Backend(format!("corrupt stream number {stream_id}")))?;
-    if names.get(index).is_none_or(Option::is_none) {
-        let known = i64::try_from(names.len() - 1).unwrap_or(i64::MAX);
+    if names.get(index).is_none() {
+        let known = i64::try_from(names.highest()).unwrap_or(i64::MAX);
         let mut statement = connection
             .prepare_cached(
                 "SELECT stream_id, name FROM streams WHERE stream_id > ?1 ORDER BY stream_id",
@@ -372,19 +426,18 @@ fn stream_name<'a>(
         let mut rows = statement.query([known]).map_err(backend)?;
         while let Some(row) = rows.next().map_err(backend)? {
             let id: i64 = row.get(0).map_err(backend)?;
-            let name: String = row.get(1).map_err(backend)?;
+            let name = row
+                .get_ref(1)
+                .and_then(|value| Ok(value.as_str()?))
+                .map_err(backend)?;
             let Ok(id) = usize::try_from(id) else {
                 continue;
             };
-            if names.len() <= id {
-                names.resize(id + 1, None);
-            }
-            names[id] = Some(name.into_boxed_str());
+            names.insert(id, name);
         }
     }
     names
         .get(index)
-        .and_then(|name| name.as_deref())
         .ok_or_else(|| StoreError::Backend(format!("event names unknown stream {stream_id}")))
 }
 
@@ -407,6 +460,96 @@ mod tests {
             },
             payload: vec![n],
         }
+    }
+
+    #[test]
+    fn stream_names_share_one_text_and_keep_gaps_unknown() {
+        let mut names = StreamNames::default();
+        assert_eq!(names.highest(), 0);
+        assert_eq!(names.get(0), None);
+        names.insert(1, "account-1");
+        names.insert(3, "flow-3");
+        names.insert(6, "");
+        assert_eq!(names.highest(), 6);
+        assert_eq!(names.get(0), None);
+        assert_eq!(names.get(1), Some("account-1"));
+        assert_eq!(names.get(2), None, "a gap");
+        assert_eq!(names.get(3), Some("flow-3"));
+        assert_eq!(names.get(5), None, "a gap");
+        assert_eq!(names.get(6), Some(""), "an empty name is a name");
+        assert_eq!(names.get(7), None, "above the highest");
+        assert_eq!(names.text, "account-1flow-3");
+    }
+
+    /// Every payload scanned from `after`: (position, stream, stream number).
+    fn scanned(
+        reader: &mut SqliteLogReader,
+        after: u64,
+    ) -> Result<Vec<(u64, String, u64)>, StoreError> {
+        let mut seen = Vec::new();
+        reader.for_each_payload_between(after, u64::MAX, 10, |e| {
+            seen.push((e.position, e.stream.to_owned(), e.stream_number));
+            Ok::<_, StoreError>(())
+        })?;
+        Ok(seen)
+    }
+
+    #[tokio::test]
+    async fn names_are_read_across_gaps_and_as_a_live_writer_adds_streams() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.sqlite3");
+        {
+            let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+            for (n, stream) in [(1, "account-1"), (2, "flow-2"), (3, "flow-3")] {
+                store
+                    .append(stream, ExpectedRevision::NoStream, vec![event(n)])
+                    .await
+                    .unwrap();
+            }
+        }
+        // Number the third stream 7: numbers 3 to 6 are a gap.
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "PRAGMA foreign_keys = OFF; \
+                 UPDATE streams SET stream_id = 7 WHERE stream_id = 3; \
+                 UPDATE events SET stream_id = 7 WHERE stream_id = 3;",
+            )
+            .unwrap();
+        let mut reader = SqliteLogReader::open(&path).unwrap();
+        assert_eq!(
+            scanned(&mut reader, 0).unwrap(),
+            vec![
+                (1, "account-1".to_owned(), 1),
+                (2, "flow-2".to_owned(), 2),
+                (3, "flow-3".to_owned(), 7),
+            ]
+        );
+
+        // A stream created after the names were read, numbered above them.
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        store
+            .append("flow-new", ExpectedRevision::NoStream, vec![event(4)])
+            .await
+            .unwrap();
+        drop(store);
+        assert_eq!(
+            scanned(&mut reader, 2).unwrap(),
+            vec![(3, "flow-3".to_owned(), 7), (4, "flow-new".to_owned(), 8)]
+        );
+
+        // An event of a number in the gap names no stream.
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "PRAGMA foreign_keys = OFF; UPDATE events SET stream_id = 5 WHERE position = 4;",
+            )
+            .unwrap();
+        let error = scanned(&mut reader, 0).unwrap_err();
+        assert!(
+            error.to_string().contains("event names unknown stream 5"),
+            "{error}"
+        );
     }
 
     #[test]
