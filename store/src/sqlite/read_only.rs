@@ -404,11 +404,31 @@ impl StreamNames {
         };
         self.text.push_str(name);
     }
+
+    /// Make room for the names of the numbers after `index` up to
+    /// `highest`, at `average` bytes each plus an eighth: a bulk read then
+    /// fills one allocation instead of regrowing (and copying) the text
+    /// and the spans as it goes, fresh memory being the dearest part of a
+    /// large read. Room that cannot be had is left to ordinary growth.
+    fn expect(&mut self, index: usize, highest: usize, average: usize) {
+        let more = highest.saturating_sub(index);
+        let _ = self
+            .spans
+            .try_reserve_exact(highest.saturating_add(1).saturating_sub(self.spans.len()));
+        let _ = self
+            .text
+            .try_reserve_exact(more.saturating_mul(average).saturating_mul(9) / 8);
+    }
 }
+
+/// Names a bulk read takes before it makes room for the rest.
+const NAME_SAMPLE: usize = 1024;
 
 /// The name of stream `stream_id`. A miss loads, in one ordered scan, every
 /// stream numbered above the highest number known (streams only ever get
-/// new numbers).
+/// new numbers), made room for once the first [`NAME_SAMPLE`] names tell
+/// their average length (the numbers are dense, so the highest number
+/// tells how many follow).
 fn stream_name<'a>(
     connection: &Connection,
     names: &'a mut StreamNames,
@@ -423,6 +443,12 @@ fn stream_name<'a>(
                 "SELECT stream_id, name FROM streams WHERE stream_id > ?1 ORDER BY stream_id",
             )
             .map_err(backend)?;
+        let highest: Option<i64> = connection
+            .prepare_cached("SELECT max(stream_id) FROM streams")
+            .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
+            .map_err(backend)?;
+        let highest = highest.map_or(0, |highest| usize::try_from(highest).unwrap_or(0));
+        let (start, mut read) = (names.text.len(), 0usize);
         let mut rows = statement.query([known]).map_err(backend)?;
         while let Some(row) = rows.next().map_err(backend)? {
             let id: i64 = row.get(0).map_err(backend)?;
@@ -434,6 +460,10 @@ fn stream_name<'a>(
                 continue;
             };
             names.insert(id, name);
+            read += 1;
+            if read == NAME_SAMPLE {
+                names.expect(id, highest, (names.text.len() - start).div_ceil(read));
+            }
         }
     }
     names
@@ -479,6 +509,65 @@ mod tests {
         assert_eq!(names.get(6), Some(""), "an empty name is a name");
         assert_eq!(names.get(7), None, "above the highest");
         assert_eq!(names.text, "account-1flow-3");
+    }
+
+    #[test]
+    fn stream_names_make_room_for_what_a_bulk_read_expects() {
+        let mut names = StreamNames::default();
+        names.insert(1, "account-1");
+        names.expect(1, 1_001, 10);
+        assert!(names.spans.capacity() >= 1_002);
+        assert!(names.text.capacity() >= names.text.len() + 10_000);
+        // A number far beyond memory (a corrupt file) leaves the names as
+        // they are instead of failing.
+        names.expect(1, usize::MAX / 2, 64);
+        names.insert(2, "flow-2");
+        assert_eq!(names.get(1), Some("account-1"));
+        assert_eq!(names.get(2), Some("flow-2"));
+    }
+
+    /// A name for stream `n` whose length varies with `n`.
+    fn varied_name(n: usize) -> String {
+        format!("stream-{}-{n}", "x".repeat(n % 41))
+    }
+
+    #[tokio::test]
+    async fn a_bulk_read_of_many_names_reads_each_right() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.sqlite3");
+        drop(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
+        let streams = 3 * NAME_SAMPLE;
+        let picked = [1, NAME_SAMPLE, NAME_SAMPLE + 1, streams - 1, streams];
+        {
+            let mut connection = Connection::open(&path).unwrap();
+            let transaction = connection.transaction().unwrap();
+            for n in 1..=streams {
+                transaction
+                    .execute(
+                        "INSERT INTO streams (stream_id, name) VALUES (?1, ?2)",
+                        params![n as i64, varied_name(n)],
+                    )
+                    .unwrap();
+            }
+            for (position, n) in picked.iter().enumerate() {
+                transaction
+                    .execute(
+                        "INSERT INTO events (position, stream_id, revision, event_id, type_name, \
+                         schema_version, recorded_at, metadata, payload) \
+                         VALUES (?1, ?2, 0, ?3, 'Tested', 1, 0, x'', x'00')",
+                        params![position as i64 + 1, *n as i64, vec![position as u8; 16]],
+                    )
+                    .unwrap();
+            }
+            transaction.commit().unwrap();
+        }
+        let mut reader = SqliteLogReader::open(&path).unwrap();
+        let expected: Vec<_> = picked
+            .iter()
+            .enumerate()
+            .map(|(position, n)| (position as u64 + 1, varied_name(*n), *n as u64))
+            .collect();
+        assert_eq!(scanned(&mut reader, 0).unwrap(), expected);
     }
 
     /// Every payload scanned from `after`: (position, stream, stream number).
