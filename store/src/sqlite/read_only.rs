@@ -151,9 +151,12 @@ impl SqliteLogReader {
             .busy_timeout(READ_BUSY_TIMEOUT)
             .map_err(backend)?;
         connection
-            // Memory-mapped reads spare a copy per page on long scans.
+            // No memory mapping: a long scan through 4 KiB mappings (a
+            // TLB miss per page, dear under a hypervisor's nested paging)
+            // measured slower than `read()` copying each page into
+            // SQLite's cache (BENCHMARKS.md, `replay-tool verify`).
             .execute_batch(
-                "PRAGMA query_only = ON; PRAGMA cache_size = -8192; PRAGMA mmap_size = 1099511627776;",
+                "PRAGMA query_only = ON; PRAGMA cache_size = -8192; PRAGMA mmap_size = 0;",
             )
             .map_err(backend)?;
         connection.set_prepared_statement_cache_capacity(16);
