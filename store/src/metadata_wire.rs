@@ -16,9 +16,10 @@ use uuid::Uuid;
 use crate::EventMetadata;
 
 /// Stored form of [`EventMetadata`]. Frozen: a change is a new version.
+/// The actor is written the same from a `&str` as from a `String`.
 #[derive(serde::Serialize, serde::Deserialize)]
-pub(crate) struct StoredMetadataV1 {
-    pub(crate) actor: String,
+pub(crate) struct StoredMetadataV1<A = String> {
+    pub(crate) actor: A,
     pub(crate) correlation_id: [u8; 16],
     pub(crate) causation_id: Option<[u8; 16]>,
     pub(crate) occurred_at_seconds: i64,
@@ -28,7 +29,7 @@ pub(crate) struct StoredMetadataV1 {
 /// postcard bytes of `metadata` as `StoredMetadataV1`.
 pub(crate) fn encode(metadata: &EventMetadata) -> Vec<u8> {
     let stored = StoredMetadataV1 {
-        actor: metadata.actor.to_string(),
+        actor: &*metadata.actor,
         correlation_id: metadata.correlation_id.into_bytes(),
         causation_id: metadata.causation_id.map(Uuid::into_bytes),
         occurred_at_seconds: metadata.occurred_at.timestamp(),
