@@ -6,7 +6,7 @@
 //! decides and words the error. So both paths agree on every input (held by
 //! the tests in `tests.rs`).
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use domain::account::{Event as A, NewSession};
 use domain::application::{
     Applicant, Appointment, AppointmentPurpose, CountryCode, DecisionOutcome, DeliveryChannel,
@@ -19,6 +19,41 @@ use domain::{AccountId, ApplicationId, Email, FlowId, LoginMethod, SessionId};
 use uuid::Uuid;
 
 use crate::DomainEvent;
+
+/// Days from day 1 of the common era to the Unix epoch.
+const UNIX_EPOCH_DAY_FROM_CE: i64 = 719_163;
+
+thread_local! {
+    /// The day number and date of the last instant decoded on this thread:
+    /// the events of a log come in time order, mostly many to a day, and
+    /// finding a date from a day number is the dearest part of an instant.
+    static LAST_DAY: std::cell::Cell<(i64, NaiveDate)> =
+        const { std::cell::Cell::new((0, UNIX_EPOCH_DATE)) };
+}
+
+/// Day 0 of [`LAST_DAY`].
+const UNIX_EPOCH_DATE: NaiveDate = match NaiveDate::from_ymd_opt(1970, 1, 1) {
+    Some(date) => date,
+    None => panic!("1970-01-01 is a date"),
+};
+
+/// `DateTime::from_timestamp_micros(micros)`, with the date of the day
+/// last met taken from [`LAST_DAY`].
+#[inline]
+fn instant_micros(micros: i64) -> Option<DateTime<Utc>> {
+    let seconds = micros.div_euclid(1_000_000);
+    let nanos = micros.rem_euclid(1_000_000) as u32 * 1_000;
+    let day = seconds.div_euclid(86_400);
+    let second_of_day = seconds.rem_euclid(86_400) as u32;
+    let (last, mut date) = LAST_DAY.get();
+    if day != last {
+        let from_ce = i32::try_from(day.checked_add(UNIX_EPOCH_DAY_FROM_CE)?).ok()?;
+        date = NaiveDate::from_num_days_from_ce_opt(from_ce)?;
+        LAST_DAY.set((day, date));
+    }
+    let time = NaiveTime::from_num_seconds_from_midnight_opt(second_of_day, nanos)?;
+    Some(NaiveDateTime::new(date, time).and_utc())
+}
 
 /// A cursor over postcard bytes.
 struct Reader<'a>(&'a [u8]);
@@ -112,7 +147,7 @@ impl<'a> Reader<'a> {
 
     #[inline]
     fn instant(&mut self) -> Option<DateTime<Utc>> {
-        DateTime::from_timestamp_micros(self.i64()?)
+        instant_micros(self.i64()?)
     }
 
     /// The value, if every byte was read.
@@ -268,4 +303,49 @@ fn appointment(r: &mut Reader) -> Option<Appointment> {
         starts_at: r.instant()?,
         purpose: purpose(r)?,
     })
+}
+
+#[cfg(test)]
+mod day_cache_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn instants_through_the_day_cache_are_chronos(
+            micros in proptest::collection::vec(
+                prop_oneof![
+                    any::<i64>(),
+                    -8_300_000_000_000_000_000i64..8_300_000_000_000_000_000,
+                    1_700_000_000_000_000i64..1_700_300_000_000_000,
+                ],
+                1..40,
+            ),
+        ) {
+            for micros in micros {
+                prop_assert_eq!(instant_micros(micros), DateTime::from_timestamp_micros(micros));
+            }
+        }
+    }
+
+    #[test]
+    fn the_day_before_and_after_a_cached_one_are_their_own() {
+        let day = 86_400_000_000i64;
+        for micros in [
+            0,
+            day - 1,
+            day,
+            -1,
+            -day,
+            -day - 1,
+            5 * day + 3,
+            5 * day - 3,
+        ] {
+            assert_eq!(
+                instant_micros(micros),
+                DateTime::from_timestamp_micros(micros),
+                "{micros}"
+            );
+        }
+    }
 }
