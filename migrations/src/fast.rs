@@ -6,7 +6,7 @@
 //! decides and words the error. So both paths agree on every input (held by
 //! the tests in `tests.rs`).
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use domain::account::{Event as A, NewSession};
 use domain::application::{
     Applicant, Appointment, AppointmentPurpose, CountryCode, DecisionOutcome, DeliveryChannel,
@@ -15,44 +15,25 @@ use domain::application::{
 use domain::flow::{Event as F, FlowKind, IssuedCode};
 use domain::reservation::Event as R;
 use domain::text::PersonName;
+use domain::time::DayCache;
 use domain::{AccountId, ApplicationId, Email, FlowId, LoginMethod, SessionId};
 use uuid::Uuid;
 
 use crate::DomainEvent;
 
-/// Days from day 1 of the common era to the Unix epoch.
-const UNIX_EPOCH_DAY_FROM_CE: i64 = 719_163;
-
 thread_local! {
-    /// The day number and date of the last instant decoded on this thread:
-    /// the events of a log come in time order, mostly many to a day, and
-    /// finding a date from a day number is the dearest part of an instant.
-    static LAST_DAY: std::cell::Cell<(i64, NaiveDate)> =
-        const { std::cell::Cell::new((0, UNIX_EPOCH_DATE)) };
+    /// The day of the last instant decoded on this thread.
+    static LAST_DAY: std::cell::Cell<DayCache> = const { std::cell::Cell::new(DayCache::EPOCH) };
 }
-
-/// Day 0 of [`LAST_DAY`].
-const UNIX_EPOCH_DATE: NaiveDate = match NaiveDate::from_ymd_opt(1970, 1, 1) {
-    Some(date) => date,
-    None => panic!("1970-01-01 is a date"),
-};
 
 /// `DateTime::from_timestamp_micros(micros)`, with the date of the day
 /// last met taken from [`LAST_DAY`].
 #[inline]
 fn instant_micros(micros: i64) -> Option<DateTime<Utc>> {
-    let seconds = micros.div_euclid(1_000_000);
-    let nanos = micros.rem_euclid(1_000_000) as u32 * 1_000;
-    let day = seconds.div_euclid(86_400);
-    let second_of_day = seconds.rem_euclid(86_400) as u32;
-    let (last, mut date) = LAST_DAY.get();
-    if day != last {
-        let from_ce = i32::try_from(day.checked_add(UNIX_EPOCH_DAY_FROM_CE)?).ok()?;
-        date = NaiveDate::from_num_days_from_ce_opt(from_ce)?;
-        LAST_DAY.set((day, date));
-    }
-    let time = NaiveTime::from_num_seconds_from_midnight_opt(second_of_day, nanos)?;
-    Some(NaiveDateTime::new(date, time).and_utc())
+    let mut days = LAST_DAY.get();
+    let instant = days.instant_micros(micros);
+    LAST_DAY.set(days);
+    instant
 }
 
 /// A cursor over postcard bytes.

@@ -10,7 +10,8 @@
 use std::hash::Hasher;
 use std::sync::Arc;
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use chrono::Datelike;
+pub(crate) use domain::time::DayCache;
 use uuid::Uuid;
 
 use crate::EventMetadata;
@@ -113,6 +114,7 @@ pub(crate) fn is_valid(bytes: &[u8]) -> bool {
 /// within chrono's calendar, and nanoseconds past one second only on the
 /// last second of a minute (a leap second).
 fn is_instant(seconds: i64, nanos: u32) -> bool {
+    const UNIX_EPOCH_DAY_FROM_CE: i64 = 719_163;
     let day = seconds.div_euclid(86_400);
     let second_of_day = seconds.rem_euclid(86_400);
     let first = i64::from(chrono::NaiveDate::MIN.num_days_from_ce());
@@ -152,52 +154,6 @@ impl Interner {
                 Some(Arc::clone(slot.insert(Arc::from(text))))
             }
         }
-    }
-}
-
-/// Days since the Unix epoch of day 1 of the common era's calendar.
-const UNIX_EPOCH_DAY_FROM_CE: i64 = 719_163;
-
-/// The calendar date of the day last converted: events of one page mostly
-/// fall on one day, and finding a date from a day number is the dearest
-/// part of building an instant.
-#[derive(Clone, Copy)]
-pub(crate) struct DayCache {
-    day: i64,
-    date: NaiveDate,
-}
-
-impl Default for DayCache {
-    fn default() -> Self {
-        DayCache {
-            day: 0,
-            date: DateTime::UNIX_EPOCH.date_naive(),
-        }
-    }
-}
-
-impl DayCache {
-    /// `DateTime::from_timestamp(seconds, nanos)`, with the date of a day
-    /// met before taken from the cache.
-    #[inline]
-    pub(crate) fn instant(&mut self, seconds: i64, nanos: u32) -> Option<DateTime<Utc>> {
-        let day = seconds.div_euclid(86_400);
-        let second_of_day = seconds.rem_euclid(86_400) as u32;
-        if day != self.day {
-            let from_ce = i32::try_from(day.checked_add(UNIX_EPOCH_DAY_FROM_CE)?).ok()?;
-            self.date = NaiveDate::from_num_days_from_ce_opt(from_ce)?;
-            self.day = day;
-        }
-        let time = NaiveTime::from_num_seconds_from_midnight_opt(second_of_day, nanos)?;
-        Some(NaiveDateTime::new(self.date, time).and_utc())
-    }
-
-    /// `DateTime::from_timestamp_micros(micros)`, as [`DayCache::instant`].
-    #[inline]
-    pub(crate) fn instant_micros(&mut self, micros: i64) -> Option<DateTime<Utc>> {
-        let seconds = micros.div_euclid(1_000_000);
-        let nanos = micros.rem_euclid(1_000_000) as u32 * 1_000;
-        self.instant(seconds, nanos)
     }
 }
 
@@ -246,7 +202,7 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Utc;
+    use chrono::{DateTime, Utc};
     use proptest::prelude::*;
 
     fn reference(bytes: &[u8]) -> Option<EventMetadata> {
@@ -347,36 +303,6 @@ mod tests {
                     is_instant(seconds, nanos),
                     DateTime::from_timestamp(seconds, nanos).is_some(),
                     "{seconds} s {nanos} ns"
-                );
-            }
-        }
-    }
-
-    proptest! {
-        #[test]
-        fn instants_through_one_day_cache_are_chronos(
-            instants in proptest::collection::vec(
-                (
-                    prop_oneof![
-                        any::<i64>(),
-                        -8_300_000_000_000i64..8_300_000_000_000,
-                        1_700_000_000i64..1_700_300_000,
-                    ],
-                    prop_oneof![any::<u32>(), 0u32..2_100_000_000],
-                ),
-                1..40,
-            ),
-        ) {
-            let mut days = DayCache::default();
-            for (seconds, nanos) in instants {
-                prop_assert_eq!(
-                    days.instant(seconds, nanos),
-                    DateTime::from_timestamp(seconds, nanos)
-                );
-                let micros = seconds.wrapping_mul(7).wrapping_add(i64::from(nanos));
-                prop_assert_eq!(
-                    days.instant_micros(micros),
-                    DateTime::from_timestamp_micros(micros)
                 );
             }
         }

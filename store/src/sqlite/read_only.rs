@@ -446,11 +446,6 @@ fn stream_name<'a>(
                 "SELECT stream_id, name FROM streams WHERE stream_id > ?1 ORDER BY stream_id",
             )
             .map_err(backend)?;
-        let highest: Option<i64> = connection
-            .prepare_cached("SELECT max(stream_id) FROM streams")
-            .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
-            .map_err(backend)?;
-        let highest = highest.map_or(0, |highest| usize::try_from(highest).unwrap_or(0));
         let (start, mut read) = (names.text.len(), 0usize);
         let mut rows = statement.query([known]).map_err(backend)?;
         while let Some(row) = rows.next().map_err(backend)? {
@@ -465,6 +460,12 @@ fn stream_name<'a>(
             names.insert(id, name);
             read += 1;
             if read == NAME_SAMPLE {
+                // Only a read this long asks how many follow.
+                let highest: Option<i64> = connection
+                    .prepare_cached("SELECT max(stream_id) FROM streams")
+                    .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
+                    .map_err(backend)?;
+                let highest = highest.map_or(0, |highest| usize::try_from(highest).unwrap_or(0));
                 names.expect(id, highest, (names.text.len() - start).div_ceil(read));
             }
         }
