@@ -769,15 +769,22 @@ fn append(
     if head.is_some_and(|head| head.deleted) {
         return Err(deleted(stream));
     }
-    let stream_id = head.map(|head| head.stream_id);
-    if let Some(original) = idempotent_result(connection, stream, stream_id, events)? {
+    let known_id = head.map(|head| head.stream_id);
+    // A retry shows either as a conflict or as a first id already stored:
+    // only then is it looked for (new ids are the common case).
+    let retry = || -> Result<Option<(AppendResult, StreamHead)>, StoreError> {
+        let Some(original) = idempotent_result(connection, stream, known_id, events)? else {
+            return Ok(None);
+        };
         // A stored event of this stream was found, so the stream has a head.
         let head = head.ok_or_else(|| mismatch(stream))?;
-        return Ok((original, head));
-    }
+        Ok(Some((original, head)))
+    };
     let current = head.map_or(CurrentRevision::NoStream, |head| head.current);
-    check_expected(stream, expected, current)?;
-    let stream_id = match stream_id {
+    if let Err(conflict) = check_expected(stream, expected, current) {
+        return retry()?.ok_or(conflict);
+    }
+    let stream_id = match known_id {
         Some(id) => id,
         None => {
             connection
@@ -799,26 +806,28 @@ fn append(
         .map_err(backend)?;
     let mut result = None;
     for (revision, event) in (first_revision..).zip(events) {
-        insert
-            .execute(params![
-                stream_id,
-                to_i64(revision),
-                event.id.as_bytes(),
-                event.type_name,
-                event.schema_version,
-                recorded_at,
-                event.metadata,
-                event.payload,
-            ])
-            .map_err(|error| match error.sqlite_error_code() {
-                // The first id is new but a later one is already stored.
-                Some(rusqlite::ErrorCode::ConstraintViolation)
-                    if error.to_string().contains("events.event_id") =>
-                {
-                    mismatch(stream)
+        let inserted = insert.execute(params![
+            stream_id,
+            to_i64(revision),
+            event.id.as_bytes(),
+            event.type_name,
+            event.schema_version,
+            recorded_at,
+            event.metadata,
+            event.payload,
+        ]);
+        match inserted {
+            Ok(_) => {}
+            Err(error) if is_stored_id(&error) => {
+                // The first id stored already: a retry, or ids of another
+                // append; a later id stored: ids that match only in part.
+                if result.is_none() {
+                    return retry()?.ok_or_else(|| mismatch(stream));
                 }
-                _ => backend(error),
-            })?;
+                return Err(mismatch(stream));
+            }
+            Err(error) => return Err(backend(error)),
+        }
         result = Some(AppendResult {
             next_expected_revision: revision,
             position: connection.last_insert_rowid() as u64,
@@ -831,6 +840,12 @@ fn append(
         current: CurrentRevision::Current(result.next_expected_revision),
     };
     Ok((result, head))
+}
+
+/// Whether an insert failed because its event id is stored already.
+fn is_stored_id(error: &rusqlite::Error) -> bool {
+    error.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
+        && error.to_string().contains("events.event_id")
 }
 
 /// Tombstone `stream`; `known` as for [`append`]. Returns the new head.

@@ -304,14 +304,24 @@ mod cases {
             // A new first id, then one already stored.
             ("ids", vec![fresh.clone(), batch[1].clone()]),
             // Longer than what was stored.
-            ("ids", vec![batch[0].clone(), batch[1].clone(), fresh]),
+            (
+                "ids",
+                vec![batch[0].clone(), batch[1].clone(), fresh.clone()],
+            ),
             // The ids belong to another stream.
             ("other", batch.clone()),
         ];
-        for (stream, attempt) in attempts {
-            match store.append(stream, ExpectedRevision::Any, attempt).await {
-                Err(StoreError::IdempotencyMismatch { stream: s }) => assert_eq!(s, stream),
-                other => panic!("expected a mismatch, got {other:?}"),
+        // With an expected revision that holds, and with one that does not:
+        // a stored first id is looked into before a conflict is reported.
+        for expected in [ExpectedRevision::Any, ExpectedRevision::Exact(7)] {
+            for (stream, attempt) in attempts.clone() {
+                let first_is_new = attempt[0].id == fresh.id;
+                match store.append(stream, expected, attempt).await {
+                    Err(StoreError::Conflict { .. })
+                        if first_is_new && expected != ExpectedRevision::Any => {}
+                    Err(StoreError::IdempotencyMismatch { stream: s }) => assert_eq!(s, stream),
+                    other => panic!("expected a mismatch with {expected:?}, got {other:?}"),
+                }
             }
         }
         assert_eq!(store.head_position().await.expect("head"), head);
