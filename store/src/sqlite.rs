@@ -45,10 +45,13 @@
 //! Every append and tombstone is sent to the writer thread, which owns the
 //! write connection. It takes every request that is waiting (up to
 //! [`SqliteOptions::max_batch_events`]), runs them in ONE transaction, each
-//! inside its own SAVEPOINT and checked against its own expected revision
-//! (a failing append is rolled back to its savepoint and does not fail its
-//! neighbours), commits once (one fsync with `synchronous=FULL`), and only
-//! then answers each caller. An acknowledged append is durable.
+//! checked against its own expected revision, commits once (one fsync with
+//! `synchronous=FULL`), and only then answers each caller. An acknowledged
+//! append is durable. A failing append does not fail its neighbours: the
+//! requests run bare, since nearly every failure (a conflict, a deleted
+//! stream, a retry) comes before any write; should one fail after writing
+//! part of itself, the transaction is undone and the batch runs again with
+//! each request in a SAVEPOINT of its own, rolled back on its failure.
 //!
 //! # Rules
 //! - An empty append is refused with [`StoreError::EmptyAppend`]; an append
@@ -425,11 +428,15 @@ enum WriteRequest {
         expected: ExpectedRevision,
         events: Vec<PreparedEvent>,
         reply: oneshot::Sender<Result<AppendResult, StoreError>>,
+        /// Its result once run, answered after the commit.
+        done: Option<Result<AppendResult, StoreError>>,
     },
     Tombstone {
         stream: String,
         expected: ExpectedRevision,
         reply: oneshot::Sender<Result<(), StoreError>>,
+        /// Its result once run, answered after the commit.
+        done: Option<Result<(), StoreError>>,
     },
 }
 
@@ -440,46 +447,48 @@ impl WriteRequest {
             WriteRequest::Tombstone { .. } => 1,
         }
     }
-}
 
-/// The outcome of one request inside a group commit, answered after it.
-enum Outcome {
-    Append(
-        oneshot::Sender<Result<AppendResult, StoreError>>,
-        Result<AppendResult, StoreError>,
-    ),
-    Tombstone(
-        oneshot::Sender<Result<(), StoreError>>,
-        Result<(), StoreError>,
-    ),
-}
-
-impl Outcome {
     fn succeeded(&self) -> bool {
         match self {
-            Outcome::Append(_, result) => result.is_ok(),
-            Outcome::Tombstone(_, result) => result.is_ok(),
+            WriteRequest::Append { done, .. } => matches!(done, Some(Ok(_))),
+            WriteRequest::Tombstone { done, .. } => matches!(done, Some(Ok(_))),
         }
     }
 
-    /// The transaction did not commit: nothing of this request is stored.
-    fn fail(self, why: &str) -> Outcome {
-        let error = || StoreError::Backend(format!("commit failed: {why}"));
+    /// The position of its last event, when it appended.
+    fn appended_position(&self) -> Option<u64> {
         match self {
-            Outcome::Append(reply, Ok(_)) => Outcome::Append(reply, Err(error())),
-            Outcome::Tombstone(reply, Ok(())) => Outcome::Tombstone(reply, Err(error())),
-            failed => failed,
+            WriteRequest::Append {
+                done: Some(Ok(result)),
+                ..
+            } => Some(result.position),
+            _ => None,
+        }
+    }
+
+    /// Nothing of this request is stored: an error unless it failed already.
+    fn fail(&mut self, why: &str) {
+        let error = || StoreError::Backend(why.to_owned());
+        match self {
+            WriteRequest::Append { done, .. } if !matches!(done, Some(Err(_))) => {
+                *done = Some(Err(error()));
+            }
+            WriteRequest::Tombstone { done, .. } if !matches!(done, Some(Err(_))) => {
+                *done = Some(Err(error()));
+            }
+            _ => {}
         }
     }
 
     fn answer(self) {
         // A caller that stopped waiting is no error of ours.
+        let never_run = || StoreError::Backend("the request was not run".to_owned());
         match self {
-            Outcome::Append(reply, result) => {
-                let _ = reply.send(result);
+            WriteRequest::Append { reply, done, .. } => {
+                let _ = reply.send(done.unwrap_or_else(|| Err(never_run())));
             }
-            Outcome::Tombstone(reply, result) => {
-                let _ = reply.send(result);
+            WriteRequest::Tombstone { reply, done, .. } => {
+                let _ = reply.send(done.unwrap_or_else(|| Err(never_run())));
             }
         }
     }
@@ -512,88 +521,148 @@ impl Writer {
         }
     }
 
+    /// Run `batch` in one transaction, commit it, then answer every request.
+    ///
+    /// The requests first run bare: most that fail do so before they write
+    /// anything. Should one fail after writing part of itself, the whole
+    /// transaction is undone and the batch runs again with each request in
+    /// a savepoint of its own, so that its failure undoes only its writes.
     fn commit_batch(&mut self, batch: &mut Vec<WriteRequest>) {
-        let mut outcomes = Vec::with_capacity(batch.len());
-        if let Err(error) = run_cached(&self.connection, "BEGIN IMMEDIATE") {
-            let why = error.to_string();
-            for request in batch.drain(..) {
-                match request {
-                    WriteRequest::Append { reply, .. } => {
-                        let _ = reply.send(Err(StoreError::Backend(why.clone())));
-                    }
-                    WriteRequest::Tombstone { reply, .. } => {
-                        let _ = reply.send(Err(StoreError::Backend(why.clone())));
-                    }
+        let recorded_at = Utc::now().timestamp_micros();
+        let mut ran = self
+            .begin()
+            .map(|()| self.run_requests(batch, recorded_at, false));
+        if matches!(ran, Ok(false)) {
+            // The heads of this transaction were never stored.
+            self.known.clear();
+            ran = match run_cached(&self.connection, "ROLLBACK") {
+                Ok(()) => self
+                    .begin()
+                    .map(|()| self.run_requests(batch, recorded_at, true)),
+                Err(error) => Err(error.to_string()),
+            };
+        }
+        let committed = match ran {
+            Err(why) => Err(why),
+            Ok(_) if batch.iter().any(WriteRequest::succeeded) => {
+                run_cached(&self.connection, "COMMIT")
+                    .map_err(|error| format!("commit failed: {error}"))
+            }
+            Ok(_) => run_cached(&self.connection, "ROLLBACK")
+                .map_err(|error| format!("commit failed: {error}")),
+        };
+        match committed {
+            Err(why) => {
+                // The heads of this transaction were never stored.
+                self.known.clear();
+                tracing::error!(error = %why, "event store commit failed");
+                if !self.connection.is_autocommit() {
+                    let _ = self.connection.execute_batch("ROLLBACK");
+                }
+                for request in batch.iter_mut() {
+                    request.fail(&why);
                 }
             }
-            return;
+            Ok(()) => {
+                let last = batch
+                    .iter()
+                    .filter_map(WriteRequest::appended_position)
+                    .max();
+                if let Some(last) = last {
+                    self.heads.send_if_modified(|head| {
+                        let newer = last > *head;
+                        if newer {
+                            *head = last;
+                        }
+                        newer
+                    });
+                }
+            }
         }
+        for request in batch.drain(..) {
+            request.answer();
+        }
+    }
+
+    /// `BEGIN IMMEDIATE`, then forget cached heads if another writer may
+    /// have committed since.
+    fn begin(&mut self) -> Result<(), String> {
+        run_cached(&self.connection, "BEGIN IMMEDIATE").map_err(|error| error.to_string())?;
         if self.known.check_other_writers(&self.connection).is_err() {
             // Unsure whether another writer committed: trust nothing cached.
             self.known.clear();
         }
-        let recorded_at = Utc::now().timestamp_micros();
-        let mut last_position = 0;
-        for request in batch.drain(..) {
-            let outcome = match request {
+        Ok(())
+    }
+
+    /// Run every request of `batch` in the open transaction, keeping each
+    /// result in its request; `isolated` puts each in a savepoint. `false`
+    /// when a request that ran bare failed after writing part of itself
+    /// (or took the transaction with it): the transaction must be undone.
+    fn run_requests(
+        &mut self,
+        batch: &mut [WriteRequest],
+        recorded_at: i64,
+        isolated: bool,
+    ) -> bool {
+        for request in batch.iter_mut() {
+            let changes = self.connection.total_changes();
+            let failed = match request {
                 WriteRequest::Append {
                     stream,
                     expected,
                     events,
-                    reply,
+                    done,
+                    ..
                 } => {
-                    let known = self.known.get(&stream);
-                    let result = in_savepoint(&self.connection, |connection| {
-                        append(connection, known, &stream, expected, &events, recorded_at)
+                    let known = self.known.get(stream);
+                    let result = run_request(&self.connection, isolated, |connection| {
+                        append(connection, known, stream, *expected, events, recorded_at)
                     })
                     .map(|(result, head)| {
-                        self.known.put(&stream, head);
-                        last_position = last_position.max(result.position);
+                        self.known.put(stream, head);
                         result
                     });
-                    Outcome::Append(reply, result)
+                    let failed = result.is_err();
+                    *done = Some(result);
+                    failed
                 }
                 WriteRequest::Tombstone {
                     stream,
                     expected,
-                    reply,
+                    done,
+                    ..
                 } => {
-                    let known = self.known.get(&stream);
-                    let result = in_savepoint(&self.connection, |connection| {
-                        tombstone(connection, known, &stream, expected)
+                    let known = self.known.get(stream);
+                    let result = run_request(&self.connection, isolated, |connection| {
+                        tombstone(connection, known, stream, *expected)
                     })
-                    .map(|head| self.known.put(&stream, head));
-                    Outcome::Tombstone(reply, result)
+                    .map(|head| self.known.put(stream, head));
+                    let failed = result.is_err();
+                    *done = Some(result);
+                    failed
                 }
             };
-            outcomes.push(outcome);
-        }
-        let committed = if outcomes.iter().any(Outcome::succeeded) {
-            run_cached(&self.connection, "COMMIT")
-        } else {
-            run_cached(&self.connection, "ROLLBACK")
-        };
-        if let Err(error) = committed {
-            // The heads of this transaction were never stored.
-            self.known.clear();
-            let why = error.to_string();
-            tracing::error!(error = %why, "event store commit failed");
-            if !self.connection.is_autocommit() {
-                let _ = self.connection.execute_batch("ROLLBACK");
+            let dirty =
+                self.connection.total_changes() != changes || self.connection.is_autocommit();
+            if failed && !isolated && dirty {
+                return false;
             }
-            outcomes = outcomes.into_iter().map(|o| o.fail(&why)).collect();
-        } else if last_position > 0 {
-            self.heads.send_if_modified(|head| {
-                let newer = last_position > *head;
-                if newer {
-                    *head = last_position;
-                }
-                newer
-            });
         }
-        for outcome in outcomes {
-            outcome.answer();
-        }
+        true
+    }
+}
+
+/// Run one request bare, or in a savepoint when `isolated`.
+fn run_request<T>(
+    connection: &Connection,
+    isolated: bool,
+    work: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    if isolated {
+        in_savepoint(connection, work)
+    } else {
+        work(connection)
     }
 }
 
@@ -1309,6 +1378,7 @@ impl EventStore for SqliteStore {
             expected,
             events: prepare(events),
             reply,
+            done: None,
         })
         .await?;
         answer.await.map_err(|_| StoreError::Closed)?
@@ -1361,6 +1431,7 @@ impl EventStore for SqliteStore {
             stream: stream.to_owned(),
             expected,
             reply,
+            done: None,
         })
         .await?;
         answer.await.map_err(|_| StoreError::Closed)?

@@ -378,6 +378,63 @@ mod cases {
         );
     }
 
+    pub async fn an_append_failing_halfway_does_not_fail_its_neighbours(
+        store: Arc<dyn EventStore>,
+    ) {
+        let taken = events(2);
+        store
+            .append("taken", ExpectedRevision::NoStream, taken.clone())
+            .await
+            .expect("original");
+        // Fired together so that a batching adapter commits them together.
+        // The odd ones fail only after a part of them could be written: a
+        // new stream whose first event is new and whose second is stored
+        // already, or a new stream whose only event is another stream's.
+        let attempts: Vec<_> = (0..16)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                let batch = match i % 4 {
+                    1 => vec![event("Happened", b"new"), taken[1].clone()],
+                    3 => vec![taken[0].clone()],
+                    _ => events(2),
+                };
+                tokio::spawn(async move {
+                    store
+                        .append(&format!("h-{i}"), ExpectedRevision::NoStream, batch)
+                        .await
+                })
+            })
+            .collect();
+        for (i, attempt) in attempts.into_iter().enumerate() {
+            match attempt.await.expect("task") {
+                Ok(result) if i % 2 == 0 => assert_eq!(result.next_expected_revision, 1),
+                Err(StoreError::IdempotencyMismatch { stream }) if i % 2 == 1 => {
+                    assert_eq!(stream, format!("h-{i}"));
+                }
+                other => panic!("append {i}: unexpected {other:?}"),
+            }
+        }
+        let all = read_all_from(&*store, 0).await;
+        assert_eq!(all.len(), 2 + 8 * 2);
+        assert!(
+            all.iter()
+                .zip(1u64..)
+                .all(|(event, position)| event.position == position)
+        );
+        for i in (1..16).step_by(2) {
+            assert!(
+                read_whole_stream(&*store, &format!("h-{i}"))
+                    .await
+                    .is_empty()
+            );
+            // Nothing of the failed append holds the stream: it can be created.
+            store
+                .append(&format!("h-{i}"), ExpectedRevision::NoStream, events(1))
+                .await
+                .expect("the stream is still new");
+        }
+    }
+
     pub async fn read_stream_forwards_and_backwards_with_start_and_limit(
         store: Arc<dyn EventStore>,
     ) {
@@ -973,6 +1030,7 @@ conformance_suite!(
     retried_append_returns_the_original_result_and_appends_nothing,
     event_ids_used_differently_are_a_mismatch,
     a_failing_append_does_not_fail_its_neighbours,
+    an_append_failing_halfway_does_not_fail_its_neighbours,
     read_stream_forwards_and_backwards_with_start_and_limit,
     read_all_pages_through_the_global_log,
     envelope_round_trips,
@@ -995,6 +1053,7 @@ conformance_suite!(
     retried_append_returns_the_original_result_and_appends_nothing,
     event_ids_used_differently_are_a_mismatch,
     a_failing_append_does_not_fail_its_neighbours,
+    an_append_failing_halfway_does_not_fail_its_neighbours,
     read_stream_forwards_and_backwards_with_start_and_limit,
     read_all_pages_through_the_global_log,
     envelope_round_trips,
