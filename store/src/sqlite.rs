@@ -1011,7 +1011,7 @@ struct ReadConnection {
 }
 
 /// Page cache of a read connection, in KiB.
-const READ_CACHE_KIB: u32 = 2048;
+pub(crate) const READ_CACHE_KIB: u32 = 2048;
 
 /// The most payload bytes per event a page reserves in advance.
 const MAX_PAYLOAD_HINT: usize = 4096;

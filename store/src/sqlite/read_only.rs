@@ -154,10 +154,13 @@ impl SqliteLogReader {
             // No memory mapping: a long scan through 4 KiB mappings (a
             // TLB miss per page, dear under a hypervisor's nested paging)
             // measured slower than `read()` copying each page into
-            // SQLite's cache (BENCHMARKS.md, `replay-tool verify`).
-            .execute_batch(
-                "PRAGMA query_only = ON; PRAGMA cache_size = -8192; PRAGMA mmap_size = 0;",
-            )
+            // SQLite's cache (BENCHMARKS.md, `replay-tool verify`). The
+            // store's small read cache, so that a scan's buffers stay in
+            // the CPU's caches.
+            .execute_batch(&format!(
+                "PRAGMA query_only = ON; PRAGMA cache_size = -{}; PRAGMA mmap_size = 0;",
+                super::READ_CACHE_KIB
+            ))
             .map_err(backend)?;
         connection.set_prepared_statement_cache_capacity(16);
         match user_version(&connection)? {
