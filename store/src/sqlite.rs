@@ -535,12 +535,15 @@ impl Writer {
         if matches!(ran, Ok(false)) {
             // The heads of this transaction were never stored.
             self.known.clear();
-            ran = match run_cached(&self.connection, "ROLLBACK") {
-                Ok(()) => self
-                    .begin()
-                    .map(|()| self.run_requests(batch, recorded_at, true)),
-                Err(error) => Err(error.to_string()),
+            // SQLite may have rolled the transaction back itself.
+            let undone = if self.connection.is_autocommit() {
+                Ok(())
+            } else {
+                run_cached(&self.connection, "ROLLBACK").map_err(|error| error.to_string())
             };
+            ran = undone
+                .and_then(|()| self.begin())
+                .map(|()| self.run_requests(batch, recorded_at, true));
         }
         let committed = match ran {
             Err(why) => Err(why),
@@ -555,7 +558,7 @@ impl Writer {
             Err(why) => {
                 // The heads of this transaction were never stored.
                 self.known.clear();
-                tracing::error!(error = %why, "event store commit failed");
+                tracing::error!(error = %why, "event store transaction failed");
                 if !self.connection.is_autocommit() {
                     let _ = self.connection.execute_batch("ROLLBACK");
                 }
