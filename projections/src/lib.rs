@@ -21,6 +21,6 @@ pub mod snapshot;
 mod table;
 pub mod workload;
 
-pub use model::{AccountView, ApplicationView, ReadModel, SessionView};
+pub use model::{AccountView, ApplicationView, ReadModel, SessionView, StreamKey};
 pub use model_mail::MailOutboxState;
 pub use runner::{Projections, SnapshotMode, WaitError};

@@ -215,17 +215,53 @@ fn parse_hyphenated(text: &[u8]) -> Option<Uuid> {
     (bad & 0xf0 == 0).then(|| Uuid::from_bytes(bytes))
 }
 
+/// What the read models take from a stream's name: the aggregate it names
+/// and the id in it. A fold that meets each stream many times can work it
+/// out once per stream ([`ReadModel::apply_keyed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKey {
+    /// `account-<uuid>`.
+    Account(Uuid),
+    /// `application-<uuid>`.
+    Application(Uuid),
+    /// `flow-<uuid>`.
+    Flow,
+    /// Any other name.
+    Other,
+}
+
+impl StreamKey {
+    /// The key of the stream named `stream`.
+    pub fn of(stream: &str) -> StreamKey {
+        let Some((prefix, _)) = stream.split_once('-') else {
+            return StreamKey::Other;
+        };
+        let key = match prefix {
+            "account" => stream_id(stream, prefix).map(StreamKey::Account),
+            "application" => stream_id(stream, prefix).map(StreamKey::Application),
+            "flow" => stream_id(stream, prefix).map(|_| StreamKey::Flow),
+            _ => None,
+        };
+        key.unwrap_or(StreamKey::Other)
+    }
+}
+
 impl ReadModel {
     /// Apply one event recorded at `position` in `stream`. Events at or below
     /// the current position are ignored (idempotent replays).
     pub fn apply(&mut self, position: u64, stream: &str, event: &DomainEvent) {
+        self.apply_keyed(position, StreamKey::of(stream), event);
+    }
+
+    /// [`ReadModel::apply`] with the stream's key worked out already.
+    pub fn apply_keyed(&mut self, position: u64, stream: StreamKey, event: &DomainEvent) {
         if position <= self.position {
             return;
         }
         self.position = position;
         match event {
             DomainEvent::Account(e) => {
-                if let Some(id) = stream_id(stream, "account") {
+                if let StreamKey::Account(id) = stream {
                     let id = AccountId(id);
                     if matches!(e, A::PurgeWarningIssued { .. } | A::AccountDeleted { .. })
                         && self.has_mail_address(id)
@@ -251,7 +287,7 @@ impl ReadModel {
             DomainEvent::Flow(
                 domain::flow::Event::Started { .. } | domain::flow::Event::CodeResent { .. },
             ) => {
-                if stream_id(stream, "flow").is_some() {
+                if stream == StreamKey::Flow {
                     self.mail_owed.push(position);
                 }
             }
@@ -625,6 +661,57 @@ mod tests {
         assert_eq!(
             stream_id("flow-00000000-0000-0000-0000-000000000000", "account"),
             None
+        );
+    }
+
+    /// A stream's key says what `stream_id` says of its name for each
+    /// aggregate the read models know.
+    #[test]
+    fn a_stream_key_is_what_its_name_says() {
+        let mut rng = crate::workload::Rng::new(5);
+        let prefixes = [
+            "account",
+            "application",
+            "flow",
+            "reservation",
+            "accounts",
+            "Account",
+            "",
+        ];
+        for _ in 0..500 {
+            let id = Uuid::from_u128(u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64()));
+            let hyphenated = id.hyphenated().to_string();
+            let ids = [
+                hyphenated.clone(),
+                hyphenated.to_uppercase(),
+                id.simple().to_string(),
+                id.braced().to_string(),
+                hyphenated[1..].to_owned(),
+                format!("{hyphenated}-x"),
+                String::new(),
+            ];
+            for prefix in prefixes {
+                for id in &ids {
+                    for name in [format!("{prefix}-{id}"), format!("{prefix}{id}")] {
+                        let expected = match (
+                            stream_id(&name, "account"),
+                            stream_id(&name, "application"),
+                            stream_id(&name, "flow"),
+                        ) {
+                            (Some(id), None, None) => StreamKey::Account(id),
+                            (None, Some(id), None) => StreamKey::Application(id),
+                            (None, None, Some(_)) => StreamKey::Flow,
+                            (None, None, None) => StreamKey::Other,
+                            both => panic!("{name} names two aggregates: {both:?}"),
+                        };
+                        assert_eq!(StreamKey::of(&name), expected, "{name}");
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            StreamKey::of("account-00000000-0000-0000-0000-000000000007"),
+            StreamKey::Account(Uuid::from_u128(7))
         );
     }
 }

@@ -12,7 +12,7 @@ use domain::application::{self, Application};
 use domain::legacy::{self, LegacyOwner, LegacyRecord};
 use domain::{AccountId, ApplicationId};
 
-use crate::model::stream_id;
+use crate::model::StreamKey;
 use crate::slots::Slots;
 use crate::table::{IdMap, Keyed, Table};
 
@@ -50,8 +50,15 @@ pub(crate) struct Applications {
 
 impl Applications {
     /// Apply one event; a creation is returned for [`ReadModel::file_application`].
-    pub(crate) fn apply(&mut self, stream: &str, event: &application::Event) -> Option<Created> {
-        let id = stream_id(stream, "application").map(ApplicationId)?;
+    pub(crate) fn apply(
+        &mut self,
+        stream: StreamKey,
+        event: &application::Event,
+    ) -> Option<Created> {
+        let StreamKey::Application(id) = stream else {
+            return None;
+        };
+        let id = ApplicationId(id);
         if let application::Event::Created { .. } = event {
             let mut state = application::State::default();
             application::evolve(&mut state, event);

@@ -7,7 +7,7 @@
 use domain::AccountId;
 
 use crate::ReadModel;
-use crate::model::{AccountStatus, stream_id};
+use crate::model::{AccountStatus, StreamKey};
 
 /// Mails owed up to the model's position, split at a checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,9 +42,11 @@ impl ReadModel {
     }
 
     /// The application of `stream` exists and its owner has a mail address.
-    pub(crate) fn application_mail_address(&self, stream: &str) -> bool {
-        stream_id(stream, "application")
-            .and_then(|id| self.application(domain::ApplicationId(id)))
+    pub(crate) fn application_mail_address(&self, stream: StreamKey) -> bool {
+        let StreamKey::Application(id) = stream else {
+            return false;
+        };
+        self.application(domain::ApplicationId(id))
             .is_some_and(|app| self.has_mail_address(app.owner.account))
     }
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
-use projections::ReadModel;
+use projections::{ReadModel, StreamKey};
 use store::sqlite::SqliteLogReader;
 
 use crate::log;
@@ -34,10 +34,12 @@ impl Fold {
         }
     }
 
-    /// Apply every event with `after < position <= until`.
+    /// Apply every event with `after < position <= until`; `keys` holds
+    /// the key of every stream by its number.
     fn advance(
         &mut self,
         reader: &mut SqliteLogReader,
+        keys: &[StreamKey],
         after: u64,
         until: u64,
         what: &str,
@@ -51,8 +53,18 @@ impl Fold {
             folding,
         } = self;
         *events += log::scan_payloads(reader, after, until, &bar, |event| {
+            let Some(key) = usize::try_from(event.stream_number)
+                .ok()
+                .and_then(|number| keys.get(number))
+            else {
+                anyhow::bail!(
+                    "the event at position {} names stream number {}, which the log does not hold",
+                    event.position,
+                    event.stream_number
+                );
+            };
             match migrations::decode(event.type_name, event.schema_version, event.payload) {
-                Ok(decoded) => model.apply(event.position, event.stream, &decoded),
+                Ok(decoded) => model.apply_keyed(event.position, *key, &decoded),
                 Err(_) => undecodable.push(event.position),
             }
             Ok(())
@@ -61,6 +73,25 @@ impl Fold {
         bar.finish_and_clear();
         Ok(())
     }
+}
+
+/// The key of every stream of the log by its number (numbers without a
+/// stream are `Other`). Each name is read and parsed once, not once per
+/// event; a fold then reads the events without their names.
+fn stream_keys(reader: &mut SqliteLogReader) -> anyhow::Result<Vec<StreamKey>> {
+    let mut keys = Vec::new();
+    reader
+        .for_each_stream_after(0, |number, name| {
+            let Ok(number) = usize::try_from(number) else {
+                return;
+            };
+            if keys.len() <= number {
+                keys.resize(number + 1, StreamKey::Other);
+            }
+            keys[number] = StreamKey::of(name);
+        })
+        .context("reading the stream names")?;
+    Ok(keys)
 }
 
 /// Run `rebuild` over the data dir: exit 1 when the rebuilt digest differs
@@ -73,7 +104,12 @@ pub fn run(data_dir: &Path) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("reading the snapshot {}", snapshot_path.display()))?;
     let head = reader.head()?;
     let started = Instant::now();
+    // Read after the head: every stream of an event up to it is in there.
+    let keys = stream_keys(&mut reader)?;
+    reader.skip_stream_names(true);
     let mut fold = Fold::new();
+    // Reading the names is part of reading the log.
+    fold.folding = started.elapsed();
     let mut matched = true;
     // Events read to the snapshot, and the digest there.
     let mut at_snapshot = None;
@@ -94,7 +130,13 @@ pub fn run(data_dir: &Path) -> anyhow::Result<ExitCode> {
                 "the snapshot is at position {} but the log ends at {head}: it does not belong to this log",
                 live.position
             );
-            fold.advance(&mut reader, 0, live.position, "rebuilding to the snapshot")?;
+            fold.advance(
+                &mut reader,
+                &keys,
+                0,
+                live.position,
+                "rebuilding to the snapshot",
+            )?;
             let rebuilt = fold.model.digest();
             matched = rebuilt == live.digest;
             at_snapshot = Some((fold.events, rebuilt));
@@ -111,7 +153,7 @@ pub fn run(data_dir: &Path) -> anyhow::Result<ExitCode> {
         }
     }
     let from = snapshot.as_ref().map_or(0, |live| live.position);
-    fold.advance(&mut reader, from, head, "rebuilding to the head")?;
+    fold.advance(&mut reader, &keys, from, head, "rebuilding to the head")?;
     // No event after the snapshot: the model is the one just digested.
     let head_digest = match at_snapshot {
         Some((events, digest)) if events == fold.events => digest,

@@ -226,6 +226,35 @@ impl SqliteLogReader {
             .map_err(backend)
     }
 
+    /// Visit the number and name of every stream numbered above `after`,
+    /// in number order (tombstoned ones included).
+    pub fn for_each_stream_after(
+        &mut self,
+        after: u64,
+        mut visit: impl FnMut(u64, &str),
+    ) -> Result<(), StoreError> {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let mut statement = self
+            .reader
+            .connection
+            .prepare_cached(
+                "SELECT stream_id, name FROM streams WHERE stream_id > ?1 ORDER BY stream_id",
+            )
+            .map_err(backend)?;
+        let mut rows = statement.query([after]).map_err(backend)?;
+        while let Some(row) = rows.next().map_err(backend)? {
+            let number: i64 = row.get(0).map_err(backend)?;
+            let name = row
+                .get_ref(1)
+                .and_then(|value| Ok(value.as_str()?))
+                .map_err(backend)?;
+            let number = u64::try_from(number)
+                .map_err(|_| StoreError::Backend(format!("corrupt stream number {number}")))?;
+            visit(number, name);
+        }
+        Ok(())
+    }
+
     /// Number of streams (tombstoned ones included).
     pub fn stream_count(&mut self) -> Result<u64, StoreError> {
         let count: i64 = self
@@ -575,6 +604,42 @@ mod tests {
             .map(|(position, n)| (position as u64 + 1, varied_name(*n), *n as u64))
             .collect();
         assert_eq!(scanned(&mut reader, 0).unwrap(), expected);
+    }
+
+    #[tokio::test]
+    async fn every_stream_after_a_number_is_visited_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.sqlite3");
+        drop(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
+        {
+            let connection = Connection::open(&path).unwrap();
+            for n in [1i64, 2, 5, 9] {
+                connection
+                    .execute(
+                        "INSERT INTO streams (stream_id, name) VALUES (?1, ?2)",
+                        params![n, varied_name(n as usize)],
+                    )
+                    .unwrap();
+            }
+        }
+        let mut reader = SqliteLogReader::open(&path).unwrap();
+        let visited = |reader: &mut SqliteLogReader, after| {
+            let mut seen = Vec::new();
+            reader
+                .for_each_stream_after(after, |n, name| seen.push((n, name.to_owned())))
+                .unwrap();
+            seen
+        };
+        let named = |numbers: &[u64]| -> Vec<(u64, String)> {
+            numbers
+                .iter()
+                .map(|n| (*n, varied_name(*n as usize)))
+                .collect()
+        };
+        assert_eq!(visited(&mut reader, 0), named(&[1, 2, 5, 9]));
+        assert_eq!(visited(&mut reader, 2), named(&[5, 9]));
+        assert_eq!(visited(&mut reader, 9), named(&[]));
+        assert_eq!(visited(&mut reader, u64::MAX), named(&[]));
     }
 
     /// Every payload scanned from `after`: (position, stream, stream number).
