@@ -234,25 +234,12 @@ impl SqliteLogReader {
         mut visit: impl FnMut(u64, &str),
     ) -> Result<(), StoreError> {
         let after = i64::try_from(after).unwrap_or(i64::MAX);
-        let mut statement = self
-            .reader
-            .connection
-            .prepare_cached(
-                "SELECT stream_id, name FROM streams WHERE stream_id > ?1 ORDER BY stream_id",
-            )
-            .map_err(backend)?;
-        let mut rows = statement.query([after]).map_err(backend)?;
-        while let Some(row) = rows.next().map_err(backend)? {
-            let number: i64 = row.get(0).map_err(backend)?;
-            let name = row
-                .get_ref(1)
-                .and_then(|value| Ok(value.as_str()?))
-                .map_err(backend)?;
+        each_stream_after(&self.reader.connection, after, |number, name| {
             let number = u64::try_from(number)
                 .map_err(|_| StoreError::Backend(format!("corrupt stream number {number}")))?;
             visit(number, name);
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Number of streams (tombstoned ones included).
@@ -464,6 +451,30 @@ const NAME_SAMPLE: usize = 1024;
 /// new numbers), made room for once the first [`NAME_SAMPLE`] names tell
 /// their average length (the numbers are dense, so the highest number
 /// tells how many follow).
+/// Visit the number and name of every stream numbered above `after`, in
+/// number order.
+fn each_stream_after(
+    connection: &Connection,
+    after: i64,
+    mut visit: impl FnMut(i64, &str) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT stream_id, name FROM streams WHERE stream_id > ?1 ORDER BY stream_id",
+        )
+        .map_err(backend)?;
+    let mut rows = statement.query([after]).map_err(backend)?;
+    while let Some(row) = rows.next().map_err(backend)? {
+        let number: i64 = row.get(0).map_err(backend)?;
+        let name = row
+            .get_ref(1)
+            .and_then(|value| Ok(value.as_str()?))
+            .map_err(backend)?;
+        visit(number, name)?;
+    }
+    Ok(())
+}
+
 fn stream_name<'a>(
     connection: &Connection,
     names: &'a mut StreamNames,
@@ -473,21 +484,10 @@ fn stream_name<'a>(
         .map_err(|_| StoreError::Backend(format!("corrupt stream number {stream_id}")))?;
     if names.get(index).is_none() {
         let known = i64::try_from(names.highest()).unwrap_or(i64::MAX);
-        let mut statement = connection
-            .prepare_cached(
-                "SELECT stream_id, name FROM streams WHERE stream_id > ?1 ORDER BY stream_id",
-            )
-            .map_err(backend)?;
         let (start, mut read) = (names.text.len(), 0usize);
-        let mut rows = statement.query([known]).map_err(backend)?;
-        while let Some(row) = rows.next().map_err(backend)? {
-            let id: i64 = row.get(0).map_err(backend)?;
-            let name = row
-                .get_ref(1)
-                .and_then(|value| Ok(value.as_str()?))
-                .map_err(backend)?;
+        each_stream_after(connection, known, |id, name| {
             let Ok(id) = usize::try_from(id) else {
-                continue;
+                return Ok(());
             };
             names.insert(id, name);
             read += 1;
@@ -500,7 +500,8 @@ fn stream_name<'a>(
                 let highest = highest.map_or(0, |highest| usize::try_from(highest).unwrap_or(0));
                 names.expect(id, highest, (names.text.len() - start).div_ceil(read));
             }
-        }
+            Ok(())
+        })?;
     }
     names
         .get(index)
