@@ -39,7 +39,7 @@ impl Fold {
     fn advance(
         &mut self,
         reader: &mut SqliteLogReader,
-        keys: &[StreamKey],
+        keys: &[Option<StreamKey>],
         after: u64,
         until: u64,
         what: &str,
@@ -55,7 +55,7 @@ impl Fold {
         *events += log::scan_payloads(reader, after, until, &bar, |event| {
             let Some(key) = usize::try_from(event.stream_number)
                 .ok()
-                .and_then(|number| keys.get(number))
+                .and_then(|number| keys.get(number).copied().flatten())
             else {
                 anyhow::bail!(
                     "the event at position {} names stream number {}, which the log does not hold",
@@ -64,7 +64,7 @@ impl Fold {
                 );
             };
             match migrations::decode(event.type_name, event.schema_version, event.payload) {
-                Ok(decoded) => model.apply_keyed(event.position, *key, &decoded),
+                Ok(decoded) => model.apply_keyed(event.position, key, &decoded),
                 Err(_) => undecodable.push(event.position),
             }
             Ok(())
@@ -75,10 +75,11 @@ impl Fold {
     }
 }
 
-/// The key of every stream of the log by its number (numbers without a
-/// stream are `Other`). Each name is read and parsed once, not once per
-/// event; a fold then reads the events without their names.
-fn stream_keys(reader: &mut SqliteLogReader) -> anyhow::Result<Vec<StreamKey>> {
+/// The key of every stream of the log by its number (`None` for a number
+/// no stream has, as the names would say). Each name is read and parsed
+/// once, not once per event; a fold then reads the events without their
+/// names.
+fn stream_keys(reader: &mut SqliteLogReader) -> anyhow::Result<Vec<Option<StreamKey>>> {
     let mut keys = Vec::new();
     reader
         .for_each_stream_after(0, |number, name| {
@@ -86,9 +87,9 @@ fn stream_keys(reader: &mut SqliteLogReader) -> anyhow::Result<Vec<StreamKey>> {
                 return;
             };
             if keys.len() <= number {
-                keys.resize(number + 1, StreamKey::Other);
+                keys.resize(number + 1, None);
             }
-            keys[number] = StreamKey::of(name);
+            keys[number] = Some(StreamKey::of(name));
         })
         .context("reading the stream names")?;
     Ok(keys)

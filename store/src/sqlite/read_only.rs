@@ -446,11 +446,6 @@ impl StreamNames {
 /// Names a bulk read takes before it makes room for the rest.
 const NAME_SAMPLE: usize = 1024;
 
-/// The name of stream `stream_id`. A miss loads, in one ordered scan, every
-/// stream numbered above the highest number known (streams only ever get
-/// new numbers), made room for once the first [`NAME_SAMPLE`] names tell
-/// their average length (the numbers are dense, so the highest number
-/// tells how many follow).
 /// Visit the number and name of every stream numbered above `after`, in
 /// number order.
 fn each_stream_after(
@@ -475,6 +470,11 @@ fn each_stream_after(
     Ok(())
 }
 
+/// The name of stream `stream_id`. A miss loads, in one ordered scan, every
+/// stream numbered above the highest number known (streams only ever get
+/// new numbers), made room for once the first [`NAME_SAMPLE`] names tell
+/// their average length (the numbers are dense, so the highest number
+/// tells how many follow).
 fn stream_name<'a>(
     connection: &Connection,
     names: &'a mut StreamNames,
