@@ -13,9 +13,12 @@
 //!   read on the blocking pool is decoded from the same core's caches).
 //!
 //! Every phase runs on a fresh file in a temp dir, durable
-//! (`synchronous=FULL`). Each write phase runs twice, alternating raw and
-//! port, and the better run is reported; each read three times, the
-//! fastest reported. Sizes can be scaled with
+//! (`synchronous=FULL`). Raw and port take turns, so that both meet the
+//! disk in the same moods (its fsync time drifts over seconds): 100
+//! single-event commits of (a), then 100 appends of (b1), and so on; a
+//! tenth of the batched events of (a), then a tenth through (b64). Each
+//! write phase runs in two rounds, on fresh files, and is reported over
+//! both. Each read runs three times, the fastest reported. Sizes can be scaled with
 //! `BENCH_EVENTS` (events of the batched write phases, default 200 000) and
 //! `BENCH_READ_EVENTS` (default 1 000 000); `BENCH_READ_ONLY=1` runs phase
 //! (c) alone; `BENCH_READ_PATH=<file>` reads an existing file filled by an
@@ -40,7 +43,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const STREAMS: usize = 10_000;
 const BATCH: usize = 64;
 const WRITERS: usize = 64;
+/// Single-event commits of (a) and of (b1), in each round.
 const SINGLE_COMMITS: usize = 3_000;
+/// Commits of (a), then appends of (b1), in turn.
+const SINGLE_BLOCK: usize = 100;
+/// Turns of (a) and (b64) in each round.
+const BATCHED_BLOCKS: usize = 10;
 const ROUNDS: usize = 2;
 /// Events per `read_all` page: the page `subscribe_all` reads the log in.
 const READ_PAGE: usize = 1024;
@@ -226,6 +234,7 @@ fn percentile(durations: &mut [Duration], per_mille: usize) -> Duration {
     durations[(durations.len() * per_mille / 1000).min(durations.len() - 1)]
 }
 
+#[derive(Default)]
 struct WriteRun {
     events: usize,
     elapsed: Duration,
@@ -233,84 +242,122 @@ struct WriteRun {
 }
 
 impl WriteRun {
+    /// Counts a block of `events` events that took `elapsed`.
+    fn add(&mut self, events: usize, elapsed: Duration, latencies: Vec<Duration>) {
+        self.events += events;
+        self.elapsed += elapsed;
+        self.latencies.extend(latencies);
+    }
+
     fn per_second(&self) -> f64 {
         self.events as f64 / self.elapsed.as_secs_f64()
     }
 }
 
-fn raw_batched(dir: &Path, round: usize, events: usize) -> WriteRun {
-    let path = fresh_file(dir, &format!("raw-batched-{round}.db"));
-    let mut writer = RawWriter::new(&path, "FULL");
-    let started = Instant::now();
-    let latencies = writer.run(events, BATCH);
-    WriteRun {
-        events,
-        elapsed: started.elapsed(),
-        latencies,
+/// One writer of the port: appends one event at a time to random streams
+/// of its own (so every append carries its exact expected revision).
+struct PortWriter {
+    store: Arc<SqliteStore>,
+    names: Arc<Vec<String>>,
+    mine: Vec<usize>,
+    next_revision: Vec<u64>,
+}
+
+impl PortWriter {
+    /// Writer `writer` of `writers`, each with its own share of the streams.
+    fn new(
+        store: Arc<SqliteStore>,
+        names: Arc<Vec<String>>,
+        writer: usize,
+        writers: usize,
+    ) -> PortWriter {
+        PortWriter {
+            store,
+            names,
+            mine: (writer..STREAMS).step_by(writers).collect(),
+            next_revision: vec![0; STREAMS],
+        }
+    }
+
+    /// `count` appends; returns the writer and each append's latency.
+    async fn run(mut self, count: usize) -> (PortWriter, Vec<Duration>) {
+        let mut latencies = Vec::with_capacity(count);
+        for _ in 0..count {
+            let (stream, event) = {
+                let mut rng = rand::rng();
+                (
+                    *self.mine.choose(&mut rng).expect("a stream"),
+                    new_event(&mut rng),
+                )
+            };
+            let expected = match self.next_revision[stream] {
+                0 => ExpectedRevision::NoStream,
+                next => ExpectedRevision::Exact(next - 1),
+            };
+            let sent = Instant::now();
+            self.store
+                .append(&self.names[stream], expected, vec![event])
+                .await
+                .expect("append");
+            latencies.push(sent.elapsed());
+            self.next_revision[stream] += 1;
+        }
+        (self, latencies)
     }
 }
 
-fn raw_single(dir: &Path, round: usize) -> WriteRun {
-    let path = fresh_file(dir, &format!("raw-single-{round}.db"));
-    let mut writer = RawWriter::new(&path, "FULL");
-    let started = Instant::now();
-    let latencies = writer.run(SINGLE_COMMITS, 1);
-    WriteRun {
-        events: SINGLE_COMMITS,
-        elapsed: started.elapsed(),
-        latencies,
+/// Every writer runs `each` appends, all at once; returns the writers and
+/// every append's latency.
+async fn concurrently(writers: Vec<PortWriter>, each: usize) -> (Vec<PortWriter>, Vec<Duration>) {
+    let tasks: Vec<_> = writers
+        .into_iter()
+        .map(|writer| tokio::spawn(writer.run(each)))
+        .collect();
+    let mut writers = Vec::with_capacity(tasks.len());
+    let mut latencies = Vec::with_capacity(tasks.len() * each);
+    for task in tasks {
+        let (writer, mine) = task.await.expect("writer task");
+        writers.push(writer);
+        latencies.extend(mine);
     }
+    (writers, latencies)
 }
 
-/// `writers` tasks, each appending one event at a time to random streams of
-/// its own (so every append carries its exact expected revision).
-async fn port_writers(dir: &Path, round: usize, writers: usize, events: usize) -> WriteRun {
-    let path = dir.join(format!("port-{writers}-{round}.db"));
+/// A raw writer on a fresh file and `writers` [`PortWriter`]s on a fresh
+/// store, which run in turn, `blocks` times: raw `block` events in commits
+/// of `per_transaction`, then the port `block` events, spread over its
+/// writers. Taking turns, both meet the disk in the same moods (its fsync
+/// time drifts over seconds). Returns (raw, port).
+fn in_turn(
+    dir: &Path,
+    name: &str,
+    runtime: &tokio::runtime::Runtime,
+    blocks: usize,
+    block: usize,
+    per_transaction: usize,
+    writers: usize,
+) -> (WriteRun, WriteRun) {
+    let mut raw = RawWriter::new(&fresh_file(dir, &format!("raw-{name}.db")), "FULL");
+    let path = dir.join(format!("port-{name}.db"));
     let store = Arc::new(SqliteStore::open(&path, SqliteOptions::default()).expect("open"));
     let names = Arc::new(stream_names());
-    let per_writer = events / writers;
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..writers)
-        .map(|writer| {
-            let store = Arc::clone(&store);
-            let names = Arc::clone(&names);
-            tokio::spawn(async move {
-                let mine: Vec<usize> = (writer..STREAMS).step_by(writers).collect();
-                let mut next_revision = vec![0u64; STREAMS];
-                let mut latencies = Vec::with_capacity(per_writer);
-                for _ in 0..per_writer {
-                    let (stream, event) = {
-                        let mut rng = rand::rng();
-                        (
-                            *mine.choose(&mut rng).expect("a stream"),
-                            new_event(&mut rng),
-                        )
-                    };
-                    let expected = match next_revision[stream] {
-                        0 => ExpectedRevision::NoStream,
-                        next => ExpectedRevision::Exact(next - 1),
-                    };
-                    let sent = Instant::now();
-                    store
-                        .append(&names[stream], expected, vec![event])
-                        .await
-                        .expect("append");
-                    latencies.push(sent.elapsed());
-                    next_revision[stream] += 1;
-                }
-                latencies
-            })
-        })
+    let mut port: Vec<PortWriter> = (0..writers)
+        .map(|writer| PortWriter::new(Arc::clone(&store), Arc::clone(&names), writer, writers))
         .collect();
-    let mut latencies = Vec::with_capacity(events);
-    for task in tasks {
-        latencies.extend(task.await.expect("writer task"));
+    let mut raw_run = WriteRun::default();
+    let mut port_run = WriteRun::default();
+    for _ in 0..blocks {
+        let started = Instant::now();
+        let latencies = raw.run(block, per_transaction);
+        raw_run.add(block, started.elapsed(), latencies);
+
+        let started = Instant::now();
+        // On the runtime's workers, as request handlers would be.
+        let (back, latencies) = runtime.block_on(concurrently(port, block / writers));
+        port_run.add(latencies.len(), started.elapsed(), latencies);
+        port = back;
     }
-    WriteRun {
-        events: per_writer * writers,
-        elapsed: started.elapsed(),
-        latencies,
-    }
+    (raw_run, port_run)
 }
 
 /// A file of `count` events over random streams, written fast (not
@@ -436,21 +483,6 @@ fn env_count(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|value| value.replace('_', "").parse().ok())
         .unwrap_or(default)
-}
-
-fn best(runs: Vec<WriteRun>) -> WriteRun {
-    runs.into_iter()
-        .max_by(|a, b| a.per_second().total_cmp(&b.per_second()))
-        .expect("a run")
-}
-
-fn best_by_median(runs: Vec<WriteRun>) -> WriteRun {
-    runs.into_iter()
-        .min_by_key(|run| {
-            let mut latencies = run.latencies.clone();
-            median(&mut latencies)
-        })
-        .expect("a run")
 }
 
 fn ms(duration: Duration) -> String {
@@ -615,24 +647,38 @@ fn main() {
     let sample = payload(&mut rand::rng()).len();
     eprintln!("payload {sample} bytes; {events} events per batched phase");
 
-    let mut raw_64 = Vec::new();
-    let mut raw_1 = Vec::new();
-    let mut port_1 = Vec::new();
-    let mut port_64 = Vec::new();
+    let mut raw_1 = WriteRun::default();
+    let mut port_1 = WriteRun::default();
+    let mut raw_64 = WriteRun::default();
+    let mut port_64 = WriteRun::default();
     for round in 0..ROUNDS {
-        eprintln!("round {round}: (a) single-row commits");
-        raw_1.push(raw_single(dir.path(), round));
-        eprintln!("round {round}: (b1) one writer through the port");
-        port_1.push(runtime.block_on(port_writers(dir.path(), round, 1, SINGLE_COMMITS)));
-        eprintln!("round {round}: (a) 64 rows per transaction");
-        raw_64.push(raw_batched(dir.path(), round, events));
-        eprintln!("round {round}: (b64) {WRITERS} writers through the port");
-        port_64.push(runtime.block_on(port_writers(dir.path(), round, WRITERS, events)));
+        eprintln!("round {round}: (a) single-row commits and (b1) one writer, in turn");
+        let (raw, port) = in_turn(
+            dir.path(),
+            &format!("single-{round}"),
+            &runtime,
+            SINGLE_COMMITS / SINGLE_BLOCK,
+            SINGLE_BLOCK,
+            1,
+            1,
+        );
+        raw_1.add(raw.events, raw.elapsed, raw.latencies);
+        port_1.add(port.events, port.elapsed, port.latencies);
+        eprintln!(
+            "round {round}: (a) {BATCH} rows per transaction and (b64) {WRITERS} writers, in turn"
+        );
+        let (raw, port) = in_turn(
+            dir.path(),
+            &format!("batched-{round}"),
+            &runtime,
+            BATCHED_BLOCKS,
+            events / BATCHED_BLOCKS,
+            BATCH,
+            WRITERS,
+        );
+        raw_64.add(raw.events, raw.elapsed, raw.latencies);
+        port_64.add(port.events, port.elapsed, port.latencies);
     }
-    let raw_64 = best(raw_64);
-    let port_64 = best(port_64);
-    let mut raw_1 = best_by_median(raw_1);
-    let mut port_1 = best_by_median(port_1);
 
     let read = read_phase(dir.path(), read_events, &runtime);
 
@@ -649,17 +695,20 @@ fn main() {
     println!("| measurement | result |");
     println!("|---|---|");
     println!(
-        "| (a) raw rusqlite, {BATCH} rows per transaction, {events} events | {:.0} events/s |",
+        "| (a) raw rusqlite, {BATCH} rows per transaction, {} events | {:.0} events/s |",
+        raw_64.events,
         raw_64.per_second()
     );
     println!(
-        "| (a) raw rusqlite, single-row durable commit ({SINGLE_COMMITS}) | median {}, p99 {}, {:.0} commits/s |",
+        "| (a) raw rusqlite, single-row durable commit ({}) | median {}, p99 {}, {:.0} commits/s |",
+        raw_1.events,
         ms(raw_commit),
         ms(raw_commit_p99),
         raw_1.per_second()
     );
     println!(
-        "| (b1) port, 1 writer, one event per append ({SINGLE_COMMITS}) | median {}, p99 {}, {:.0} events/s |",
+        "| (b1) port, 1 writer, one event per append ({}) | median {}, p99 {}, {:.0} events/s |",
+        port_1.events,
         ms(port_append),
         ms(port_append_p99),
         port_1.per_second()
