@@ -87,7 +87,7 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use rusqlite::config::DbConfig;
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+use rusqlite::{CachedStatement, Connection, OpenFlags, OptionalExtension, Row, Statement, params};
 use rustc_hash::FxHashMap;
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
@@ -1073,17 +1073,48 @@ impl NameCache {
         if let Some(name) = self.cached(stream_id) {
             return Ok(Arc::clone(name));
         }
+        let mut statement = names_from(connection)?;
+        self.read_from(&mut statement, stream_id)?
+            .ok_or_else(|| unknown_stream(stream_id))
+    }
+
+    /// Reads the names of these streams that are not cached, in the order
+    /// of their ids, with one statement: the names a page of the log needs.
+    fn load(
+        &mut self,
+        connection: &Connection,
+        stream_ids: &mut Vec<i64>,
+    ) -> Result<(), StoreError> {
+        stream_ids.retain(|stream_id| !self.has_stream(*stream_id));
+        if stream_ids.is_empty() {
+            return Ok(());
+        }
+        stream_ids.sort_unstable();
+        stream_ids.dedup();
+        let mut statement = names_from(connection)?;
+        for &stream_id in stream_ids.iter() {
+            // Read ahead by an earlier one, or else read now.
+            if !self.has_stream(stream_id) {
+                self.read_from(&mut statement, stream_id)?
+                    .ok_or_else(|| unknown_stream(stream_id))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the name of `stream_id` through `statement` (of
+    /// [`names_from`]), and the next ones as well when it is newer than
+    /// every stream read so far; `None` when there is no such stream.
+    fn read_from(
+        &mut self,
+        statement: &mut Statement<'_>,
+        stream_id: i64,
+    ) -> Result<Option<Arc<str>>, StoreError> {
         let ahead = if stream_id > self.highest {
             STREAM_NAME_READ_AHEAD
         } else {
             1
         };
-        let mut statement = connection
-            .prepare_cached(
-                "SELECT stream_id, name FROM streams WHERE stream_id >= ?1 \
-                 ORDER BY stream_id LIMIT ?2",
-            )
-            .map_err(backend)?;
         let mut rows = statement
             .query(params![stream_id, ahead])
             .map_err(backend)?;
@@ -1100,7 +1131,7 @@ impl NameCache {
             }
             self.remember(id, name);
         }
-        found.ok_or_else(|| StoreError::Backend(format!("event names unknown stream {stream_id}")))
+        Ok(found)
     }
 
     fn has_stream(&self, stream_id: i64) -> bool {
@@ -1133,6 +1164,21 @@ impl NameCache {
         self.types.insert(bytes.into(), Arc::clone(&name));
         Ok(name)
     }
+}
+
+/// The statement that reads stream names from an id on.
+fn names_from(connection: &Connection) -> Result<CachedStatement<'_>, StoreError> {
+    connection
+        .prepare_cached(
+            "SELECT stream_id, name FROM streams WHERE stream_id >= ?1 \
+             ORDER BY stream_id LIMIT ?2",
+        )
+        .map_err(backend)
+}
+
+/// The error for an event of a stream that does not exist.
+fn unknown_stream(stream_id: i64) -> StoreError {
+    StoreError::Backend(format!("event names unknown stream {stream_id}"))
 }
 
 impl ReadConnection {
@@ -1178,6 +1224,10 @@ impl ReadConnection {
             names,
             payload_hint,
         } = self;
+        // One read transaction for the page and the names it needs: one
+        // snapshot, and one taking of the file's read lock instead of one
+        // per name looked up.
+        let connection = connection.transaction().map_err(backend)?;
         let mut statement = connection
             .prepare_cached(&format!(
                 "{SELECT_EVENT_COLUMNS} WHERE position > ?1 ORDER BY position LIMIT ?2"
@@ -1195,7 +1245,9 @@ impl ReadConnection {
             // buffer rarely has to grow (and copy).
             *payload_hint = (page.payloads.len() / page.events.len() + 16).min(MAX_PAYLOAD_HINT);
         }
-        page.finish(connection, names)
+        drop(rows);
+        drop(statement);
+        page.finish(&connection, names)
     }
 
     fn read_stream(
@@ -1208,7 +1260,9 @@ impl ReadConnection {
         let ReadConnection {
             connection, names, ..
         } = self;
-        let Some((stream_id, is_deleted)) = find_stream(connection, stream)? else {
+        // The stream and its events from one snapshot.
+        let connection = connection.transaction().map_err(backend)?;
+        let Some((stream_id, is_deleted)) = find_stream(&connection, stream)? else {
             return Ok(Vec::new());
         };
         if is_deleted {
@@ -1238,7 +1292,9 @@ impl ReadConnection {
         while let Some(row) = rows.next().map_err(backend)? {
             page.push(names, row)?;
         }
-        page.finish(connection, names)
+        drop(rows);
+        drop(statement);
+        page.finish(&connection, names)
     }
 }
 
@@ -1325,6 +1381,8 @@ impl PageBuilder {
             payloads,
             unnamed: _,
         } = self;
+        let mut stream_ids: Vec<i64> = parts.iter().map(|(stream_id, ..)| *stream_id).collect();
+        names.load(connection, &mut stream_ids)?;
         names.touch_streams(parts.iter().map(|(stream_id, ..)| *stream_id));
         let shared = Bytes::from(payloads);
         for (event, (stream_id, start, end)) in events.iter_mut().zip(parts) {
@@ -1514,6 +1572,84 @@ mod tests {
         assert_eq!(&*names.stream(&connection, 2).unwrap(), "stream-2");
         let error = names.stream(&connection, 11).unwrap_err();
         assert!(error.to_string().contains("unknown stream 11"), "{error}");
+    }
+
+    #[test]
+    fn names_a_page_needs_are_loaded_in_one_pass_even_when_they_share_slots() {
+        let slots = STREAM_SLOTS as i64;
+        let connection = streams_table(&[1, 3, 5, 9, 1 + slots, 2 + 2 * slots]);
+        let mut names = NameCache::default();
+        names.load(&connection, &mut vec![]).unwrap();
+        let page = [5, 1 + slots, 1, 9, 2 + 2 * slots, 5, 3];
+        names.load(&connection, &mut page.to_vec()).unwrap();
+        for id in page {
+            assert_eq!(
+                &*names.stream(&connection, id).unwrap(),
+                format!("stream-{id}")
+            );
+        }
+        let error = names.load(&connection, &mut vec![9, 4]).unwrap_err();
+        assert!(error.to_string().contains("unknown stream 4"), "{error}");
+    }
+
+    /// A page of the log whose streams are many and share cache slots
+    /// names every event right, on a connection that read other pages.
+    #[test]
+    fn every_event_of_a_page_carries_its_streams_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.sqlite3");
+        drop(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
+        let slots = STREAM_SLOTS as i64;
+        // Every third stream shares its cache slot with another.
+        let ids: Vec<i64> = (1..=200)
+            .chain((1..=200).filter(|n| n % 3 == 0).map(|n| n + slots))
+            .collect();
+        let writer = Connection::open(&path).unwrap();
+        let metadata = encode_metadata(&EventMetadata {
+            actor: "system".into(),
+            correlation_id: Uuid::now_v7(),
+            causation_id: None,
+            occurred_at: Utc::now(),
+        });
+        for id in &ids {
+            writer
+                .execute(
+                    "INSERT INTO streams (stream_id, name) VALUES (?1, ?2)",
+                    params![id, format!("stream-{id}")],
+                )
+                .unwrap();
+        }
+        // Events visit the streams out of order, each stream twice.
+        let visits: Vec<i64> = ids
+            .iter()
+            .rev()
+            .chain(ids.iter().step_by(7))
+            .chain(&ids)
+            .copied()
+            .collect();
+        let mut revisions = std::collections::HashMap::new();
+        for id in &visits {
+            let revision = revisions.entry(*id).or_insert(0i64);
+            writer
+                .execute(
+                    "INSERT INTO events (stream_id, revision, event_id, type_name, schema_version, \
+                     recorded_at, metadata, payload) VALUES (?1, ?2, ?3, 'Seen', 1, 0, ?4, x'01')",
+                    params![id, *revision, Uuid::now_v7().as_bytes(), metadata],
+                )
+                .unwrap();
+            *revision += 1;
+        }
+        let mut reader = ReadConnection::open(&path, Duration::from_secs(1)).unwrap();
+        let mut seen = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = reader.read_all(after, 128).unwrap();
+            let Some(last) = page.last() else { break };
+            after = last.position;
+            seen.extend(page.iter().map(|event| event.stream.to_string()));
+        }
+        let expected: Vec<String> = visits.iter().map(|id| format!("stream-{id}")).collect();
+        assert_eq!(seen, expected);
     }
 
     #[test]
