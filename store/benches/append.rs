@@ -24,11 +24,13 @@
 //! (c) alone; `BENCH_READ_PATH=<file>` reads an existing file filled by an
 //! earlier run (kept with `BENCH_KEEP_READ_FILE=<file>`) instead of filling one.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use projections::workload::{Targets, Workload};
 use rand::Rng;
 use rand::seq::IndexedRandom;
 use rusqlite::{Connection, params};
@@ -151,6 +153,36 @@ fn raw_connection(path: &Path, synchronous: &str) -> Connection {
     connection
 }
 
+/// One event row, laid out the way the store lays it out, with no checks.
+fn insert_row(
+    connection: &Connection,
+    (stream_id, revision): (i64, i64),
+    id: Uuid,
+    type_name: &str,
+    schema_version: u16,
+    metadata: &[u8],
+    payload: &[u8],
+) {
+    connection
+        .prepare_cached(
+            "INSERT INTO events (stream_id, revision, event_id, type_name, schema_version, \
+             recorded_at, metadata, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                stream_id,
+                revision,
+                id.as_bytes(),
+                type_name,
+                schema_version,
+                Utc::now().timestamp_micros(),
+                metadata,
+                payload,
+            ])
+        })
+        .expect("insert event");
+}
+
 /// Inserts rows the way the store lays them out, with no checks at all.
 struct RawWriter {
     connection: Connection,
@@ -180,24 +212,15 @@ impl RawWriter {
             }
         };
         let event = new_event(rng);
-        self.connection
-            .prepare_cached(
-                "INSERT INTO events (stream_id, revision, event_id, type_name, schema_version, \
-                 recorded_at, metadata, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    stream_id,
-                    revision,
-                    event.id.as_bytes(),
-                    event.type_name,
-                    event.schema_version,
-                    Utc::now().timestamp_micros(),
-                    metadata_row(&event.metadata),
-                    event.payload,
-                ])
-            })
-            .expect("insert event");
+        insert_row(
+            &self.connection,
+            (stream_id, revision),
+            event.id,
+            &event.type_name,
+            event.schema_version,
+            &metadata_row(&event.metadata),
+            &event.payload,
+        );
         self.streams[stream] = Some((stream_id, revision + 1));
     }
 
@@ -360,21 +383,114 @@ fn in_turn(
     (raw_run, port_run)
 }
 
-/// A file of `count` events over random streams, written fast (not
-/// durable: only the read is measured).
-fn fill_for_reading(dir: &Path, count: usize) -> std::path::PathBuf {
-    let path = fresh_file(dir, "read.db");
-    let mut writer = RawWriter::new(&path, "OFF");
-    writer.run(count, 10_000);
-    writer
-        .connection
-        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
-        .expect("checkpoint");
-    path
+/// What phase (c) reads and decodes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Log {
+    /// One event type with a ~135-byte payload over random streams,
+    /// decoded by serde (postcard).
+    Heavy,
+    /// The system's own mix of events (`projections::workload`: sessions,
+    /// flows, registrations, applications, ...), decoded by its codec
+    /// (`migrations::decode`).
+    Mixed,
 }
 
-fn decode(event: &RecordedEvent) -> RegistrationStartedV1 {
-    postcard::from_bytes(&event.payload).expect("decode payload")
+impl Log {
+    /// The file of this log among the phase's files.
+    fn file_name(self) -> &'static str {
+        match self {
+            Log::Heavy => "read.db",
+            Log::Mixed => "read-mixed.db",
+        }
+    }
+
+    /// A file of `count` events, written fast (not durable: only the read
+    /// is measured).
+    fn fill(self, dir: &Path, count: usize) -> std::path::PathBuf {
+        let path = fresh_file(dir, self.file_name());
+        let connection = match self {
+            Log::Heavy => {
+                let mut writer = RawWriter::new(&path, "OFF");
+                writer.run(count, 10_000);
+                writer.connection
+            }
+            Log::Mixed => fill_mixed(&path, count),
+        };
+        connection
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .expect("checkpoint");
+        path
+    }
+
+    /// Decodes `event`; something of it for a checksum.
+    fn decode(self, event: &RecordedEvent) -> u64 {
+        self.decode_parts(&event.type_name, event.schema_version, &event.payload)
+    }
+
+    /// Decodes a payload of this type and version; something of it for a
+    /// checksum.
+    fn decode_parts(self, type_name: &str, schema_version: u16, payload: &[u8]) -> u64 {
+        match self {
+            Log::Heavy => {
+                let decoded: RegistrationStartedV1 =
+                    postcard::from_bytes(payload).expect("decode payload");
+                u64::from(decoded.attempts_left)
+            }
+            Log::Mixed => {
+                let decoded = migrations::decode(type_name, schema_version, payload)
+                    .expect("decode a generated event");
+                std::hint::black_box(&decoded);
+                1
+            }
+        }
+    }
+}
+
+/// `count` events of the system's own workload (1 M events: 100 000
+/// accounts, 300 000 applications), each on its stream, in commits of
+/// 10 000.
+fn fill_mixed(path: &Path, count: usize) -> Connection {
+    let connection = raw_connection(path, "OFF");
+    let mut workload = Workload::new(
+        0x5eed_2026,
+        Targets {
+            accounts: count / 10,
+            applications: count * 3 / 10,
+        },
+    );
+    let mut streams: HashMap<String, (i64, i64)> = HashMap::new();
+    let mut written = 0;
+    while written < count {
+        let mut chunk = workload.take(10_000.min(count - written));
+        chunk.truncate(count - written);
+        connection.execute_batch("BEGIN").expect("begin");
+        for (_, stream, event) in chunk {
+            let head = match streams.get(&stream) {
+                Some(&head) => head,
+                None => {
+                    connection
+                        .prepare_cached("INSERT INTO streams (name) VALUES (?1)")
+                        .and_then(|mut s| s.execute([&stream]))
+                        .expect("insert stream");
+                    (connection.last_insert_rowid(), 0)
+                }
+            };
+            let encoded = migrations::encode(&event);
+            insert_row(
+                &connection,
+                head,
+                Uuid::now_v7(),
+                encoded.type_name,
+                encoded.schema_version,
+                &metadata_row(&metadata()),
+                &encoded.payload,
+            );
+            streams.insert(stream, (head.0, head.1 + 1));
+            written += 1;
+        }
+        connection.execute_batch("COMMIT").expect("commit");
+    }
+    connection
 }
 
 struct ReadRun {
@@ -395,7 +511,7 @@ fn fastest(runs: Vec<ReadRun>) -> ReadRun {
 }
 
 /// Page by page: read, then decode, then read the next page.
-async fn read_sequential(store: &SqliteStore) -> ReadRun {
+async fn read_sequential(store: &SqliteStore, log: Log) -> ReadRun {
     let started = Instant::now();
     let mut after = 0;
     let mut events = 0;
@@ -405,8 +521,7 @@ async fn read_sequential(store: &SqliteStore) -> ReadRun {
         let Some(last) = page.last() else { break };
         after = last.position;
         for event in &page {
-            let decoded = decode(event);
-            checksum = checksum.wrapping_add(u64::from(decoded.attempts_left));
+            checksum = checksum.wrapping_add(log.decode(event));
         }
         events += page.len();
     }
@@ -419,7 +534,7 @@ async fn read_sequential(store: &SqliteStore) -> ReadRun {
 
 /// The next page is read (on the blocking pool) while this one decodes, the
 /// way a projection consumer would overlap IO and work.
-async fn read_pipelined(store: Arc<SqliteStore>) -> ReadRun {
+async fn read_pipelined(store: Arc<SqliteStore>, log: Log) -> ReadRun {
     let started = Instant::now();
     let mut events = 0;
     let mut checksum = 0u64;
@@ -433,8 +548,7 @@ async fn read_pipelined(store: Arc<SqliteStore>) -> ReadRun {
         let Some(last) = page.last() else { break };
         next = read(last.position);
         for event in &page {
-            let decoded = decode(event);
-            checksum = checksum.wrapping_add(u64::from(decoded.attempts_left));
+            checksum = checksum.wrapping_add(log.decode(event));
         }
         events += page.len();
     }
@@ -447,8 +561,9 @@ async fn read_pipelined(store: Arc<SqliteStore>) -> ReadRun {
 
 /// Raw rusqlite scan of the same rows with the same decoding, for scale:
 /// the payload column only, or every column of the envelope as well (what
-/// any reader of whole events must at least pay).
-fn read_raw(path: &Path, every_column: bool) -> ReadRun {
+/// any reader of whole events must at least pay). A mixed log always reads
+/// the type's name and version, which its decoding needs.
+fn read_raw(path: &Path, log: Log, every_column: bool) -> ReadRun {
     let connection = raw_connection(path, "FULL");
     let started = Instant::now();
     let mut statement = connection
@@ -467,8 +582,14 @@ fn read_raw(path: &Path, every_column: bool) -> ReadRun {
             }
         }
         let payload = row.get_ref(8).expect("payload").as_blob().expect("blob");
-        let decoded: RegistrationStartedV1 = postcard::from_bytes(payload).expect("decode");
-        checksum = checksum.wrapping_add(u64::from(decoded.attempts_left));
+        checksum = checksum.wrapping_add(match log {
+            Log::Heavy => log.decode_parts("", 1, payload),
+            Log::Mixed => {
+                let type_name = row.get_ref(4).expect("type").as_str().expect("text");
+                let version: u16 = row.get(5).expect("version");
+                log.decode_parts(type_name, version, payload)
+            }
+        });
         events += 1;
     }
     std::hint::black_box(checksum);
@@ -489,29 +610,49 @@ fn ms(duration: Duration) -> String {
     format!("{:.3} ms", duration.as_secs_f64() * 1000.0)
 }
 
-/// Phase (c): fills `read_events` events, then scans them raw, through the
-/// port page by page, and through the port with the next page read ahead.
-fn read_phase(dir: &Path, read_events: usize, runtime: &tokio::runtime::Runtime) -> ReadPhase {
-    let read_path = match std::env::var_os("BENCH_READ_PATH").map(std::path::PathBuf::from) {
-        Some(path) if path.exists() => path,
+/// Phase (c) on `log`: fills `read_events` events, then scans them raw,
+/// through the port page by page, and through the port with the next page
+/// read ahead; the port's passes with threads free and on one core.
+/// `BENCH_READ_PATH` names a file to read instead of filling one (the
+/// mixed log's name ends in `-mixed`); `BENCH_KEEP_READ_FILE` keeps a
+/// filled one.
+fn read_phase(
+    dir: &Path,
+    log: Log,
+    read_events: usize,
+    runtime: &tokio::runtime::Runtime,
+) -> ReadPhase {
+    let named = |variable: &str| {
+        std::env::var_os(variable).map(|path| {
+            let mut path = path;
+            if log == Log::Mixed {
+                path.push("-mixed");
+            }
+            std::path::PathBuf::from(path)
+        })
+    };
+    let (read_path, filled) = match named("BENCH_READ_PATH") {
+        Some(path) if path.exists() => (path, false),
         _ => {
             eprintln!("(c) filling {read_events} events");
-            fill_for_reading(dir, read_events)
+            (log.fill(dir, read_events), true)
         }
     };
-    let raw_read = fastest(
-        (0..READ_ROUNDS)
-            .map(|_| read_raw(&read_path, false))
-            .collect(),
-    );
+    let raw_payload = (log == Log::Heavy).then(|| {
+        fastest(
+            (0..READ_ROUNDS)
+                .map(|_| read_raw(&read_path, log, false))
+                .collect(),
+        )
+    });
     let raw_every = fastest(
         (0..READ_ROUNDS)
-            .map(|_| read_raw(&read_path, true))
+            .map(|_| read_raw(&read_path, log, true))
             .collect(),
     );
     let store = Arc::new(SqliteStore::open(&read_path, SqliteOptions::default()).expect("open"));
-    let (sequential, pipelined) = port_passes(runtime, &store);
-    let one_core = on_one_core(|runtime| port_passes(runtime, &store));
+    let (sequential, pipelined) = port_passes(runtime, &store, log);
+    let one_core = on_one_core(|runtime| port_passes(runtime, &store, log));
     if one_core.is_none() {
         eprintln!("(c) this system cannot pin threads to a core; one-core rows left out");
     }
@@ -522,11 +663,13 @@ fn read_phase(dir: &Path, read_events: usize, runtime: &tokio::runtime::Runtime)
         assert_eq!(run.events, read_events);
     }
     drop(store);
-    if let Some(keep) = std::env::var_os("BENCH_KEEP_READ_FILE") {
+    if let Some(keep) = named("BENCH_KEEP_READ_FILE").filter(|_| filled) {
         std::fs::copy(&read_path, keep).expect("keep the read file");
     }
     ReadPhase {
-        raw: raw_read,
+        log,
+        payload_bytes: mean_payload(&read_path),
+        raw: raw_payload,
         raw_every_column: raw_every,
         sequential,
         pipelined,
@@ -534,16 +677,29 @@ fn read_phase(dir: &Path, read_events: usize, runtime: &tokio::runtime::Runtime)
     }
 }
 
+/// The mean size of a file's payloads, in bytes.
+fn mean_payload(path: &Path) -> f64 {
+    raw_connection(path, "FULL")
+        .query_row("SELECT avg(length(payload)) FROM events", [], |row| {
+            row.get(0)
+        })
+        .expect("mean payload")
+}
+
 /// One warm-up pass (so that every measured pass reads a warm page cache),
 /// then `READ_ROUNDS` passes of each kind; the fastest of each kind.
-fn port_passes(runtime: &tokio::runtime::Runtime, store: &Arc<SqliteStore>) -> (ReadRun, ReadRun) {
+fn port_passes(
+    runtime: &tokio::runtime::Runtime,
+    store: &Arc<SqliteStore>,
+    log: Log,
+) -> (ReadRun, ReadRun) {
     runtime.block_on(async {
-        read_sequential(store).await;
+        read_sequential(store, log).await;
         let mut sequential = Vec::new();
         let mut pipelined = Vec::new();
         for _ in 0..READ_ROUNDS {
-            sequential.push(read_sequential(store).await);
-            pipelined.push(read_pipelined(Arc::clone(store)).await);
+            sequential.push(read_sequential(store, log).await);
+            pipelined.push(read_pipelined(Arc::clone(store), log).await);
         }
         (fastest(sequential), fastest(pipelined))
     })
@@ -577,9 +733,13 @@ fn on_one_core<T: Send>(work: impl FnOnce(&tokio::runtime::Runtime) -> T + Send)
     })
 }
 
-/// The runs of phase (c).
+/// The runs of phase (c) on one log.
 struct ReadPhase {
-    raw: ReadRun,
+    log: Log,
+    /// Mean bytes of a payload.
+    payload_bytes: f64,
+    /// Payload column only (the heavy log).
+    raw: Option<ReadRun>,
     raw_every_column: ReadRun,
     sequential: ReadRun,
     pipelined: ReadRun,
@@ -589,31 +749,47 @@ struct ReadPhase {
 
 /// Prints the rows of phase (c).
 fn print_read(read: &ReadPhase) {
+    let log = match read.log {
+        Log::Heavy => format!(
+            "one type, {:.0}-byte payloads, serde decode",
+            read.payload_bytes
+        ),
+        Log::Mixed => format!(
+            "the system's own mix, {:.0}-byte payloads on average, `migrations::decode`",
+            read.payload_bytes
+        ),
+    };
+    let rate = |run: &ReadRun| format!("{:.2} M events/s", run.per_second() / 1e6);
     println!(
-        "| (c) raw rusqlite scan + payload decode, {} events | {:.2} M events/s |",
-        read.raw.events,
-        read.raw.per_second() / 1e6
+        "| (c) {} events of {log}: | |",
+        read.raw_every_column.events
+    );
+    if let Some(raw) = &read.raw {
+        println!(
+            "| raw rusqlite scan of the payload column + decode | {} |",
+            rate(raw)
+        );
+    }
+    println!(
+        "| raw rusqlite scan reading all nine columns + decode | {} |",
+        rate(&read.raw_every_column)
     );
     println!(
-        "| (c) raw rusqlite scan reading all nine columns + payload decode | {:.2} M events/s |",
-        read.raw_every_column.per_second() / 1e6
+        "| port `read_all` (pages of {READ_PAGE}) + decode, sequential | {} |",
+        rate(&read.sequential)
     );
     println!(
-        "| (c) port `read_all` (pages of {READ_PAGE}) + decode, sequential | {:.2} M events/s |",
-        read.sequential.per_second() / 1e6
-    );
-    println!(
-        "| (c) port `read_all` + decode, next page read while decoding | {:.2} M events/s |",
-        read.pipelined.per_second() / 1e6
+        "| port `read_all` + decode, next page read while decoding | {} |",
+        rate(&read.pipelined)
     );
     if let Some((sequential, pipelined)) = &read.one_core {
         println!(
-            "| (c) port `read_all` + decode, sequential, every thread on one core | {:.2} M events/s |",
-            sequential.per_second() / 1e6
+            "| port `read_all` + decode, sequential, every thread on one core | {} |",
+            rate(sequential)
         );
         println!(
-            "| (c) port `read_all` + decode, next page read while decoding, every thread on one core | {:.2} M events/s |",
-            pipelined.per_second() / 1e6
+            "| port `read_all` + decode, next page read while decoding, every thread on one core | {} |",
+            rate(pipelined)
         );
     }
 }
@@ -641,7 +817,9 @@ fn main() {
         .expect("runtime");
 
     if std::env::var_os("BENCH_READ_ONLY").is_some() {
-        print_read(&read_phase(dir.path(), read_events, &runtime));
+        for log in [Log::Heavy, Log::Mixed] {
+            print_read(&read_phase(dir.path(), log, read_events, &runtime));
+        }
         return;
     }
     let sample = payload(&mut rand::rng()).len();
@@ -680,7 +858,8 @@ fn main() {
         port_64.add(port.events, port.elapsed, port.latencies);
     }
 
-    let read = read_phase(dir.path(), read_events, &runtime);
+    let reads =
+        [Log::Heavy, Log::Mixed].map(|log| read_phase(dir.path(), log, read_events, &runtime));
 
     let raw_commit = median(&mut raw_1.latencies);
     let raw_commit_p99 = percentile(&mut raw_1.latencies, 990);
@@ -689,7 +868,6 @@ fn main() {
     let mut port_64_latencies = port_64.latencies.clone();
     let throughput_ratio = port_64.per_second() / raw_64.per_second();
     let latency_ratio = port_append.as_secs_f64() / raw_commit.as_secs_f64();
-    let one_core_read = read.one_core_rate();
 
     let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
     println!("| measurement | result |");
@@ -720,7 +898,9 @@ fn main() {
         ms(median(&mut port_64_latencies)),
         ms(percentile(&mut port_64_latencies, 990)),
     );
-    print_read(&read);
+    for read in &reads {
+        print_read(read);
+    }
     println!();
     println!("| ratio | value | target | |");
     println!("|---|---|---|---|");
@@ -732,9 +912,16 @@ fn main() {
         "| (b1) median append / (a) median single-row commit | {latency_ratio:.2} | <= 1.5 | {} |",
         verdict(latency_ratio <= 1.5)
     );
-    println!(
-        "| (c) `read_all` + decode on one core (sequential, threads pinned) | {:.2} M events/s | >= 1.5 M/s | {} |",
-        one_core_read / 1e6,
-        verdict(one_core_read >= 1.5e6)
-    );
+    for read in &reads {
+        let rate = read.one_core_rate();
+        let log = match read.log {
+            Log::Heavy => "one type, serde",
+            Log::Mixed => "the system's own mix and codec",
+        };
+        println!(
+            "| (c) `read_all` + decode on one core (sequential, threads pinned), {log} | {:.2} M events/s | >= 1.5 M/s | {} |",
+            rate / 1e6,
+            verdict(rate >= 1.5e6)
+        );
+    }
 }
