@@ -1019,9 +1019,13 @@ pub(crate) const READ_CACHE_KIB: u32 = 2048;
 /// The most payload bytes per event a page reserves in advance.
 const MAX_PAYLOAD_HINT: usize = 4096;
 
-/// Slots of the stream name cache of one read connection (a power of two):
-/// stream `id` lives in slot `id % STREAM_SLOTS`.
-const STREAM_SLOTS: usize = 1 << 17;
+/// The most slots of the stream name cache of one read connection (a power
+/// of two): stream `id` lives in slot `id % slots`. The cache grows to the
+/// streams it meets, up to this: 12 MiB of slots, and the names they hold.
+/// A scan of a log with more streams than slots looks names up again.
+const STREAM_SLOTS: usize = 1 << 19;
+/// The fewest slots of a stream name cache that holds any.
+const MIN_STREAM_SLOTS: usize = 1 << 10;
 /// Stream names read ahead when a scan meets a stream newer than any read
 /// so far: a scan meets streams roughly in the order they were created.
 const STREAM_NAME_READ_AHEAD: i64 = 256;
@@ -1043,8 +1047,9 @@ pub(crate) struct NameCache {
 }
 
 impl NameCache {
-    fn slot(stream_id: i64) -> usize {
-        (stream_id as u64 as usize) & (STREAM_SLOTS - 1)
+    /// The slot of `stream_id`; the cache holds some.
+    fn slot(&self, stream_id: i64) -> usize {
+        (stream_id as u64 as usize) & (self.streams.len() - 1)
     }
 
     /// Reads the reference count of each of these streams' cached names,
@@ -1061,7 +1066,10 @@ impl NameCache {
     /// The cached name of a stream.
     #[inline]
     fn cached(&self, stream_id: i64) -> Option<&Arc<str>> {
-        match self.streams.get(Self::slot(stream_id)) {
+        if self.streams.is_empty() {
+            return None;
+        }
+        match self.streams.get(self.slot(stream_id)) {
             Some(Some((id, name))) if *id == stream_id => Some(name),
             _ => None,
         }
@@ -1146,11 +1154,26 @@ impl NameCache {
     }
 
     fn remember(&mut self, stream_id: i64, name: Arc<str>) {
-        if self.streams.is_empty() {
-            self.streams.resize(STREAM_SLOTS, None);
+        let wanted = (stream_id as u64 as usize)
+            .saturating_add(1)
+            .clamp(MIN_STREAM_SLOTS, STREAM_SLOTS)
+            .next_power_of_two();
+        if wanted > self.streams.len() {
+            self.grow(wanted);
         }
         self.highest = self.highest.max(stream_id);
-        self.streams[Self::slot(stream_id)] = Some((stream_id, name));
+        let slot = self.slot(stream_id);
+        self.streams[slot] = Some((stream_id, name));
+    }
+
+    /// Grows the cache to `slots` slots, keeping every name it holds (in a
+    /// larger cache, no two of them share a slot).
+    fn grow(&mut self, slots: usize) {
+        let held = std::mem::replace(&mut self.streams, vec![None; slots]);
+        for (stream_id, name) in held.into_iter().flatten() {
+            let slot = self.slot(stream_id);
+            self.streams[slot] = Some((stream_id, name));
+        }
     }
 
     /// The shared type name for these stored bytes.
@@ -1650,6 +1673,27 @@ mod tests {
         }
         let expected: Vec<String> = visits.iter().map(|id| format!("stream-{id}")).collect();
         assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn the_name_cache_grows_to_the_streams_it_meets_keeping_what_it_holds() {
+        let mut names = NameCache::default();
+        assert!(!names.has_stream(1));
+        for id in 1..=5 {
+            names.remember(id, Arc::from(format!("stream-{id}")));
+        }
+        assert_eq!(names.streams.len(), MIN_STREAM_SLOTS);
+        names.remember(5000, Arc::from("stream-5000"));
+        assert_eq!(names.streams.len(), 8192);
+        names.remember(i64::MAX, Arc::from("last"));
+        names.remember(-2, Arc::from("odd"));
+        assert_eq!(names.streams.len(), STREAM_SLOTS);
+        for id in (1..=5).chain([5000]) {
+            assert_eq!(&**names.cached(id).unwrap(), format!("stream-{id}"));
+        }
+        assert_eq!(&**names.cached(i64::MAX).unwrap(), "last");
+        assert_eq!(&**names.cached(-2).unwrap(), "odd");
+        assert!(!names.has_stream(6));
     }
 
     #[test]
