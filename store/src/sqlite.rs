@@ -1052,17 +1052,6 @@ impl NameCache {
         (stream_id as u64 as usize) & (self.streams.len() - 1)
     }
 
-    /// Reads the reference count of each of these streams' cached names,
-    /// so that the loop that then takes a reference to each finds them in
-    /// the CPU's cache: these plain loads overlap, whereas each locked
-    /// increment of a reference count waits for its own cache miss.
-    fn touch_streams(&self, stream_ids: impl Iterator<Item = i64>) {
-        let counts = stream_ids.fold(0usize, |counts, stream_id| {
-            counts.wrapping_add(self.cached(stream_id).map_or(0, Arc::strong_count))
-        });
-        std::hint::black_box(counts);
-    }
-
     /// The cached name of a stream.
     #[inline]
     fn cached(&self, stream_id: i64) -> Option<&Arc<str>> {
@@ -1086,14 +1075,26 @@ impl NameCache {
             .ok_or_else(|| unknown_stream(stream_id))
     }
 
-    /// Reads the names of these streams that are not cached, in the order
-    /// of their ids, with one statement: the names a page of the log needs.
+    /// Readies the names of these streams, the ones a page of the log
+    /// needs: reads the names that are not cached, in the order of their
+    /// ids, with one statement; reads the reference count of each cached
+    /// one, so that the loop that then takes a reference to each finds it
+    /// in the CPU's cache (these plain loads overlap, whereas each locked
+    /// increment of a reference count waits for its own cache miss).
     fn load(
         &mut self,
         connection: &Connection,
         stream_ids: &mut Vec<i64>,
     ) -> Result<(), StoreError> {
-        stream_ids.retain(|stream_id| !self.has_stream(*stream_id));
+        let mut counts = 0usize;
+        stream_ids.retain(|&stream_id| match self.cached(stream_id) {
+            Some(name) => {
+                counts = counts.wrapping_add(Arc::strong_count(name));
+                false
+            }
+            None => true,
+        });
+        std::hint::black_box(counts);
         if stream_ids.is_empty() {
             return Ok(());
         }
@@ -1406,7 +1407,6 @@ impl PageBuilder {
         } = self;
         let mut stream_ids: Vec<i64> = parts.iter().map(|(stream_id, ..)| *stream_id).collect();
         names.load(connection, &mut stream_ids)?;
-        names.touch_streams(parts.iter().map(|(stream_id, ..)| *stream_id));
         let shared = Bytes::from(payloads);
         for (event, (stream_id, start, end)) in events.iter_mut().zip(parts) {
             event.stream = names.stream(connection, stream_id)?;
