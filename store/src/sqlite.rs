@@ -1642,7 +1642,7 @@ mod tests {
                 )
                 .unwrap();
         }
-        // Events visit the streams out of order, each stream twice.
+        // Events visit the streams out of order, each at least twice.
         let visits: Vec<i64> = ids
             .iter()
             .rev()
