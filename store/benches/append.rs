@@ -7,10 +7,10 @@
 //! - (b) `SqliteStore` through the port, one event per append, random
 //!   streams, each append with its exact expected revision, 1 writer and
 //!   64 concurrent writers;
-//! - (c) `read_all` + postcard decode of a ~135-byte payload over 1 M events,
-//!   with the runtime's threads free to move between cores and with every
-//!   thread pinned to one core (the target is for one core: pinned, a page
-//!   read on the blocking pool is decoded from the same core's caches).
+//! - (c) `read_all` + decode of 1 M events (of two logs, below), with the
+//!   runtime's threads free to move between cores and with every thread
+//!   pinned to one core (the target is for one core: pinned, a page read on
+//!   the blocking pool is decoded from the same core's caches).
 //!
 //! Every phase runs on a fresh file in a temp dir, durable
 //! (`synchronous=FULL`). Raw and port take turns, so that both meet the
@@ -18,11 +18,19 @@
 //! single-event commits of (a), then 100 appends of (b1), and so on; a
 //! tenth of the batched events of (a), then a tenth through (b64). Each
 //! write phase runs in two rounds, on fresh files, and is reported over
-//! both. Each read runs three times, the fastest reported. Sizes can be scaled with
-//! `BENCH_EVENTS` (events of the batched write phases, default 200 000) and
-//! `BENCH_READ_EVENTS` (default 1 000 000); `BENCH_READ_ONLY=1` runs phase
-//! (c) alone; `BENCH_READ_PATH=<file>` reads an existing file filled by an
-//! earlier run (kept with `BENCH_KEEP_READ_FILE=<file>`) instead of filling one.
+//! both. Each read runs three times, the fastest reported.
+//!
+//! Phase (c) reads two logs: 1 M events of one type with a ~146-byte
+//! payload over 10 000 streams, decoded by serde, and 1 M events of the
+//! system's own mix (`projections::workload`), decoded by its codec.
+//!
+//! Sizes can be scaled with `BENCH_EVENTS` (events of the batched write
+//! phases, default 200 000) and `BENCH_READ_EVENTS` (default 1 000 000);
+//! `BENCH_READ_ONLY=1` runs phase (c) alone, and `BENCH_READ_LOG=heavy` or
+//! `mixed` with it one of its logs; `BENCH_READ_PATH=<file>` reads an
+//! existing file filled by an earlier run (kept with
+//! `BENCH_KEEP_READ_FILE=<file>`; the mixed log in `<file>-mixed`) instead
+//! of filling one.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -396,6 +404,14 @@ enum Log {
 }
 
 impl Log {
+    /// Its name in `BENCH_READ_LOG`.
+    fn name(self) -> &'static str {
+        match self {
+            Log::Heavy => "heavy",
+            Log::Mixed => "mixed",
+        }
+    }
+
     /// The file of this log among the phase's files.
     fn file_name(self) -> &'static str {
         match self {
@@ -817,7 +833,12 @@ fn main() {
         .expect("runtime");
 
     if std::env::var_os("BENCH_READ_ONLY").is_some() {
+        // `BENCH_READ_LOG=heavy` or `mixed` reads that log alone.
+        let only = std::env::var("BENCH_READ_LOG").ok();
         for log in [Log::Heavy, Log::Mixed] {
+            if only.as_deref().is_some_and(|only| only != log.name()) {
+                continue;
+            }
             print_read(&read_phase(dir.path(), log, read_events, &runtime));
         }
         return;
