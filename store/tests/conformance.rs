@@ -1074,6 +1074,21 @@ mod sqlite_file {
         SqliteStore::open(path, SqliteOptions::default()).expect("open")
     }
 
+    /// A current-thread runtime must not be blocked: there the store reads
+    /// on tokio's blocking pool (on a multi-threaded one, where every other
+    /// case runs, on the calling worker), and serves reads and
+    /// subscriptions all the same.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_current_thread_runtime_is_served_too() {
+        let Harness { store, _dir: dir } = sqlite_harness();
+        cases::subscription_catches_up_then_follows_live(Arc::clone(&store)).await;
+        let stream = read_whole_stream(&*store, "sub").await;
+        assert_eq!(stream.len(), 7);
+        assert_eq!(read_all_from(&*store, 0).await, stream);
+        drop(store);
+        drop(dir);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_reopened_store_keeps_its_events() {
         let dir = tempfile::tempdir().expect("temp dir");
