@@ -6,9 +6,7 @@
 //! [`SqliteStore::open`] is synchronous (it opens the file, creates or checks
 //! the schema and starts two threads); call it at start-up or inside
 //! `spawn_blocking`. Every other method needs a tokio runtime: reads run on
-//! the calling worker thread through `block_in_place` on a multi-threaded
-//! runtime, on `spawn_blocking` on a current-thread one; appends are
-//! answered through the writer thread.
+//! `spawn_blocking`, appends are answered through the writer thread.
 //!
 //! The file may be opened by several processes at once (the server, a batch
 //! job, the replay tool): SQLite serialises their writers, `busy_timeout`
@@ -990,33 +988,20 @@ impl ReaderPool {
         }
     }
 
-    /// Run `work` on a pooled connection.
-    ///
-    /// On a multi-threaded runtime the calling worker thread runs it
-    /// (`block_in_place`: the worker's other tasks move to another thread
-    /// meanwhile). No thread is woken to run a read and another to take
-    /// its result back, and the caller consumes the events from the caches
-    /// of the core that read them: a `read_stream` from a request handler
-    /// took 87 µs through the blocking pool and takes 10-12 µs so. On a
-    /// current-thread runtime, which must not block, it runs on tokio's
-    /// blocking pool.
+    /// Run `work` on a pooled connection on tokio's blocking pool.
     async fn run<T: Send + 'static>(
         self: &Arc<Self>,
         work: impl FnOnce(&mut ReadConnection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let pool = Arc::clone(self);
-        let read = move || {
+        tokio::task::spawn_blocking(move || {
             let mut connection = pool.take()?;
             let result = work(&mut connection);
             pool.put(connection);
             result
-        };
-        match tokio::runtime::Handle::current().runtime_flavor() {
-            tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(read),
-            _ => tokio::task::spawn_blocking(read)
-                .await
-                .map_err(|error| StoreError::Backend(format!("read task failed: {error}")))?,
-        }
+        })
+        .await
+        .map_err(|error| StoreError::Backend(format!("read task failed: {error}")))?
     }
 }
 

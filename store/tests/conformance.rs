@@ -1074,10 +1074,8 @@ mod sqlite_file {
         SqliteStore::open(path, SqliteOptions::default()).expect("open")
     }
 
-    /// A current-thread runtime must not be blocked: there the store reads
-    /// on tokio's blocking pool (on a multi-threaded one, where every other
-    /// case runs, on the calling worker), and serves reads and
-    /// subscriptions all the same.
+    /// Every other case runs on a multi-threaded runtime; the store serves
+    /// reads and subscriptions on a current-thread one all the same.
     #[tokio::test(flavor = "current_thread")]
     async fn a_current_thread_runtime_is_served_too() {
         let Harness { store, _dir: dir } = sqlite_harness();
