@@ -1024,6 +1024,9 @@ const MAX_PAYLOAD_HINT: usize = 4096;
 /// streams it meets, up to this: 12 MiB of slots, and the names they hold.
 /// A scan of a log with more streams than slots looks names up again.
 const STREAM_SLOTS: usize = 1 << 19;
+/// The most slots a stream name cache grows to for streams read by name:
+/// a scan of the log grows it further.
+const STREAM_SLOTS_BY_NAME: usize = 1 << 17;
 /// The fewest slots of a stream name cache that holds any.
 const MIN_STREAM_SLOTS: usize = 1 << 10;
 /// Stream names read ahead when a scan meets a stream newer than any read
@@ -1138,7 +1141,7 @@ impl NameCache {
             if id == stream_id {
                 found = Some(Arc::clone(&name));
             }
-            self.remember(id, name);
+            self.remember(id, name, STREAM_SLOTS);
         }
         Ok(found)
     }
@@ -1148,16 +1151,24 @@ impl NameCache {
     }
 
     /// Remembers a stream's name found by name.
+    /// Remembers a stream's name found by name (a stream read): growing the
+    /// cache to at most [`STREAM_SLOTS_BY_NAME`], since the streams a server
+    /// reads one by one are many and met once in a while.
     fn remember_stream(&mut self, stream_id: i64, name: &str) {
         if !self.has_stream(stream_id) {
-            self.remember(stream_id, Arc::from(name));
+            self.remember(stream_id, Arc::from(name), STREAM_SLOTS_BY_NAME);
         }
     }
 
-    fn remember(&mut self, stream_id: i64, name: Arc<str>) {
+    /// Remembers a stream's name, growing the cache to the stream's id if
+    /// it is smaller, up to `most_slots`.
+    fn remember(&mut self, stream_id: i64, name: Arc<str>, most_slots: usize) {
         let wanted = (stream_id as u64 as usize)
             .saturating_add(1)
-            .clamp(MIN_STREAM_SLOTS, STREAM_SLOTS)
+            .clamp(
+                MIN_STREAM_SLOTS,
+                most_slots.clamp(MIN_STREAM_SLOTS, STREAM_SLOTS),
+            )
             .next_power_of_two();
         if wanted > self.streams.len() {
             self.grow(wanted);
@@ -1680,13 +1691,15 @@ mod tests {
         let mut names = NameCache::default();
         assert!(!names.has_stream(1));
         for id in 1..=5 {
-            names.remember(id, Arc::from(format!("stream-{id}")));
+            names.remember(id, Arc::from(format!("stream-{id}")), STREAM_SLOTS);
         }
         assert_eq!(names.streams.len(), MIN_STREAM_SLOTS);
-        names.remember(5000, Arc::from("stream-5000"));
+        names.remember(5000, Arc::from("stream-5000"), STREAM_SLOTS);
         assert_eq!(names.streams.len(), 8192);
-        names.remember(i64::MAX, Arc::from("last"));
-        names.remember(-2, Arc::from("odd"));
+        names.remember_stream(i64::MAX - 1, "read by name");
+        assert_eq!(names.streams.len(), STREAM_SLOTS_BY_NAME);
+        names.remember(i64::MAX, Arc::from("last"), STREAM_SLOTS);
+        names.remember(-2, Arc::from("odd"), STREAM_SLOTS);
         assert_eq!(names.streams.len(), STREAM_SLOTS);
         for id in (1..=5).chain([5000]) {
             assert_eq!(&**names.cached(id).unwrap(), format!("stream-{id}"));
