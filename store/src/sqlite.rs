@@ -1150,7 +1150,6 @@ impl NameCache {
         self.cached(stream_id).is_some()
     }
 
-    /// Remembers a stream's name found by name.
     /// Remembers a stream's name found by name (a stream read): growing the
     /// cache to at most [`STREAM_SLOTS_BY_NAME`], since the streams a server
     /// reads one by one are many and met once in a while.
