@@ -161,6 +161,15 @@ fn raw_connection(path: &Path, synchronous: &str) -> Connection {
     connection
 }
 
+/// A new stream row; its number.
+fn insert_stream(connection: &Connection, name: &str) -> i64 {
+    connection
+        .prepare_cached("INSERT INTO streams (name) VALUES (?1)")
+        .and_then(|mut s| s.execute([name]))
+        .expect("insert stream");
+    connection.last_insert_rowid()
+}
+
 /// One event row, laid out the way the store lays it out, with no checks.
 fn insert_row(
     connection: &Connection,
@@ -211,13 +220,7 @@ impl RawWriter {
     fn insert(&mut self, stream: usize, rng: &mut impl Rng) {
         let (stream_id, revision) = match self.streams[stream] {
             Some(known) => known,
-            None => {
-                self.connection
-                    .prepare_cached("INSERT INTO streams (name) VALUES (?1)")
-                    .and_then(|mut s| s.execute([&self.names[stream]]))
-                    .expect("insert stream");
-                (self.connection.last_insert_rowid(), 0)
-            }
+            None => (insert_stream(&self.connection, &self.names[stream]), 0),
         };
         let event = new_event(rng);
         insert_row(
@@ -483,13 +486,7 @@ fn fill_mixed(path: &Path, count: usize) -> Connection {
         for (_, stream, event) in chunk {
             let head = match streams.get(&stream) {
                 Some(&head) => head,
-                None => {
-                    connection
-                        .prepare_cached("INSERT INTO streams (name) VALUES (?1)")
-                        .and_then(|mut s| s.execute([&stream]))
-                        .expect("insert stream");
-                    (connection.last_insert_rowid(), 0)
-                }
+                None => (insert_stream(&connection, &stream), 0),
             };
             let encoded = migrations::encode(&event);
             insert_row(

@@ -1548,6 +1548,12 @@ mod tests {
     fn streams_table(ids: &[i64]) -> Connection {
         let connection = Connection::open_in_memory().unwrap();
         connection.execute_batch(CREATE_SCHEMA).unwrap();
+        insert_streams(&connection, ids);
+        connection
+    }
+
+    /// Streams numbered `ids`, named `stream-<id>`.
+    fn insert_streams(connection: &Connection, ids: &[i64]) {
         for id in ids {
             connection
                 .execute(
@@ -1556,7 +1562,6 @@ mod tests {
                 )
                 .unwrap();
         }
-        connection
     }
 
     #[test]
@@ -1644,14 +1649,7 @@ mod tests {
             causation_id: None,
             occurred_at: Utc::now(),
         });
-        for id in &ids {
-            writer
-                .execute(
-                    "INSERT INTO streams (stream_id, name) VALUES (?1, ?2)",
-                    params![id, format!("stream-{id}")],
-                )
-                .unwrap();
-        }
+        insert_streams(&writer, &ids);
         // Events visit the streams out of order, each at least twice.
         let visits: Vec<i64> = ids
             .iter()

@@ -110,6 +110,21 @@ fn assert_conflict(
     }
 }
 
+/// The events hold the positions from `first` on, one after the other.
+fn assert_positions_from(events: &[RecordedEvent], first: u64) {
+    assert!(
+        events
+            .iter()
+            .zip(first..)
+            .all(|(event, position)| event.position == position),
+        "positions from {first}: {:?}",
+        events
+            .iter()
+            .map(|event| event.position)
+            .collect::<Vec<_>>()
+    );
+}
+
 async fn next_item(
     subscription: &mut futures::stream::BoxStream<'static, Result<SubscriptionItem, StoreError>>,
 ) -> SubscriptionItem {
@@ -371,11 +386,7 @@ mod cases {
         }
         let all = read_all_from(&*store, 0).await;
         assert_eq!(all.len(), 16 + 8 * 2);
-        assert!(
-            all.iter()
-                .zip(1u64..)
-                .all(|(event, position)| event.position == position)
-        );
+        assert_positions_from(&all, 1);
     }
 
     pub async fn an_append_failing_halfway_does_not_fail_its_neighbours(
@@ -416,11 +427,7 @@ mod cases {
         }
         let all = read_all_from(&*store, 0).await;
         assert_eq!(all.len(), 2 + 8 * 2);
-        assert!(
-            all.iter()
-                .zip(1u64..)
-                .all(|(event, position)| event.position == position)
-        );
+        assert_positions_from(&all, 1);
         for i in (1..16).step_by(2) {
             assert!(
                 read_whole_stream(&*store, &format!("h-{i}"))
@@ -967,12 +974,7 @@ async fn subscription_under_concurrent_appends(
     let before_caught_up = &delivered[..caught_up_at[0]];
     let needed = (head_before - checkpoint) as usize;
     assert!(before_caught_up.len() >= needed);
-    assert!(
-        before_caught_up[..needed]
-            .iter()
-            .zip(checkpoint + 1..)
-            .all(|(event, position)| event.position == position)
-    );
+    assert_positions_from(&before_caught_up[..needed], checkpoint + 1);
     drop(harness);
 }
 
@@ -1277,11 +1279,7 @@ mod sqlite_file {
         tokio::join!(a, b);
         let all = read_all_from(&server, 0).await;
         assert_eq!(all.len(), 43);
-        assert!(
-            all.iter()
-                .zip(1u64..)
-                .all(|(event, position)| event.position == position)
-        );
+        assert_positions_from(&all, 1);
         let mut seen = 2;
         while seen < 43 {
             let item = tokio::time::timeout(HANG_GUARD, subscription.next())
