@@ -239,7 +239,7 @@ impl Outbox {
                     _ => None,
                 }
             }
-            DomainEvent::Reservation(_) | DomainEvent::Legacy(_) => None,
+            DomainEvent::Reservation(_) | DomainEvent::Legacy(_) | DomainEvent::Address(_) => None,
         }
     }
 
