@@ -251,7 +251,8 @@ impl Outbox {
         code: &flow::IssuedCode,
     ) -> MailContent {
         match (kind, known) {
-            (FlowKind::Registration, _) => MailContent::RegistrationCode {
+            (FlowKind::Registration, true) => MailContent::AccountExistsNotice,
+            (FlowKind::Registration, false) => MailContent::RegistrationCode {
                 code: self.keyer.code(flow, &code.nonce),
                 expires_at: code.expires_at,
             },
