@@ -11,10 +11,10 @@ use serde_json::json;
 use uuid::Uuid;
 
 use domain::account::{self, LoginOutcome, NewSession};
+use domain::address::{self, Source};
 use domain::flow::{self, FlowKind, IssuedCode};
 use domain::password::{Password, PasswordPolicyKind};
 use domain::text::PersonName;
-use domain::address::{self, Source};
 use domain::{AccountId, Email, FlowId, LoginMethod, SessionId, reservation};
 use projections::{AccountView, Projections, SessionView};
 use store::command::{self, Codec, Decider, ExecuteError, ExecuteOptions, Executed};
@@ -352,7 +352,10 @@ impl App {
             limit: self.settings.recipient_mail_limit,
             at: self.now(),
         };
-        match self.run::<AddressDecider>(&stream, &command, "anonymous").await {
+        match self
+            .run::<AddressDecider>(&stream, &command, "anonymous")
+            .await
+        {
             Ok(_) => Ok(()),
             Err(ExecuteError::Domain(address::Error::MailLimitReached {
                 retry_after_seconds,
@@ -395,7 +398,9 @@ impl App {
         let at = self.now();
         let code = self.issue_code(flow_id, at);
         let command = flow::Command::Resend { code, at };
-        let (state, expected) = self.load_versioned::<FlowDecider>(&flow_id.stream()).await?;
+        let (state, expected) = self
+            .load_versioned::<FlowDecider>(&flow_id.stream())
+            .await?;
         // The flow's own refusals first: a resend it refuses costs the
         // address nothing.
         flow::decide(&state, &command).map_err(flow_refusal)?;

@@ -177,7 +177,10 @@ mod tests {
         assert_eq!(Keyer::new([8; 32]).device_of(&kari, &token), None);
         let mut forged = token.into_bytes();
         forged[3] ^= 1;
-        assert_eq!(keyer.device_of(&kari, &String::from_utf8(forged).unwrap()), None);
+        assert_eq!(
+            keyer.device_of(&kari, &String::from_utf8(forged).unwrap()),
+            None
+        );
         assert_eq!(keyer.device_of(&kari, "not base64 at all!"), None);
     }
 

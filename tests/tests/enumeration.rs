@@ -39,7 +39,17 @@ async fn settle_outbox(server: &Server, to: &str) -> usize {
 fn codes(answer: &Value) -> Vec<String> {
     answer["errors"]
         .as_array()
-        .map(|errors| errors.iter().map(|e| e["extensions"]["code"].as_str().unwrap_or_default().to_owned()).collect())
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| {
+                    e["extensions"]["code"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned()
+                })
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -298,15 +308,12 @@ async fn the_owner_logs_in_from_a_known_browser_while_an_attacker_is_throttled()
     // The attack: wrong passwords from anywhere else.
     for _ in 0..12 {
         let (answer, _) = browser_login(&server, "eva@example.no", "Gjett2026abc", None).await;
-        assert!(
-            ["INVALID_CREDENTIALS", "TOO_MANY_ATTEMPTS"].contains(&error_code(&answer))
-        );
+        assert!(["INVALID_CREDENTIALS", "TOO_MANY_ATTEMPTS"].contains(&error_code(&answer)));
     }
     let (attacker, _) = browser_login(&server, "eva@example.no", PASSWORD, None).await;
     assert_eq!(error_code(&attacker), "TOO_MANY_ATTEMPTS", "{attacker}");
     // Another address's device cookie is no way around it.
-    let (borrowed, _) =
-        browser_login(&server, "eva@example.no", PASSWORD, Some(&ola_device)).await;
+    let (borrowed, _) = browser_login(&server, "eva@example.no", PASSWORD, Some(&ola_device)).await;
     assert_eq!(error_code(&borrowed), "TOO_MANY_ATTEMPTS", "{borrowed}");
     // The owner's browser gets in.
     let (owner, _) = browser_login(&server, "eva@example.no", PASSWORD, Some(&device)).await;
@@ -319,11 +326,17 @@ async fn aliased_logins_are_capped_per_request() {
     server.register("per@example.no", PASSWORD, "Per").await;
     let fields: Vec<String> = (0..10)
         .map(|i| {
-            format!("a{i}: login(email: \"per@example.no\", password: \"Gjett{i}2026abc\") {{ token }}")
+            format!(
+                "a{i}: login(email: \"per@example.no\", password: \"Gjett{i}2026abc\") {{ token }}"
+            )
         })
         .collect();
     let answer = server
-        .gql(None, &format!("mutation {{ {} }}", fields.join(" ")), json!({}))
+        .gql(
+            None,
+            &format!("mutation {{ {} }}", fields.join(" ")),
+            json!({}),
+        )
         .await;
     let refused = codes(&answer);
     assert_eq!(refused.len(), 10, "{answer}");
