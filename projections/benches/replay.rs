@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use projections::ReadModel;
 use projections::snapshot;
-use projections::workload::{Targets, Workload};
+use test_support::workload::{Targets, Workload};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -183,8 +183,8 @@ impl EmailDirectory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workload::Rng;
     use std::collections::HashMap;
+    use test_support::workload::Rng;
 
     /// The directory against a plain map under random filing, refiling and
     /// removal, with tags forced to collide now and then (tiny index homes

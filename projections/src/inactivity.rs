@@ -139,7 +139,7 @@ impl<A: Iterator<Item = u128>, B: Iterator<Item = u128>> Iterator for Merge<A, B
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workload::Rng;
+    use test_support::workload::Rng;
 
     /// The index against a plain ordered set under random moves, removals
     /// and out-of-order entries, through several compactions.

@@ -19,7 +19,6 @@ pub mod runner;
 mod slots;
 pub mod snapshot;
 mod table;
-pub mod workload;
 
 pub use model::{AccountView, ApplicationView, ReadModel, SessionView, StreamKey};
 pub use model_mail::MailOutboxState;

@@ -631,7 +631,7 @@ mod tests {
     /// in every form and with any one character changed.
     #[test]
     fn stream_ids_parse_as_uuid_parses_them() {
-        let mut rng = crate::workload::Rng::new(3);
+        let mut rng = test_support::workload::Rng::new(3);
         let alphabet = b"0123456789abcdefABCDEFgG-{}: ";
         for _ in 0..2_000 {
             let id = Uuid::from_u128(u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64()));
@@ -668,7 +668,7 @@ mod tests {
     /// aggregate the read models know.
     #[test]
     fn a_stream_key_is_what_its_name_says() {
-        let mut rng = crate::workload::Rng::new(5);
+        let mut rng = test_support::workload::Rng::new(5);
         let prefixes = [
             "account",
             "application",

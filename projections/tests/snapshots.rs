@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use projections::snapshot::{self, SnapshotError, rebuild};
-use projections::workload::{Generated, Targets, Workload};
 use projections::{Projections, ReadModel, SnapshotMode};
 use proptest::prelude::*;
 use store::EventStore;
 use store::memory::MemoryStore;
+use test_support::workload::{Generated, Targets, Workload};
 
 const WAIT: Duration = Duration::from_secs(30);
 

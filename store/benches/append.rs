@@ -22,7 +22,7 @@
 //!
 //! Phase (c) reads two logs: 1 M events of one type with a ~146-byte
 //! payload over 10 000 streams, decoded by serde, and 1 M events of the
-//! system's own mix (`projections::workload`), decoded by its codec.
+//! system's own mix (`test_support::workload`), decoded by its codec.
 //!
 //! Sizes can be scaled with `BENCH_EVENTS` (events of the batched write
 //! phases, default 200 000) and `BENCH_READ_EVENTS` (default 1 000 000);
@@ -38,12 +38,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use projections::workload::{Targets, Workload};
 use rand::Rng;
 use rand::seq::IndexedRandom;
 use rusqlite::{Connection, params};
 use store::sqlite::{SqliteOptions, SqliteStore};
 use store::{EventMetadata, EventStore, ExpectedRevision, NewEvent, RecordedEvent};
+use test_support::workload::{Targets, Workload};
 use uuid::Uuid;
 
 /// The allocator the `caseledger` binary uses.
@@ -400,7 +400,7 @@ enum Log {
     /// One event type with a ~135-byte payload over random streams,
     /// decoded by serde (postcard).
     Heavy,
-    /// The system's own mix of events (`projections::workload`: sessions,
+    /// The system's own mix of events (`test_support::workload`: sessions,
     /// flows, registrations, applications, ...), decoded by its codec
     /// (`migrations::decode`).
     Mixed,

@@ -16,8 +16,8 @@ use domain::reservation::Event as R;
 use domain::text::PersonName;
 use domain::{AccountId, ApplicationId, Email, LoginMethod, SessionId};
 use migrations::DomainEvent;
-use projections::workload::Generated;
 use store::{EventMetadata, EventStore, ExpectedRevision, NewEvent};
+use test_support::workload::Generated;
 use uuid::Uuid;
 
 pub fn t(minutes: i64) -> DateTime<Utc> {

@@ -1,0 +1,1047 @@
+//! The conformance kit of the EventStore port: every case an adapter must
+//! pass, run by an adapter crate's tests with one call of
+//! [`conformance_suite!`](crate::conformance_suite), giving one test per case.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use store::command::{Codec, CodecFailure, Decider, EncodedEvent, ExecuteOptions};
+use store::{
+    AppendResult, CurrentRevision, Direction, EventMetadata, EventStore, ExpectedRevision,
+    NewEvent, RecordedEvent, StoreError, StreamStart, SubscriptionItem,
+};
+use uuid::Uuid;
+
+/// Only there so that a broken subscription fails instead of hanging the
+/// run; nothing is asserted about how long anything takes.
+pub const HANG_GUARD: Duration = Duration::from_secs(60);
+
+/// A store under test and whatever must live as long as it (a temp dir, a
+/// database's guard): dropped after the store.
+pub struct Harness {
+    pub store: Arc<dyn EventStore>,
+    pub guard: Option<Box<dyn std::any::Any + Send>>,
+}
+
+impl Harness {
+    /// A store that needs nothing kept beside it.
+    pub fn new(store: Arc<dyn EventStore>) -> Harness {
+        Harness { store, guard: None }
+    }
+
+    /// A store and what must outlive it.
+    pub fn with_guard(store: Arc<dyn EventStore>, guard: impl std::any::Any + Send) -> Harness {
+        Harness {
+            store,
+            guard: Some(Box::new(guard)),
+        }
+    }
+}
+
+pub fn metadata() -> EventMetadata {
+    EventMetadata {
+        actor: "system".into(),
+        correlation_id: Uuid::now_v7(),
+        causation_id: None,
+        occurred_at: DateTime::from_timestamp(1_700_000_000, 123_456_789).expect("valid time"),
+    }
+}
+
+pub fn event(type_name: &str, payload: &[u8]) -> NewEvent {
+    NewEvent {
+        id: Uuid::now_v7(),
+        type_name: type_name.to_owned(),
+        schema_version: 1,
+        metadata: metadata(),
+        payload: payload.to_vec(),
+    }
+}
+
+pub fn events(count: usize) -> Vec<NewEvent> {
+    (0..count)
+        .map(|i| event("Happened", format!("event {i}").as_bytes()))
+        .collect()
+}
+
+pub async fn read_whole_stream(store: &dyn EventStore, stream: &str) -> Vec<RecordedEvent> {
+    store
+        .read_stream(stream, StreamStart::Edge, Direction::Forwards, usize::MAX)
+        .await
+        .expect("read stream")
+}
+
+pub async fn read_all_from(store: &dyn EventStore, after: u64) -> Vec<RecordedEvent> {
+    let mut all = Vec::new();
+    let mut after = after;
+    loop {
+        let page = store.read_all(after, 100).await.expect("read all");
+        match page.last() {
+            Some(last) => after = last.position,
+            None => return all,
+        }
+        all.extend(page);
+    }
+}
+
+pub fn assert_conflict(
+    result: Result<AppendResult, StoreError>,
+    stream: &str,
+    expected: ExpectedRevision,
+    actual: CurrentRevision,
+) {
+    match result {
+        Err(StoreError::Conflict {
+            stream: s,
+            expected: e,
+            actual: a,
+        }) => {
+            assert_eq!(s, stream);
+            assert_eq!(e, expected);
+            assert_eq!(a, actual);
+        }
+        other => panic!("expected a conflict (actual {actual}), got {other:?}"),
+    }
+}
+
+/// The events hold the positions from `first` on, one after the other.
+pub fn assert_positions_from(events: &[RecordedEvent], first: u64) {
+    assert!(
+        events
+            .iter()
+            .zip(first..)
+            .all(|(event, position)| event.position == position),
+        "positions from {first}: {:?}",
+        events
+            .iter()
+            .map(|event| event.position)
+            .collect::<Vec<_>>()
+    );
+}
+
+pub async fn next_item(
+    subscription: &mut futures::stream::BoxStream<'static, Result<SubscriptionItem, StoreError>>,
+) -> SubscriptionItem {
+    tokio::time::timeout(HANG_GUARD, subscription.next())
+        .await
+        .expect("subscription stalled")
+        .expect("subscription ended")
+        .expect("subscription failed")
+}
+
+/// The cases, each generic over the store.
+pub mod cases {
+    use super::*;
+
+    pub async fn two_writers_racing_on_one_revision_exactly_one_wins(store: Arc<dyn EventStore>) {
+        for round in 0..20u64 {
+            let stream = format!("race-{round}");
+            store
+                .append(&stream, ExpectedRevision::NoStream, events(1))
+                .await
+                .expect("first event");
+            let barrier = Arc::new(tokio::sync::Barrier::new(2));
+            let racers: Vec<_> = (0..2)
+                .map(|_| {
+                    let store = Arc::clone(&store);
+                    let barrier = Arc::clone(&barrier);
+                    let stream = stream.clone();
+                    tokio::spawn(async move {
+                        barrier.wait().await;
+                        store
+                            .append(&stream, ExpectedRevision::Exact(0), events(2))
+                            .await
+                    })
+                })
+                .collect();
+            let mut wins = 0;
+            let mut conflicts = 0;
+            for racer in racers {
+                match racer.await.expect("racer") {
+                    Ok(result) => {
+                        assert_eq!(result.next_expected_revision, 2);
+                        wins += 1;
+                    }
+                    conflict => {
+                        assert_conflict(
+                            conflict,
+                            &stream,
+                            ExpectedRevision::Exact(0),
+                            CurrentRevision::Current(2),
+                        );
+                        conflicts += 1;
+                    }
+                }
+            }
+            assert_eq!((wins, conflicts), (1, 1), "round {round}");
+            assert_eq!(read_whole_stream(&*store, &stream).await.len(), 3);
+        }
+    }
+
+    pub async fn expected_any_accepts_every_state(store: Arc<dyn EventStore>) {
+        let first = store
+            .append("any", ExpectedRevision::Any, events(2))
+            .await
+            .expect("any on a new stream");
+        assert_eq!(first.next_expected_revision, 1);
+        let second = store
+            .append("any", ExpectedRevision::Any, events(1))
+            .await
+            .expect("any on an existing stream");
+        assert_eq!(second.next_expected_revision, 2);
+        assert_eq!(second.position, first.position + 1);
+    }
+
+    pub async fn expected_no_stream_accepts_only_a_new_stream(store: Arc<dyn EventStore>) {
+        let result = store
+            .append("fresh", ExpectedRevision::NoStream, events(3))
+            .await
+            .expect("no stream on a new stream");
+        assert_eq!(result.next_expected_revision, 2);
+        assert_conflict(
+            store
+                .append("fresh", ExpectedRevision::NoStream, events(1))
+                .await,
+            "fresh",
+            ExpectedRevision::NoStream,
+            CurrentRevision::Current(2),
+        );
+    }
+
+    pub async fn expected_stream_exists_refuses_a_new_stream(store: Arc<dyn EventStore>) {
+        assert_conflict(
+            store
+                .append("exists", ExpectedRevision::StreamExists, events(1))
+                .await,
+            "exists",
+            ExpectedRevision::StreamExists,
+            CurrentRevision::NoStream,
+        );
+        store
+            .append("exists", ExpectedRevision::NoStream, events(1))
+            .await
+            .expect("create");
+        let result = store
+            .append("exists", ExpectedRevision::StreamExists, events(1))
+            .await
+            .expect("stream exists");
+        assert_eq!(result.next_expected_revision, 1);
+    }
+
+    pub async fn expected_exact_revision_must_be_the_last_one(store: Arc<dyn EventStore>) {
+        assert_conflict(
+            store
+                .append("exact", ExpectedRevision::Exact(0), events(1))
+                .await,
+            "exact",
+            ExpectedRevision::Exact(0),
+            CurrentRevision::NoStream,
+        );
+        store
+            .append("exact", ExpectedRevision::NoStream, events(2))
+            .await
+            .expect("create");
+        for stale in [0, 2, 7] {
+            assert_conflict(
+                store
+                    .append("exact", ExpectedRevision::Exact(stale), events(1))
+                    .await,
+                "exact",
+                ExpectedRevision::Exact(stale),
+                CurrentRevision::Current(1),
+            );
+        }
+        let result = store
+            .append("exact", ExpectedRevision::Exact(1), events(1))
+            .await
+            .expect("exact");
+        assert_eq!(result.next_expected_revision, 2);
+        assert_eq!(read_whole_stream(&*store, "exact").await.len(), 3);
+    }
+
+    pub async fn retried_append_returns_the_original_result_and_appends_nothing(
+        store: Arc<dyn EventStore>,
+    ) {
+        let batch = events(3);
+        let original = store
+            .append("retry", ExpectedRevision::NoStream, batch.clone())
+            .await
+            .expect("original");
+        store
+            .append("retry", ExpectedRevision::Exact(2), events(1))
+            .await
+            .expect("a later append");
+        store
+            .append("elsewhere", ExpectedRevision::Any, events(1))
+            .await
+            .expect("another stream");
+        let head = store.head_position().await.expect("head");
+        for expected in [
+            ExpectedRevision::NoStream,
+            ExpectedRevision::Any,
+            ExpectedRevision::Exact(9),
+        ] {
+            let retried = store
+                .append("retry", expected, batch.clone())
+                .await
+                .expect("idempotent retry");
+            assert_eq!(retried, original);
+        }
+        let single = store
+            .append("retry", ExpectedRevision::Any, vec![batch[0].clone()])
+            .await
+            .expect("retry of a prefix");
+        assert_eq!(single.next_expected_revision, 0);
+        assert_eq!(single.position, original.position - 2);
+        assert_eq!(store.head_position().await.expect("head"), head);
+        assert_eq!(read_whole_stream(&*store, "retry").await.len(), 4);
+    }
+
+    pub async fn event_ids_used_differently_are_a_mismatch(store: Arc<dyn EventStore>) {
+        let batch = events(2);
+        store
+            .append("ids", ExpectedRevision::NoStream, batch.clone())
+            .await
+            .expect("original");
+        let head = store.head_position().await.expect("head");
+        let fresh = event("Happened", b"fresh");
+        let attempts = [
+            // First id matches, the second does not.
+            ("ids", vec![batch[0].clone(), fresh.clone()]),
+            // Same ids, other order.
+            ("ids", vec![batch[1].clone(), batch[0].clone()]),
+            // A new first id, then one already stored.
+            ("ids", vec![fresh.clone(), batch[1].clone()]),
+            // Longer than what was stored.
+            (
+                "ids",
+                vec![batch[0].clone(), batch[1].clone(), fresh.clone()],
+            ),
+            // The ids belong to another stream.
+            ("other", batch.clone()),
+        ];
+        // With an expected revision that holds, and with one that does not:
+        // a stored first id is looked into before a conflict is reported.
+        for expected in [ExpectedRevision::Any, ExpectedRevision::Exact(7)] {
+            for (stream, attempt) in attempts.clone() {
+                let first_is_new = attempt[0].id == fresh.id;
+                match store.append(stream, expected, attempt).await {
+                    Err(StoreError::Conflict { .. })
+                        if first_is_new && expected != ExpectedRevision::Any => {}
+                    Err(StoreError::IdempotencyMismatch { stream: s }) => assert_eq!(s, stream),
+                    other => panic!("expected a mismatch with {expected:?}, got {other:?}"),
+                }
+            }
+        }
+        assert_eq!(store.head_position().await.expect("head"), head);
+        assert!(read_whole_stream(&*store, "other").await.is_empty());
+        let twice = event("Happened", b"twice");
+        assert!(matches!(
+            store
+                .append("ids", ExpectedRevision::Any, vec![twice.clone(), twice])
+                .await,
+            Err(StoreError::InvalidInput(_))
+        ));
+    }
+
+    pub async fn a_failing_append_does_not_fail_its_neighbours(store: Arc<dyn EventStore>) {
+        for i in 0..16 {
+            store
+                .append(&format!("n-{i}"), ExpectedRevision::NoStream, events(1))
+                .await
+                .expect("create");
+        }
+        // Fired together so that a batching adapter commits them together.
+        let attempts: Vec<_> = (0..16)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    let expected = if i % 2 == 0 {
+                        ExpectedRevision::Exact(0)
+                    } else {
+                        ExpectedRevision::Exact(5)
+                    };
+                    store.append(&format!("n-{i}"), expected, events(2)).await
+                })
+            })
+            .collect();
+        for (i, attempt) in attempts.into_iter().enumerate() {
+            let result = attempt.await.expect("task");
+            if i % 2 == 0 {
+                assert_eq!(result.expect("good append").next_expected_revision, 2);
+            } else {
+                assert_conflict(
+                    result,
+                    &format!("n-{i}"),
+                    ExpectedRevision::Exact(5),
+                    CurrentRevision::Current(0),
+                );
+            }
+        }
+        let all = read_all_from(&*store, 0).await;
+        assert_eq!(all.len(), 16 + 8 * 2);
+        assert_positions_from(&all, 1);
+    }
+
+    pub async fn an_append_failing_halfway_does_not_fail_its_neighbours(
+        store: Arc<dyn EventStore>,
+    ) {
+        let taken = events(2);
+        store
+            .append("taken", ExpectedRevision::NoStream, taken.clone())
+            .await
+            .expect("original");
+        // Fired together so that a batching adapter commits them together.
+        // The odd ones fail only after a part of them could be written: a
+        // new stream whose first event is new and whose second is stored
+        // already, or a new stream whose only event is another stream's.
+        let attempts: Vec<_> = (0..16)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                let batch = match i % 4 {
+                    1 => vec![event("Happened", b"new"), taken[1].clone()],
+                    3 => vec![taken[0].clone()],
+                    _ => events(2),
+                };
+                tokio::spawn(async move {
+                    store
+                        .append(&format!("h-{i}"), ExpectedRevision::NoStream, batch)
+                        .await
+                })
+            })
+            .collect();
+        for (i, attempt) in attempts.into_iter().enumerate() {
+            match attempt.await.expect("task") {
+                Ok(result) if i % 2 == 0 => assert_eq!(result.next_expected_revision, 1),
+                Err(StoreError::IdempotencyMismatch { stream }) if i % 2 == 1 => {
+                    assert_eq!(stream, format!("h-{i}"));
+                }
+                other => panic!("append {i}: unexpected {other:?}"),
+            }
+        }
+        let all = read_all_from(&*store, 0).await;
+        assert_eq!(all.len(), 2 + 8 * 2);
+        assert_positions_from(&all, 1);
+        for i in (1..16).step_by(2) {
+            assert!(
+                read_whole_stream(&*store, &format!("h-{i}"))
+                    .await
+                    .is_empty()
+            );
+            // Nothing of the failed append holds the stream: it can be created.
+            store
+                .append(&format!("h-{i}"), ExpectedRevision::NoStream, events(1))
+                .await
+                .expect("the stream is still new");
+        }
+    }
+
+    pub async fn read_stream_forwards_and_backwards_with_start_and_limit(
+        store: Arc<dyn EventStore>,
+    ) {
+        for chunk in 0..3 {
+            store
+                .append("reads", ExpectedRevision::Any, events(4))
+                .await
+                .expect("append");
+            store
+                .append(&format!("noise-{chunk}"), ExpectedRevision::Any, events(2))
+                .await
+                .expect("noise");
+        }
+        let revisions = |events: Vec<RecordedEvent>| -> Vec<u64> {
+            assert!(events.iter().all(|event| *event.stream == *"reads"));
+            events.iter().map(|event| event.revision).collect()
+        };
+        let read = |start, direction, limit| {
+            let store = Arc::clone(&store);
+            async move {
+                store
+                    .read_stream("reads", start, direction, limit)
+                    .await
+                    .expect("read")
+            }
+        };
+        use Direction::{Backwards, Forwards};
+        use StreamStart::{Edge, Revision};
+        assert_eq!(
+            revisions(read(Edge, Forwards, 100).await),
+            (0..12).collect::<Vec<_>>()
+        );
+        assert_eq!(revisions(read(Edge, Forwards, 3).await), vec![0, 1, 2]);
+        assert_eq!(
+            revisions(read(Revision(5), Forwards, 3).await),
+            vec![5, 6, 7]
+        );
+        assert_eq!(
+            revisions(read(Revision(10), Forwards, 5).await),
+            vec![10, 11]
+        );
+        assert!(read(Revision(12), Forwards, 5).await.is_empty());
+        assert_eq!(
+            revisions(read(Edge, Backwards, 100).await),
+            (0..12).rev().collect::<Vec<_>>()
+        );
+        assert_eq!(revisions(read(Edge, Backwards, 2).await), vec![11, 10]);
+        assert_eq!(
+            revisions(read(Revision(5), Backwards, 3).await),
+            vec![5, 4, 3]
+        );
+        assert_eq!(revisions(read(Revision(1), Backwards, 5).await), vec![1, 0]);
+        assert_eq!(
+            revisions(read(Revision(40), Backwards, 2).await),
+            vec![11, 10]
+        );
+        assert!(read(Edge, Forwards, 0).await.is_empty());
+        let positions: Vec<u64> = read(Edge, Forwards, 100)
+            .await
+            .iter()
+            .map(|e| e.position)
+            .collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]));
+        assert!(
+            store
+                .read_stream("never", Edge, Forwards, 10)
+                .await
+                .expect("read")
+                .is_empty()
+        );
+    }
+
+    pub async fn read_all_pages_through_the_global_log(store: Arc<dyn EventStore>) {
+        assert_eq!(store.head_position().await.expect("head"), 0);
+        assert!(store.read_all(0, 10).await.expect("read").is_empty());
+        let mut appended = Vec::new();
+        for i in 0..10 {
+            let batch = events(i % 3 + 1);
+            appended.extend(batch.iter().map(|event| event.id));
+            store
+                .append(&format!("page-{}", i % 4), ExpectedRevision::Any, batch)
+                .await
+                .expect("append");
+        }
+        let head = store.head_position().await.expect("head");
+        assert_eq!(head, appended.len() as u64);
+        for page_size in [1, 3, 7, 100] {
+            let mut after = 0;
+            let mut seen = Vec::new();
+            loop {
+                let page = store.read_all(after, page_size).await.expect("read");
+                assert!(page.len() <= page_size);
+                let Some(last) = page.last() else { break };
+                after = last.position;
+                seen.extend(page);
+            }
+            let positions: Vec<u64> = seen.iter().map(|event| event.position).collect();
+            assert_eq!(positions, (1..=head).collect::<Vec<_>>());
+            let ids: Vec<Uuid> = seen.iter().map(|event| event.id).collect();
+            assert_eq!(ids, appended);
+        }
+        let tail = store.read_all(head - 2, 10).await.expect("read");
+        assert_eq!(
+            tail.iter().map(|e| e.position).collect::<Vec<_>>(),
+            vec![head - 1, head]
+        );
+        assert!(store.read_all(head, 10).await.expect("read").is_empty());
+        assert!(store.read_all(0, 0).await.expect("read").is_empty());
+    }
+
+    pub async fn envelope_round_trips(store: Arc<dyn EventStore>) {
+        let before = Utc::now() - chrono::Duration::seconds(1);
+        let mut new = event("RegistrationStarted", &[0, 1, 2, 255]);
+        new.schema_version = 3;
+        new.metadata.actor = "account:0190c0de-0000-7000-8000-000000000000".into();
+        new.metadata.causation_id = Some(Uuid::now_v7());
+        let result = store
+            .append("envelope", ExpectedRevision::NoStream, vec![new.clone()])
+            .await
+            .expect("append");
+        let stored = read_whole_stream(&*store, "envelope").await;
+        let [stored] = stored.as_slice() else {
+            panic!("one event expected, got {stored:?}")
+        };
+        assert_eq!(stored.id, new.id);
+        assert_eq!(&*stored.stream, "envelope");
+        assert_eq!(stored.revision, 0);
+        assert_eq!(stored.position, result.position);
+        assert_eq!(*stored.type_name, *new.type_name);
+        assert_eq!(stored.schema_version, 3);
+        assert_eq!(stored.metadata, new.metadata);
+        assert_eq!(stored.payload, new.payload);
+        assert!(stored.recorded_at >= before);
+        let via_all = store.read_all(0, 10).await.expect("read all");
+        assert_eq!(via_all, vec![stored.clone()]);
+    }
+
+    pub async fn subscription_catches_up_then_follows_live(store: Arc<dyn EventStore>) {
+        store
+            .append("sub", ExpectedRevision::Any, events(5))
+            .await
+            .expect("append");
+        let mut subscription = store.subscribe_all(2);
+        for position in 3..=5 {
+            match next_item(&mut subscription).await {
+                SubscriptionItem::Event(event) => assert_eq!(event.position, position),
+                other => panic!("expected event {position}, got {other:?}"),
+            }
+        }
+        assert_eq!(
+            next_item(&mut subscription).await,
+            SubscriptionItem::CaughtUp
+        );
+        store
+            .append("sub", ExpectedRevision::Any, events(2))
+            .await
+            .expect("append");
+        for position in 6..=7 {
+            match next_item(&mut subscription).await {
+                SubscriptionItem::Event(event) => assert_eq!(event.position, position),
+                other => panic!("expected event {position}, got {other:?}"),
+            }
+        }
+    }
+
+    pub async fn subscription_ends_when_the_store_is_dropped(store: Arc<dyn EventStore>) {
+        store
+            .append("closing", ExpectedRevision::Any, events(3))
+            .await
+            .expect("append");
+        let mut subscription = store.subscribe_all(0);
+        drop(store);
+        let mut items = Vec::new();
+        loop {
+            let item = tokio::time::timeout(HANG_GUARD, subscription.next())
+                .await
+                .expect("subscription stalled");
+            match item {
+                Some(Ok(item)) => items.push(item),
+                Some(Err(StoreError::Closed)) => break,
+                other => panic!("expected the end of the store, got {other:?}"),
+            }
+        }
+        assert_eq!(items.len(), 4, "three events and CaughtUp: {items:?}");
+        assert_eq!(items[3], SubscriptionItem::CaughtUp);
+        assert!(subscription.next().await.is_none());
+    }
+
+    pub async fn tombstoned_stream_is_gone_forever(store: Arc<dyn EventStore>) {
+        store
+            .append("doomed", ExpectedRevision::NoStream, events(2))
+            .await
+            .expect("append");
+        assert_conflict(
+            store
+                .tombstone("doomed", ExpectedRevision::Exact(0))
+                .await
+                .map(|()| AppendResult {
+                    next_expected_revision: 0,
+                    position: 0,
+                }),
+            "doomed",
+            ExpectedRevision::Exact(0),
+            CurrentRevision::Current(1),
+        );
+        store
+            .tombstone("doomed", ExpectedRevision::Exact(1))
+            .await
+            .expect("tombstone");
+        let is_deleted = |result: Result<(), StoreError>| matches!(result, Err(StoreError::StreamDeleted { stream }) if stream == "doomed");
+        for expected in [
+            ExpectedRevision::Any,
+            ExpectedRevision::NoStream,
+            ExpectedRevision::StreamExists,
+            ExpectedRevision::Exact(1),
+        ] {
+            assert!(is_deleted(
+                store.append("doomed", expected, events(1)).await.map(drop)
+            ));
+        }
+        for direction in [Direction::Forwards, Direction::Backwards] {
+            assert!(is_deleted(
+                store
+                    .read_stream("doomed", StreamStart::Edge, direction, 10)
+                    .await
+                    .map(drop)
+            ));
+        }
+        assert!(is_deleted(
+            store.tombstone("doomed", ExpectedRevision::Any).await
+        ));
+        // The events stay in the global log.
+        let all = read_all_from(&*store, 0).await;
+        assert_eq!(all.len(), 2);
+        assert!(all.iter().all(|event| *event.stream == *"doomed"));
+
+        // A name that never had events can be tombstoned too.
+        store
+            .tombstone("reserved", ExpectedRevision::NoStream)
+            .await
+            .expect("tombstone a new name");
+        assert!(matches!(
+            store
+                .append("reserved", ExpectedRevision::NoStream, events(1))
+                .await,
+            Err(StoreError::StreamDeleted { .. })
+        ));
+        assert_conflict(
+            store
+                .tombstone("absent", ExpectedRevision::StreamExists)
+                .await
+                .map(|()| AppendResult {
+                    next_expected_revision: 0,
+                    position: 0,
+                }),
+            "absent",
+            ExpectedRevision::StreamExists,
+            CurrentRevision::NoStream,
+        );
+        store
+            .append("absent", ExpectedRevision::NoStream, events(1))
+            .await
+            .expect("a failed tombstone leaves the name usable");
+    }
+
+    pub async fn large_payloads_round_trip(store: Arc<dyn EventStore>) {
+        let payload = |seed: u8| -> Vec<u8> {
+            (0..1024 * 1024)
+                .map(|i: u32| (i.wrapping_mul(31) as u8) ^ seed)
+                .collect()
+        };
+        let batch = vec![
+            event("Big", &payload(1)),
+            event("Big", &payload(2)),
+            event("Small", b"x"),
+        ];
+        store
+            .append("large", ExpectedRevision::NoStream, batch.clone())
+            .await
+            .expect("append");
+        let stored = read_whole_stream(&*store, "large").await;
+        assert_eq!(stored.len(), 3);
+        for (stored, new) in stored.iter().zip(&batch) {
+            assert_eq!(stored.id, new.id);
+            assert!(stored.payload == new.payload, "payload differs");
+        }
+    }
+
+    pub async fn empty_appends_are_refused(store: Arc<dyn EventStore>) {
+        for expected in [
+            ExpectedRevision::Any,
+            ExpectedRevision::NoStream,
+            ExpectedRevision::Exact(0),
+        ] {
+            assert!(matches!(
+                store.append("empty", expected, Vec::new()).await,
+                Err(StoreError::EmptyAppend)
+            ));
+        }
+        assert_eq!(store.head_position().await.expect("head"), 0);
+        assert!(read_whole_stream(&*store, "empty").await.is_empty());
+    }
+
+    pub async fn concurrent_commands_land_with_contiguous_revisions(store: Arc<dyn EventStore>) {
+        const TASKS: u64 = 16;
+        const COMMANDS_PER_TASK: u64 = 4;
+        // Every lost attempt is another command's win, so this bound is
+        // never reached however the tasks interleave.
+        let options = ExecuteOptions {
+            max_attempts: (TASKS * COMMANDS_PER_TASK + 1) as u32,
+        };
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    for _ in 0..COMMANDS_PER_TASK {
+                        let executed = store::command::execute::<Counter, _>(
+                            &*store,
+                            &CounterCodec,
+                            "counter",
+                            &Increment,
+                            &metadata(),
+                            options,
+                        )
+                        .await
+                        .expect("execute");
+                        assert_eq!(executed.events.len(), 1);
+                        let append = executed.append.expect("an append");
+                        assert_eq!(executed.events[0].0, append.next_expected_revision + 1);
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("task");
+        }
+        let stored = read_whole_stream(&*store, "counter").await;
+        assert_eq!(stored.len() as u64, TASKS * COMMANDS_PER_TASK);
+        for (revision, recorded) in stored.iter().enumerate() {
+            assert_eq!(recorded.revision, revision as u64);
+            let value = CounterCodec.decode(recorded).expect("decode");
+            assert_eq!(value.0, revision as u64 + 1);
+        }
+        let (state, expected) =
+            store::command::load::<Counter, _>(&*store, &CounterCodec, "counter")
+                .await
+                .expect("load");
+        assert_eq!(state, TASKS * COMMANDS_PER_TASK);
+        assert_eq!(
+            expected,
+            ExpectedRevision::Exact(TASKS * COMMANDS_PER_TASK - 1)
+        );
+    }
+
+    pub async fn a_preloaded_state_decides_once_and_a_stale_one_is_reloaded(
+        store: Arc<dyn EventStore>,
+    ) {
+        let execute = |loaded| {
+            let store = Arc::clone(&store);
+            async move {
+                store::command::execute_loaded::<Counter, _>(
+                    &*store,
+                    &CounterCodec,
+                    "preloaded",
+                    &Increment,
+                    &metadata(),
+                    ExecuteOptions::default(),
+                    loaded,
+                )
+                .await
+                .expect("execute")
+            }
+        };
+        execute(None).await;
+        let fresh = store::command::load::<Counter, _>(&*store, &CounterCodec, "preloaded")
+            .await
+            .expect("load");
+        assert_eq!(fresh, (1, ExpectedRevision::Exact(0)));
+        let executed = execute(Some(fresh)).await;
+        assert_eq!(executed.events, vec![Incremented(2)]);
+        // A state folded before another write: the append conflicts, the
+        // retry reloads, and the counter still never repeats a value.
+        let stale = (1, ExpectedRevision::Exact(0));
+        let executed = execute(Some(stale)).await;
+        assert_eq!(executed.events, vec![Incremented(3)]);
+        let values: Vec<u64> = read_whole_stream(&*store, "preloaded")
+            .await
+            .iter()
+            .map(|recorded| CounterCodec.decode(recorded).expect("decode").0)
+            .collect();
+        assert_eq!(values, vec![1, 2, 3]);
+        // The first attempt decides on the state given, without a read: a
+        // state the stream never had, at the right revision, is what decides.
+        let executed = execute(Some((10, ExpectedRevision::Exact(2)))).await;
+        assert_eq!(executed.events, vec![Incremented(11)]);
+    }
+}
+
+/// A toy decider: a counter that only goes up.
+struct Counter;
+struct Increment;
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Incremented(u64);
+
+impl Decider for Counter {
+    type State = u64;
+    type Command = Increment;
+    type Event = Incremented;
+    type Error = std::convert::Infallible;
+
+    fn evolve(state: &mut u64, event: &Incremented) {
+        *state = event.0;
+    }
+
+    fn decide(state: &u64, _: &Increment) -> Result<Vec<Incremented>, Self::Error> {
+        Ok(vec![Incremented(state + 1)])
+    }
+}
+
+/// A toy codec: the counter value as postcard.
+struct CounterCodec;
+
+impl Codec<Incremented> for CounterCodec {
+    fn encode(&self, event: &Incremented) -> EncodedEvent {
+        EncodedEvent {
+            type_name: "Incremented",
+            schema_version: 1,
+            payload: postcard::to_stdvec(&event.0).expect("encode"),
+        }
+    }
+
+    fn decode(&self, recorded: &RecordedEvent) -> Result<Incremented, CodecFailure> {
+        if *recorded.type_name != *"Incremented" || recorded.schema_version != 1 {
+            return Err(format!("unknown event {}", recorded.type_name).into());
+        }
+        Ok(Incremented(postcard::from_bytes(&recorded.payload)?))
+    }
+}
+
+/// One run of the subscription property: appends `before` sequentially,
+/// subscribes from a checkpoint, appends `during` from several tasks at
+/// once, and checks what the subscriber collected.
+pub async fn subscription_under_concurrent_appends(
+    harness: Harness,
+    before: Vec<(usize, u8)>,
+    during: Vec<(usize, usize, u8)>,
+    checkpoint_per_mille: u64,
+) {
+    let store = Arc::clone(&harness.store);
+    for (stream, count) in before {
+        store
+            .append(
+                &format!("p-{stream}"),
+                ExpectedRevision::Any,
+                events(count.into()),
+            )
+            .await
+            .expect("append before");
+    }
+    let head_before = store.head_position().await.expect("head");
+    let checkpoint = head_before * checkpoint_per_mille / 1000;
+
+    let mut subscription = store.subscribe_all(checkpoint);
+    let (items, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let collector = tokio::spawn(async move {
+        while let Some(item) = subscription.next().await {
+            if items.send(item).is_err() {
+                break;
+            }
+        }
+    });
+
+    let mut per_writer: HashMap<usize, Vec<(usize, u8)>> = HashMap::new();
+    for (writer, stream, count) in during {
+        per_writer.entry(writer).or_default().push((stream, count));
+    }
+    let writers: Vec<_> = per_writer
+        .into_values()
+        .map(|batches| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                for (stream, count) in batches {
+                    store
+                        .append(
+                            &format!("p-{stream}"),
+                            ExpectedRevision::Any,
+                            events(count.into()),
+                        )
+                        .await
+                        .expect("append during");
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    let head_after = store.head_position().await.expect("head");
+    let expected = read_all_from(&*store, checkpoint).await;
+
+    let mut delivered = Vec::new();
+    let mut caught_up_at = Vec::new();
+    while caught_up_at.is_empty() || delivered.len() < expected.len() {
+        let item = tokio::time::timeout(HANG_GUARD, received.recv())
+            .await
+            .expect("subscription stalled")
+            .expect("subscription ended")
+            .expect("subscription failed");
+        match item {
+            SubscriptionItem::Event(event) => delivered.push(event),
+            SubscriptionItem::CaughtUp => caught_up_at.push(delivered.len()),
+        }
+    }
+    collector.abort();
+    while let Ok(item) = received.try_recv() {
+        match item.expect("subscription failed") {
+            SubscriptionItem::Event(event) => delivered.push(event),
+            SubscriptionItem::CaughtUp => caught_up_at.push(delivered.len()),
+        }
+    }
+
+    assert_eq!(caught_up_at.len(), 1, "CaughtUp exactly once");
+    assert_eq!(
+        expected.last().map_or(checkpoint, |event| event.position),
+        head_after
+    );
+    // Every event exactly once, in global order, nothing else.
+    assert_eq!(delivered, expected);
+    // Everything committed before subscribing came before CaughtUp.
+    let before_caught_up = &delivered[..caught_up_at[0]];
+    let needed = (head_before - checkpoint) as usize;
+    assert!(before_caught_up.len() >= needed);
+    assert_positions_from(&before_caught_up[..needed], checkpoint + 1);
+    drop(harness);
+}
+
+/// The whole suite for one adapter, as a module `$adapter` of tests: one
+/// `#[tokio::test]` per case and the subscription property with
+/// `$subscription_cases` runs. `$harness` is a `fn() -> Harness` that gives
+/// a fresh, empty store. The calling crate needs `tokio` (tests) among its
+/// dev-dependencies.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($adapter:ident, $harness:path, $subscription_cases:expr) => {
+        $crate::conformance_suite!(@cases $adapter, $harness, $subscription_cases;
+            two_writers_racing_on_one_revision_exactly_one_wins,
+            expected_any_accepts_every_state,
+            expected_no_stream_accepts_only_a_new_stream,
+            expected_stream_exists_refuses_a_new_stream,
+            expected_exact_revision_must_be_the_last_one,
+            retried_append_returns_the_original_result_and_appends_nothing,
+            event_ids_used_differently_are_a_mismatch,
+            a_failing_append_does_not_fail_its_neighbours,
+            an_append_failing_halfway_does_not_fail_its_neighbours,
+            read_stream_forwards_and_backwards_with_start_and_limit,
+            read_all_pages_through_the_global_log,
+            envelope_round_trips,
+            subscription_catches_up_then_follows_live,
+            subscription_ends_when_the_store_is_dropped,
+            tombstoned_stream_is_gone_forever,
+            large_payloads_round_trip,
+            empty_appends_are_refused,
+            concurrent_commands_land_with_contiguous_revisions,
+            a_preloaded_state_decides_once_and_a_stale_one_is_reloaded,
+        );
+    };
+    (@cases $adapter:ident, $harness:path, $subscription_cases:expr; $($case:ident),* $(,)?) => {
+        mod $adapter {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    // The case owns the only handle: dropping it closes the store.
+                    let harness: $crate::conformance::Harness = $harness();
+                    let guard = harness.guard;
+                    $crate::conformance::cases::$case(harness.store).await;
+                    drop(guard);
+                }
+            )*
+
+            $crate::proptest::proptest! {
+                #![proptest_config($crate::proptest::prelude::ProptestConfig {
+                    cases: $subscription_cases,
+                    ..$crate::proptest::prelude::ProptestConfig::default()
+                })]
+
+                #[test]
+                fn subscription_delivers_every_event_once_under_concurrent_appends(
+                    before in $crate::proptest::collection::vec((0usize..5, 1u8..4), 0..12),
+                    during in $crate::proptest::collection::vec((0usize..3, 0usize..5, 1u8..4), 0..30),
+                    checkpoint_per_mille in 0u64..=1000,
+                ) {
+                    let runtime = $crate::tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(2)
+                        .enable_all()
+                        .build()
+                        .expect("runtime");
+                    runtime.block_on($crate::conformance::subscription_under_concurrent_appends(
+                        $harness(),
+                        before,
+                        during,
+                        checkpoint_per_mille,
+                    ));
+                }
+            }
+        }
+    };
+}

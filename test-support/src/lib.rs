@@ -1,0 +1,13 @@
+//! What tests and benchmarks share, never linked into a program: the
+//! conformance kit every event store adapter runs (`conformance`), the
+//! driver of the kill -9 crash test (`crash`), and a seeded generator of
+//! realistic event sequences (`workload`).
+
+pub mod conformance;
+pub mod crash;
+pub mod workload;
+
+#[doc(hidden)]
+pub use proptest;
+#[doc(hidden)]
+pub use tokio;
