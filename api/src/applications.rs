@@ -164,10 +164,12 @@ impl App {
             input.purpose,
         )
         .map_err(application_error)?;
+        let at = self.now();
         let command = application::Command::BookAppointment {
             actor: caller.identity(),
             appointment,
-            at: self.now(),
+            at,
+            latest_start: self.latest_appointment_start(at),
         };
         self.application_command(caller, id, &command).await
     }
@@ -188,10 +190,12 @@ impl App {
             input.purpose,
         )
         .map_err(application_error)?;
+        let at = self.now();
         let command = application::Command::RescheduleAppointment {
             actor: caller.identity(),
             appointment,
-            at: self.now(),
+            at,
+            latest_start: self.latest_appointment_start(at),
         };
         self.application_command(caller, id, &command).await
     }
@@ -241,6 +245,13 @@ impl App {
             "Documents are handed in at the appointment.",
             "Dokumentene leveres ved oppmøtet.",
         ))
+    }
+
+    /// The latest instant an appointment booked at `at` may start: the end
+    /// of the operator's booking horizon.
+    fn latest_appointment_start(&self, at: DateTime<Utc>) -> DateTime<Utc> {
+        at.checked_add_signed(self.settings().booking_horizon)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
 
     /// Resolve an application id the caller names. A legacy reference (or
