@@ -45,6 +45,8 @@ pub struct Settings {
     /// Codes and notices one email address may be sent over a window,
     /// whoever asks for them.
     pub recipient_mail_limit: address::MailLimit,
+    /// How far ahead of now an appointment may start.
+    pub booking_horizon: Duration,
 }
 
 impl Default for Settings {
@@ -59,6 +61,7 @@ impl Default for Settings {
                 max: 6,
                 window: Duration::hours(1),
             },
+            booking_horizon: Duration::days(365),
         }
     }
 }
@@ -510,6 +513,15 @@ impl App {
                     }
                     domain::text::TextError::ControlCharacter => {
                         "Navnet inneholder ugyldige tegn.".to_owned()
+                    }
+                    domain::text::TextError::BidiControl => {
+                        "Navnet kan ikke inneholde tegn som endrer skriveretningen.".to_owned()
+                    }
+                    domain::text::TextError::Invisible => {
+                        "Navnet må inneholde minst ett synlig tegn.".to_owned()
+                    }
+                    domain::text::TextError::Markup => {
+                        "Navnet kan ikke inneholde tegnene < eller >.".to_owned()
                     }
                 },
             )

@@ -47,7 +47,12 @@ pub struct LegacyNotice {
     pub guidance_nb: &'static str,
 }
 
+/// The API error for a refusal of the application decider. `NotFound` is
+/// the one `NOT_FOUND` body every id that is not the caller's gets.
 pub(crate) fn application_error(error: application::Error) -> ApiError {
+    if error == application::Error::NotFound {
+        return ApiError::not_found();
+    }
     let mut api = ApiError::new(error.code(), error.message_en(), error.message_nb());
     if let Some(field) = error.field() {
         api = api.with("field", json!(field));
@@ -164,10 +169,12 @@ impl App {
             input.purpose,
         )
         .map_err(application_error)?;
+        let at = self.now();
         let command = application::Command::BookAppointment {
             actor: caller.identity(),
             appointment,
-            at: self.now(),
+            at,
+            latest_start: self.latest_appointment_start(at),
         };
         self.application_command(caller, id, &command).await
     }
@@ -188,10 +195,12 @@ impl App {
             input.purpose,
         )
         .map_err(application_error)?;
+        let at = self.now();
         let command = application::Command::RescheduleAppointment {
             actor: caller.identity(),
             appointment,
-            at: self.now(),
+            at,
+            latest_start: self.latest_appointment_start(at),
         };
         self.application_command(caller, id, &command).await
     }
@@ -243,9 +252,22 @@ impl App {
         ))
     }
 
+    /// The latest instant an appointment booked at `at` may start: the end
+    /// of the operator's booking horizon.
+    fn latest_appointment_start(&self, at: DateTime<Utc>) -> DateTime<Utc> {
+        at.checked_add_signed(self.settings().booking_horizon)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+
     /// Resolve an application id the caller names. A legacy reference (or
     /// id) owned by the caller gives `LEGACY_APPLICATION` for digital
-    /// actions; anything not the caller's gives `NOT_FOUND`.
+    /// actions; anything not the caller's gives `NOT_FOUND`, with one body
+    /// and before any input is looked at, so that the answer never tells
+    /// another person's application apart from an id that does not exist.
+    ///
+    /// Ownership is read from the read model: a mutation answers only once
+    /// the read model holds its write, so the caller's own new application
+    /// is there by the time its id can be used.
     async fn owned_or_legacy(
         &self,
         caller: &Caller,
@@ -261,15 +283,13 @@ impl App {
             let owned = self
                 .projections
                 .read(|m| m.application(id).map(|a| a.owner.account == caller.account));
-            if owned == Some(true) {
-                return Ok(id);
-            }
-            if owned == Some(false) {
-                return Err(ApiError::not_found());
-            }
-            // Not in the read model yet: the decider checks ownership.
-            if self.projections.read(|m| m.legacy_record(raw).is_none()) {
-                return Ok(id);
+            match owned {
+                Some(true) => return Ok(id),
+                Some(false) => return Err(ApiError::not_found()),
+                None if self.projections.read(|m| m.legacy_record(raw).is_none()) => {
+                    return Err(ApiError::not_found());
+                }
+                None => {}
             }
         }
         let Ok(reference) = legacy::parse_reference(raw) else {

@@ -109,6 +109,9 @@ pub struct ServeArgs {
     /// Absolute lifetime of a session.
     #[arg(long, env = "CASELEDGER_SESSION_LIFETIME", default_value = "12h", value_parser = parse_duration)]
     pub session_lifetime: chrono::Duration,
+    /// How far ahead an appointment may be booked or moved (e.g. 365d, 90d).
+    #[arg(long, env = "CASELEDGER_BOOKING_HORIZON", default_value = "365d", value_parser = parse_duration)]
+    pub booking_horizon: chrono::Duration,
     /// Credential of the caseworker systems (header X-Service-Token); caseworker operations are off without it.
     #[arg(long, env = "CASELEDGER_SERVICE_TOKEN", hide_env_values = true)]
     pub service_token: Option<String>,
@@ -197,6 +200,7 @@ impl ServeArgs {
             mail: self.mail.clone(),
             session_idle: self.session_idle_timeout,
             session_lifetime: self.session_lifetime,
+            booking_horizon: self.booking_horizon,
             service_token: self.service_token.clone().filter(|t| !t.is_empty()),
             limits: LimitSettings {
                 mail_per_minute: self.rate_limit_mail,

@@ -519,6 +519,15 @@ fn bounded(ctx: &Context<'_>, field: &'static str, value: &str) -> async_graphql
     Ok(())
 }
 
+/// An application id too long to be anyone's gets the same `NOT_FOUND` as any
+/// other id that is not the caller's.
+fn bounded_application_id(ctx: &Context<'_>, value: &str) -> async_graphql::Result<()> {
+    if value.len() > MAX_ARGUMENT {
+        return Err(fail(ctx, ApiError::not_found()));
+    }
+    Ok(())
+}
+
 /// Queries.
 pub struct QueryRoot;
 
@@ -615,7 +624,9 @@ impl QueryRoot {
         id: ID,
     ) -> async_graphql::Result<Option<Application>> {
         let caller = caller(ctx)?;
-        bounded(ctx, "id", &id)?;
+        if id.len() > MAX_ARGUMENT {
+            return Ok(None);
+        }
         Ok(services(ctx).application(&caller, &id).map(Application))
     }
 
@@ -835,7 +846,7 @@ impl MutationRoot {
         id: ID,
     ) -> async_graphql::Result<Application> {
         let caller = caller(ctx)?;
-        bounded(ctx, "id", &id)?;
+        bounded_application_id(ctx, &id)?;
         services(ctx)
             .submit_application(&caller, &id)
             .await
@@ -851,7 +862,7 @@ impl MutationRoot {
         input: BookAppointmentInput,
     ) -> async_graphql::Result<Appointment> {
         let caller = caller(ctx)?;
-        bounded(ctx, "applicationId", &application_id)?;
+        bounded_application_id(ctx, &application_id)?;
         bounded(ctx, "location", &input.location)?;
         let purpose: app_domain::AppointmentPurpose = input
             .purpose
@@ -878,7 +889,7 @@ impl MutationRoot {
         input: BookAppointmentInput,
     ) -> async_graphql::Result<Application> {
         let caller = caller(ctx)?;
-        bounded(ctx, "applicationId", &application_id)?;
+        bounded_application_id(ctx, &application_id)?;
         bounded(ctx, "location", &input.location)?;
         services(ctx)
             .reschedule_appointment(&caller, &application_id, input.parse(ctx)?)
@@ -894,7 +905,7 @@ impl MutationRoot {
         application_id: ID,
     ) -> async_graphql::Result<Application> {
         let caller = caller(ctx)?;
-        bounded(ctx, "applicationId", &application_id)?;
+        bounded_application_id(ctx, &application_id)?;
         services(ctx)
             .cancel_appointment(&caller, &application_id)
             .await
@@ -909,7 +920,7 @@ impl MutationRoot {
         application_id: ID,
     ) -> async_graphql::Result<Application> {
         let caller = caller(ctx)?;
-        bounded(ctx, "applicationId", &application_id)?;
+        bounded_application_id(ctx, &application_id)?;
         services(ctx)
             .request_refund(&caller, &application_id)
             .await

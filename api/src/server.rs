@@ -59,6 +59,8 @@ pub struct ServeConfig {
     pub mail: String,
     pub session_idle: chrono::Duration,
     pub session_lifetime: chrono::Duration,
+    /// How far ahead of now an appointment may start.
+    pub booking_horizon: chrono::Duration,
     /// The caseworker service credential; caseworker operations are off without one.
     pub service_token: Option<String>,
     pub limits: LimitSettings,
@@ -84,6 +86,7 @@ impl ServeConfig {
             mail: "file".into(),
             session_idle: settings.session_idle,
             session_lifetime: settings.session_lifetime,
+            booking_horizon: settings.booking_horizon,
             service_token: None,
             limits: LimitSettings::default(),
             recipient_mail_limit: settings.recipient_mail_limit,
@@ -124,6 +127,7 @@ pub fn build_app(store: Arc<dyn EventStore>, keyer: Keyer, config: &ServeConfig)
         session_idle: config.session_idle,
         session_lifetime: config.session_lifetime,
         recipient_mail_limit: config.recipient_mail_limit,
+        booking_horizon: config.booking_horizon,
         ..Settings::default()
     };
     App::new(store, projections, hasher, keyer, settings)

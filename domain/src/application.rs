@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 
 use crate::text::{self, PersonName, TextError};
 use crate::{AccountId, Actor, ApplicationId, LoginIdentity, LoginMethod};
@@ -517,17 +517,21 @@ pub enum Command {
         at: DateTime<Utc>,
     },
     /// Book an appointment (to hand in documents, or for the residence-card
-    /// photo after a grant).
+    /// photo after a grant). It must start after `at` and no later than
+    /// `latest_start` (the end of the operator's booking horizon).
     BookAppointment {
         actor: LoginIdentity,
         appointment: Appointment,
         at: DateTime<Utc>,
+        latest_start: DateTime<Utc>,
     },
-    /// Move the booked appointment of the same purpose to a new time/place.
+    /// Move the booked appointment of the same purpose to a new time/place,
+    /// within the same bounds as [`Command::BookAppointment`].
     RescheduleAppointment {
         actor: LoginIdentity,
         appointment: Appointment,
         at: DateTime<Utc>,
+        latest_start: DateTime<Utc>,
     },
     /// Cancel the booked appointment (the application one while documents
     /// are not yet received, else the residence-card photo one).
@@ -904,6 +908,7 @@ pub fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Error> {
             actor,
             appointment,
             at,
+            latest_start,
         } => {
             let app = owned(state, actor)?;
             let may_book = match appointment.purpose {
@@ -915,7 +920,7 @@ pub fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Error> {
                 }
             };
             require(app, may_book)?;
-            let appointment = checked_appointment(appointment, *at)?;
+            let appointment = checked_appointment(appointment, *at, *latest_start)?;
             Ok(vec![Event::AppointmentBooked {
                 appointment,
                 at: *at,
@@ -925,6 +930,7 @@ pub fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Error> {
             actor,
             appointment,
             at,
+            latest_start,
         } => {
             let app = owned(state, actor)?;
             let current = match appointment.purpose {
@@ -939,7 +945,7 @@ pub fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Error> {
             let Some(current) = current else {
                 return Err(Error::WrongState { status: app.status });
             };
-            let appointment = checked_appointment(appointment, *at)?;
+            let appointment = checked_appointment(appointment, *at, *latest_start)?;
             if appointment == *current {
                 return Ok(vec![]);
             }
@@ -1052,11 +1058,21 @@ fn require(app: &Application, allowed: bool) -> Result<(), Error> {
 }
 
 /// Re-checks the location (fields are public) and that the time is after
-/// `at`; returns the normalised appointment to record.
-fn checked_appointment(appointment: &Appointment, at: DateTime<Utc>) -> Result<Appointment, Error> {
+/// `at` and no later than `latest_start`; returns the normalised appointment
+/// to record.
+fn checked_appointment(
+    appointment: &Appointment,
+    at: DateTime<Utc>,
+    latest_start: DateTime<Utc>,
+) -> Result<Appointment, Error> {
     let location = parse_location(&appointment.location)?;
     if appointment.starts_at <= at {
         return Err(Error::AppointmentInPast);
+    }
+    if appointment.starts_at > latest_start {
+        return Err(Error::AppointmentBeyondHorizon {
+            latest: latest_start,
+        });
     }
     Ok(Appointment {
         location,
@@ -1071,7 +1087,8 @@ fn checked_appointment(appointment: &Appointment, at: DateTime<Utc>) -> Result<A
 /// Why a field was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
-    /// Empty, too long or with control characters.
+    /// Empty, too long, invisible, or with control, direction-changing or
+    /// markup characters.
     Text(TextError),
     /// Not three letters A-Z.
     NotThreeLetters,
@@ -1105,9 +1122,7 @@ impl Reason {
     /// The reason in Norwegian (bokmål), as the end of a sentence.
     pub fn nb(&self) -> String {
         match self {
-            Reason::Text(TextError::Empty) => "kan ikke være tomt".into(),
-            Reason::Text(TextError::TooLong { max }) => format!("kan ha høyst {max} tegn"),
-            Reason::Text(TextError::ControlCharacter) => "kan ikke inneholde kontrolltegn".into(),
+            Reason::Text(e) => e.nb(),
             Reason::NotThreeLetters => {
                 "må være en landkode på tre bokstaver (ISO 3166-1 alfa-3), for eksempel NOR".into()
             }
@@ -1135,6 +1150,8 @@ pub enum Error {
     InvalidInput { field: &'static str, reason: Reason },
     /// The appointment does not start after the time of the command.
     AppointmentInPast,
+    /// The appointment starts after `latest`, the end of the booking horizon.
+    AppointmentBeyondHorizon { latest: DateTime<Utc> },
     /// Create on a stream that already holds an application. Ids are chosen
     /// by the server, so a caller can only meet this through an id collision.
     AlreadyExists,
@@ -1164,9 +1181,10 @@ impl Error {
             | Error::RefundAlreadyRequested { .. }
             | Error::FeeAlreadyRegistered { .. } => "WRONG_STATE",
             Error::LoginMethodNotAllowed => "LOGIN_METHOD_NOT_ALLOWED",
-            Error::InvalidInput { .. } | Error::AppointmentInPast | Error::AlreadyExists => {
-                "INVALID_INPUT"
-            }
+            Error::InvalidInput { .. }
+            | Error::AppointmentInPast
+            | Error::AppointmentBeyondHorizon { .. }
+            | Error::AlreadyExists => "INVALID_INPUT",
             Error::NotPermitted => "UNAUTHENTICATED",
         }
     }
@@ -1175,7 +1193,7 @@ impl Error {
     pub fn field(&self) -> Option<&'static str> {
         match self {
             Error::InvalidInput { field, .. } => Some(field),
-            Error::AppointmentInPast => Some("startsAt"),
+            Error::AppointmentInPast | Error::AppointmentBeyondHorizon { .. } => Some("startsAt"),
             Error::AlreadyExists => Some("id"),
             _ => None,
         }
@@ -1214,6 +1232,10 @@ impl Error {
             Error::AppointmentInPast => {
                 "The appointment time must be in the future. Choose a later time.".into()
             }
+            Error::AppointmentBeyondHorizon { latest } => format!(
+                "Appointments can be booked up to {} (UTC) at the latest. Choose an earlier time.",
+                latest.format("%-d %B %Y, %H:%M")
+            ),
             Error::AlreadyExists => "An application with this id already exists.".into(),
             Error::NotPermitted => "Only UDI's caseworker service can do this.".into(),
             Error::RefundWithoutFee { .. } => "No fee has been registered as paid for this \
@@ -1249,6 +1271,11 @@ impl Error {
             Error::AppointmentInPast => {
                 "Tidspunktet for timen må være fram i tid. Velg et senere tidspunkt.".into()
             }
+            Error::AppointmentBeyondHorizon { latest } => format!(
+                "Timer kan bestilles fram til {} kl. {} (UTC). Velg et tidligere tidspunkt.",
+                date_nb(*latest),
+                latest.format("%H:%M")
+            ),
             Error::AlreadyExists => "Det finnes allerede en søknad med denne id-en.".into(),
             Error::NotPermitted => "Bare UDIs saksbehandlingstjeneste kan gjøre dette.".into(),
             Error::RefundWithoutFee { .. } => "Det er ikke registrert noe betalt gebyr for \
@@ -1271,6 +1298,31 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// `15. mars 2027`.
+fn date_nb(at: DateTime<Utc>) -> String {
+    const MONTHS: [&str; 12] = [
+        "januar",
+        "februar",
+        "mars",
+        "april",
+        "mai",
+        "juni",
+        "juli",
+        "august",
+        "september",
+        "oktober",
+        "november",
+        "desember",
+    ];
+    let date = at.date_naive();
+    format!(
+        "{}. {} {}",
+        date.day(),
+        MONTHS[date.month0() as usize],
+        date.year()
+    )
+}
 
 fn field_label_en(field: &str) -> &str {
     match field {
@@ -1424,6 +1476,11 @@ mod tests {
 
     fn later(hours: i64) -> DateTime<Utc> {
         now() + Duration::hours(hours)
+    }
+
+    /// The latest start the booking horizon allows (a year after [`now`]).
+    fn horizon_end() -> DateTime<Utc> {
+        now() + Duration::days(365)
     }
 
     fn identity(n: u128, method: LoginMethod) -> LoginIdentity {
@@ -1611,6 +1668,7 @@ mod tests {
             actor,
             appointment: appointment(purpose, starts_at),
             at: now(),
+            latest_start: horizon_end(),
         }
     }
 
@@ -1623,11 +1681,13 @@ mod tests {
                 actor,
                 appointment: appointment(AppointmentPurpose::Application, later(72)),
                 at: now(),
+                latest_start: horizon_end(),
             },
             Command::RescheduleAppointment {
                 actor,
                 appointment: appointment(AppointmentPurpose::ResidenceCardPhoto, later(72)),
                 at: now(),
+                latest_start: horizon_end(),
             },
             Command::CancelAppointment { actor, at: now() },
             Command::RequestRefund { actor, at: now() },
@@ -1884,6 +1944,7 @@ mod tests {
                 actor: owner(),
                 appointment: raw.clone(),
                 at: now(),
+                latest_start: horizon_end(),
             })
             .events();
         let Event::AppointmentBooked { appointment, .. } = &events[0] else {
@@ -1897,6 +1958,7 @@ mod tests {
                 actor: owner(),
                 appointment: raw,
                 at: now(),
+                latest_start: horizon_end(),
             })
             .then_error(Error::InvalidInput {
                 field: "location",
@@ -1915,6 +1977,162 @@ mod tests {
         }
         assert_eq!(Error::AppointmentInPast.code(), "INVALID_INPUT");
         assert_eq!(Error::AppointmentInPast.field(), Some("startsAt"));
+    }
+
+    #[test]
+    fn booking_up_to_the_end_of_the_horizon_is_accepted() {
+        given([created(), submitted()])
+            .when(book(
+                owner(),
+                AppointmentPurpose::Application,
+                horizon_end(),
+            ))
+            .then(vec![Event::AppointmentBooked {
+                appointment: appointment(AppointmentPurpose::Application, horizon_end()),
+                at: now(),
+            }]);
+    }
+
+    #[test]
+    fn booking_beyond_the_horizon_is_refused_with_the_latest_date() {
+        let year_9999 = t("9999-12-31T10:00:00Z");
+        for starts_at in [horizon_end() + Duration::seconds(1), year_9999] {
+            given([created(), submitted()])
+                .when(book(owner(), AppointmentPurpose::Application, starts_at))
+                .then_error(Error::AppointmentBeyondHorizon {
+                    latest: horizon_end(),
+                });
+        }
+        let error = Error::AppointmentBeyondHorizon {
+            latest: horizon_end(),
+        };
+        assert_eq!(error.code(), "INVALID_INPUT");
+        assert_eq!(error.field(), Some("startsAt"));
+        assert!(
+            error.message_en().contains("10 March 2026, 09:00"),
+            "{error}"
+        );
+        assert!(
+            error.message_nb().contains("10. mars 2026 kl. 09:00"),
+            "{}",
+            error.message_nb()
+        );
+    }
+
+    #[test]
+    fn a_residence_card_photo_beyond_the_horizon_is_refused() {
+        given(history_up_to(Status::Decided))
+            .when(book(
+                owner(),
+                AppointmentPurpose::ResidenceCardPhoto,
+                horizon_end() + Duration::days(1),
+            ))
+            .then_error(Error::AppointmentBeyondHorizon {
+                latest: horizon_end(),
+            });
+    }
+
+    #[test]
+    fn rescheduling_beyond_the_horizon_is_refused() {
+        for (history, purpose) in [
+            (
+                vec![created(), submitted(), booked()],
+                AppointmentPurpose::Application,
+            ),
+            (
+                vec![
+                    created(),
+                    submitted(),
+                    booked(),
+                    documents_received(),
+                    { decided(DecisionOutcome::Granted) },
+                    Event::AppointmentBooked {
+                        appointment: appointment(AppointmentPurpose::ResidenceCardPhoto, later(24)),
+                        at: now(),
+                    },
+                ],
+                AppointmentPurpose::ResidenceCardPhoto,
+            ),
+        ] {
+            given(history)
+                .when(Command::RescheduleAppointment {
+                    actor: owner(),
+                    appointment: appointment(purpose, t("9999-01-01T10:00:00Z")),
+                    at: now(),
+                    latest_start: horizon_end(),
+                })
+                .then_error(Error::AppointmentBeyondHorizon {
+                    latest: horizon_end(),
+                });
+        }
+    }
+
+    #[test]
+    fn booking_refuses_a_location_that_deceives() {
+        for (location, reason) in [
+            ("Oslo\u{202E}gnp.exe", TextError::BidiControl),
+            ("\u{200b}\u{feff}", TextError::Invisible),
+            ("<b>SUA</b>", TextError::Markup),
+        ] {
+            assert_eq!(
+                Appointment::new(
+                    MeetingPointKind::Sua,
+                    location,
+                    later(24),
+                    AppointmentPurpose::Application
+                ),
+                Err(Error::InvalidInput {
+                    field: "location",
+                    reason: Reason::Text(reason.clone()),
+                })
+            );
+            // The decider checks again, for an appointment built by hand.
+            let mut raw = appointment(AppointmentPurpose::Application, later(24));
+            raw.location = location.into();
+            given([created(), submitted()])
+                .when(Command::BookAppointment {
+                    actor: owner(),
+                    appointment: raw,
+                    at: now(),
+                    latest_start: horizon_end(),
+                })
+                .then_error(Error::InvalidInput {
+                    field: "location",
+                    reason: Reason::Text(reason),
+                });
+        }
+    }
+
+    #[test]
+    fn an_applicant_name_that_deceives_is_refused_in_both_languages() {
+        for (name, reason, nb) in [
+            (
+                "Bob\u{202E}gnp.exe",
+                TextError::BidiControl,
+                "endrer skriveretningen",
+            ),
+            ("\u{200b}\u{feff}", TextError::Invisible, "synlig tegn"),
+            ("<b>x</b>", TextError::Markup, "< eller >"),
+        ] {
+            let error = Applicant::parse(
+                name,
+                NaiveDate::from_ymd_opt(2000, 1, 1).unwrap(),
+                "NOR",
+                now(),
+            )
+            .unwrap_err();
+            assert_eq!(
+                error,
+                Error::InvalidInput {
+                    field: "applicant.name",
+                    reason: Reason::Text(reason.clone()),
+                }
+            );
+            assert_eq!(error.code(), "INVALID_INPUT");
+            assert_eq!(error.message_en(), format!("Name: {reason}."), "{name:?}");
+            assert!(error.message_nb().starts_with("Navn: "), "{name:?}");
+            assert!(error.message_nb().contains(nb), "{name:?}");
+        }
     }
 
     #[test]
@@ -1951,6 +2169,7 @@ mod tests {
                 actor: owner(),
                 appointment: moved.clone(),
                 at: now(),
+                latest_start: horizon_end(),
             })
             .then(vec![Event::AppointmentRescheduled {
                 appointment: moved.clone(),
@@ -1971,6 +2190,7 @@ mod tests {
                 actor: owner(),
                 appointment,
                 at: now(),
+                latest_start: horizon_end(),
             })
             .then(vec![]);
     }
@@ -1982,6 +2202,7 @@ mod tests {
                 actor: owner(),
                 appointment: appointment(AppointmentPurpose::Application, later(-2)),
                 at: now(),
+                latest_start: horizon_end(),
             })
             .then_error(Error::AppointmentInPast);
     }
@@ -1994,6 +2215,7 @@ mod tests {
                     actor: owner(),
                     appointment: appointment(AppointmentPurpose::Application, later(96)),
                     at: now(),
+                    latest_start: horizon_end(),
                 })
                 .then_error(Error::WrongState { status });
             given(history_up_to(status))
@@ -2320,6 +2542,7 @@ mod tests {
                 actor: owner(),
                 appointment: appointment(AppointmentPurpose::ResidenceCardPhoto, later(48)),
                 at: now(),
+                latest_start: horizon_end(),
             })
             .events();
         let state = given(history)
@@ -2381,6 +2604,9 @@ mod tests {
                 reason: Reason::InTheFuture,
             },
             Error::AppointmentInPast,
+            Error::AppointmentBeyondHorizon {
+                latest: horizon_end(),
+            },
             Error::AlreadyExists,
             Error::NotPermitted,
             Error::RefundWithoutFee {
@@ -2472,11 +2698,13 @@ mod tests {
                 actor: citizen,
                 appointment,
                 at,
+                latest_start: horizon_end(),
             },
             3 => Command::RescheduleAppointment {
                 actor: citizen,
                 appointment,
                 at,
+                latest_start: horizon_end(),
             },
             4 => Command::CancelAppointment { actor: citizen, at },
             5 => Command::RequestRefund { actor: citizen, at },

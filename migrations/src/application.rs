@@ -322,7 +322,7 @@ pub(crate) fn decode(
 fn applicant(ty: &str, version: u16, w: ApplicantV1) -> Result<Applicant, CodecError> {
     let bad = |reason: String| malformed(ty, version, reason);
     Ok(Applicant {
-        name: PersonName::parse(&w.name).map_err(|e| bad(e.to_string()))?,
+        name: PersonName::from_recorded(&w.name).map_err(|e| bad(e.to_string()))?,
         birth_date: NaiveDate::from_num_days_from_ce_opt(w.birth_date)
             .ok_or_else(|| bad("birth date out of range".into()))?,
         nationality: CountryCode::parse(&w.nationality).map_err(|e| bad(e.to_string()))?,

@@ -222,7 +222,7 @@ pub(crate) fn decode(type_name: &str, version: u16, payload: &[u8]) -> Option<Do
                 _ => Relation::Other,
             },
             applicant: Applicant {
-                name: PersonName::parse(r.str()?).ok()?,
+                name: PersonName::from_recorded(r.str()?).ok()?,
                 birth_date: NaiveDate::from_num_days_from_ce_opt(r.i32()?)?,
                 nationality: CountryCode::parse(r.str()?).ok()?,
             },

@@ -1470,7 +1470,7 @@ fn decode_application(d: &mut Dec, ids: &[AccountId]) -> Decoded<(Application, u
     let relation = d.pick(&Relation::ALL, "relation")?;
     let status = d.pick(&Status::ALL, "status")?;
     let name = d.str()?;
-    let name = match PersonName::parse(name) {
+    let name = match PersonName::from_recorded(name) {
         Ok(parsed) if parsed.as_str() == name => parsed,
         _ => return bad("an applicant name is not valid"),
     };
