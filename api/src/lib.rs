@@ -17,4 +17,5 @@ pub mod mail;
 pub mod outbox;
 pub mod password_hashing;
 pub mod query_cache;
+pub mod query_guard;
 pub mod server;
