@@ -1,6 +1,6 @@
 //! The `caseledger` command line: `serve`, `schema`, `purge-inactive`,
 //! `import-legacy`. Every flag is also an environment variable
-//! `CASELEDGER_<FLAG>`.
+//! `CASELEDGER_<FLAG>`. Every command creates its files owner-only.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -124,6 +124,63 @@ pub struct ServeArgs {
     /// whole log (otherwise the server starts from its snapshot).
     #[arg(long, env = "CASELEDGER_REBUILD_PROJECTIONS")]
     pub rebuild_projections: bool,
+    #[command(flatten)]
+    pub edge: EdgeArgs,
+}
+
+/// What the server lets in from the network.
+#[derive(Debug, clap::Args)]
+pub struct EdgeArgs {
+    /// Most nodes a GraphQL document may come to with every fragment spread
+    /// out (fields, spreads, inline fragments, directives, argument values);
+    /// a larger one is refused before it is validated.
+    #[arg(long, env = "CASELEDGER_MAX_QUERY_NODES", default_value_t = crate::query_guard::DEFAULT_MAX_NODES)]
+    pub max_query_nodes: u64,
+    /// Longest one GraphQL request may take, parsing, validation and
+    /// execution together (e.g. 5s, 1500ms); a request over it is refused.
+    #[arg(long, env = "CASELEDGER_REQUEST_BUDGET", default_value = "5s", value_parser = parse_duration)]
+    pub request_budget: chrono::Duration,
+    /// An origin (scheme://host[:port]) besides the server's own whose pages
+    /// may POST to /graphql from a browser; repeatable (comma-separated in
+    /// the environment).
+    #[arg(
+        long = "allowed-origin",
+        env = "CASELEDGER_ALLOWED_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+    /// Send Strict-Transport-Security (one year, subdomains included): give
+    /// it only when the server is reached over HTTPS.
+    #[arg(long, env = "CASELEDGER_HSTS")]
+    pub hsts: bool,
+    /// Token that `GET /metrics` requires (header `Authorization: Bearer
+    /// <token>`); without it /metrics answers 404.
+    #[arg(long, env = "CASELEDGER_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+}
+
+impl EdgeArgs {
+    /// The allowed origins, each checked to be `scheme://host[:port]`.
+    fn origins(&self) -> anyhow::Result<Vec<String>> {
+        self.allowed_origins
+            .iter()
+            .map(|origin| origin.trim().trim_end_matches('/'))
+            .filter(|origin| !origin.is_empty())
+            .map(|origin| {
+                let rest = origin
+                    .strip_prefix("https://")
+                    .or_else(|| origin.strip_prefix("http://"));
+                match rest {
+                    Some(host) if !host.is_empty() && !host.contains(['/', '?', '#', '@']) => {
+                        Ok(origin.to_ascii_lowercase())
+                    }
+                    _ => anyhow::bail!(
+                        "--allowed-origin {origin}: give an origin such as https://portal.example.no (scheme, host and port only)"
+                    ),
+                }
+            })
+            .collect()
+    }
 }
 
 /// Log in with ID-porten (OpenID Connect). Off when none of these is given;
@@ -197,6 +254,15 @@ impl ServeArgs {
                 projections::SnapshotMode::ReadWrite
             },
             idporten: self.idporten.config()?,
+            max_query_nodes: self.edge.max_query_nodes,
+            request_budget: self
+                .edge
+                .request_budget
+                .to_std()
+                .context("--request-budget")?,
+            allowed_origins: self.edge.origins()?,
+            hsts: self.edge.hsts,
+            metrics_token: self.edge.metrics_token.clone().filter(|t| !t.is_empty()),
         })
     }
 }
@@ -333,6 +399,7 @@ pub fn run_from_env() -> std::process::ExitCode {
         .json()
         .init();
     let cli = Cli::parse();
+    crate::data_dir::create_owner_only();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

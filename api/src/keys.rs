@@ -1,6 +1,6 @@
 //! The server secret and everything keyed by it: email and ID-porten keys
-//! for reservation stream names, emailed codes (derived, never stored), and
-//! session token digests.
+//! for reservation stream names, emailed codes (derived, never stored),
+//! session token digests and the CSRF tokens bound to sessions.
 
 use std::io::Write;
 use std::path::Path;
@@ -107,6 +107,12 @@ impl Keyer {
     pub fn code_digest(&self, flow: FlowId, code: &str) -> [u8; 32] {
         self.mac("code-digest", &[flow.0.as_bytes(), code.trim().as_bytes()])
     }
+
+    /// The CSRF token of a session (hex): a keyed MAC of its token, so it
+    /// fits that session only and needs no storage.
+    pub fn csrf_token(&self, session_token: &str) -> String {
+        hex::encode(self.mac("csrf", &[session_token.as_bytes()]))
+    }
 }
 
 /// SHA-256 of a session token (256 random bits need no key).
@@ -152,6 +158,16 @@ mod tests {
             Keyer::new([1; 32]).email_key(&email),
             Keyer::new([2; 32]).email_key(&email)
         );
+    }
+
+    #[test]
+    fn csrf_tokens_differ_by_session_and_by_secret() {
+        let keyer = Keyer::new([1; 32]);
+        let token = keyer.csrf_token("session-a");
+        assert_eq!(token.len(), 64);
+        assert_eq!(token, keyer.csrf_token("session-a"));
+        assert_ne!(token, keyer.csrf_token("session-b"));
+        assert_ne!(token, Keyer::new([2; 32]).csrf_token("session-a"));
     }
 
     #[test]

@@ -12,11 +12,11 @@
 
 use std::collections::HashMap;
 
-use async_graphql_value::Value;
 use async_graphql::parser::types::{
     Directive, ExecutableDocument, Field, OperationDefinition, Selection, SelectionSet,
 };
 use async_graphql::parser::{Positioned, types::FragmentDefinition};
+use async_graphql_value::Value;
 use serde_json::json;
 
 use crate::error::ApiError;
