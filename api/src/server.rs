@@ -612,7 +612,7 @@ fn same_origin(headers: &HeaderMap, uri: &Uri, allowed: &[String]) -> bool {
             return true;
         }
     }
-    allowed.iter().any(|a| *a == origin)
+    allowed.contains(&origin)
 }
 
 /// Whether the body is declared as JSON: `application/json` (or the
