@@ -741,3 +741,98 @@ async fn execute(
     }
     GraphQLResponse::from(response).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.insert(*name, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn only_json_bodies_are_taken() {
+        for ok in [
+            "application/json",
+            "Application/JSON; charset=UTF-8",
+            "application/json;charset=\"utf-8\"",
+            "application/graphql+json",
+        ] {
+            assert!(json_content_type(&headers(&[("content-type", ok)])), "{ok}");
+        }
+        for refused in [
+            "text/plain",
+            "text/plain; charset=utf-8",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/json; charset=latin1",
+            "application/jsonx",
+        ] {
+            assert!(
+                !json_content_type(&headers(&[("content-type", refused)])),
+                "{refused}"
+            );
+        }
+        assert!(!json_content_type(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn browsers_may_post_from_this_server_or_an_allowed_origin_only() {
+        let uri: Uri = "/graphql".parse().unwrap();
+        let allowed = ["https://portal.example.no".to_owned()];
+        let check =
+            |pairs: &[(&'static str, &'static str)]| same_origin(&headers(pairs), &uri, &allowed);
+        assert!(check(&[]), "no Origin: not a browser's cross-site request");
+        assert!(check(&[
+            ("host", "api.example.no"),
+            ("origin", "https://api.example.no")
+        ]));
+        assert!(check(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "http://127.0.0.1:8080")
+        ]));
+        assert!(check(&[
+            ("host", "api.example.no"),
+            ("origin", "https://portal.example.no")
+        ]));
+        assert!(!check(&[
+            ("host", "api.example.no"),
+            ("origin", "https://evil.example")
+        ]));
+        assert!(!check(&[("host", "api.example.no"), ("origin", "null")]));
+        assert!(!check(&[
+            ("host", "api.example.no"),
+            ("origin", "https://api.example.no.evil.example")
+        ]));
+        assert!(!check(&[("sec-fetch-site", "cross-site")]));
+        assert!(!check(&[
+            ("host", "api.example.no"),
+            ("origin", "https://api.example.no"),
+            ("sec-fetch-site", "cross-site")
+        ]));
+    }
+
+    #[test]
+    fn the_graphiql_page_allows_its_own_inline_script_by_hash() {
+        let (html, csp) = graphiql_page();
+        let csp = csp.to_str().unwrap();
+        let scripts: Vec<&str> = inline_scripts(html).collect();
+        assert_eq!(scripts.len(), 1, "GraphiQL has one inline script");
+        let digest = sha2::Sha256::digest(scripts[0].as_bytes());
+        let hash = base64::engine::general_purpose::STANDARD.encode(digest);
+        assert!(csp.contains(&format!("'sha256-{hash}'")), "{csp}");
+        assert!(
+            !csp.contains("'unsafe-eval'") && !csp.contains("script-src *"),
+            "{csp}"
+        );
+        // Every script it loads comes from where the policy allows.
+        for source in html.split("src=\"").skip(1) {
+            let url = source.split('"').next().unwrap();
+            assert!(url.starts_with("https://unpkg.com/"), "{url}");
+        }
+    }
+}
