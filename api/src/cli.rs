@@ -137,7 +137,8 @@ pub struct EdgeArgs {
     #[arg(long, env = "CASELEDGER_MAX_QUERY_NODES", default_value_t = crate::query_guard::DEFAULT_MAX_NODES)]
     pub max_query_nodes: u64,
     /// Longest one GraphQL request may take, parsing, validation and
-    /// execution together (e.g. 5s, 1500ms); a request over it is refused.
+    /// execution together (e.g. 5s, 1500ms); a request over it is answered
+    /// with an error (reason REQUEST_TOO_EXPENSIVE).
     #[arg(long, env = "CASELEDGER_REQUEST_BUDGET", default_value = "5s", value_parser = parse_duration)]
     pub request_budget: chrono::Duration,
     /// An origin (scheme://host[:port]) besides the server's own whose pages
@@ -145,6 +146,7 @@ pub struct EdgeArgs {
     /// the environment).
     #[arg(
         long = "allowed-origin",
+        value_name = "ORIGIN",
         env = "CASELEDGER_ALLOWED_ORIGIN",
         value_delimiter = ','
     )]
@@ -430,6 +432,60 @@ mod tests {
             Command::Serve(serve) => serve.idporten.config(),
             _ => unreachable!("serve"),
         }
+    }
+
+    fn serve(args: &[&str]) -> anyhow::Result<ServeConfig> {
+        let mut argv = vec!["caseledger", "serve"];
+        argv.extend(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Serve(serve) => serve.config(),
+            _ => unreachable!("serve"),
+        }
+    }
+
+    #[test]
+    fn the_edge_flags_have_safe_defaults_and_check_their_values() {
+        let defaults = serve(&[]).unwrap();
+        assert_eq!(defaults.max_query_nodes, 1000);
+        assert_eq!(defaults.request_budget, std::time::Duration::from_secs(5));
+        assert!(defaults.allowed_origins.is_empty());
+        assert!(!defaults.hsts);
+        assert!(defaults.metrics_token.is_none());
+
+        let given = serve(&[
+            "--request-budget",
+            "1500ms",
+            "--allowed-origin",
+            "https://Portal.example.no/",
+            "--allowed-origin",
+            "http://localhost:3000",
+            "--hsts",
+            "--metrics-token",
+            "t",
+        ])
+        .unwrap();
+        assert_eq!(given.request_budget, std::time::Duration::from_millis(1500));
+        assert_eq!(
+            given.allowed_origins,
+            ["https://portal.example.no", "http://localhost:3000"]
+        );
+        assert!(given.hsts);
+        assert_eq!(given.metrics_token.as_deref(), Some("t"));
+
+        for bad in [
+            "portal.example.no",
+            "https://portal.example.no/app",
+            "ftp://x",
+        ] {
+            let refused = serve(&["--allowed-origin", bad]).unwrap_err().to_string();
+            assert!(refused.contains("--allowed-origin"), "{bad}: {refused}");
+        }
+        assert!(
+            serve(&["--metrics-token", ""])
+                .unwrap()
+                .metrics_token
+                .is_none()
+        );
     }
 
     #[test]
