@@ -11,6 +11,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use domain::account::{self, LoginOutcome, NewSession};
+use domain::address::{self, Source};
 use domain::flow::{self, FlowKind, IssuedCode};
 use domain::password::{Password, PasswordPolicyKind};
 use domain::text::PersonName;
@@ -19,7 +20,9 @@ use projections::{AccountView, Projections, SessionView};
 use store::command::{self, Codec, Decider, ExecuteError, ExecuteOptions, Executed};
 use store::{EventMetadata, EventStore, ExpectedRevision};
 
-use crate::deciders::{AccountDecider, EventCodec, FlowDecider, ReservationDecider};
+use crate::deciders::{
+    AccountDecider, AddressDecider, EventCodec, FlowDecider, ReservationDecider,
+};
 use crate::error::ApiError;
 use crate::keys::{self, Keyer};
 use crate::password_hashing::{HashError, PasswordHasher};
@@ -39,6 +42,9 @@ pub struct Settings {
     pub session_lifetime: Duration,
     /// How long a mutation waits for the read models to see its write.
     pub read_your_writes_timeout: std::time::Duration,
+    /// Codes and notices one email address may be sent over a window,
+    /// whoever asks for them.
+    pub recipient_mail_limit: address::MailLimit,
 }
 
 impl Default for Settings {
@@ -49,6 +55,10 @@ impl Default for Settings {
             session_idle: Duration::minutes(60),
             session_lifetime: Duration::hours(12),
             read_your_writes_timeout: std::time::Duration::from_secs(5),
+            recipient_mail_limit: address::MailLimit {
+                max: 6,
+                window: Duration::hours(1),
+            },
         }
     }
 }
@@ -87,6 +97,14 @@ pub struct IssuedSession {
     pub token: String,
     pub expires_at: DateTime<Utc>,
     pub account: AccountView,
+}
+
+/// A password login: the session, and the device cookie that lets this
+/// browser through the throttling of its address later.
+#[derive(Debug, Clone)]
+pub struct LoggedIn {
+    pub session: IssuedSession,
+    pub device_token: String,
 }
 
 /// The services over one store.
@@ -307,21 +325,43 @@ impl App {
 
     // ----- registration and recovery -------------------------------------
 
-    /// Start a registration: a code goes to `email`.
+    /// Start a registration. Answers the same whether or not an account
+    /// has this email: a free address gets the code, a taken one a mail
+    /// saying that it has an account and how to recover its password.
     pub async fn start_registration(&self, email: &str) -> Result<FlowStarted, ApiError> {
         let email = Self::parse_email(email)?;
-        if self.email_holder(&email).await?.is_some() {
-            return Err(email_taken());
-        }
-        self.start_flow(FlowKind::Registration, email, None).await
+        self.take_mail_quota(&email).await?;
+        let holder = self.email_holder(&email).await?;
+        self.start_flow(FlowKind::Registration, email, holder).await
     }
 
     /// Start a password recovery. Answers the same whether or not an account
     /// has this email; the mail says which.
     pub async fn start_password_recovery(&self, email: &str) -> Result<FlowStarted, ApiError> {
         let email = Self::parse_email(email)?;
+        self.take_mail_quota(&email).await?;
         let holder = self.email_holder(&email).await?;
         self.start_flow(FlowKind::Recovery, email, holder).await
+    }
+
+    /// Count one mail to `email` against its limit, across every request,
+    /// client and node (the count is a stream of the store).
+    async fn take_mail_quota(&self, email: &Email) -> Result<(), ApiError> {
+        let stream = keys::address_stream(&self.keyer.email_key(email));
+        let command = address::Command::SendMail {
+            limit: self.settings.recipient_mail_limit,
+            at: self.now(),
+        };
+        match self
+            .run::<AddressDecider>(&stream, &command, "anonymous")
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(ExecuteError::Domain(address::Error::MailLimitReached {
+                retry_after_seconds,
+            })) => Err(mail_limit_reached(retry_after_seconds)),
+            Err(e) => Err(store_failure("counting a mail to an address", e)),
+        }
     }
 
     async fn start_flow(
@@ -351,16 +391,27 @@ impl App {
         })
     }
 
-    /// Send a fresh code for a flow (cool-down and cap apply).
+    /// Send a fresh code for a flow (cool-down, cap and the address's
+    /// limit apply).
     pub async fn resend_code(&self, flow_id: &str) -> Result<FlowStarted, ApiError> {
         let flow_id = Self::parse_flow_id(flow_id)?;
         let at = self.now();
         let code = self.issue_code(flow_id, at);
+        let command = flow::Command::Resend { code, at };
+        let (state, expected) = self
+            .load_versioned::<FlowDecider>(&flow_id.stream())
+            .await?;
+        // The flow's own refusals first: a resend it refuses costs the
+        // address nothing.
+        flow::decide(&state, &command).map_err(flow_refusal)?;
+        let email = state.email.clone().ok_or_else(ApiError::flow_not_found)?;
+        self.take_mail_quota(&email).await?;
         let executed = self
-            .run::<FlowDecider>(
+            .run_loaded::<FlowDecider>(
                 &flow_id.stream(),
-                &flow::Command::Resend { code, at },
+                &command,
                 "anonymous",
+                Some((state, expected)),
             )
             .await
             .map_err(flow_error)?;
@@ -576,8 +627,19 @@ impl App {
 
     // ----- login and sessions --------------------------------------------
 
-    /// Log in with email and password.
-    pub async fn login(&self, email: &str, password: &str) -> Result<IssuedSession, ApiError> {
+    /// Log in with email and password. `device_token` is the device cookie
+    /// of a browser that logged in with this address before.
+    ///
+    /// Every step is the same whether or not an account has the email: the
+    /// throttle of the address is read, a password hash is checked (a dummy
+    /// one without an account), and a failure is recorded on the address,
+    /// so neither the answer nor its time tells the two apart.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        device_token: Option<&str>,
+    ) -> Result<LoggedIn, ApiError> {
         if password.len() > domain::password::MAX_PASSWORD_BYTES {
             return Err(ApiError::invalid_credentials());
         }
@@ -585,58 +647,102 @@ impl App {
             let _ = self.hasher.verify_dummy(password).await;
             return Err(ApiError::invalid_credentials());
         };
-        let Some(account) = self.email_holder(&email).await? else {
-            let _ = self.hasher.verify_dummy(password).await;
-            return Err(ApiError::invalid_credentials());
-        };
-        let stream = account.stream();
-        let (state, expected) = self.load_versioned::<AccountDecider>(&stream).await?;
-        let (account::Status::Active, Some(phc)) = (state.status, state.password_phc.as_deref())
-        else {
-            let _ = self.hasher.verify_dummy(password).await;
-            return Err(ApiError::invalid_credentials());
-        };
-        if let Some(wait) = state.login_delay(self.now()) {
+        let key = self.keyer.email_key(&email);
+        let address_stream = keys::address_stream(&key);
+        let source = device_token
+            .and_then(|token| self.keyer.device_of(&key, token))
+            .map_or(Source::Untrusted, Source::Device);
+        let (guard, guard_revision) = self
+            .load_versioned::<AddressDecider>(&address_stream)
+            .await?;
+        if let Some(wait) = guard.login_delay(source, self.now()) {
             return Err(ApiError::too_many_attempts(Some(
                 (wait.num_milliseconds() + 999) / 1000,
             )));
         }
+        let holder = self
+            .load::<ReservationDecider>(&keys::email_stream(&key))
+            .await?
+            .holder;
+        let account = match holder {
+            Some(account) => Some((
+                account,
+                self.load_versioned::<AccountDecider>(&account.stream())
+                    .await?,
+            )),
+            None => None,
+        };
+        let phc = account.as_ref().and_then(|(_, (state, _))| {
+            (state.status == account::Status::Active)
+                .then(|| state.password_phc.clone())
+                .flatten()
+        });
         let typed = domain::password::normalise_for_verification(password);
-        let verdict = self
-            .hasher
-            .verify(&typed, phc)
-            .await
-            .map_err(hash_failure)?;
-        if !verdict.ok {
-            let at = self.now();
-            let command = account::Command::Login {
-                outcome: LoginOutcome::WrongPassword,
-                at,
+        let verdict = match &phc {
+            Some(phc) => Some(
+                self.hasher
+                    .verify(&typed, phc)
+                    .await
+                    .map_err(hash_failure)?,
+            ),
+            None => {
+                self.hasher
+                    .verify_dummy(&typed)
+                    .await
+                    .map_err(hash_failure)?;
+                None
+            }
+        };
+        let needs_rehash = match (verdict, account) {
+            (Some(verdict), Some(account)) if verdict.ok => Some((verdict.needs_rehash, account)),
+            _ => None,
+        };
+        let had_failures = guard.failures(source).count > 0;
+        let Some((needs_rehash, (account, loaded))) = needs_rehash else {
+            let command = address::Command::RecordLoginFailure {
+                source,
+                at: self.now(),
             };
-            let executed = self
-                .run_loaded::<AccountDecider>(
-                    &stream,
-                    &command,
-                    &format!("account:{account}"),
-                    Some((state, expected)),
-                )
-                .await
-                .map_err(account_error)?;
-            self.settle(&executed).await;
+            self.run_loaded::<AddressDecider>(
+                &address_stream,
+                &command,
+                "anonymous",
+                Some((guard, guard_revision)),
+            )
+            .await
+            .map_err(address_error)?;
             return Err(ApiError::invalid_credentials());
+        };
+        if had_failures {
+            let command = address::Command::RecordLoginSuccess {
+                source,
+                at: self.now(),
+            };
+            self.run_loaded::<AddressDecider>(
+                &address_stream,
+                &command,
+                &format!("account:{account}"),
+                Some((guard, guard_revision)),
+            )
+            .await
+            .map_err(address_error)?;
         }
-        let rehash = if verdict.needs_rehash {
+        let rehash = if needs_rehash {
             Some(self.hasher.hash(&typed).await.map_err(hash_failure)?)
         } else {
             None
         };
-        self.start_session(
-            account,
-            LoginMethod::Password,
-            rehash,
-            Some((state, expected)),
-        )
-        .await
+        let session = self
+            .start_session(account, LoginMethod::Password, rehash, Some(loaded))
+            .await?;
+        let device = match source {
+            Source::Device(device) => device,
+            Source::Untrusted => rand::random(),
+        };
+        Ok(LoggedIn {
+            session,
+            device_token: self.keyer.device_token(&key, &device),
+        })
     }
 
     /// Start a session for an account whose credentials were checked,
@@ -824,6 +930,27 @@ fn contract_violation_codes(
         }
     }
     codes
+}
+
+fn mail_limit_reached(retry_after_seconds: i64) -> ApiError {
+    ApiError::new(
+        "TOO_MANY_ATTEMPTS",
+        "Too many emails have been sent to this address lately. Please wait a while before you ask for another.",
+        "Det er sendt for mange e-poster til denne adressen i det siste. Vent en stund før du ber om en ny.",
+    )
+    .with("retryAfterSeconds", json!(retry_after_seconds.max(1)))
+}
+
+fn address_error(error: ExecuteError<address::Error>) -> ApiError {
+    match error {
+        ExecuteError::Domain(address::Error::Throttled {
+            retry_after_seconds,
+        }) => ApiError::too_many_attempts(Some(retry_after_seconds)),
+        ExecuteError::Domain(address::Error::MailLimitReached {
+            retry_after_seconds,
+        }) => mail_limit_reached(retry_after_seconds),
+        other => store_failure("recording a login attempt", other),
+    }
 }
 
 fn email_taken() -> ApiError {

@@ -118,6 +118,18 @@ pub struct ServeArgs {
     /// Login requests per minute per client address: password checks and ID-porten logins started (0: no limit).
     #[arg(long, env = "CASELEDGER_RATE_LIMIT_PASSWORD", default_value_t = LimitSettings::default().password_per_minute)]
     pub rate_limit_password: u32,
+    /// Codes and notices one email address may be sent within
+    /// --recipient-mail-window, however many requests, client addresses or
+    /// nodes ask for them (0: none at all).
+    #[arg(long, env = "CASELEDGER_RECIPIENT_MAIL_LIMIT", default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub recipient_mail_limit: u32,
+    /// The sliding window of --recipient-mail-limit.
+    #[arg(long, env = "CASELEDGER_RECIPIENT_MAIL_WINDOW", default_value = "1h", value_parser = parse_duration)]
+    pub recipient_mail_window: chrono::Duration,
+    /// Operations that send mail or check a password allowed in one request
+    /// (GraphQL aliases repeat a mutation within one request; 0: no cap).
+    #[arg(long, env = "CASELEDGER_MAX_COSTLY_PER_REQUEST", default_value_t = LimitSettings::default().costly_per_request)]
+    pub max_costly_per_request: u32,
     #[command(flatten)]
     pub idporten: IdPortenArgs,
     /// Discard the read model snapshot and rebuild the projections from the
@@ -248,6 +260,11 @@ impl ServeArgs {
             limits: LimitSettings {
                 mail_per_minute: self.rate_limit_mail,
                 password_per_minute: self.rate_limit_password,
+                costly_per_request: self.max_costly_per_request,
+            },
+            recipient_mail_limit: domain::address::MailLimit {
+                max: self.recipient_mail_limit,
+                window: self.recipient_mail_window,
             },
             durable: true,
             projections: if self.rebuild_projections {

@@ -71,6 +71,7 @@ fn kind(event: &DomainEvent) -> &'static str {
         DomainEvent::Reservation(_) => "reservation",
         DomainEvent::Application(_) => "application",
         DomainEvent::Legacy(_) => "legacy",
+        DomainEvent::Address(_) => "address",
     }
 }
 
@@ -78,4 +79,5 @@ decider!(AccountDecider, account, Account);
 decider!(FlowDecider, flow, Flow);
 decider!(ReservationDecider, reservation, Reservation);
 decider!(ApplicationDecider, application, Application);
+decider!(AddressDecider, address, Address);
 decider!(LegacyDecider, legacy, Legacy);

@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use async_graphql::{
     Context, EmptySubscription, Enum, ID, InputObject, Object, Scalar, ScalarType, Schema,
@@ -32,6 +33,26 @@ pub struct RequestContext {
     pub client_ip: IpAddr,
     /// Set a session cookie on login (browser requests).
     pub cookies: bool,
+    /// The device cookie the browser showed, if any.
+    pub device_token: Option<String>,
+    /// Operations that send mail or hash a password, done so far by this
+    /// request (aliases make one request many).
+    pub costly: Arc<AtomicU32>,
+}
+
+impl RequestContext {
+    /// A request with no session, cookies or device.
+    pub fn anonymous(client_ip: IpAddr, lang: Lang) -> RequestContext {
+        RequestContext {
+            caller: None,
+            lang,
+            service: None,
+            client_ip,
+            cookies: false,
+            device_token: None,
+            costly: Arc::default(),
+        }
+    }
 }
 
 /// Build the schema over the services.
@@ -71,8 +92,23 @@ fn caller(ctx: &Context<'_>) -> async_graphql::Result<Caller> {
         .ok_or_else(|| fail(ctx, ApiError::unauthenticated()))
 }
 
+/// Count one costly operation (`mail` or `password`) of this request
+/// against the per-request cap and the client address's rate.
 fn limit(ctx: &Context<'_>, bucket: &str) -> async_graphql::Result<()> {
     if let Some(limits) = ctx.data_opt::<Arc<Limits>>() {
+        let done = request(ctx).costly.fetch_add(1, Ordering::Relaxed) + 1;
+        let cap = limits.costly_per_request();
+        if cap > 0 && done > cap {
+            return Err(fail(
+                ctx,
+                ApiError::new(
+                    "TOO_MANY_ATTEMPTS",
+                    format!("One request may send mail or check a password at most {cap} times. Send the operations one by one."),
+                    format!("Én forespørsel kan sende e-post eller sjekke passord høyst {cap} ganger. Send operasjonene én og én."),
+                )
+                .with("limit", serde_json::json!(cap)),
+            ));
+        }
         limits
             .check(bucket, request(ctx).client_ip)
             .map_err(|wait| fail(ctx, ApiError::too_many_attempts(Some(wait))))?;
@@ -739,12 +775,18 @@ impl MutationRoot {
     ) -> async_graphql::Result<Session> {
         bounded(ctx, "email", &email)?;
         limit(ctx, "password")?;
-        let session = services(ctx)
-            .login(&email, &password)
+        let logged_in = services(ctx)
+            .login(&email, &password, request(ctx).device_token.as_deref())
             .await
             .map_err(|e| fail(ctx, e))?;
-        session_cookie(ctx, &session);
-        Ok(Session(session))
+        session_cookie(ctx, &logged_in.session);
+        if request(ctx).cookies {
+            ctx.append_http_header(
+                "Set-Cookie",
+                crate::server::device_cookie(&logged_in.device_token),
+            );
+        }
+        Ok(Session(logged_in.session))
     }
 
     /// End the current session.

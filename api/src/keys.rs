@@ -9,6 +9,8 @@ use anyhow::Context;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
+use base64::Engine as _;
+use domain::address::DeviceId;
 use domain::{Email, FlowId};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -113,6 +115,31 @@ impl Keyer {
     pub fn csrf_token(&self, session_token: &str) -> String {
         hex::encode(self.mac("csrf", &[session_token.as_bytes()]))
     }
+
+    /// The device cookie of a browser that logged in with the address of
+    /// `email_key`: its random id and a MAC binding it to that address.
+    pub fn device_token(&self, email_key: &[u8; 32], device: &DeviceId) -> String {
+        let mac = self.mac("device", &[email_key, device]);
+        let mut raw = [0u8; 32];
+        raw[..16].copy_from_slice(device);
+        raw[16..].copy_from_slice(&mac[..16]);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    /// The device id in a device cookie, when the cookie was made by this
+    /// server for the address of `email_key`.
+    pub fn device_of(&self, email_key: &[u8; 32], token: &str) -> Option<DeviceId> {
+        if token.len() > 64 {
+            return None;
+        }
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.trim())
+            .ok()?;
+        let raw: [u8; 32] = raw.try_into().ok()?;
+        let device: DeviceId = raw[..16].try_into().expect("16 bytes");
+        let mac = self.mac("device", &[email_key, &device]);
+        domain::constant_time_eq(&mac[..16], &raw[16..]).then_some(device)
+    }
 }
 
 /// SHA-256 of a session token (256 random bits need no key).
@@ -130,6 +157,12 @@ pub fn idporten_stream(key: &[u8; 32]) -> String {
     format!("idporten-{}", hex::encode(key))
 }
 
+/// Stream of what happens to an email address (mails sent to it, logins
+/// tried with it), whether or not an account has it.
+pub fn address_stream(key: &[u8; 32]) -> String {
+    format!("address-{}", hex::encode(key))
+}
+
 /// Stream of a legacy record.
 pub fn legacy_stream(key: &[u8; 32]) -> String {
     format!("legacy-{}", hex::encode(key))
@@ -139,6 +172,23 @@ pub fn legacy_stream(key: &[u8; 32]) -> String {
 mod tests {
     use super::*;
     use uuid::Uuid;
+
+    #[test]
+    fn a_device_cookie_counts_only_for_its_address_and_its_server() {
+        let keyer = Keyer::new([7; 32]);
+        let (kari, ola) = ([1u8; 32], [2u8; 32]);
+        let token = keyer.device_token(&kari, &[9; 16]);
+        assert_eq!(keyer.device_of(&kari, &token), Some([9; 16]));
+        assert_eq!(keyer.device_of(&ola, &token), None);
+        assert_eq!(Keyer::new([8; 32]).device_of(&kari, &token), None);
+        let mut forged = token.into_bytes();
+        forged[3] ^= 1;
+        assert_eq!(
+            keyer.device_of(&kari, &String::from_utf8(forged).unwrap()),
+            None
+        );
+        assert_eq!(keyer.device_of(&kari, "not base64 at all!"), None);
+    }
 
     #[test]
     fn codes_are_six_digits_and_depend_on_flow_and_nonce() {

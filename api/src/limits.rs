@@ -1,5 +1,5 @@
 //! Per-address rate limits on the flows that send mail, check passwords or
-//! start an ID-porten login.
+//! start an ID-porten login, and the cap on such operations per request.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -15,6 +15,9 @@ pub struct LimitSettings {
     /// Flows that check or set a password (login, completion), and
     /// ID-porten logins started (each keeps a pending login in memory).
     pub password_per_minute: u32,
+    /// Operations that send mail or check a password in one request
+    /// (aliases repeat a mutation within a request); 0: no cap.
+    pub costly_per_request: u32,
 }
 
 impl Default for LimitSettings {
@@ -22,6 +25,7 @@ impl Default for LimitSettings {
         LimitSettings {
             mail_per_minute: 120,
             password_per_minute: 300,
+            costly_per_request: 2,
         }
     }
 }
@@ -31,6 +35,7 @@ pub struct Limits {
     mail: Option<DefaultKeyedRateLimiter<IpAddr>>,
     password: Option<DefaultKeyedRateLimiter<IpAddr>>,
     clock: DefaultClock,
+    costly_per_request: u32,
 }
 
 fn limiter(per_minute: u32) -> Option<DefaultKeyedRateLimiter<IpAddr>> {
@@ -43,7 +48,14 @@ impl Limits {
             mail: limiter(settings.mail_per_minute),
             password: limiter(settings.password_per_minute),
             clock: DefaultClock::default(),
+            costly_per_request: settings.costly_per_request,
         }
+    }
+
+    /// The cap on operations that send mail or check a password per request
+    /// (0: none).
+    pub fn costly_per_request(&self) -> u32 {
+        self.costly_per_request
     }
 
     /// Count one request of `bucket` (`mail` or `password`) from `ip`;
@@ -80,6 +92,7 @@ mod tests {
         let limits = Limits::new(LimitSettings {
             mail_per_minute: 2,
             password_per_minute: 0,
+            costly_per_request: 0,
         });
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         assert!(limits.check("mail", ip).is_ok());

@@ -239,7 +239,7 @@ impl Outbox {
                     _ => None,
                 }
             }
-            DomainEvent::Reservation(_) | DomainEvent::Legacy(_) => None,
+            DomainEvent::Reservation(_) | DomainEvent::Legacy(_) | DomainEvent::Address(_) => None,
         }
     }
 
@@ -251,7 +251,8 @@ impl Outbox {
         code: &flow::IssuedCode,
     ) -> MailContent {
         match (kind, known) {
-            (FlowKind::Registration, _) => MailContent::RegistrationCode {
+            (FlowKind::Registration, true) => MailContent::AccountExistsNotice,
+            (FlowKind::Registration, false) => MailContent::RegistrationCode {
                 code: self.keyer.code(flow, &code.nonce),
                 expires_at: code.expires_at,
             },

@@ -79,6 +79,8 @@ pub struct ServeConfig {
     /// The caseworker service credential; caseworker operations are off without one.
     pub service_token: Option<String>,
     pub limits: LimitSettings,
+    /// Codes and notices one email address may be sent over a window.
+    pub recipient_mail_limit: domain::address::MailLimit,
     /// `synchronous=FULL` on the embedded store.
     pub durable: bool,
     /// How the read models use `<data-dir>/projections.snapshot` (only the
@@ -112,6 +114,7 @@ impl ServeConfig {
             session_lifetime: settings.session_lifetime,
             service_token: None,
             limits: LimitSettings::default(),
+            recipient_mail_limit: settings.recipient_mail_limit,
             durable: true,
             projections: projections::SnapshotMode::ReadOnly,
             idporten: None,
@@ -153,6 +156,7 @@ pub fn build_app(store: Arc<dyn EventStore>, keyer: Keyer, config: &ServeConfig)
         password_policy: config.password_policy,
         session_idle: config.session_idle,
         session_lifetime: config.session_lifetime,
+        recipient_mail_limit: config.recipient_mail_limit,
         ..Settings::default()
     };
     App::new(store, projections, hasher, keyer, settings)
@@ -583,6 +587,15 @@ pub fn session_cookies(keyer: &Keyer, token: &str, expires_at: DateTime<Utc>) ->
     )
 }
 
+/// Name of the cookie that marks a browser that logged in before.
+pub const DEVICE_COOKIE: &str = "caseledger_device";
+
+/// The `Set-Cookie` value of a device cookie (a year; the browser keeps
+/// its own counter against login throttling with that address).
+pub fn device_cookie(token: &str) -> String {
+    format!("{DEVICE_COOKIE}={token}; Path=/; Max-Age=31536000; HttpOnly; Secure; SameSite=Strict")
+}
+
 /// The `Set-Cookie` value that removes the session cookie.
 pub fn cleared_session_cookie() -> String {
     format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict")
@@ -729,6 +742,8 @@ async fn execute(
         service,
         client_ip: peer.ip(),
         cookies: true,
+        device_token: cookie(headers, DEVICE_COOKIE).map(str::to_owned),
+        costly: Default::default(),
     };
     let mut response = state.schema.execute(request.data(context)).await;
     // Parse and validation errors (a bad enum value, a missing argument)

@@ -3,6 +3,7 @@
 //! ids and random values arrive as inputs, so a replay gives the same state.
 
 pub mod account;
+pub mod address;
 pub mod application;
 pub mod email;
 pub mod flow;

@@ -67,6 +67,7 @@ pub fn to_json_with(event: &DomainEvent, disclosure: Disclosure) -> Value {
         DomainEvent::Reservation(e) => reservation(e),
         DomainEvent::Application(e) => application(e, disclosure),
         DomainEvent::Legacy(e) => legacy(e),
+        DomainEvent::Address(e) => address(e),
     }
 }
 
@@ -194,6 +195,19 @@ fn reservation(event: &R) -> Value {
             "flow": flow.map(|id| id.to_string()),
         }),
         R::Released { account } => json!({ "account": account.to_string() }),
+    }
+}
+
+/// Device ids are never shown: with the server secret they would be a
+/// browser's credential against throttling.
+fn address(event: &domain::address::Event) -> Value {
+    use domain::address::Event as Ad;
+    match event {
+        Ad::Mailed { at } => json!({ "at": instant(at) }),
+        Ad::LoginFailed { device, at } | Ad::LoginSucceeded { device, at } => json!({
+            "knownDevice": device.is_some(),
+            "at": instant(at),
+        }),
     }
 }
 

@@ -9,6 +9,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 
 pub mod account;
+mod address;
 pub mod application;
 mod fast;
 pub mod json;
@@ -23,6 +24,8 @@ pub enum DomainEvent {
     Reservation(domain::reservation::Event),
     Application(domain::application::Event),
     Legacy(domain::legacy::Event),
+    /// Mails sent to an email address and logins tried with it.
+    Address(domain::address::Event),
 }
 
 /// An event in its stored form.
@@ -56,6 +59,7 @@ pub fn encode(event: &DomainEvent) -> Encoded {
         DomainEvent::Reservation(e) => account::encode_reservation(e),
         DomainEvent::Application(e) => application::encode(e),
         DomainEvent::Legacy(e) => legacy::encode(e),
+        DomainEvent::Address(e) => address::encode(e),
     }
 }
 
@@ -76,7 +80,8 @@ pub(crate) fn decode_serde(
 ) -> Result<DomainEvent, CodecError> {
     let decoded = account::decode(type_name, version, payload)
         .or_else(|| application::decode(type_name, version, payload))
-        .or_else(|| legacy::decode(type_name, version, payload));
+        .or_else(|| legacy::decode(type_name, version, payload))
+        .or_else(|| address::decode(type_name, version, payload));
     if let Some(result) = decoded {
         return result;
     }
@@ -85,7 +90,13 @@ pub(crate) fn decode_serde(
 
 /// Every (type name, current version) this build writes.
 pub fn known_types() -> Vec<(&'static str, u16)> {
-    [account::TYPES, application::TYPES, legacy::TYPES].concat()
+    [
+        account::TYPES,
+        application::TYPES,
+        legacy::TYPES,
+        address::TYPES,
+    ]
+    .concat()
 }
 
 /// Every (type name, version) this build can read, old versions included.
@@ -95,6 +106,7 @@ pub fn readable_types() -> Vec<(&'static str, u16)> {
         application::TYPES,
         application::OLD_TYPES,
         legacy::TYPES,
+        address::TYPES,
     ]
     .concat()
 }

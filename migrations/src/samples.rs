@@ -174,6 +174,29 @@ pub fn all() -> Vec<(&'static str, u16, DomainEvent)> {
             DomainEvent::Reservation(R::Released { account }),
         ),
         (
+            "AddressMailed",
+            1,
+            DomainEvent::Address(domain::address::Event::Mailed {
+                at: t("2026-03-01T10:00:00Z"),
+            }),
+        ),
+        (
+            "AddressLoginFailed",
+            1,
+            DomainEvent::Address(domain::address::Event::LoginFailed {
+                device: Some([0x44; 16]),
+                at: t("2026-03-01T10:06:00Z"),
+            }),
+        ),
+        (
+            "AddressLoginSucceeded",
+            1,
+            DomainEvent::Address(domain::address::Event::LoginSucceeded {
+                device: None,
+                at: t("2026-03-01T10:07:00Z"),
+            }),
+        ),
+        (
             "ApplicationCreated",
             1,
             DomainEvent::Application(created(account, LoginMethod::Password)),

@@ -146,6 +146,9 @@ fn frequent_types_take_the_hand_decoder() {
         "CodeResent",
         "CodeRejected",
         "LegacyApplicationImported",
+        "AddressMailed",
+        "AddressLoginFailed",
+        "AddressLoginSucceeded",
     ];
     for (_, _, event) in samples::all() {
         let enc = encode(&event);

@@ -295,7 +295,7 @@ impl ReadModel {
             DomainEvent::Reservation(domain::reservation::Event::Released { account }) => {
                 self.deleted_unreleased.remove(account);
             }
-            DomainEvent::Flow(_) | DomainEvent::Reservation(_) => {}
+            DomainEvent::Flow(_) | DomainEvent::Reservation(_) | DomainEvent::Address(_) => {}
         }
     }
 

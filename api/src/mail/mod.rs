@@ -46,6 +46,9 @@ pub enum MailContent {
     /// Someone asked to reset the password for this address, but no account
     /// is registered with it.
     NoAccountNotice,
+    /// Someone tried to register with this address, but an account is
+    /// registered with it already: no code, and how to recover instead.
+    AccountExistsNotice,
     /// The account has not been used for almost two years and will be
     /// deleted after `deletion_after` unless its owner logs in.
     PurgeWarning {
@@ -80,6 +83,7 @@ impl MailContent {
             MailContent::RegistrationCode { .. } => "registration-code",
             MailContent::RecoveryCode { .. } => "recovery-code",
             MailContent::NoAccountNotice => "no-account",
+            MailContent::AccountExistsNotice => "account-exists",
             MailContent::PurgeWarning { .. } => "purge-warning",
             MailContent::AccountDeleted => "account-deleted",
             MailContent::AppointmentConfirmation { .. } => "appointment-confirmation",

@@ -170,6 +170,10 @@ fn compose(content: &MailContent) -> Result<(&'static str, String), MailError> {
             no_account(&mut text);
             "Ingen brukerkonto med denne e-postadressen / No user account with this email address"
         }
+        MailContent::AccountExistsNotice => {
+            account_exists(&mut text);
+            "Du har allerede en brukerkonto / You already have a user account"
+        }
         MailContent::PurgeWarning { deletion_after } => {
             purge_warning(&mut text, *deletion_after);
             "Brukerkontoen din blir slettet / Your user account will be deleted"
@@ -246,6 +250,17 @@ fn no_account(text: &mut Text) {
         .para("You may have registered with a different email address, or the account was deleted because it had not been used for over two years. Applications you have submitted are still in our systems.")
         .para("If you want a user account, you can register: go to the login page and press \"Register now\".")
         .para("If it was not you who asked for this, you can ignore this email.");
+}
+
+fn account_exists(text: &mut Text) {
+    text.line("--- Norsk (bokmål) ---").blank()
+        .para("Noen har prøvd å registrere en ny brukerkonto hos UDI med denne e-postadressen. Det finnes allerede en brukerkonto med denne e-postadressen, så vi har ikke laget en ny.")
+        .para("Hvis du har glemt passordet, kan du velge et nytt: gå til innloggingssiden og trykk «Har du glemt passordet?».")
+        .para("Hvis det ikke var du som prøvde å registrere deg, kan du se bort fra denne e-posten. Kontoen din er ikke endret.")
+        .line("--- English ---").blank()
+        .para("Someone tried to register a new UDI user account with this email address. An account is already registered with this email address, so no new one was made.")
+        .para("If you have forgotten your password, you can choose a new one: go to the login page and press \"Forgot your password?\".")
+        .para("If it was not you who tried to register, you can ignore this email. Your account has not been changed.");
 }
 
 fn purge_warning(text: &mut Text, deletion_after: DateTime<Utc>) {
@@ -507,6 +522,23 @@ mod tests {
         assert!(text.contains("There is no account registered with this email address."));
         assert!(text.contains("\"Register now\""));
         assert!(text.contains("you can ignore this email"));
+        assert!(six_digit_runs(body).is_empty());
+    }
+
+    #[test]
+    fn account_exists_notice_sends_no_code_and_points_to_recovery() {
+        let (message, raw) = raw(MailContent::AccountExistsNotice);
+        assert_common_headers(
+            &message,
+            &raw,
+            "account-exists",
+            "Du har allerede en brukerkonto / You already have a user account",
+        );
+        let body = body(&raw);
+        let text = flat(body);
+        assert!(text.contains("An account is already registered with this email address"));
+        assert!(text.contains("\"Forgot your password?\""));
+        assert!(text.contains("«Har du glemt passordet?»"));
         assert!(six_digit_runs(body).is_empty());
     }
 
