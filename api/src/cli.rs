@@ -1,6 +1,6 @@
 //! The `caseledger` command line: `serve`, `schema`, `purge-inactive`,
 //! `import-legacy`. Every flag is also an environment variable
-//! `CASELEDGER_<FLAG>`.
+//! `CASELEDGER_<FLAG>`. Every command creates its files owner-only.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -139,6 +139,65 @@ pub struct ServeArgs {
     /// whole log (otherwise the server starts from its snapshot).
     #[arg(long, env = "CASELEDGER_REBUILD_PROJECTIONS")]
     pub rebuild_projections: bool,
+    #[command(flatten)]
+    pub edge: EdgeArgs,
+}
+
+/// What the server lets in from the network.
+#[derive(Debug, clap::Args)]
+pub struct EdgeArgs {
+    /// Most nodes a GraphQL document may come to with every fragment spread
+    /// out (fields, spreads, inline fragments, directives, argument values);
+    /// a larger one is refused before it is validated.
+    #[arg(long, env = "CASELEDGER_MAX_QUERY_NODES", default_value_t = crate::query_guard::DEFAULT_MAX_NODES)]
+    pub max_query_nodes: u64,
+    /// Longest one GraphQL request may take, parsing, validation and
+    /// execution together (e.g. 5s, 1500ms); a request over it is answered
+    /// with an error (reason REQUEST_TOO_EXPENSIVE).
+    #[arg(long, env = "CASELEDGER_REQUEST_BUDGET", default_value = "5s", value_parser = parse_duration)]
+    pub request_budget: chrono::Duration,
+    /// An origin (scheme://host[:port]) besides the server's own whose pages
+    /// may POST to /graphql from a browser; repeatable (comma-separated in
+    /// the environment).
+    #[arg(
+        long = "allowed-origin",
+        value_name = "ORIGIN",
+        env = "CASELEDGER_ALLOWED_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+    /// Send Strict-Transport-Security (one year, subdomains included): give
+    /// it only when the server is reached over HTTPS.
+    #[arg(long, env = "CASELEDGER_HSTS")]
+    pub hsts: bool,
+    /// Token that `GET /metrics` requires (header `Authorization: Bearer
+    /// <token>`); without it /metrics answers 404.
+    #[arg(long, env = "CASELEDGER_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+}
+
+impl EdgeArgs {
+    /// The allowed origins, each checked to be `scheme://host[:port]`.
+    fn origins(&self) -> anyhow::Result<Vec<String>> {
+        self.allowed_origins
+            .iter()
+            .map(|origin| origin.trim().trim_end_matches('/'))
+            .filter(|origin| !origin.is_empty())
+            .map(|origin| {
+                let rest = origin
+                    .strip_prefix("https://")
+                    .or_else(|| origin.strip_prefix("http://"));
+                match rest {
+                    Some(host) if !host.is_empty() && !host.contains(['/', '?', '#', '@']) => {
+                        Ok(origin.to_ascii_lowercase())
+                    }
+                    _ => anyhow::bail!(
+                        "--allowed-origin {origin}: give an origin such as https://portal.example.no (scheme, host and port only)"
+                    ),
+                }
+            })
+            .collect()
+    }
 }
 
 /// Log in with ID-porten (OpenID Connect). Off when none of these is given;
@@ -218,6 +277,15 @@ impl ServeArgs {
                 projections::SnapshotMode::ReadWrite
             },
             idporten: self.idporten.config()?,
+            max_query_nodes: self.edge.max_query_nodes,
+            request_budget: self
+                .edge
+                .request_budget
+                .to_std()
+                .context("--request-budget")?,
+            allowed_origins: self.edge.origins()?,
+            hsts: self.edge.hsts,
+            metrics_token: self.edge.metrics_token.clone().filter(|t| !t.is_empty()),
         })
     }
 }
@@ -354,6 +422,7 @@ pub fn run_from_env() -> std::process::ExitCode {
         .json()
         .init();
     let cli = Cli::parse();
+    crate::data_dir::create_owner_only();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -384,6 +453,60 @@ mod tests {
             Command::Serve(serve) => serve.idporten.config(),
             _ => unreachable!("serve"),
         }
+    }
+
+    fn serve(args: &[&str]) -> anyhow::Result<ServeConfig> {
+        let mut argv = vec!["caseledger", "serve"];
+        argv.extend(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Serve(serve) => serve.config(),
+            _ => unreachable!("serve"),
+        }
+    }
+
+    #[test]
+    fn the_edge_flags_have_safe_defaults_and_check_their_values() {
+        let defaults = serve(&[]).unwrap();
+        assert_eq!(defaults.max_query_nodes, 1000);
+        assert_eq!(defaults.request_budget, std::time::Duration::from_secs(5));
+        assert!(defaults.allowed_origins.is_empty());
+        assert!(!defaults.hsts);
+        assert!(defaults.metrics_token.is_none());
+
+        let given = serve(&[
+            "--request-budget",
+            "1500ms",
+            "--allowed-origin",
+            "https://Portal.example.no/",
+            "--allowed-origin",
+            "http://localhost:3000",
+            "--hsts",
+            "--metrics-token",
+            "t",
+        ])
+        .unwrap();
+        assert_eq!(given.request_budget, std::time::Duration::from_millis(1500));
+        assert_eq!(
+            given.allowed_origins,
+            ["https://portal.example.no", "http://localhost:3000"]
+        );
+        assert!(given.hsts);
+        assert_eq!(given.metrics_token.as_deref(), Some("t"));
+
+        for bad in [
+            "portal.example.no",
+            "https://portal.example.no/app",
+            "ftp://x",
+        ] {
+            let refused = serve(&["--allowed-origin", bad]).unwrap_err().to_string();
+            assert!(refused.contains("--allowed-origin"), "{bad}: {refused}");
+        }
+        assert!(
+            serve(&["--metrics-token", ""])
+                .unwrap()
+                .metrics_token
+                .is_none()
+        );
     }
 
     #[test]

@@ -656,8 +656,11 @@ pub struct MutationRoot;
 
 fn session_cookie(ctx: &Context<'_>, session: &IssuedSession) {
     if request(ctx).cookies {
-        let (session_cookie, csrf_cookie) =
-            crate::server::session_cookies(&session.token, session.expires_at);
+        let (session_cookie, csrf_cookie) = crate::server::session_cookies(
+            &services(ctx).keyer,
+            &session.token,
+            session.expires_at,
+        );
         ctx.append_http_header("Set-Cookie", session_cookie);
         ctx.append_http_header("Set-Cookie", csrf_cookie);
     }

@@ -1024,7 +1024,8 @@ async fn callback(
     let mut response = match complete(&state.app, &idporten, &headers, params).await {
         Ok(session) => {
             tracing::info!(outcome = "logged in", "ID-porten login");
-            let (session_cookie, csrf_cookie) = session_cookies(&session.token, session.expires_at);
+            let (session_cookie, csrf_cookie) =
+                session_cookies(&state.app.keyer, &session.token, session.expires_at);
             let mut response = if answer.json {
                 axum::Json(json!({
                     "token": session.token,

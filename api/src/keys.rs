@@ -1,6 +1,6 @@
 //! The server secret and everything keyed by it: email and ID-porten keys
-//! for reservation stream names, emailed codes (derived, never stored), and
-//! session token digests.
+//! for reservation stream names, emailed codes (derived, never stored),
+//! session token digests and the CSRF tokens bound to sessions.
 
 use std::io::Write;
 use std::path::Path;
@@ -110,6 +110,12 @@ impl Keyer {
         self.mac("code-digest", &[flow.0.as_bytes(), code.trim().as_bytes()])
     }
 
+    /// The CSRF token of a session (hex): a keyed MAC of its token, so it
+    /// fits that session only and needs no storage.
+    pub fn csrf_token(&self, session_token: &str) -> String {
+        hex::encode(self.mac("csrf", &[session_token.as_bytes()]))
+    }
+
     /// The device cookie of a browser that logged in with the address of
     /// `email_key`: its random id and a MAC binding it to that address.
     pub fn device_token(&self, email_key: &[u8; 32], device: &DeviceId) -> String {
@@ -202,6 +208,16 @@ mod tests {
             Keyer::new([1; 32]).email_key(&email),
             Keyer::new([2; 32]).email_key(&email)
         );
+    }
+
+    #[test]
+    fn csrf_tokens_differ_by_session_and_by_secret() {
+        let keyer = Keyer::new([1; 32]);
+        let token = keyer.csrf_token("session-a");
+        assert_eq!(token.len(), 64);
+        assert_eq!(token, keyer.csrf_token("session-a"));
+        assert_ne!(token, keyer.csrf_token("session-b"));
+        assert_ne!(token, Keyer::new([2; 32]).csrf_token("session-a"));
     }
 
     #[test]

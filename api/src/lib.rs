@@ -6,6 +6,7 @@
 pub mod app;
 pub mod applications;
 pub mod cli;
+pub mod data_dir;
 pub mod deciders;
 pub mod error;
 pub mod graphql;
@@ -17,4 +18,5 @@ pub mod mail;
 pub mod outbox;
 pub mod password_hashing;
 pub mod query_cache;
+pub mod query_guard;
 pub mod server;

@@ -1,7 +1,10 @@
 //! The HTTP server: `/graphql` (GraphiQL on GET), `/healthz`, `/readyz`,
-//! `/metrics`, the ID-porten login under `/auth/idporten/`; sessions by
-//! bearer token or cookie (with a CSRF header); body-size, depth,
-//! complexity and time limits; graceful shutdown.
+//! `/metrics` (behind a token), the ID-porten login under `/auth/idporten/`;
+//! sessions by bearer token or cookie (with a CSRF header bound to the
+//! session); the edge: JSON only, same-origin browsers only, security
+//! headers, GraphQL-shaped bodies for every refusal; body-size, expansion,
+//! depth, complexity and time limits; one server per data dir; graceful
+//! shutdown.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,22 +14,28 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql_axum::GraphQLResponse;
 use axum::Router;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use base64::Engine as _;
 use chrono::{DateTime, Utc};
+use serde_json::json;
+use sha2::Digest as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use domain::password::PasswordPolicyKind;
 use store::EventStore;
 use store::sqlite::{SqliteOptions, SqliteStore};
 
 use crate::app::{App, Settings};
-use crate::error::Lang;
+use crate::error::{ApiError, Lang};
 use crate::graphql::{CaseledgerSchema, RequestContext, schema};
 use crate::idporten::{IdPorten, IdPortenConfig};
 use crate::keys::Keyer;
@@ -35,12 +44,14 @@ use crate::mail::{DEFAULT_FROM, MailSender, MailTransportConfig};
 use crate::outbox::Outbox;
 use crate::password_hashing::{HashParams, PasswordHasher, default_max_concurrent};
 use crate::query_cache::ParsedQueries;
+use crate::query_guard::QueryBounds;
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "caseledger_session";
 /// Name of the cookie that holds the CSRF token (readable by the page).
 pub const CSRF_COOKIE: &str = "caseledger_csrf";
-/// Header that must echo the CSRF cookie on cookie-authenticated requests.
+/// Header that must carry the session's CSRF token (the CSRF cookie's
+/// value) on cookie-authenticated requests.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Header that carries the caseworker service credential.
 pub const SERVICE_TOKEN_HEADER: &str = "x-service-token";
@@ -48,6 +59,12 @@ pub const SERVICE_TOKEN_HEADER: &str = "x-service-token";
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Longest a request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a GraphQL request may take unless configured otherwise.
+pub const DEFAULT_REQUEST_BUDGET: Duration = Duration::from_secs(5);
+/// `Content-Security-Policy` of every response but the GraphiQL page.
+pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+/// `Strict-Transport-Security` when `--hsts` is given.
+pub const HSTS: &str = "max-age=31536000; includeSubDomains";
 
 /// Everything `caseledger serve` is configured with.
 #[derive(Debug, Clone)]
@@ -73,6 +90,17 @@ pub struct ServeConfig {
     pub projections: projections::SnapshotMode,
     /// Log in with ID-porten; off when `None`.
     pub idporten: Option<IdPortenConfig>,
+    /// Most nodes a document may expand to (see [`crate::query_guard`]).
+    pub max_query_nodes: u64,
+    /// Longest one GraphQL request may take, parsing to answer.
+    pub request_budget: Duration,
+    /// Origins besides the server's own allowed to POST from a browser
+    /// (`scheme://host[:port]`, lower case).
+    pub allowed_origins: Vec<String>,
+    /// Send `Strict-Transport-Security`.
+    pub hsts: bool,
+    /// The bearer token of `/metrics`; `/metrics` is off without one.
+    pub metrics_token: Option<String>,
 }
 
 impl ServeConfig {
@@ -93,6 +121,11 @@ impl ServeConfig {
             durable: true,
             projections: projections::SnapshotMode::ReadOnly,
             idporten: None,
+            max_query_nodes: crate::query_guard::DEFAULT_MAX_NODES,
+            request_budget: DEFAULT_REQUEST_BUDGET,
+            allowed_origins: Vec::new(),
+            hsts: false,
+            metrics_token: None,
         }
     }
 }
@@ -143,6 +176,10 @@ struct ServerState {
     idporten: Option<Arc<IdPorten>>,
     limits: Arc<Limits>,
     parsed_queries: Arc<ParsedQueries>,
+    query_bounds: QueryBounds,
+    request_budget: Duration,
+    allowed_origins: Arc<[String]>,
+    metrics_token: Option<Arc<str>>,
 }
 
 /// Serve until `shutdown` completes; then stop taking requests, finish the
@@ -152,6 +189,16 @@ pub async fn run(
     config: ServeConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Before anything else touches the data dir: a second server on it
+    // would send every mail again and fight over the outbox checkpoint.
+    let _serve_lock = crate::data_dir::ServeLock::acquire(&config.data_dir)?;
+    let narrowed = crate::data_dir::tighten(&config.data_dir)?;
+    if narrowed > 0 {
+        tracing::info!(
+            narrowed,
+            "made files and directories of the data dir owner-only"
+        );
+    }
     // Discovery first: a server that cannot reach its configured ID-porten
     // does not start.
     let idporten = match &config.idporten {
@@ -199,8 +246,12 @@ pub async fn run(
         outbox_position: outbox_rx,
         idporten,
         parsed_queries: Arc::new(ParsedQueries::default()),
+        query_bounds: QueryBounds::with_max_nodes(config.max_query_nodes),
+        request_budget: config.request_budget,
+        allowed_origins: config.allowed_origins.clone().into(),
+        metrics_token: config.metrics_token.as_deref().map(Arc::from),
     };
-    let router = router(state);
+    let router = router(state, config.hsts);
     let address = listener.local_addr()?;
     println!("caseledger listening on http://{address} (GraphiQL: http://{address}/graphql)");
     tracing::info!(%address, "listening");
@@ -218,8 +269,11 @@ pub async fn run(
     Ok(())
 }
 
-fn router(state: ServerState) -> Router {
-    Router::new()
+fn router(state: ServerState, hsts: bool) -> Router {
+    let static_header = |name: HeaderName, value: &'static str| {
+        SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+    };
+    let router = Router::new()
         .merge(crate::idporten::router(
             state.app.clone(),
             state.idporten.clone(),
@@ -229,6 +283,7 @@ fn router(state: ServerState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             MAX_BODY_BYTES,
@@ -237,11 +292,170 @@ fn router(state: ServerState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
-        .with_state(state)
+        .layer(axum::middleware::from_fn(graphql_shaped_refusals))
+        // A page that sets its own (GraphiQL, the portal) keeps it.
+        .layer(static_header(header::CONTENT_SECURITY_POLICY, API_CSP))
+        .layer(static_header(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(static_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(static_header(header::REFERRER_POLICY, "no-referrer"))
+        .layer(static_header(
+            HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ))
+        // Answers may carry session tokens; nothing here is for a cache.
+        .layer(static_header(header::CACHE_CONTROL, "no-store"))
+        .with_state(state);
+    if hsts {
+        router.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(HSTS),
+        ))
+    } else {
+        router
+    }
 }
 
-async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+/// The GraphiQL page and the `Content-Security-Policy` that lets it load
+/// exactly what it loads: its scripts and styles from unpkg.com, its one
+/// inline script (by hash), its icon from graphql.org, and requests to this
+/// server only.
+fn graphiql_page() -> &'static (String, HeaderValue) {
+    static PAGE: std::sync::OnceLock<(String, HeaderValue)> = std::sync::OnceLock::new();
+    PAGE.get_or_init(|| {
+        let html = GraphiQLSource::build().endpoint("/graphql").finish();
+        let script_hashes: String = inline_scripts(&html)
+            .map(|script| {
+                let digest = sha2::Sha256::digest(script.as_bytes());
+                format!(
+                    " 'sha256-{}'",
+                    base64::engine::general_purpose::STANDARD.encode(digest)
+                )
+            })
+            .collect();
+        let csp = format!(
+            "default-src 'none'; script-src https://unpkg.com{script_hashes}; \
+             style-src https://unpkg.com 'unsafe-inline'; font-src https://unpkg.com data:; \
+             img-src https://graphql.org data:; connect-src 'self'; base-uri 'none'; \
+             form-action 'none'; frame-ancestors 'none'"
+        );
+        let csp = HeaderValue::from_str(&csp).expect("a CSP is a valid header value");
+        (html, csp)
+    })
+}
+
+/// The bodies of the `<script>` elements of `html` that have no `src`.
+fn inline_scripts(html: &str) -> impl Iterator<Item = &str> {
+    html.split("<script").skip(1).filter_map(|rest| {
+        let (attributes, rest) = rest.split_once('>')?;
+        let (body, _) = rest.split_once("</script>")?;
+        (!attributes.contains("src=")).then_some(body)
+    })
+}
+
+async fn graphiql() -> Response {
+    let (html, csp) = graphiql_page();
+    (
+        [(header::CONTENT_SECURITY_POLICY, csp.clone())],
+        Html(html.clone()),
+    )
+        .into_response()
+}
+
+/// A GraphQL-shaped error body: `{"errors":[{"message", "extensions":
+/// {"code", ...}}]}`.
+pub(crate) fn error_body(error: &ApiError, lang: Lang) -> serde_json::Value {
+    let mut extensions = serde_json::Map::new();
+    extensions.insert("code".into(), json!(error.code));
+    for (key, value) in &error.extensions {
+        extensions.insert((*key).into(), value.clone());
+    }
+    json!({ "errors": [{ "message": error.message(lang), "extensions": extensions }] })
+}
+
+/// A refusal with a GraphQL-shaped JSON body.
+pub(crate) fn error_response(status: StatusCode, error: &ApiError, lang: Lang) -> Response {
+    (status, axum::Json(error_body(error, lang))).into_response()
+}
+
+fn lang_of(headers: &HeaderMap) -> Lang {
+    Lang::from_accept_language(
+        headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    )
+}
+
+async fn unknown_route(headers: HeaderMap) -> Response {
+    let error = ApiError::new(
+        "NOT_FOUND",
+        "There is nothing at this address.",
+        "Det finnes ingenting på denne adressen.",
+    );
+    error_response(StatusCode::NOT_FOUND, &error, lang_of(&headers))
+}
+
+/// The refusal a client error of the HTTP layers stands for.
+fn refusal_of_status(status: StatusCode) -> ApiError {
+    let (en, nb) = match status {
+        StatusCode::BAD_REQUEST => ("The request is not valid.", "Forespørselen er ikke gyldig."),
+        StatusCode::NOT_FOUND => (
+            "There is nothing at this address.",
+            "Det finnes ingenting på denne adressen.",
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "This address does not take this method.",
+            "Denne adressen tar ikke imot denne metoden.",
+        ),
+        StatusCode::REQUEST_TIMEOUT => (
+            "The request took too long and was stopped.",
+            "Forespørselen tok for lang tid og ble stoppet.",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ("The request is too large.", "Forespørselen er for stor.")
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "Send the request as application/json.",
+            "Send forespørselen som application/json.",
+        ),
+        StatusCode::FORBIDDEN => (
+            "This request is not allowed from here.",
+            "Denne forespørselen er ikke tillatt herfra.",
+        ),
+        _ => ("The request was refused.", "Forespørselen ble avvist."),
+    };
+    let code = if status == StatusCode::NOT_FOUND {
+        "NOT_FOUND"
+    } else {
+        "INVALID_INPUT"
+    };
+    ApiError::new(code, en, nb)
+}
+
+/// Gives every client error of the HTTP layers (and of handlers that answer
+/// with plain text or nothing) a GraphQL-shaped JSON body. Pages (HTML) and
+/// JSON answers pass unchanged.
+async fn graphql_shaped_refusals(request: Request, next: Next) -> Response {
+    let lang = lang_of(request.headers());
+    let response = next.run(request).await;
+    let status = response.status();
+    if !status.is_client_error() {
+        return response;
+    }
+    let plain = match response.headers().get(header::CONTENT_TYPE) {
+        None => true,
+        Some(value) => value.as_bytes().starts_with(b"text/plain"),
+    };
+    if !plain {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    let body = error_body(&refusal_of_status(status), lang).to_string();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body))
 }
 
 async fn healthz() -> &'static str {
@@ -262,7 +476,25 @@ async fn readyz(State(state): State<ServerState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<ServerState>) -> Response {
+async fn metrics(State(state): State<ServerState>, headers: HeaderMap) -> Response {
+    let lang = lang_of(&headers);
+    let Some(expected) = &state.metrics_token else {
+        return unknown_route(headers).await;
+    };
+    if !bearer(&headers)
+        .is_some_and(|given| domain::constant_time_eq(given.as_bytes(), expected.as_bytes()))
+    {
+        let error = ApiError::new(
+            "UNAUTHENTICATED",
+            "The metrics need the metrics token (Authorization: Bearer <token>).",
+            "Målingene krever målingstokenet (Authorization: Bearer <token>).",
+        );
+        let mut response = error_response(StatusCode::UNAUTHORIZED, &error, lang);
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return response;
+    }
     let progress = state.app.projections().progress();
     let head = state.app.store.head_position().await.unwrap_or(0);
     let (accounts, sessions) = state.app.projections().read(|m| m.counts());
@@ -320,37 +552,41 @@ pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
         .map(|(_, v)| v)
 }
 
-/// The session token of a request: a bearer token, or the session cookie
-/// when the CSRF header echoes the CSRF cookie.
-fn session_token(headers: &HeaderMap) -> Option<String> {
-    if let Some(auth) = headers
+/// The token of an `Authorization: Bearer` header, if any.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let auth = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        let token = auth
-            .strip_prefix("Bearer ")
-            .or_else(|| auth.strip_prefix("bearer "))?;
-        return Some(token.trim().to_owned());
+        .and_then(|v| v.to_str().ok())?;
+    auth.strip_prefix("Bearer ")
+        .or_else(|| auth.strip_prefix("bearer "))
+        .map(str::trim)
+}
+
+/// The session token of a request: a bearer token, or the session cookie
+/// when the CSRF header carries that session's CSRF token.
+fn session_token(headers: &HeaderMap, keyer: &Keyer) -> Option<String> {
+    if headers.contains_key(header::AUTHORIZATION) {
+        return bearer(headers).map(str::to_owned);
     }
     let session = cookie(headers, SESSION_COOKIE)?;
-    let csrf_cookie = cookie(headers, CSRF_COOKIE)?;
     let csrf_header = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok())?;
-    domain::constant_time_eq(csrf_cookie.as_bytes(), csrf_header.as_bytes())
+    let expected = keyer.csrf_token(session);
+    domain::constant_time_eq(expected.as_bytes(), csrf_header.trim().as_bytes())
         .then(|| session.to_owned())
 }
 
 /// The `Set-Cookie` values of a new session: the HttpOnly session cookie and
-/// the CSRF cookie the page echoes in the `X-CSRF-Token` header.
-pub fn session_cookies(token: &str, expires_at: DateTime<Utc>) -> (String, String) {
+/// the CSRF cookie (the session's CSRF token, a MAC of its token under the
+/// server secret) that the page sends back in the `X-CSRF-Token` header.
+pub fn session_cookies(keyer: &Keyer, token: &str, expires_at: DateTime<Utc>) -> (String, String) {
     let expires = expires_at.format("%a, %d %b %Y %H:%M:%S GMT");
-    let csrf: [u8; 16] = rand::random();
     (
         format!(
             "{SESSION_COOKIE}={token}; Path=/; Expires={expires}; HttpOnly; Secure; SameSite=Strict"
         ),
         format!(
             "{CSRF_COOKIE}={}; Path=/; Expires={expires}; Secure; SameSite=Strict",
-            hex::encode(csrf)
+            keyer.csrf_token(token)
         ),
     )
 }
@@ -369,19 +605,134 @@ pub fn cleared_session_cookie() -> String {
     format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict")
 }
 
+/// Whether a browser request comes from a page of this server or of an
+/// allowed origin. Requests without `Origin` (curl, other servers) pass;
+/// `Sec-Fetch-Site: cross-site` never does.
+fn same_origin(headers: &HeaderMap, uri: &Uri, allowed: &[String]) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if header("sec-fetch-site").is_some_and(|site| site.eq_ignore_ascii_case("cross-site")) {
+        return false;
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let origin = origin.trim().to_ascii_lowercase();
+    let host = header("host")
+        .map(str::to_owned)
+        .or_else(|| uri.authority().map(|a| a.to_string()));
+    if let Some(host) = host {
+        let host = host.trim().to_ascii_lowercase();
+        if origin == format!("http://{host}") || origin == format!("https://{host}") {
+            return true;
+        }
+    }
+    allowed.contains(&origin)
+}
+
+/// Whether the body is declared as JSON: `application/json` (or the
+/// GraphQL-over-HTTP draft's `application/graphql+json`), UTF-8 if a charset
+/// is named. Types a cross-site form or a simple `fetch` may send
+/// (`text/plain`, form encodings) are not.
+fn json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+    if essence != "application/json" && essence != "application/graphql+json" {
+        return false;
+    }
+    parts.all(|parameter| match parameter.split_once('=') {
+        Some((name, value)) if name.trim().eq_ignore_ascii_case("charset") => {
+            value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+        }
+        _ => true,
+    })
+}
+
 async fn graphql(
     State(state): State<ServerState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    uri: Uri,
     headers: HeaderMap,
-    request: GraphQLRequest,
-) -> GraphQLResponse {
+    body: Bytes,
+) -> Response {
+    let lang = lang_of(&headers);
+    if !same_origin(&headers, &uri, &state.allowed_origins) {
+        let error = ApiError::new(
+            "INVALID_INPUT",
+            "Requests from other sites are not accepted.",
+            "Forespørsler fra andre nettsteder tas ikke imot.",
+        )
+        .with("reason", json!("CROSS_ORIGIN"));
+        return error_response(StatusCode::FORBIDDEN, &error, lang);
+    }
+    if !json_content_type(&headers) {
+        let error = ApiError::new(
+            "INVALID_INPUT",
+            "Send GraphQL requests with Content-Type: application/json.",
+            "Send GraphQL-forespørsler med Content-Type: application/json.",
+        )
+        .with("reason", json!("UNSUPPORTED_MEDIA_TYPE"));
+        return error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, &error, lang);
+    }
+    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(error) => {
+            let error = ApiError::new(
+                "INVALID_INPUT",
+                format!("The body is not a GraphQL request in JSON ({error})."),
+                format!("Innholdet er ikke en GraphQL-forespørsel i JSON ({error})."),
+            );
+            return error_response(StatusCode::BAD_REQUEST, &error, lang);
+        }
+    };
     state.requests.fetch_add(1, Ordering::Relaxed);
-    let caller = session_token(&headers).and_then(|token| state.app.authenticate(&token));
-    let lang = Lang::from_accept_language(
-        headers
-            .get(header::ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok()),
-    );
+    let budget = state.request_budget;
+    match tokio::time::timeout(budget, execute(&state, peer, &headers, request, lang)).await {
+        Ok(response) => response,
+        Err(_elapsed) => {
+            tracing::warn!(
+                budget_ms = budget.as_millis() as u64,
+                "a GraphQL request ran over its budget"
+            );
+            let error = ApiError::new(
+                "INVALID_INPUT",
+                "The request needed more time than one request may take. Please ask for less at once.",
+                "Forespørselen trengte mer tid enn én forespørsel kan få. Be om mindre på én gang.",
+            )
+            .with("reason", json!("REQUEST_TOO_EXPENSIVE"))
+            .with("limitMs", json!(budget.as_millis() as u64));
+            error_response(StatusCode::OK, &error, lang)
+        }
+    }
+}
+
+/// Parse (or take from the cache), bound the document's expansion, then
+/// validate and run it.
+async fn execute(
+    state: &ServerState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    mut request: async_graphql::Request,
+    lang: Lang,
+) -> Response {
+    state.parsed_queries.prepare(&mut request);
+    // A text that does not parse is left to the schema, which reports it.
+    if let Ok(document) = request.parsed_query()
+        && let Err(refusal) = crate::query_guard::check(document, &state.query_bounds)
+    {
+        tracing::info!(%refusal, "a GraphQL document was refused before validation");
+        return error_response(StatusCode::OK, &refusal.to_api_error(), lang);
+    }
+    let caller =
+        session_token(headers, &state.app.keyer).and_then(|token| state.app.authenticate(&token));
     let service = match (&state.service_token, headers.get(SERVICE_TOKEN_HEADER)) {
         (Some(expected), Some(given)) if caller.is_none() => {
             domain::constant_time_eq(expected.as_bytes(), given.as_bytes())
@@ -395,11 +746,9 @@ async fn graphql(
         service,
         client_ip: peer.ip(),
         cookies: true,
-        device_token: cookie(&headers, DEVICE_COOKIE).map(str::to_owned),
+        device_token: cookie(headers, DEVICE_COOKIE).map(str::to_owned),
         costly: Default::default(),
     };
-    let mut request = request.into_inner();
-    state.parsed_queries.prepare(&mut request);
     let mut response = state.schema.execute(request.data(context)).await;
     // Parse and validation errors (a bad enum value, a missing argument)
     // are bad input too: give them the contract's code.
@@ -409,5 +758,100 @@ async fn graphql(
             extensions.set("code", "INVALID_INPUT");
         }
     }
-    response.into()
+    GraphQLResponse::from(response).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.insert(*name, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn only_json_bodies_are_taken() {
+        for ok in [
+            "application/json",
+            "Application/JSON; charset=UTF-8",
+            "application/json;charset=\"utf-8\"",
+            "application/graphql+json",
+        ] {
+            assert!(json_content_type(&headers(&[("content-type", ok)])), "{ok}");
+        }
+        for refused in [
+            "text/plain",
+            "text/plain; charset=utf-8",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/json; charset=latin1",
+            "application/jsonx",
+        ] {
+            assert!(
+                !json_content_type(&headers(&[("content-type", refused)])),
+                "{refused}"
+            );
+        }
+        assert!(!json_content_type(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn browsers_may_post_from_this_server_or_an_allowed_origin_only() {
+        let uri: Uri = "/graphql".parse().unwrap();
+        let allowed = ["https://portal.example.no".to_owned()];
+        let check =
+            |pairs: &[(&'static str, &'static str)]| same_origin(&headers(pairs), &uri, &allowed);
+        assert!(check(&[]), "no Origin: not a browser's cross-site request");
+        assert!(check(&[
+            ("host", "api.example.no"),
+            ("origin", "https://api.example.no")
+        ]));
+        assert!(check(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "http://127.0.0.1:8080")
+        ]));
+        assert!(check(&[
+            ("host", "api.example.no"),
+            ("origin", "https://portal.example.no")
+        ]));
+        assert!(!check(&[
+            ("host", "api.example.no"),
+            ("origin", "https://evil.example")
+        ]));
+        assert!(!check(&[("host", "api.example.no"), ("origin", "null")]));
+        assert!(!check(&[
+            ("host", "api.example.no"),
+            ("origin", "https://api.example.no.evil.example")
+        ]));
+        assert!(!check(&[("sec-fetch-site", "cross-site")]));
+        assert!(!check(&[
+            ("host", "api.example.no"),
+            ("origin", "https://api.example.no"),
+            ("sec-fetch-site", "cross-site")
+        ]));
+    }
+
+    #[test]
+    fn the_graphiql_page_allows_its_own_inline_script_by_hash() {
+        let (html, csp) = graphiql_page();
+        let csp = csp.to_str().unwrap();
+        let scripts: Vec<&str> = inline_scripts(html).collect();
+        assert_eq!(scripts.len(), 1, "GraphiQL has one inline script");
+        let digest = sha2::Sha256::digest(scripts[0].as_bytes());
+        let hash = base64::engine::general_purpose::STANDARD.encode(digest);
+        assert!(csp.contains(&format!("'sha256-{hash}'")), "{csp}");
+        assert!(
+            !csp.contains("'unsafe-eval'") && !csp.contains("script-src *"),
+            "{csp}"
+        );
+        // Every script it loads comes from where the policy allows.
+        for source in html.split("src=\"").skip(1) {
+            let url = source.split('"').next().unwrap();
+            assert!(url.starts_with("https://unpkg.com/"), "{url}");
+        }
+    }
 }

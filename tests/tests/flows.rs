@@ -968,7 +968,7 @@ async fn health_readiness_metrics_graphiql_and_body_limit() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(ready);
-    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    let metrics = server.metrics().await;
     assert!(metrics.contains("caseledger_projection_position"));
     let graphiql = get("/graphql").await.unwrap().text().await.unwrap();
     assert!(graphiql.to_lowercase().contains("graphiql"));

@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+/// The `/metrics` token every server of the harness is started with
+/// (through the environment, so a test's own `--metrics-token` wins).
+pub const METRICS_TOKEN: &str = "harness-metrics-token";
+
 /// Path of the program under test.
 pub fn program() -> &'static str {
     env!("CARGO_BIN_EXE_caseledger-under-test")
@@ -72,6 +76,7 @@ impl Server {
             .arg(data_dir.path())
             .args(extra)
             .env("CASELEDGER_LOG", "debug")
+            .env("CASELEDGER_METRICS_TOKEN", METRICS_TOKEN)
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()
@@ -152,18 +157,23 @@ impl Server {
         }
     }
 
-    /// The value of the metric `name` at `/metrics`.
-    pub async fn metric(&self, name: &str) -> u64 {
-        let metrics = self
-            .client
+    /// The text of `/metrics`, asked with the harness's token.
+    pub async fn metrics(&self) -> String {
+        self.client
             .get(format!("{}/metrics", self.url))
+            .bearer_auth(METRICS_TOKEN)
             .send()
             .await
             .expect("GET /metrics")
             .text()
             .await
-            .expect("metrics text");
-        metrics
+            .expect("metrics text")
+    }
+
+    /// The value of the metric `name` at `/metrics`.
+    pub async fn metric(&self, name: &str) -> u64 {
+        self.metrics()
+            .await
             .lines()
             .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
             .and_then(|value| value.trim().parse().ok())
