@@ -10,13 +10,13 @@ use std::future::Future;
 use store_postgres::{PostgresOptions, PostgresStore};
 
 /// What a run without a server is told.
-pub const HOW_TO_START: &str = "CASELEDGER_TEST_POSTGRES is not set: the PostgreSQL tests need a \
-server where they may create and drop databases. Start a throwaway one as README.md \
-(\"PostgreSQL tests\") shows, e.g.\n  \
-dir=$(mktemp -d) && chown postgres \"$dir\" && runuser -u postgres -- /usr/lib/postgresql/15/bin/initdb -A trust -U postgres -D \"$dir/data\" && \
-runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D \"$dir/data\" -o \"-p 55432 -k $dir -c listen_addresses=127.0.0.1\" -l \"$dir/log\" -w start\n  \
-export CASELEDGER_TEST_POSTGRES=postgres://postgres@127.0.0.1:55432/postgres\n\
-(.ci/run does exactly this.)";
+pub const HOW_TO_START: &str = "CASELEDGER_TEST_POSTGRES is not set: the PostgreSQL tests \
+need a server where they may create and drop databases. Start a throwaway one as README.md \
+(\"PostgreSQL tests\") shows:\n  \
+dir=$(mktemp -d)\n  \
+export CASELEDGER_TEST_POSTGRES=$(.ci/postgres start \"$dir\")\n  \
+export CASELEDGER_TEST_POSTGRES_BIN=$(.ci/postgres bin)\n\
+and afterwards `.ci/postgres stop \"$dir\"`. (.ci/run does exactly this.)";
 
 /// The server's URL; panics with [`HOW_TO_START`] when it is not set.
 pub fn server_url() -> String {
