@@ -65,7 +65,11 @@ async fn a_live_reader_sees_every_event_once_in_order_while_commits_land_out_of_
             loop {
                 let page = reader.read_all(checkpoint, 50).await.expect("poll");
                 for event in &page {
-                    assert_eq!(event.position, checkpoint + 1, "the poller skipped an event");
+                    assert_eq!(
+                        event.position,
+                        checkpoint + 1,
+                        "the poller skipped an event"
+                    );
                     checkpoint = event.position;
                     if event.type_name.as_ref() == "Done" {
                         return pages;
@@ -114,7 +118,10 @@ async fn a_live_reader_sees_every_event_once_in_order_while_commits_land_out_of_
     let stored = read_all_from(&*reader, 0).await;
     assert_eq!(delivered, stored, "the subscriber saw exactly the log");
     assert_eq!(
-        delivered.iter().map(|event| event.position).collect::<Vec<_>>(),
+        delivered
+            .iter()
+            .map(|event| event.position)
+            .collect::<Vec<_>>(),
         (1..=stored.len() as u64).collect::<Vec<_>>()
     );
     let delivered_ids: HashSet<_> = delivered.iter().map(|event| event.id).collect();
