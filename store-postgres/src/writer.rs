@@ -243,6 +243,10 @@ impl Writer {
         while let Some(first) = requests.recv().await {
             let mut events = first.event_count();
             batch.push(first);
+            // Let the callers that were just answered send their next
+            // requests, so that they join this batch rather than wait for
+            // the next one.
+            tokio::task::yield_now().await;
             while events < self.options.max_batch_events {
                 match requests.try_recv() {
                     Ok(request) => {
