@@ -171,6 +171,7 @@ impl PostgresStore {
                 pool,
                 endpoint,
                 closed: Arc::new(AtomicBool::new(false)),
+                names: Default::default(),
             }),
             writer,
             heads,

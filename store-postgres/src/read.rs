@@ -6,8 +6,8 @@
 //! every position below it: reading `position > after` never skips.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::FutureExt;
@@ -30,7 +30,14 @@ pub(crate) struct Reader {
     pub endpoint: Arc<str>,
     /// Set when the store is dropped: subscriptions stop retrying.
     pub closed: Arc<AtomicBool>,
+    /// Stream names by id. A stream's row is never renamed or removed, so
+    /// an entry never goes stale; the map is emptied when it grows past
+    /// [`MOST_CACHED_NAMES`].
+    pub names: Mutex<HashMap<i64, Arc<str>>>,
 }
+
+/// Most stream names a reader keeps.
+const MOST_CACHED_NAMES: usize = 1 << 20;
 
 fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
@@ -68,10 +75,11 @@ impl Reader {
             return Ok(Vec::new());
         }
         let client = self.client().await?;
+        // The names come from a cache, not a join: a join costs an index
+        // probe per event, the cache one per stream the reader meets.
         let statement = client
             .prepare_cached(&format!(
-                "SELECT {EVENT_COLUMNS}, s.name FROM caseledger_events e \
-                 JOIN caseledger_streams s ON s.stream_id = e.stream_id \
+                "SELECT {EVENT_COLUMNS} FROM caseledger_events e \
                  WHERE e.position > $1 ORDER BY e.position LIMIT $2"
             ))
             .await
@@ -81,14 +89,52 @@ impl Reader {
             .await
             .map_err(from_postgres)?;
         let mut names: HashMap<i64, Arc<str>> = HashMap::new();
+        let mut unknown = Vec::new();
+        {
+            let cache = self.names.lock().map_err(|_| poisoned())?;
+            for row in &rows {
+                let stream_id: i64 = row.try_get(1).map_err(from_postgres)?;
+                if names.contains_key(&stream_id) {
+                    continue;
+                }
+                match cache.get(&stream_id) {
+                    Some(name) => {
+                        names.insert(stream_id, Arc::clone(name));
+                    }
+                    None => unknown.push(stream_id),
+                }
+            }
+        }
+        unknown.sort_unstable();
+        unknown.dedup();
+        if !unknown.is_empty() {
+            let statement = client
+                .prepare_cached(
+                    "SELECT stream_id, name FROM caseledger_streams WHERE stream_id = ANY($1)",
+                )
+                .await
+                .map_err(from_postgres)?;
+            let found = client
+                .query(&statement, &[&unknown])
+                .await
+                .map_err(from_postgres)?;
+            let mut cache = self.names.lock().map_err(|_| poisoned())?;
+            if cache.len() + found.len() > MOST_CACHED_NAMES {
+                cache.clear();
+            }
+            for row in found {
+                let name: Arc<str> = row.try_get::<_, &str>(1).map_err(from_postgres)?.into();
+                let stream_id: i64 = row.try_get(0).map_err(from_postgres)?;
+                cache.insert(stream_id, Arc::clone(&name));
+                names.insert(stream_id, name);
+            }
+        }
         decode_page(&rows, 0, |row| {
             let stream_id: i64 = row.get(1);
-            if let Some(name) = names.get(&stream_id) {
-                return Ok(Arc::clone(name));
-            }
-            let name: Arc<str> = row.try_get::<_, &str>(9).map_err(from_postgres)?.into();
-            names.insert(stream_id, Arc::clone(&name));
-            Ok(name)
+            names
+                .get(&stream_id)
+                .cloned()
+                .ok_or_else(|| StoreError::Backend(format!("stream {stream_id} has no row")))
         })
     }
 
@@ -141,6 +187,10 @@ impl Reader {
         let name: Arc<str> = stream.into();
         decode_page(&rows, 1, |_| Ok(Arc::clone(&name)))
     }
+}
+
+fn poisoned() -> StoreError {
+    StoreError::Backend("the stream name cache is poisoned".to_owned())
 }
 
 /// Rows to events; the event columns start at `base`. Payloads share one

@@ -50,6 +50,54 @@ CREATE TABLE caseledger_kv (
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (namespace, key)
 );
+-- The writer's fast path: a batch of appends to distinct streams whose
+-- expected revisions all hold and whose ids are all new, in one call.
+-- Returns the head position before the batch and each append's first
+-- revision, or NULL (having written no event) when an append is not that
+-- simple; the writer then decides the batch itself. A stored id raises
+-- unique_violation, which sends the writer the same way.
+CREATE FUNCTION caseledger_append_fast(
+    lock_key bigint, names text[], kinds int2[], revisions int8[],
+    requests int4[], offsets int4[], ids uuid[], type_names text[],
+    schema_versions int4[], metadata bytea[], payloads bytea[],
+    recorded timestamptz, channel text
+) RETURNS int8[] LANGUAGE plpgsql AS $$
+DECLARE
+    head int8;
+    ok bool;
+    stream_ids int8[];
+    firsts int8[];
+BEGIN
+    PERFORM pg_advisory_xact_lock(lock_key);
+    SELECT coalesce(max(position), 0) INTO head FROM caseledger_events;
+    INSERT INTO caseledger_streams (name)
+        SELECT u.name FROM unnest(names, kinds) AS u(name, kind)
+        WHERE u.kind IN (0, 1)
+          AND NOT EXISTS (SELECT 1 FROM caseledger_streams s WHERE s.name = u.name)
+        ON CONFLICT DO NOTHING;
+    SELECT bool_and(coalesce(s.stream_id IS NOT NULL AND NOT s.deleted
+               AND (u.kind = 0 OR (u.kind = 1 AND l.revision IS NULL)
+                    OR (u.kind = 2 AND l.revision IS NOT NULL)
+                    OR (u.kind = 3 AND l.revision = u.expected)), false)),
+           array_agg(s.stream_id ORDER BY u.n),
+           array_agg(coalesce(l.revision, -1) + 1 ORDER BY u.n)
+        INTO ok, stream_ids, firsts
+        FROM unnest(names, kinds, revisions) WITH ORDINALITY AS u(name, kind, expected, n)
+        LEFT JOIN caseledger_streams s ON s.name = u.name
+        LEFT JOIN LATERAL (SELECT e.revision FROM caseledger_events e
+            WHERE e.stream_id = s.stream_id ORDER BY e.revision DESC LIMIT 1) l ON true;
+    IF NOT coalesce(ok, false) THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO caseledger_events (position, stream_id, revision, event_id, type_name,
+        schema_version, recorded_at, metadata, payload)
+    SELECT head + u.n, stream_ids[u.r], firsts[u.r] + u.o, u.i, u.t, u.v, recorded, u.m, u.d
+    FROM unnest(requests, offsets, ids, type_names, schema_versions, metadata, payloads)
+        WITH ORDINALITY AS u(r, o, i, t, v, m, d, n);
+    PERFORM pg_notify(channel, (head + coalesce(array_length(ids, 1), 0))::text);
+    RETURN head || firsts;
+END
+$$;
 ";
 
 /// Create the schema when the database has none, upgrade an older one,

@@ -136,6 +136,7 @@ struct Statements {
     insert: Statement,
     tombstone: Statement,
     notify: Statement,
+    fast: Statement,
 }
 
 /// A connection and its prepared statements.
@@ -193,9 +194,12 @@ impl Session {
             ),
             prepare("UPDATE caseledger_streams SET deleted = true WHERE stream_id = ANY($1::int8[])"),
             prepare("SELECT pg_notify($1, $2)"),
+            prepare(
+                "SELECT caseledger_append_fast($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            ),
         )
         .map_err(from_postgres)?;
-        let (lock, create_streams, max_position, heads, stored, insert, tombstone, notify) =
+        let (lock, create_streams, max_position, heads, stored, insert, tombstone, notify, fast) =
             statements;
         Ok(Session {
             client,
@@ -208,6 +212,7 @@ impl Session {
                 insert,
                 tombstone,
                 notify,
+                fast,
             },
         })
     }
@@ -274,7 +279,21 @@ impl Writer {
                 });
                 let error = match self.session().await {
                     Ok(session) => {
-                        match run_batch(session, batch, delay).await {
+                        let fast = if simple(batch) {
+                            run_fast(session, batch, delay).await
+                        } else {
+                            Ok(None)
+                        };
+                        let result = match fast {
+                            Ok(Some(outcomes)) => Ok((outcomes, true)),
+                            // Not simple after all, or a stored id (a retry)
+                            // or a value refused: decided in full below.
+                            Ok(None) | Err(Failure::Database(_)) => {
+                                run_batch(session, batch, delay).await
+                            }
+                            Err(unavailable) => Err(unavailable),
+                        };
+                        match result {
                             Ok((outcomes, wrote)) => {
                                 if wrote {
                                     self.heads.send_modify(|head| *head += 1);
@@ -507,6 +526,128 @@ async fn run_batch(
     second.push(Box::pin(client.batch_execute("COMMIT")));
     try_join_all(second).await.map_err(failure(true))?;
     Ok((outcomes, true))
+}
+
+/// Whether the fast path may take `batch`: appends only, each to another
+/// stream.
+fn simple(batch: &[Request]) -> bool {
+    let mut names = std::collections::HashSet::with_capacity(batch.len());
+    batch
+        .iter()
+        .all(|request| matches!(request, Request::Append { .. }) && names.insert(request.stream()))
+}
+
+/// The batch in one round trip (`caseledger_append_fast`); `None` when the
+/// function found an append that is not simple and wrote no event.
+async fn run_fast(
+    session: &Session,
+    batch: &[Request],
+    delay_micros: Option<u128>,
+) -> Result<Option<Vec<Result<Outcome, StoreError>>>, Failure> {
+    let client = &session.client;
+    let mut names = Vec::with_capacity(batch.len());
+    let mut kinds = Vec::with_capacity(batch.len());
+    let mut revisions = Vec::with_capacity(batch.len());
+    let (mut requests, mut offsets, mut ids) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut type_names, mut versions) = (Vec::new(), Vec::new());
+    let (mut metadata, mut payloads) = (Vec::new(), Vec::new());
+    let mut counts = Vec::with_capacity(batch.len());
+    for (index, request) in batch.iter().enumerate() {
+        let Request::Append {
+            stream,
+            expected,
+            events,
+            ..
+        } = request
+        else {
+            return Ok(None);
+        };
+        names.push(stream.as_str());
+        let (kind, revision) = match *expected {
+            ExpectedRevision::Any => (0i16, 0i64),
+            ExpectedRevision::NoStream => (1, 0),
+            ExpectedRevision::StreamExists => (2, 0),
+            ExpectedRevision::Exact(revision) => (3, i64::try_from(revision).unwrap_or(-2)),
+        };
+        kinds.push(kind);
+        revisions.push(revision);
+        counts.push(events.len());
+        for (offset, event) in events.iter().enumerate() {
+            requests.push(index as i32 + 1);
+            offsets.push(offset as i32);
+            ids.push(event.id);
+            type_names.push(event.type_name.as_str());
+            versions.push(event.schema_version);
+            metadata.push(&event.metadata[..]);
+            payloads.push(&event.payload[..]);
+        }
+    }
+    let recorded_at = now_micros();
+    let params: [&(dyn ToSql + Sync); 13] = [
+        &APPEND_LOCK,
+        &names,
+        &kinds,
+        &revisions,
+        &requests,
+        &offsets,
+        &ids,
+        &type_names,
+        &versions,
+        &metadata,
+        &payloads,
+        &recorded_at,
+        &CHANNEL,
+    ];
+    let row = match delay_micros {
+        None => {
+            let (_, row, _) = futures::try_join!(
+                client.batch_execute("BEGIN"),
+                client.query_one(&session.statements.fast, &params),
+                client.batch_execute("COMMIT"),
+            )
+            .map_err(failure(true))?;
+            row
+        }
+        Some(micros) => {
+            let started = futures::try_join!(
+                client.batch_execute("BEGIN"),
+                client.query_one(&session.statements.fast, &params),
+            );
+            let (_, row) = match started {
+                Ok(started) => started,
+                Err(error) => {
+                    // End the aborted transaction before the full path.
+                    let _ = client.batch_execute("ROLLBACK").await;
+                    return Err(failure(false)(error));
+                }
+            };
+            tokio::time::sleep(Duration::from_micros(micros as u64)).await;
+            client
+                .batch_execute("COMMIT")
+                .await
+                .map_err(failure(true))?;
+            row
+        }
+    };
+    let Some(heads) = row.get::<_, Option<Vec<i64>>>(0) else {
+        return Ok(None);
+    };
+    let Some((&head, firsts)) = heads.split_first() else {
+        return Ok(None);
+    };
+    let mut position = head;
+    let outcomes = counts
+        .iter()
+        .zip(firsts)
+        .map(|(&count, &first)| {
+            position += count as i64;
+            Ok(Outcome::Appended(AppendResult {
+                next_expected_revision: (first + count as i64 - 1) as u64,
+                position: position as u64,
+            }))
+        })
+        .collect();
+    Ok(Some(outcomes))
 }
 
 fn now_micros() -> chrono::DateTime<chrono::Utc> {
