@@ -5,7 +5,7 @@
 //! before the lock passes on, so a statement that sees position `p` sees
 //! every position below it: reading `position > after` never skips.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -88,7 +88,7 @@ impl Reader {
             .query(&statement, &[&to_i64(after), &to_i64(limit as u64)])
             .await
             .map_err(from_postgres)?;
-        let mut names: HashMap<i64, Arc<str>> = HashMap::new();
+        let mut names: HashMap<i64, Arc<str>> = HashMap::default();
         let mut unknown = Vec::new();
         {
             let cache = self.names.lock().map_err(|_| poisoned())?;
@@ -107,17 +107,36 @@ impl Reader {
         }
         unknown.sort_unstable();
         unknown.dedup();
-        if !unknown.is_empty() {
-            let statement = client
-                .prepare_cached(
-                    "SELECT stream_id, name FROM caseledger_streams WHERE stream_id = ANY($1)",
-                )
-                .await
-                .map_err(from_postgres)?;
-            let found = client
-                .query(&statement, &[&unknown])
-                .await
-                .map_err(from_postgres)?;
+        if let (Some(&low), Some(&high)) = (unknown.first(), unknown.last()) {
+            // Stream ids are handed out in creation order, so the streams a
+            // page of a scan meets for the first time are mostly close
+            // together: a range is read in one sweep of the index, where a
+            // list costs a probe per id. The rest of a range is kept too:
+            // a scan meets those streams soon.
+            let found = if (high - low) as usize <= 4 * unknown.len() {
+                let statement = client
+                    .prepare_cached(
+                        "SELECT stream_id, name FROM caseledger_streams \
+                         WHERE stream_id BETWEEN $1 AND $2",
+                    )
+                    .await
+                    .map_err(from_postgres)?;
+                client
+                    .query(&statement, &[&low, &high])
+                    .await
+                    .map_err(from_postgres)?
+            } else {
+                let statement = client
+                    .prepare_cached(
+                        "SELECT stream_id, name FROM caseledger_streams WHERE stream_id = ANY($1)",
+                    )
+                    .await
+                    .map_err(from_postgres)?;
+                client
+                    .query(&statement, &[&unknown])
+                    .await
+                    .map_err(from_postgres)?
+            };
             let mut cache = self.names.lock().map_err(|_| poisoned())?;
             if cache.len() + found.len() > MOST_CACHED_NAMES {
                 cache.clear();
@@ -126,7 +145,9 @@ impl Reader {
                 let name: Arc<str> = row.try_get::<_, &str>(1).map_err(from_postgres)?.into();
                 let stream_id: i64 = row.try_get(0).map_err(from_postgres)?;
                 cache.insert(stream_id, Arc::clone(&name));
-                names.insert(stream_id, name);
+                if unknown.binary_search(&stream_id).is_ok() {
+                    names.insert(stream_id, name);
+                }
             }
         }
         decode_page(&rows, 0, |row| {
@@ -211,16 +232,25 @@ fn decode_page(
     }
     let buffer = Bytes::from(buffer);
     let mut type_names: Vec<Arc<str>> = Vec::new();
+    let mut last_type: Option<Arc<str>> = None;
     let mut offset = 0;
     let mut events = Vec::with_capacity(rows.len());
     for (row, payload) in rows.iter().zip(&payloads) {
         let position: i64 = row.try_get(base).map_err(from_postgres)?;
         let type_name: &str = row.try_get(base + 4).map_err(from_postgres)?;
-        let type_name = match type_names.iter().find(|known| ***known == *type_name) {
-            Some(known) => Arc::clone(known),
+        // Logs run in streaks of one type: the last one is tried first.
+        let type_name = match last_type.as_ref().filter(|last| ***last == *type_name) {
+            Some(last) => Arc::clone(last),
             None => {
-                let name: Arc<str> = type_name.into();
-                type_names.push(Arc::clone(&name));
+                let name = match type_names.iter().find(|known| ***known == *type_name) {
+                    Some(known) => Arc::clone(known),
+                    None => {
+                        let name: Arc<str> = type_name.into();
+                        type_names.push(Arc::clone(&name));
+                        name
+                    }
+                };
+                last_type = Some(Arc::clone(&name));
                 name
             }
         };

@@ -50,13 +50,27 @@ fn open(dir: &Path) -> Arc<dyn EventStore> {
         scope
             .spawn(|| {
                 handle.block_on(async {
-                    // An earlier child may have been killed while creating it.
-                    match support::admin(&server, &format!("CREATE DATABASE {name}")).await {
-                        Ok(()) => {}
-                        Err(error)
-                            if error.code()
-                                == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) => {}
-                        Err(error) => panic!("create the crash test's database: {error}"),
+                    // An earlier child may have been killed while creating
+                    // it; the server may still be at it (template1 in use).
+                    let mut attempts = 0;
+                    loop {
+                        match support::admin(&server, &format!("CREATE DATABASE {name}")).await {
+                            Ok(()) => break,
+                            Err(error)
+                                if error.code()
+                                    == Some(
+                                        &tokio_postgres::error::SqlState::DUPLICATE_DATABASE,
+                                    ) =>
+                            {
+                                break;
+                            }
+                            Err(error) if attempts < 100 => {
+                                attempts += 1;
+                                eprintln!("CREATE DATABASE {name} again after: {error:?}");
+                                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                            }
+                            Err(error) => panic!("create the crash test's database: {error}"),
+                        }
                     }
                     PostgresStore::connect(&url, PostgresOptions::default()).await
                 })
