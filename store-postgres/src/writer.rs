@@ -250,15 +250,24 @@ impl Writer {
             batch.push(first);
             // Let the callers that were just answered send their next
             // requests, so that they join this batch rather than wait for
-            // the next one.
-            tokio::task::yield_now().await;
-            while events < self.options.max_batch_events {
-                match requests.try_recv() {
-                    Ok(request) => {
-                        events += request.event_count();
-                        batch.push(request);
+            // the next one: take what is there, give way, and go on while
+            // giving way brought more.
+            for _ in 0..8 {
+                while events < self.options.max_batch_events {
+                    match requests.try_recv() {
+                        Ok(request) => {
+                            events += request.event_count();
+                            batch.push(request);
+                        }
+                        Err(_) => break,
                     }
-                    Err(_) => break,
+                }
+                if events >= self.options.max_batch_events {
+                    break;
+                }
+                tokio::task::yield_now().await;
+                if requests.is_empty() {
+                    break;
                 }
             }
             self.commit(&mut batch).await;
