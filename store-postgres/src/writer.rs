@@ -2,18 +2,25 @@
 //! takes every pending append and tombstone, and commits them in one
 //! transaction under the append lock.
 //!
-//! A batch costs two round trips. The first (pipelined) begins, takes the
-//! lock, creates the rows of streams not seen before, and reads the head
-//! position, the batch's stream heads and every batch event id already
-//! stored. With the lock held nobody else writes, so every request is then
-//! decided in memory in arrival order, each against its own expected
-//! revision and the heads its predecessors in the batch left: a failing
-//! request writes nothing and never fails its neighbours, which is what a
-//! savepoint per request would buy, without its round trips. The second
-//! round trip inserts every event of the batch in one statement, marks
-//! tombstones, notifies listeners and commits. Should the database refuse
-//! the batch all the same (a value it will not store), the transaction is
-//! undone and each request runs alone.
+//! A batch of appends to distinct streams first tries the fast path: one
+//! pipelined round trip (`BEGIN`, `caseledger_append_fast`, `COMMIT`) whose
+//! function takes the lock, checks every expected revision at once and
+//! inserts every event in one statement, or writes no event and says so
+//! when an append is not that simple (a conflict, a deleted stream; a
+//! stored id fails it with a unique violation).
+//!
+//! Every other batch, and a fast one that was refused, takes two round
+//! trips. The first (pipelined) begins, takes the lock, creates the rows of
+//! streams not seen before, and reads the head position, the batch's stream
+//! heads and every batch event id already stored. With the lock held nobody
+//! else writes, so every request is then decided in memory in arrival
+//! order, each against its own expected revision and the heads its
+//! predecessors in the batch left: a failing request writes nothing and
+//! never fails its neighbours, which is what a savepoint per request would
+//! buy, without its round trips. The second round trip inserts every event
+//! of the batch in one statement, marks tombstones, notifies listeners and
+//! commits. Should the database refuse the batch all the same (a value it
+//! will not store), the transaction is undone and each request runs alone.
 //!
 //! When the server goes away, the writer reconnects with backoff and runs
 //! the batch again, for up to [`PostgresOptions::outage_timeout`]: a retried
@@ -245,14 +252,17 @@ impl Writer {
     /// Serve requests until every sender is gone.
     pub(crate) async fn run(mut self, mut requests: mpsc::Receiver<Request>) {
         let mut batch = Vec::new();
+        let mut last_batch = 0;
         while let Some(first) = requests.recv().await {
             let mut events = first.event_count();
             batch.push(first);
             // Let the callers that were just answered send their next
             // requests, so that they join this batch rather than wait for
             // the next one: take what is there, give way, and go on while
-            // giving way brought more.
-            for _ in 0..8 {
+            // giving way brought more. A lone writer (the last batch held
+            // one request) does not wait for company.
+            let rounds = if last_batch > 1 { 8 } else { 1 };
+            for round in 0..rounds {
                 while events < self.options.max_batch_events {
                     match requests.try_recv() {
                         Ok(request) => {
@@ -262,7 +272,7 @@ impl Writer {
                         Err(_) => break,
                     }
                 }
-                if events >= self.options.max_batch_events {
+                if events >= self.options.max_batch_events || round + 1 == rounds {
                     break;
                 }
                 tokio::task::yield_now().await;
@@ -270,6 +280,7 @@ impl Writer {
                     break;
                 }
             }
+            last_batch = batch.len();
             self.commit(&mut batch).await;
         }
     }
