@@ -24,8 +24,8 @@ use crate::deciders::{
     AccountDecider, AddressDecider, EventCodec, FlowDecider, ReservationDecider,
 };
 use crate::error::ApiError;
-use crate::keys::{self, Keyer};
 use crate::password_hashing::{HashError, PasswordHasher};
+use keys::Keyer;
 
 /// The longest ID-porten sessions may stay idle.
 pub const IDPORTEN_MAX_IDLE: Duration = Duration::minutes(30);

@@ -18,8 +18,8 @@ use store::command::ExecuteError;
 
 use crate::app::App;
 use crate::deciders::{AccountDecider, LegacyDecider, ReservationDecider};
-use crate::keys::{self, Keyer};
 use crate::server::{ServeConfig, build_app, open_store};
+use keys::Keyer;
 
 const JOB_CATCH_UP: Duration = Duration::from_secs(600);
 

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use api::app::{App, Settings};
 use api::deciders::FlowDecider;
-use api::keys::Keyer;
 use domain::FlowId;
 use domain::flow::FlowKind;
+use keys::Keyer;
 use store::command;
 
 const RACERS: usize = 200;
