@@ -6,6 +6,7 @@
 pub mod app;
 pub mod applications;
 pub mod cli;
+pub mod cookies;
 pub mod data_dir;
 pub mod deciders;
 pub mod error;
