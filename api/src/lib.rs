@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod keys;
 pub mod limits;
 pub mod mail;
+pub mod nesting;
 pub mod outbox;
 pub mod password_hashing;
 pub mod query_cache;

@@ -380,8 +380,18 @@ async fn graphql(
         cookies: true,
     };
     let mut request = request.into_inner();
-    state.parsed_queries.prepare(&mut request);
-    let mut response = state.schema.execute(request.data(context)).await;
+    // Refused before the parser sees it: it would recurse past the stack.
+    let mut response = match crate::nesting::check(&request.query) {
+        Err(message) => {
+            async_graphql::Response::from_errors(vec![async_graphql::ServerError::new(
+                message, None,
+            )])
+        }
+        Ok(()) => {
+            state.parsed_queries.prepare(&mut request);
+            state.schema.execute(request.data(context)).await
+        }
+    };
     // Parse and validation errors (a bad enum value, a missing argument)
     // are bad input too: give them the contract's code.
     for error in &mut response.errors {
