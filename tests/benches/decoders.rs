@@ -49,6 +49,9 @@ where
     Ok((accepted, refused))
 }
 
+/// One decoder's run: draws and checks `count` inputs.
+type Run<'a> = Box<dyn FnMut(&mut TestRunner, usize) -> Result<(usize, usize), String> + 'a>;
+
 fn main() -> ExitCode {
     let filters: Vec<String> = std::env::args()
         .skip(1)
@@ -72,11 +75,7 @@ fn main() -> ExitCode {
     let path = projections::snapshot::snapshot_path(dir.path());
     let started = Instant::now();
     let mut failed = false;
-    let runs: [(
-        &str,
-        usize,
-        Box<dyn FnMut(&mut TestRunner, usize) -> Result<(usize, usize), String>>,
-    ); 3] = [
+    let runs: [(&str, usize, Run<'_>); 3] = [
         (
             "event payloads (migrations::decode)",
             payloads,

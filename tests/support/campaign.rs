@@ -140,7 +140,14 @@ pub struct Known {
     pub emails: Vec<String>,
 }
 
-const ROOT_QUERIES: &[(&str, &[(&str, Arg)], Option<&str>)] = &[
+/// A root field: name, arguments and their kinds, object type returned.
+type RootField = (
+    &'static str,
+    &'static [(&'static str, Arg)],
+    Option<&'static str>,
+);
+
+const ROOT_QUERIES: &[RootField] = &[
     ("me", &[], Some("Viewer")),
     ("passwordPolicy", &[], Some("PasswordPolicy")),
     (
@@ -157,7 +164,7 @@ const ROOT_QUERIES: &[(&str, &[(&str, Arg)], Option<&str>)] = &[
 ];
 
 /// The mutations; password hashing ones are drawn less often (below).
-const ROOT_MUTATIONS: &[(&str, &[(&str, Arg)], Option<&str>)] = &[
+const ROOT_MUTATIONS: &[RootField] = &[
     (
         "startRegistration",
         &[("email", Arg::Email)],
@@ -246,7 +253,7 @@ const ROOT_MUTATIONS: &[(&str, &[(&str, Arg)], Option<&str>)] = &[
 
 /// Mutations that hash a password (costly by design): drawn rarely, so
 /// the campaign spends its time on the rest of the code.
-const HASHING_MUTATIONS: &[(&str, &[(&str, Arg)], Option<&str>)] = &[
+const HASHING_MUTATIONS: &[RootField] = &[
     (
         "completeRegistration",
         &[
@@ -686,14 +693,7 @@ fn selection_set(type_name: &'static str, depth: u32) -> BoxedStrategy<String> {
 }
 
 /// One root field with its arguments and selection.
-fn root_field(
-    fields: &'static [(
-        &'static str,
-        &'static [(&'static str, Arg)],
-        Option<&'static str>,
-    )],
-    known: &Known,
-) -> BoxedStrategy<String> {
+fn root_field(fields: &'static [RootField], known: &Known) -> BoxedStrategy<String> {
     let choices: Vec<BoxedStrategy<String>> = fields
         .iter()
         .map(|&(name, args, object)| {

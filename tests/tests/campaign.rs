@@ -50,5 +50,8 @@ async fn a_deeply_nested_value_is_refused_and_the_server_lives_on() {
     let answer = server
         .gql(None, "{ passwordPolicy { kind } }", serde_json::json!({}))
         .await;
-    assert!(answer["data"]["passwordPolicy"]["kind"].is_string(), "{answer}");
+    assert!(
+        answer["data"]["passwordPolicy"]["kind"].is_string(),
+        "{answer}"
+    );
 }
