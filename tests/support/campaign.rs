@@ -893,20 +893,235 @@ fn variables() -> BoxedStrategy<Option<Value>> {
     .boxed()
 }
 
+/// An argument of a valid document: a literal, or a variable of a GraphQL
+/// type with its JSON value.
+#[derive(Debug, Clone)]
+enum ValidArg {
+    Literal(String),
+    Variable(&'static str, Value),
+}
+
+/// A value of the right type for `arg` (which the server may still refuse:
+/// a malformed email, an unknown id, a date out of range).
+fn valid_arg(arg: Arg, known: &Known) -> BoxedStrategy<ValidArg> {
+    let (text, ty): (BoxedStrategy<String>, &'static str) = match arg {
+        Arg::Text => (any_text(), "String!"),
+        Arg::Email => (email(known), "String!"),
+        Arg::Password => (password(), "String!"),
+        Arg::Code => (prop_oneof!["[0-9]{6}", any_text()].boxed(), "String!"),
+        Arg::FlowId => (id_from(&known.flow_ids), "ID!"),
+        Arg::ApplicationId => (id_from(&known.application_ids), "ID!"),
+        Arg::Int => {
+            return prop_oneof![(-5i32..200), any::<i32>()]
+                .prop_flat_map(|n| {
+                    prop_oneof![
+                        Just(ValidArg::Literal(n.to_string())),
+                        Just(ValidArg::Variable("Int", json!(n))),
+                    ]
+                })
+                .boxed();
+        }
+        Arg::Bool => {
+            return any::<bool>()
+                .prop_flat_map(|b| {
+                    prop_oneof![
+                        Just(ValidArg::Literal(b.to_string())),
+                        Just(ValidArg::Variable("Boolean!", json!(b))),
+                    ]
+                })
+                .boxed();
+        }
+        Arg::Enum(values) => {
+            return proptest::sample::select(values)
+                .prop_map(|v| ValidArg::Literal(v.to_owned()))
+                .boxed();
+        }
+        Arg::CreateInput => {
+            return (
+                proptest::sample::select(&["WORK", "FAMILY", "STUDY", "VISIT", "PROTECTION", "CITIZENSHIP"][..]),
+                proptest::sample::select(&["SELF", "FAMILY_MEMBER", "EMPLOYEE", "OTHER"][..]),
+                prop_oneof![3 => "[A-ZÆØÅ][a-zæøå]{1,10} [A-ZÆØÅ][a-zæøå]{1,12}", 1 => any_text()],
+                date(),
+                prop_oneof![3 => "(SWE|NOR|POL|USA|ERI|SYR)", 1 => "[A-Z]{3}", 1 => any_text()],
+            )
+                .prop_map(|(kind, relation, name, birth, nationality)| {
+                    ValidArg::Variable(
+                        "CreateApplicationInput!",
+                        json!({
+                            "kind": kind,
+                            "relation": relation,
+                            "applicant": { "name": name, "birthDate": birth, "nationality": nationality },
+                        }),
+                    )
+                })
+                .boxed();
+        }
+        Arg::BookInput => {
+            return (
+                proptest::sample::select(&["POLICE", "SUA", "EMBASSY", "VISA_CENTRE"][..]),
+                prop_oneof![3 => "[A-Z][a-z]{2,10}( [a-z]{2,8})?", 1 => any_text()],
+                prop_oneof![
+                    3 => (2027u32..2028, 1u32..13, 1u32..29, 8u32..16)
+                        .prop_map(|(y, m, d, h)| format!("{y:04}-{m:02}-{d:02}T{h:02}:00:00Z")),
+                    1 => datetime(),
+                ],
+                proptest::option::of(proptest::sample::select(&["APPLICATION", "RESIDENCE_CARD_PHOTO"][..])),
+            )
+                .prop_map(|(point, location, starts_at, purpose)| {
+                    let mut input = json!({ "meetingPoint": point, "location": location, "startsAt": starts_at });
+                    if let Some(purpose) = purpose {
+                        input["purpose"] = json!(purpose);
+                    }
+                    ValidArg::Variable("BookAppointmentInput!", input)
+                })
+                .boxed();
+        }
+    };
+    (text, any::<bool>())
+        .prop_map(move |(text, variable)| {
+            if variable {
+                ValidArg::Variable(ty, Value::String(text))
+            } else {
+                ValidArg::Literal(quoted(&text))
+            }
+        })
+        .boxed()
+}
+
+/// A selection set of known fields only, of object type `type_name`.
+fn valid_selection(type_name: &'static str, depth: u32) -> BoxedStrategy<String> {
+    let fields: Vec<BoxedStrategy<String>> = object_fields(type_name)
+        .iter()
+        .map(|&(name, object)| match object {
+            Some(object) if depth > 0 => valid_selection(object, depth - 1)
+                .prop_map(move |sub| format!("{name} {sub}"))
+                .boxed(),
+            Some(_) => Just(format!("{name} {{ __typename }}")).boxed(),
+            None => Just(name.to_owned()).boxed(),
+        })
+        .collect();
+    let item = prop_oneof![
+        12 => proptest::strategy::Union::new(fields),
+        1 => Just("__typename".to_owned()),
+        1 => Just(format!("... on {type_name} {{ __typename }}")),
+    ];
+    let directive = prop_oneof![
+        8 => Just(String::new()),
+        1 => any::<bool>().prop_map(|b| format!(" @include(if: {b})")),
+        1 => any::<bool>().prop_map(|b| format!(" @skip(if: {b})")),
+    ];
+    proptest::collection::vec((item, directive), 1..5)
+        .prop_map(|items| {
+            let items: Vec<String> = items
+                .into_iter()
+                .map(|(item, directive)| {
+                    if item.starts_with("...") {
+                        return item;
+                    }
+                    match item.split_once(' ') {
+                        Some((head, rest)) => format!("{head}{directive} {rest}"),
+                        None => format!("{item}{directive}"),
+                    }
+                })
+                .collect();
+            format!("{{ {} }}", items.join(" "))
+        })
+        .boxed()
+}
+
+/// One root field of a valid document: name, arguments, selection.
+fn valid_root_field(
+    fields: &'static [RootField],
+    known: &Known,
+) -> BoxedStrategy<(&'static str, Vec<(&'static str, ValidArg)>, String)> {
+    let choices: Vec<_> = fields
+        .iter()
+        .map(|&(name, args, object)| {
+            let args: Vec<_> = args
+                .iter()
+                .map(|&(arg_name, arg)| valid_arg(arg, known).prop_map(move |v| (arg_name, v)))
+                .collect();
+            let selection = match object {
+                Some(object) => valid_selection(object, 3)
+                    .prop_map(|s| format!(" {s}"))
+                    .boxed(),
+                None => Just(String::new()).boxed(),
+            };
+            (args, selection)
+                .prop_map(move |(args, selection)| (name, args, selection))
+                .boxed()
+        })
+        .collect();
+    proptest::strategy::Union::new(choices).boxed()
+}
+
+/// A document that passes validation (each root field aliased apart, every
+/// variable declared, typed and used) with its variables: these reach the
+/// resolvers and services.
+pub fn valid_document(known: &Known) -> BoxedStrategy<(String, Value)> {
+    let queries = proptest::collection::vec(valid_root_field(ROOT_QUERIES, known), 1..4);
+    let mutations = prop_oneof![
+        30 => proptest::collection::vec(valid_root_field(ROOT_MUTATIONS, known), 1..3),
+        1 => proptest::collection::vec(valid_root_field(HASHING_MUTATIONS, known), 1..2),
+    ];
+    let operation = prop_oneof![
+        3 => (Just("query"), queries),
+        2 => (Just("mutation"), mutations),
+    ];
+    (operation, proptest::option::of("[A-Z][a-zA-Z]{0,10}"))
+        .prop_map(|((kind, fields), name)| {
+            let mut definitions = Vec::new();
+            let mut variables = serde_json::Map::new();
+            let mut selections = Vec::new();
+            for (i, (field, args, selection)) in fields.into_iter().enumerate() {
+                let args: Vec<String> = args
+                    .into_iter()
+                    .map(|(arg_name, value)| match value {
+                        ValidArg::Literal(text) => format!("{arg_name}: {text}"),
+                        ValidArg::Variable(ty, value) => {
+                            let var = format!("v{}", definitions.len());
+                            definitions.push(format!("${var}: {ty}"));
+                            variables.insert(var.clone(), value);
+                            format!("{arg_name}: ${var}")
+                        }
+                    })
+                    .collect();
+                let args = if args.is_empty() {
+                    String::new()
+                } else {
+                    format!("({})", args.join(", "))
+                };
+                selections.push(format!("f{i}: {field}{args}{selection}"));
+            }
+            let definitions = if definitions.is_empty() {
+                String::new()
+            } else {
+                format!("({})", definitions.join(", "))
+            };
+            let name = name.unwrap_or_default();
+            (
+                format!("{kind} {name}{definitions} {{ {} }}", selections.join(" ")),
+                Value::Object(variables),
+            )
+        })
+        .boxed()
+}
+
 /// A GraphQL request object: the document, variables, operation name, and
 /// sometimes fields of the wrong type or extra fields.
 fn request_object(known: &Known) -> BoxedStrategy<Value> {
     let document = prop_oneof![
-        10 => document(known),
-        2 => stress_document().prop_map(|d| (d, None)),
+        6 => document(known).prop_flat_map(|d| (Just(d), variables())),
+        2 => stress_document().prop_flat_map(|d| (Just((d, None)), variables())),
+        // Valid documents mostly go as they are.
+        6 => valid_document(known).prop_map(|(d, v)| ((d, None), Some(v))),
     ];
     (
         document,
-        variables(),
         proptest::option::weighted(0.05, any_json()),
-        0u8..20,
+        prop_oneof![3 => Just(10u8), 1 => 0u8..20],
     )
-        .prop_map(|((query, operation), variables, extra, shape)| {
+        .prop_map(|(((query, operation), variables), extra, shape)| {
             let mut object = serde_json::Map::new();
             match shape {
                 0 => {}
@@ -1174,6 +1389,8 @@ pub fn probe(known: &Known) -> BoxedStrategy<Probe> {
 #[derive(Debug, Default)]
 pub struct Report {
     pub sent: usize,
+    /// Requests with a GraphQL answer that carried data.
+    pub served: usize,
     pub by_status: BTreeMap<String, usize>,
     pub by_kind: BTreeMap<&'static str, usize>,
     pub by_error_code: BTreeMap<String, usize>,
@@ -1206,7 +1423,10 @@ impl Report {
             self.wall.as_secs_f64(),
             self.sent as f64 / self.wall.as_secs_f64().max(1e-9),
         );
-        out += &format!("by status class: {:?}\n", self.by_status);
+        out += &format!(
+            "by status class: {:?}; {} answered with data\n",
+            self.by_status, self.served
+        );
         out += &format!("by request kind: {:?}\n", self.by_kind);
         out += &format!("by GraphQL error code: {:?}\n", self.by_error_code);
         out += &format!(
@@ -1272,12 +1492,21 @@ pub async fn prepare(server: &Server) -> (Account, Known) {
     )
 }
 
+/// What came back: the status, the error codes, and whether any GraphQL
+/// answer carried data (the document passed validation and reached the
+/// resolvers).
+struct Answer {
+    status: u16,
+    codes: Vec<String>,
+    served: bool,
+}
+
 /// The outcome of one request.
 struct Outcome {
     index: usize,
     kind: &'static str,
     latency: Duration,
-    result: Result<(u16, Vec<String>), String>,
+    result: Result<Answer, String>,
 }
 
 async fn send(
@@ -1285,7 +1514,7 @@ async fn send(
     url: &str,
     token: &str,
     probe: &Probe,
-) -> Result<(u16, Vec<String>), String> {
+) -> Result<Answer, String> {
     let method = reqwest::Method::from_bytes(probe.method.as_bytes())
         .map_err(|e| format!("method {:?}: {e}", probe.method))?;
     let mut request = client
@@ -1316,12 +1545,14 @@ async fn send(
         .await
         .map_err(|e| format!("status {status}, body cut: {e:?}"))?;
     let mut codes = Vec::new();
+    let mut served = false;
     if let Ok(answer) = serde_json::from_slice::<Value>(&body) {
         let answers = match answer {
             Value::Array(items) => items,
             one => vec![one],
         };
         for answer in &answers {
+            served |= answer["data"].is_object();
             if let Some(errors) = answer["errors"].as_array() {
                 for error in errors {
                     codes.push(
@@ -1334,7 +1565,11 @@ async fn send(
             }
         }
     }
-    Ok((status, codes))
+    Ok(Answer {
+        status,
+        codes,
+        served,
+    })
 }
 
 /// Whether the session still works; if not, log in again.
@@ -1408,7 +1643,12 @@ pub async fn run(server: &Server, settings: Settings) -> Report {
                 report.latencies_us.push(outcome.latency.as_micros() as u64);
                 let probe = &probes[outcome.index - (next - count)].1;
                 match outcome.result {
-                    Ok((status, codes)) => {
+                    Ok(Answer {
+                        status,
+                        codes,
+                        served,
+                    }) => {
+                        report.served += usize::from(served);
                         *report
                             .by_status
                             .entry(format!("{}xx", status / 100))

@@ -29,8 +29,8 @@ async fn generated_requests_get_no_server_error_and_the_server_stays_responsive(
     assert!(report.failures.is_empty(), "{summary}");
     assert_eq!(report.sent, settings.requests, "{summary}");
     assert!(
-        report.by_status.get("2xx").copied().unwrap_or(0) > settings.requests / 4,
-        "most GraphQL requests are answered: {summary}"
+        report.served > settings.requests / 10,
+        "a good share of the documents reach the resolvers: {summary}"
     );
 }
 
