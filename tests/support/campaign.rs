@@ -1029,11 +1029,11 @@ fn valid_selection(type_name: &'static str, depth: u32) -> BoxedStrategy<String>
         .boxed()
 }
 
-/// One root field of a valid document: name, arguments, selection.
-fn valid_root_field(
-    fields: &'static [RootField],
-    known: &Known,
-) -> BoxedStrategy<(&'static str, Vec<(&'static str, ValidArg)>, String)> {
+/// A root field of a valid document: name, arguments, selection.
+type ValidField = (&'static str, Vec<(&'static str, ValidArg)>, String);
+
+/// One root field of a valid document.
+fn valid_root_field(fields: &'static [RootField], known: &Known) -> BoxedStrategy<ValidField> {
     let choices: Vec<_> = fields
         .iter()
         .map(|&(name, args, object)| {
