@@ -71,7 +71,15 @@ fn main() -> ExitCode {
     let metadata = total * 32 / 100;
     let snapshots = total - payloads - metadata;
     println!("decoders: seed {seed} (replay with CAMPAIGN_SEED={seed}), {total} inputs");
-    let dir = tempfile::tempdir().expect("temp dir");
+    // Snapshot files are written and read once per input: in memory when
+    // the system has a tmpfs for it.
+    let shm = std::path::Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        tempfile::tempdir_in(shm)
+    } else {
+        tempfile::tempdir()
+    }
+    .expect("temp dir");
     let path = projections::snapshot::snapshot_path(dir.path());
     let started = Instant::now();
     let mut failed = false;
