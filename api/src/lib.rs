@@ -15,6 +15,7 @@ pub mod idporten;
 pub mod jobs;
 pub mod limits;
 pub mod mail;
+pub mod nesting;
 pub mod outbox;
 pub mod password_hashing;
 pub mod query_cache;

@@ -652,6 +652,12 @@ async fn execute(
     mut request: async_graphql::Request,
     lang: Lang,
 ) -> Response {
+    // Refused before the parser sees it: it would recurse past the stack.
+    if let Err(message) = crate::nesting::check(&request.query) {
+        let error = ApiError::invalid_input("query", message.clone(), message)
+            .with("reason", json!("QUERY_TOO_DEEP"));
+        return error_response(StatusCode::OK, &error, lang);
+    }
     state.parsed_queries.prepare(&mut request);
     // A text that does not parse is left to the schema, which reports it.
     if let Ok(document) = request.parsed_query()
