@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use projections::snapshot::{self, SECTIONS, SnapshotError};
-use projections::workload::{Targets, Workload};
+use test_support::workload::{Targets, Workload};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use sha2::{Digest, Sha256};
