@@ -4,9 +4,11 @@
 //!
 //! The consumer folds the whole log to know addresses (flows, accounts,
 //! applications), but sends only for events after its checkpoint, which it
-//! stores in `<data-dir>/outbox.checkpoint` after each mail. A crash between
-//! a send and its checkpoint re-sends that one mail; with the `file`
-//! transport the re-send rewrites the same file, so nothing is duplicated.
+//! keeps in the store beside the log (the value [`CHECKPOINT_VALUE`]) after
+//! each mail, so a data dir restored from a backup sends no old mail again.
+//! A crash between a send and its checkpoint re-sends that one mail; with
+//! the `file` transport the re-send rewrites the same file, so nothing is
+//! duplicated.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -26,8 +28,12 @@ use store::{EventStore, RecordedEvent, SubscriptionItem};
 use crate::mail::{MailContent, MailSender, OutgoingMail};
 use keys::Keyer;
 
-/// File that holds the position of the last mail handed to the transport.
-pub const CHECKPOINT_FILE: &str = "outbox.checkpoint";
+/// The value beside the log that holds the position of the last mail
+/// handed to the transport.
+pub const CHECKPOINT_VALUE: &str = "outbox.position";
+/// Where earlier versions kept that position (read once, then the store's
+/// value takes over).
+pub const LEGACY_CHECKPOINT_FILE: &str = "outbox.checkpoint";
 
 /// What the consumer remembers to address mails.
 #[derive(Default)]
@@ -41,23 +47,41 @@ struct Addresses {
 pub struct Outbox {
     keyer: Keyer,
     sender: MailSender,
-    checkpoint_path: PathBuf,
+    legacy_checkpoint: PathBuf,
     addresses: Addresses,
 }
 
-/// Read the outbox checkpoint (0 when none).
-pub fn read_checkpoint(data_dir: &Path) -> u64 {
-    std::fs::read_to_string(data_dir.join(CHECKPOINT_FILE))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
+/// Read the outbox checkpoint from the store (0 when none).
+pub async fn read_checkpoint(store: &dyn EventStore) -> Result<u64, store::StoreError> {
+    Ok(store
+        .read_value(CHECKPOINT_VALUE)
+        .await?
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(0))
 }
 
-fn write_checkpoint(path: &Path, position: u64) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, position.to_string())?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, path)
+/// Move the checkpoint from `previous` (0: never stored) to `position`.
+async fn save_checkpoint(
+    store: &dyn EventStore,
+    previous: u64,
+    position: u64,
+) -> Result<(), store::StoreError> {
+    let expected = (previous > 0).then(|| previous.to_string().into_bytes());
+    if store
+        .swap_value(
+            CHECKPOINT_VALUE,
+            expected.as_deref(),
+            position.to_string().as_bytes(),
+        )
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(store::StoreError::Backend(
+            "the outbox checkpoint was moved by another process".to_owned(),
+        ))
+    }
 }
 
 impl Outbox {
@@ -65,7 +89,7 @@ impl Outbox {
         Outbox {
             keyer,
             sender,
-            checkpoint_path: data_dir.join(CHECKPOINT_FILE),
+            legacy_checkpoint: data_dir.join(LEGACY_CHECKPOINT_FILE),
             addresses: Addresses::default(),
         }
     }
@@ -78,10 +102,14 @@ impl Outbox {
         sent: watch::Sender<u64>,
         mut stop: watch::Receiver<bool>,
     ) {
-        let checkpoint = std::fs::read_to_string(&self.checkpoint_path)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0u64);
+        let checkpoint = match self.start_checkpoint(store.as_ref()).await {
+            Ok(checkpoint) => checkpoint,
+            Err(e) => {
+                tracing::error!(error = %e, "could not read the outbox checkpoint; no mail is sent");
+                return;
+            }
+        };
+        let mut stored = checkpoint;
         let _ = sent.send(checkpoint);
         let mut events = store.subscribe_all(0);
         loop {
@@ -105,10 +133,32 @@ impl Outbox {
                 continue;
             }
             self.deliver(&mail, &mut stop).await;
-            if let Err(e) = write_checkpoint(&self.checkpoint_path, event.position) {
-                tracing::error!(error = %e, "could not store the outbox checkpoint");
+            match save_checkpoint(store.as_ref(), stored, event.position).await {
+                Ok(()) => stored = event.position,
+                Err(e) => tracing::error!(error = %e, "could not store the outbox checkpoint"),
             }
             let _ = sent.send(event.position);
+        }
+    }
+
+    /// The checkpoint in the store; on a data dir of an earlier version,
+    /// the one in its file, moved into the store.
+    async fn start_checkpoint(&self, store: &dyn EventStore) -> Result<u64, store::StoreError> {
+        if store.read_value(CHECKPOINT_VALUE).await?.is_some() {
+            return read_checkpoint(store).await;
+        }
+        let legacy = std::fs::read_to_string(&self.legacy_checkpoint)
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok());
+        match legacy {
+            Some(position) => {
+                save_checkpoint(store, 0, position).await?;
+                if let Err(e) = std::fs::remove_file(&self.legacy_checkpoint) {
+                    tracing::warn!(error = %e, "could not remove the old outbox checkpoint file");
+                }
+                Ok(position)
+            }
+            None => Ok(0),
         }
     }
 

@@ -11,10 +11,10 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use projections::snapshot::{self, SECTIONS, SnapshotError};
-use test_support::workload::{Targets, Workload};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use sha2::{Digest, Sha256};
+use test_support::workload::{Targets, Workload};
 
 /// magic, format version, body length, checksum.
 const HEADER_LEN: usize = 8 + 4 + 8 + 32;
