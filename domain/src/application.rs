@@ -778,6 +778,28 @@ impl Application {
     }
 }
 
+/// The application case aggregate as a [`Decider`](crate::Decider):
+/// [`decide`] and [`evolve`] over [`State`].
+///
+/// Named `Case` because [`Application`] is the state it builds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Case;
+
+impl crate::Decider for Case {
+    type State = State;
+    type Command = Command;
+    type Event = Event;
+    type Error = Error;
+
+    fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Error> {
+        decide(state, command)
+    }
+
+    fn evolve(state: &mut State, event: &Event) {
+        evolve(state, event)
+    }
+}
+
 /// Applies one event. Never fails and checks nothing: the rules were
 /// checked when the event was decided.
 pub fn evolve(state: &mut State, event: &Event) {

@@ -131,6 +131,26 @@ pub enum Error {
     AlreadyVerified,
 }
 
+/// The registration or recovery flow aggregate as a [`Decider`](crate::Decider):
+/// [`decide`] and [`evolve`] over [`State`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Flow;
+
+impl crate::Decider for Flow {
+    type State = State;
+    type Command = Command;
+    type Event = Event;
+    type Error = Error;
+
+    fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Error> {
+        decide(state, command)
+    }
+
+    fn evolve(state: &mut State, event: &Event) {
+        evolve(state, event)
+    }
+}
+
 pub fn evolve(state: &mut State, event: &Event) {
     match event {
         Event::Started {

@@ -158,6 +158,26 @@ pub struct State {
     pub imported_at: Option<DateTime<Utc>>,
 }
 
+/// The legacy record aggregate as a [`Decider`](crate::Decider):
+/// [`decide`] and [`evolve`] over [`State`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Legacy;
+
+impl crate::Decider for Legacy {
+    type State = State;
+    type Command = Command;
+    type Event = Event;
+    type Error = Error;
+
+    fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Error> {
+        decide(state, command)
+    }
+
+    fn evolve(state: &mut State, event: &Event) {
+        evolve(state, event)
+    }
+}
+
 /// Applies one event; never fails, checks nothing.
 pub fn evolve(state: &mut State, event: &Event) {
     match event {
