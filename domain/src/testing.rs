@@ -36,6 +36,17 @@ impl<D: Decider> Given<D> {
     }
 }
 
+impl<D: Decider> Clone for Given<D>
+where
+    D::State: Clone,
+{
+    fn clone(&self) -> Self {
+        Given {
+            state: self.state.clone(),
+        }
+    }
+}
+
 /// A decision taken, with the state it was taken on.
 pub struct When<D: Decider> {
     before: D::State,
