@@ -6,8 +6,8 @@
 pub mod app;
 pub mod applications;
 pub mod cli;
+pub mod codec;
 pub mod data_dir;
-pub mod deciders;
 pub mod error;
 pub mod graphql;
 pub mod idporten;
