@@ -22,8 +22,8 @@ use store::{EventMetadata, EventStore, ExpectedRevision};
 
 use crate::codec::EventCodec;
 use crate::error::ApiError;
-use crate::keys::{self, Keyer};
 use crate::password_hashing::{HashError, PasswordHasher};
+use keys::Keyer;
 
 /// The longest ID-porten sessions may stay idle.
 pub const IDPORTEN_MAX_IDLE: Duration = Duration::minutes(30);

@@ -17,8 +17,8 @@ use domain::{AccountId, Email, account, reservation};
 use store::command::ExecuteError;
 
 use crate::app::App;
-use crate::keys::{self, Keyer};
 use crate::server::{ServeConfig, build_app, open_store};
+use keys::Keyer;
 
 const JOB_CATCH_UP: Duration = Duration::from_secs(600);
 

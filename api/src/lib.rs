@@ -12,7 +12,6 @@ pub mod error;
 pub mod graphql;
 pub mod idporten;
 pub mod jobs;
-pub mod keys;
 pub mod limits;
 pub mod mail;
 pub mod outbox;

@@ -23,8 +23,8 @@ use migrations::DomainEvent;
 use projections::model::stream_id;
 use store::{EventStore, RecordedEvent, SubscriptionItem};
 
-use crate::keys::Keyer;
 use crate::mail::{MailContent, MailSender, OutgoingMail};
+use keys::Keyer;
 
 /// File that holds the position of the last mail handed to the transport.
 pub const CHECKPOINT_FILE: &str = "outbox.checkpoint";

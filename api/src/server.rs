@@ -38,13 +38,13 @@ use crate::app::{App, Settings};
 use crate::error::{ApiError, Lang};
 use crate::graphql::{CaseledgerSchema, RequestContext, schema};
 use crate::idporten::{IdPorten, IdPortenConfig};
-use crate::keys::Keyer;
 use crate::limits::{LimitSettings, Limits};
 use crate::mail::{DEFAULT_FROM, MailSender, MailTransportConfig};
 use crate::outbox::Outbox;
 use crate::password_hashing::{HashParams, PasswordHasher, default_max_concurrent};
 use crate::query_cache::ParsedQueries;
 use crate::query_guard::QueryBounds;
+use keys::Keyer;
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "caseledger_session";

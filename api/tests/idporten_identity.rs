@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use api::keys::Keyer;
 use api::server::{ServeConfig, build_app, open_store};
 use domain::LoginMethod;
+use keys::Keyer;
 
 const ISSUER: &str = "https://idporten.example";
 

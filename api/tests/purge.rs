@@ -7,11 +7,11 @@ use std::time::Duration;
 use api::app::App;
 use api::codec::EventCodec;
 use api::jobs::{PurgeSummary, run_purge};
-use api::keys::Keyer;
 use api::server::{ServeConfig, build_app, open_store};
 use chrono::{DateTime, Utc};
 use domain::flow::FlowKind;
 use domain::{AccountId, account};
+use keys::Keyer;
 use store::command;
 
 async fn app(dir: &std::path::Path) -> App {

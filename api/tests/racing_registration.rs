@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::app::{App, Settings};
-use api::keys::Keyer;
 use domain::FlowId;
 use domain::flow::FlowKind;
+use keys::Keyer;
 use store::command;
 
 const RACERS: usize = 200;

@@ -102,7 +102,7 @@ pub fn run(
         Who::Account(_) => None,
         Who::Email(email) => {
             let keyer = log::keyer(data_dir)?;
-            Some(api::keys::email_stream(&keyer.email_key(email)))
+            Some(keys::email_stream(&keyer.email_key(email)))
         }
     };
     let folded = fold_until(&mut reader, at, watch.as_deref())?;

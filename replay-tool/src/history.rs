@@ -51,7 +51,7 @@ pub fn run(data_dir: &Path, subject: &Subject, disclosure: Disclosure) -> anyhow
         }
         Subject::Email(email) => {
             let keyer = log::keyer(data_dir)?;
-            let stream = api::keys::email_stream(&keyer.email_key(email));
+            let stream = keys::email_stream(&keyer.email_key(email));
             let mut search = Search::for_email(email.clone(), stream.clone());
             search.run(&mut reader)?;
             let title = format!(

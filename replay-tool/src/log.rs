@@ -28,8 +28,8 @@ pub fn open(data_dir: &Path) -> anyhow::Result<SqliteLogReader> {
 }
 
 /// The keyed hashing of the data dir's server secret, read (never created).
-pub fn keyer(data_dir: &Path) -> anyhow::Result<api::keys::Keyer> {
-    let path = data_dir.join(api::keys::SECRET_FILE);
+pub fn keyer(data_dir: &Path) -> anyhow::Result<keys::Keyer> {
+    let path = data_dir.join(keys::SECRET_FILE);
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(
             "reading the server secret {} (needed to find an email's reservation stream)",
@@ -38,7 +38,7 @@ pub fn keyer(data_dir: &Path) -> anyhow::Result<api::keys::Keyer> {
     })?;
     let bytes = decode_hex(text.trim())
         .with_context(|| format!("{} does not hold 32 hex-encoded bytes", path.display()))?;
-    Ok(api::keys::Keyer::new(bytes))
+    Ok(keys::Keyer::new(bytes))
 }
 
 fn decode_hex(text: &str) -> anyhow::Result<[u8; 32]> {

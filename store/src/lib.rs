@@ -22,9 +22,21 @@ use uuid::Uuid;
 pub mod command;
 pub mod memory;
 mod metadata_wire;
-mod rules;
+pub mod rules;
 pub mod sqlite;
 mod subscription;
+
+/// The stored form of [`EventMetadata`] that every adapter writes: frozen
+/// and versioned, like event payloads.
+pub fn encode_metadata(metadata: &EventMetadata) -> Vec<u8> {
+    metadata_wire::encode(metadata)
+}
+
+/// Read metadata stored by [`encode_metadata`]; `None` when the bytes are
+/// not valid stored metadata.
+pub fn decode_metadata(bytes: &[u8]) -> Option<EventMetadata> {
+    metadata_wire::decode(bytes)
+}
 
 /// What the writer expects the stream to look like before its append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

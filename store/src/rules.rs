@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use crate::{CurrentRevision, ExpectedRevision, NewEvent, StoreError};
 
 /// Refuse appends the port never accepts, before any adapter work.
-pub(crate) fn validate_append(stream: &str, events: &[NewEvent]) -> Result<(), StoreError> {
+pub fn validate_append(stream: &str, events: &[NewEvent]) -> Result<(), StoreError> {
     if stream.is_empty() {
         return Err(StoreError::InvalidInput("empty stream name".to_owned()));
     }
@@ -25,7 +25,7 @@ pub(crate) fn validate_append(stream: &str, events: &[NewEvent]) -> Result<(), S
 }
 
 /// Refuse a stream name the port never accepts.
-pub(crate) fn validate_stream(stream: &str) -> Result<(), StoreError> {
+pub fn validate_stream(stream: &str) -> Result<(), StoreError> {
     if stream.is_empty() {
         return Err(StoreError::InvalidInput("empty stream name".to_owned()));
     }
@@ -33,7 +33,7 @@ pub(crate) fn validate_stream(stream: &str) -> Result<(), StoreError> {
 }
 
 /// Does `current` satisfy `expected`? `Err` is the conflict to report.
-pub(crate) fn check_expected(
+pub fn check_expected(
     stream: &str,
     expected: ExpectedRevision,
     current: CurrentRevision,

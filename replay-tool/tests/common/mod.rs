@@ -56,8 +56,8 @@ pub fn t(s: &str) -> DateTime<Utc> {
 }
 
 pub fn email_stream() -> String {
-    let keyer = api::keys::Keyer::new(SECRET);
-    api::keys::email_stream(&keyer.email_key(&Email::parse(KARI_EMAIL).unwrap()))
+    let keyer = keys::Keyer::new(SECRET);
+    keys::email_stream(&keyer.email_key(&Email::parse(KARI_EMAIL).unwrap()))
 }
 
 /// One event of the story: stream, what, who, when.
