@@ -656,7 +656,7 @@ pub struct MutationRoot;
 
 fn session_cookie(ctx: &Context<'_>, session: &IssuedSession) {
     if request(ctx).cookies {
-        let (session_cookie, csrf_cookie) = crate::server::session_cookies(
+        let (session_cookie, csrf_cookie) = crate::cookies::session_cookies(
             &services(ctx).keyer,
             &session.token,
             session.expires_at,
@@ -794,7 +794,7 @@ impl MutationRoot {
         if request(ctx).cookies {
             ctx.append_http_header(
                 "Set-Cookie",
-                crate::server::device_cookie(&logged_in.device_token),
+                crate::cookies::device_cookie(&logged_in.device_token),
             );
         }
         Ok(Session(logged_in.session))
@@ -808,7 +808,7 @@ impl MutationRoot {
             .await
             .map_err(|e| fail(ctx, e))?;
         if request(ctx).cookies {
-            ctx.append_http_header("Set-Cookie", crate::server::cleared_session_cookie());
+            ctx.append_http_header("Set-Cookie", crate::cookies::cleared_session_cookie());
         }
         Ok(done)
     }

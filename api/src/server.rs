@@ -23,7 +23,6 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine as _;
-use chrono::{DateTime, Utc};
 use serde_json::json;
 use sha2::Digest as _;
 use tokio::net::TcpListener;
@@ -35,6 +34,7 @@ use store::EventStore;
 use store::sqlite::{SqliteOptions, SqliteStore};
 
 use crate::app::{App, Settings};
+use crate::cookies::{DEVICE_COOKIE, bearer, cookie, session_token};
 use crate::error::{ApiError, Lang};
 use crate::graphql::{CaseledgerSchema, RequestContext, schema};
 use crate::idporten::{IdPorten, IdPortenConfig};
@@ -46,13 +46,6 @@ use crate::query_cache::ParsedQueries;
 use crate::query_guard::QueryBounds;
 use keys::Keyer;
 
-/// Name of the session cookie.
-pub const SESSION_COOKIE: &str = "caseledger_session";
-/// Name of the cookie that holds the CSRF token (readable by the page).
-pub const CSRF_COOKIE: &str = "caseledger_csrf";
-/// Header that must carry the session's CSRF token (the CSRF cookie's
-/// value) on cookie-authenticated requests.
-pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Header that carries the caseworker service credential.
 pub const SERVICE_TOKEN_HEADER: &str = "x-service-token";
 /// Largest accepted request body.
@@ -541,70 +534,6 @@ async fn metrics(State(state): State<ServerState>, headers: HeaderMap) -> Respon
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
-pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
-/// The token of an `Authorization: Bearer` header, if any.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())?;
-    auth.strip_prefix("Bearer ")
-        .or_else(|| auth.strip_prefix("bearer "))
-        .map(str::trim)
-}
-
-/// The session token of a request: a bearer token, or the session cookie
-/// when the CSRF header carries that session's CSRF token.
-fn session_token(headers: &HeaderMap, keyer: &Keyer) -> Option<String> {
-    if headers.contains_key(header::AUTHORIZATION) {
-        return bearer(headers).map(str::to_owned);
-    }
-    let session = cookie(headers, SESSION_COOKIE)?;
-    let csrf_header = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok())?;
-    let expected = keyer.csrf_token(session);
-    domain::constant_time_eq(expected.as_bytes(), csrf_header.trim().as_bytes())
-        .then(|| session.to_owned())
-}
-
-/// The `Set-Cookie` values of a new session: the HttpOnly session cookie and
-/// the CSRF cookie (the session's CSRF token, a MAC of its token under the
-/// server secret) that the page sends back in the `X-CSRF-Token` header.
-pub fn session_cookies(keyer: &Keyer, token: &str, expires_at: DateTime<Utc>) -> (String, String) {
-    let expires = expires_at.format("%a, %d %b %Y %H:%M:%S GMT");
-    (
-        format!(
-            "{SESSION_COOKIE}={token}; Path=/; Expires={expires}; HttpOnly; Secure; SameSite=Strict"
-        ),
-        format!(
-            "{CSRF_COOKIE}={}; Path=/; Expires={expires}; Secure; SameSite=Strict",
-            keyer.csrf_token(token)
-        ),
-    )
-}
-
-/// Name of the cookie that marks a browser that logged in before.
-pub const DEVICE_COOKIE: &str = "caseledger_device";
-
-/// The `Set-Cookie` value of a device cookie (a year; the browser keeps
-/// its own counter against login throttling with that address).
-pub fn device_cookie(token: &str) -> String {
-    format!("{DEVICE_COOKIE}={token}; Path=/; Max-Age=31536000; HttpOnly; Secure; SameSite=Strict")
-}
-
-/// The `Set-Cookie` value that removes the session cookie.
-pub fn cleared_session_cookie() -> String {
-    format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict")
-}
-
 /// Whether a browser request comes from a page of this server or of an
 /// allowed origin. Requests without `Origin` (curl, other servers) pass;
 /// `Sec-Fetch-Site: cross-site` never does.
@@ -723,6 +652,12 @@ async fn execute(
     mut request: async_graphql::Request,
     lang: Lang,
 ) -> Response {
+    // Refused before the parser sees it: it would recurse past the stack.
+    if let Err(message) = crate::nesting::check(&request.query) {
+        let error = ApiError::invalid_input("query", message.clone(), message)
+            .with("reason", json!("QUERY_TOO_DEEP"));
+        return error_response(StatusCode::OK, &error, lang);
+    }
     state.parsed_queries.prepare(&mut request);
     // A text that does not parse is left to the schema, which reports it.
     if let Ok(document) = request.parsed_query()
