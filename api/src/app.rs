@@ -17,12 +17,10 @@ use domain::password::{Password, PasswordPolicyKind};
 use domain::text::PersonName;
 use domain::{AccountId, Email, FlowId, LoginMethod, SessionId, reservation};
 use projections::{AccountView, Projections, SessionView};
-use store::command::{self, Codec, Decider, ExecuteError, ExecuteOptions, Executed};
+use store::command::{self, Codec, ExecuteError, ExecuteOptions, Executed};
 use store::{EventMetadata, EventStore, ExpectedRevision};
 
-use crate::deciders::{
-    AccountDecider, AddressDecider, EventCodec, FlowDecider, ReservationDecider,
-};
+use crate::codec::EventCodec;
 use crate::error::ApiError;
 use crate::password_hashing::{HashError, PasswordHasher};
 use keys::Keyer;
@@ -218,7 +216,7 @@ impl App {
         actor: &str,
     ) -> Result<Executed<D::Event>, ExecuteError<D::Error>>
     where
-        D: Decider,
+        D: domain::Decider,
         EventCodec: Codec<D::Event>,
     {
         self.run_loaded::<D>(stream, command, actor, None).await
@@ -234,7 +232,7 @@ impl App {
         loaded: Option<(D::State, ExpectedRevision)>,
     ) -> Result<Executed<D::Event>, ExecuteError<D::Error>>
     where
-        D: Decider,
+        D: domain::Decider,
         EventCodec: Codec<D::Event>,
     {
         command::execute_loaded::<D, EventCodec>(
@@ -252,7 +250,7 @@ impl App {
     /// Fold a stream into its state.
     pub(crate) async fn load<D>(&self, stream: &str) -> Result<D::State, ApiError>
     where
-        D: Decider,
+        D: domain::Decider,
         EventCodec: Codec<D::Event>,
     {
         self.load_versioned::<D>(stream)
@@ -266,7 +264,7 @@ impl App {
         stream: &str,
     ) -> Result<(D::State, ExpectedRevision), ApiError>
     where
-        D: Decider,
+        D: domain::Decider,
         EventCodec: Codec<D::Event>,
     {
         command::load::<D, EventCodec>(self.store.as_ref(), &EventCodec, stream)
@@ -323,7 +321,7 @@ impl App {
     /// The holder of the reservation of `email`, if any.
     async fn email_holder(&self, email: &Email) -> Result<Option<AccountId>, ApiError> {
         let stream = keys::email_stream(&self.keyer.email_key(email));
-        Ok(self.load::<ReservationDecider>(&stream).await?.holder)
+        Ok(self.load::<reservation::Reservation>(&stream).await?.holder)
     }
 
     // ----- registration and recovery -------------------------------------
@@ -356,7 +354,7 @@ impl App {
             at: self.now(),
         };
         match self
-            .run::<AddressDecider>(&stream, &command, "anonymous")
+            .run::<address::Address>(&stream, &command, "anonymous")
             .await
         {
             Ok(_) => Ok(()),
@@ -384,7 +382,7 @@ impl App {
             at,
         };
         let executed = self
-            .run::<FlowDecider>(&flow_id.stream(), &command, "anonymous")
+            .run::<flow::Flow>(&flow_id.stream(), &command, "anonymous")
             .await
             .map_err(flow_error)?;
         self.settle(&executed).await;
@@ -401,16 +399,14 @@ impl App {
         let at = self.now();
         let code = self.issue_code(flow_id, at);
         let command = flow::Command::Resend { code, at };
-        let (state, expected) = self
-            .load_versioned::<FlowDecider>(&flow_id.stream())
-            .await?;
+        let (state, expected) = self.load_versioned::<flow::Flow>(&flow_id.stream()).await?;
         // The flow's own refusals first: a resend it refuses costs the
         // address nothing.
         flow::decide(&state, &command).map_err(flow_refusal)?;
         let email = state.email.clone().ok_or_else(ApiError::flow_not_found)?;
         self.take_mail_quota(&email).await?;
         let executed = self
-            .run_loaded::<FlowDecider>(
+            .run_loaded::<flow::Flow>(
                 &flow_id.stream(),
                 &command,
                 "anonymous",
@@ -441,7 +437,7 @@ impl App {
                 "Koden er de seks sifrene fra e-posten.",
             ));
         }
-        let state = self.load::<FlowDecider>(&flow_id.stream()).await?;
+        let state = self.load::<flow::Flow>(&flow_id.stream()).await?;
         if state.kind != Some(kind) {
             return Err(ApiError::flow_not_found());
         }
@@ -451,7 +447,7 @@ impl App {
             at,
         };
         let executed = self
-            .run::<FlowDecider>(&flow_id.stream(), &command, "anonymous")
+            .run::<flow::Flow>(&flow_id.stream(), &command, "anonymous")
             .await
             .map_err(flow_error)?;
         self.settle(&executed).await;
@@ -473,7 +469,7 @@ impl App {
         kind: FlowKind,
         flow_id: FlowId,
     ) -> Result<flow::State, ApiError> {
-        let state = self.load::<FlowDecider>(&flow_id.stream()).await?;
+        let state = self.load::<flow::Flow>(&flow_id.stream()).await?;
         if state.kind != Some(kind) {
             return Err(ApiError::flow_not_found());
         }
@@ -558,7 +554,7 @@ impl App {
             flow: Some(flow_id),
         };
         match self
-            .run::<ReservationDecider>(&reservation_stream, &reserve, "anonymous")
+            .run::<reservation::Reservation>(&reservation_stream, &reserve, "anonymous")
             .await
         {
             Ok(_) => {}
@@ -568,7 +564,7 @@ impl App {
             Err(e) => return Err(store_failure("reserving an email", e)),
         }
         let account = self
-            .load::<ReservationDecider>(&reservation_stream)
+            .load::<reservation::Reservation>(&reservation_stream)
             .await?
             .holder
             .ok_or_else(|| internal("reserving an email", "reservation vanished"))?;
@@ -581,14 +577,14 @@ impl App {
         };
         let actor = format!("account:{account}");
         match self
-            .run::<AccountDecider>(&account.stream(), &register, &actor)
+            .run::<account::Account>(&account.stream(), &register, &actor)
             .await
         {
             Ok(_) | Err(ExecuteError::Domain(account::Error::AlreadyExists)) => {}
             Err(e) => return Err(store_failure("registering an account", e)),
         }
         let complete = flow::Command::Complete { account, at };
-        self.run::<FlowDecider>(&flow_id.stream(), &complete, &actor)
+        self.run::<flow::Flow>(&flow_id.stream(), &complete, &actor)
             .await
             .map_err(flow_error)?;
         self.start_session(account, LoginMethod::Password, None, None)
@@ -619,14 +615,14 @@ impl App {
             at,
         };
         let executed = match self
-            .run::<AccountDecider>(&account.stream(), &change, &actor)
+            .run::<account::Account>(&account.stream(), &change, &actor)
             .await
         {
             Ok(executed) => executed,
             Err(ExecuteError::Domain(_)) => return Err(ApiError::flow_not_found()),
             Err(e) => return Err(store_failure("changing a password", e)),
         };
-        self.run::<FlowDecider>(
+        self.run::<flow::Flow>(
             &flow_id.stream(),
             &flow::Command::Complete { account, at },
             &actor,
@@ -665,7 +661,7 @@ impl App {
             .and_then(|token| self.keyer.device_of(&key, token))
             .map_or(Source::Untrusted, Source::Device);
         let (guard, guard_revision) = self
-            .load_versioned::<AddressDecider>(&address_stream)
+            .load_versioned::<address::Address>(&address_stream)
             .await?;
         if let Some(wait) = guard.login_delay(source, self.now()) {
             return Err(ApiError::too_many_attempts(Some(
@@ -673,13 +669,13 @@ impl App {
             )));
         }
         let holder = self
-            .load::<ReservationDecider>(&keys::email_stream(&key))
+            .load::<reservation::Reservation>(&keys::email_stream(&key))
             .await?
             .holder;
         let account = match holder {
             Some(account) => Some((
                 account,
-                self.load_versioned::<AccountDecider>(&account.stream())
+                self.load_versioned::<account::Account>(&account.stream())
                     .await?,
             )),
             None => None,
@@ -715,7 +711,7 @@ impl App {
                 source,
                 at: self.now(),
             };
-            self.run_loaded::<AddressDecider>(
+            self.run_loaded::<address::Address>(
                 &address_stream,
                 &command,
                 "anonymous",
@@ -730,7 +726,7 @@ impl App {
                 source,
                 at: self.now(),
             };
-            self.run_loaded::<AddressDecider>(
+            self.run_loaded::<address::Address>(
                 &address_stream,
                 &command,
                 &format!("account:{account}"),
@@ -787,7 +783,7 @@ impl App {
         let stream = account.stream();
         let actor = format!("account:{account}");
         let executed = self
-            .run_loaded::<AccountDecider>(&stream, &command, &actor, loaded)
+            .run_loaded::<account::Account>(&stream, &command, &actor, loaded)
             .await
             .map_err(account_error)?;
         self.settle(&executed).await;
@@ -844,7 +840,7 @@ impl App {
             at: self.now(),
         };
         let executed = self
-            .run::<AccountDecider>(&caller.account.stream(), &command, &caller.actor())
+            .run::<account::Account>(&caller.account.stream(), &command, &caller.actor())
             .await
             .map_err(account_error)?;
         self.settle(&executed).await;
@@ -893,7 +889,7 @@ impl App {
             flow: None,
         };
         let account = match self
-            .run::<ReservationDecider>(&stream, &reserve, "idporten")
+            .run::<reservation::Reservation>(&stream, &reserve, "idporten")
             .await
         {
             Ok(_) => candidate,
@@ -907,7 +903,7 @@ impl App {
             at: self.now(),
         };
         match self
-            .run::<AccountDecider>(&account.stream(), &create, &format!("account:{account}"))
+            .run::<account::Account>(&account.stream(), &create, &format!("account:{account}"))
             .await
         {
             Ok(_) | Err(ExecuteError::Domain(account::Error::AlreadyExists)) => {}

@@ -16,7 +16,6 @@ use projections::ApplicationView;
 use store::command::ExecuteError;
 
 use crate::app::{App, Caller, internal};
-use crate::deciders::{ApplicationDecider, LegacyDecider};
 use crate::error::ApiError;
 
 /// Input of `createApplication`, already typed by the GraphQL layer.
@@ -306,7 +305,7 @@ impl App {
             DigitalAction::Refund => legacy::Command::RequestRefund { actor, at },
         };
         let state = self
-            .load::<LegacyDecider>(&legacy::stream(&reference))
+            .load::<legacy::Legacy>(&legacy::stream(&reference))
             .await?;
         match legacy::decide(&state, &command) {
             Err(e) => Err(legacy_refusal(e)),
@@ -322,7 +321,7 @@ impl App {
     ) -> Result<ApplicationView, ApiError> {
         let actor = format!("account:{}", caller.account);
         let executed = self
-            .run::<ApplicationDecider>(&id.stream(), command, &actor)
+            .run::<application::Case>(&id.stream(), command, &actor)
             .await
             .map_err(|e| match e {
                 ExecuteError::Domain(e) => application_error(e),
@@ -404,7 +403,7 @@ impl App {
         let id = ApplicationId(Uuid::parse_str(id.trim()).map_err(|_| ApiError::not_found())?);
         let command = command(Actor::Caseworker(service.to_owned()), self.now());
         let executed = self
-            .run::<ApplicationDecider>(&id.stream(), &command, &format!("service:{service}"))
+            .run::<application::Case>(&id.stream(), &command, &format!("service:{service}"))
             .await
             .map_err(|e| match e {
                 ExecuteError::Domain(e) => application_error(e),

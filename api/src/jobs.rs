@@ -17,7 +17,6 @@ use domain::{AccountId, Email, account, reservation};
 use store::command::ExecuteError;
 
 use crate::app::App;
-use crate::deciders::{AccountDecider, LegacyDecider, ReservationDecider};
 use crate::server::{ServeConfig, build_app, open_store};
 use keys::Keyer;
 
@@ -127,7 +126,7 @@ pub async fn run_purge(
     for id in due {
         let command = account::Command::PurgeInactive { as_of };
         match app
-            .run::<AccountDecider>(&id.stream(), &command, actor)
+            .run::<account::Account>(&id.stream(), &command, actor)
             .await
         {
             Ok(executed) if !executed.events.is_empty() => {
@@ -144,7 +143,7 @@ pub async fn run_purge(
     for id in warn {
         let command = account::Command::WarnOfPurge { as_of };
         match app
-            .run::<AccountDecider>(&id.stream(), &command, actor)
+            .run::<account::Account>(&id.stream(), &command, actor)
             .await
         {
             Ok(executed) if !executed.events.is_empty() => summary.warned += 1,
@@ -162,7 +161,7 @@ pub async fn run_purge(
 /// Release the email of a deleted account; true when it was still held.
 async fn release_email(app: &App, id: AccountId, actor: &str) -> anyhow::Result<bool> {
     let state = app
-        .load::<AccountDecider>(&id.stream())
+        .load::<account::Account>(&id.stream())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let Some(email) = state.email else {
@@ -171,7 +170,7 @@ async fn release_email(app: &App, id: AccountId, actor: &str) -> anyhow::Result<
     let stream = keys::email_stream(&app.keyer.email_key(&email));
     let command = reservation::Command::Release { account: id };
     let executed = app
-        .run::<ReservationDecider>(&stream, &command, actor)
+        .run::<reservation::Reservation>(&stream, &command, actor)
         .await
         .map_err(|e| anyhow::anyhow!("releasing the email of account {id}: {e}"))?;
     Ok(!executed.events.is_empty())
@@ -286,7 +285,7 @@ pub async fn import_legacy(data_dir: &Path, file: &Path) -> anyhow::Result<ExitC
         let reference = record.reference.clone();
         let command = legacy::Command::Import { record, at };
         match app
-            .run::<LegacyDecider>(&stream, &command, "job:import-legacy")
+            .run::<legacy::Legacy>(&stream, &command, "job:import-legacy")
             .await
         {
             Ok(executed) if executed.events.is_empty() => present += 1,

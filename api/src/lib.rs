@@ -6,9 +6,9 @@
 pub mod app;
 pub mod applications;
 pub mod cli;
+pub mod codec;
 pub mod cookies;
 pub mod data_dir;
-pub mod deciders;
 pub mod error;
 pub mod graphql;
 pub mod idporten;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use store::command::{Codec, CodecFailure, Decider, EncodedEvent, ExecuteOptions};
+use store::command::{Codec, CodecFailure, EncodedEvent, ExecuteOptions};
 use store::{
     AppendResult, CurrentRevision, Direction, EventMetadata, EventStore, ExpectedRevision,
     NewEvent, RecordedEvent, StoreError, StreamStart, SubscriptionItem,
@@ -886,7 +886,7 @@ struct Increment;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Incremented(u64);
 
-impl Decider for Counter {
+impl domain::Decider for Counter {
     type State = u64;
     type Command = Increment;
     type Event = Incremented;
