@@ -15,10 +15,10 @@ use domain::application::{self as app_domain, DecisionOutcome as DomainOutcome};
 use domain::flow::FlowKind;
 use projections::{AccountView, ApplicationView};
 
-use crate::app::{App, Caller, IssuedSession};
-use crate::applications::{NewApplication, NewAppointment};
+use crate::case_services::{NewApplication, NewAppointment};
 use crate::error::{ApiError, Lang};
 use crate::limits::Limits;
+use crate::services::{App, Caller, IssuedSession};
 
 /// The schema type served at `/graphql`.
 pub type CaseledgerSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
@@ -299,8 +299,8 @@ pub struct FlowStarted {
     expires_at: Instant,
 }
 
-impl From<crate::app::FlowStarted> for FlowStarted {
-    fn from(f: crate::app::FlowStarted) -> Self {
+impl From<crate::services::FlowStarted> for FlowStarted {
+    fn from(f: crate::services::FlowStarted) -> Self {
         FlowStarted {
             flow_id: ID(f.flow_id.to_string()),
             expires_at: f.expires_at.into(),

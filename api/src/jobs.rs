@@ -16,8 +16,8 @@ use domain::legacy::{self, LegacyOwner, LegacyRecord};
 use domain::{AccountId, Email, account, reservation};
 use store::command::ExecuteError;
 
-use crate::app::App;
 use crate::server::{ServeConfig, build_app, open_store};
+use crate::services::App;
 use keys::Keyer;
 
 const JOB_CATCH_UP: Duration = Duration::from_secs(600);

@@ -3,8 +3,7 @@
 //! event store. `server::run(listener, config, shutdown)` is the entry point;
 //! `main.rs` is a shim.
 
-pub mod app;
-pub mod applications;
+pub mod case_services;
 pub mod cli;
 pub mod codec;
 pub mod cookies;
@@ -21,3 +20,4 @@ pub mod password_hashing;
 pub mod query_cache;
 pub mod query_guard;
 pub mod server;
+pub mod services;

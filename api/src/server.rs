@@ -33,7 +33,6 @@ use domain::password::PasswordPolicyKind;
 use store::EventStore;
 use store::sqlite::{SqliteOptions, SqliteStore};
 
-use crate::app::{App, Settings};
 use crate::cookies::{DEVICE_COOKIE, bearer, cookie, session_token};
 use crate::error::{ApiError, Lang};
 use crate::graphql::{CaseledgerSchema, RequestContext, schema};
@@ -44,6 +43,7 @@ use crate::outbox::Outbox;
 use crate::password_hashing::{HashParams, PasswordHasher, default_max_concurrent};
 use crate::query_cache::ParsedQueries;
 use crate::query_guard::QueryBounds;
+use crate::services::{App, Settings};
 use keys::Keyer;
 
 /// Header that carries the caseworker service credential.

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use api::app::App;
 use api::codec::EventCodec;
 use api::jobs::{PurgeSummary, run_purge};
 use api::server::{ServeConfig, build_app, open_store};
+use api::services::App;
 use chrono::{DateTime, Utc};
 use domain::flow::FlowKind;
 use domain::{AccountId, account};

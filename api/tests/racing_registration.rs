@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::app::{App, Settings};
+use api::services::{App, Settings};
 use domain::FlowId;
 use domain::flow::FlowKind;
 use keys::Keyer;

@@ -361,7 +361,7 @@ impl IdPorten {
                 &CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
                 input.as_bytes(),
             )
-            .map_err(|e| crate::app::internal("signing the client assertion", e))?;
+            .map_err(|e| crate::services::internal("signing the client assertion", e))?;
         Ok(format!("{input}.{}", engine.encode(signature)))
     }
 

@@ -73,10 +73,10 @@ use sha2::{Digest, Sha256};
 
 use domain::{LoginMethod, SessionId};
 
-use crate::app::{App, Caller};
 use crate::cookies::{CSRF_COOKIE, SESSION_COOKIE, cleared_session_cookie, session_cookies};
 use crate::error::{ApiError, Lang};
 use crate::limits::Limits;
+use crate::services::{App, Caller};
 
 /// The only level of ID-porten this service accepts (BankID, Buypass,
 /// Commfides; the old level 4).

@@ -185,7 +185,7 @@ pub(super) async fn complete(
     idporten: &IdPorten,
     headers: &HeaderMap,
     params: CallbackParams,
-) -> Result<crate::app::IssuedSession, ApiError> {
+) -> Result<crate::services::IssuedSession, ApiError> {
     let state = params.state.as_deref().unwrap_or("");
     let login = idporten
         .pending

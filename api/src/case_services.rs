@@ -1,4 +1,4 @@
-//! Application services: create, submit, book, cancel, refund for the
+//! The case services (applications): create, submit, book, cancel, refund for the
 //! owning login identity; caseworker commands for internal services; the
 //! legacy notice and refusals.
 
@@ -15,8 +15,8 @@ use domain::{AccountId, Actor, ApplicationId, LoginMethod};
 use projections::ApplicationView;
 use store::command::ExecuteError;
 
-use crate::app::{App, Caller, internal};
 use crate::error::ApiError;
+use crate::services::{App, Caller, internal};
 
 /// Input of `createApplication`, already typed by the GraphQL layer.
 #[derive(Debug, Clone)]

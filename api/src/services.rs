@@ -1,6 +1,9 @@
-//! The application services: each operation parses its input, runs the pure
+//! The services behind the API (`App`, its settings and the command loop's
+//! use) and the account flows: registration, recovery, login, sessions and
+//! ID-porten accounts. Each operation parses its input, runs the pure
 //! deciders through the command loop, waits until the read models have seen
-//! the write (read-your-writes), and maps refusals to `ApiError`.
+//! the write (read-your-writes), and maps refusals to `ApiError`. The case
+//! services are in `case_services`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
