@@ -21,3 +21,4 @@ pub mod query_cache;
 pub mod query_guard;
 pub mod server;
 pub mod services;
+pub mod stores;

@@ -31,7 +31,6 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use domain::password::PasswordPolicyKind;
 use store::EventStore;
-use store::sqlite::{SqliteOptions, SqliteStore};
 
 use crate::cookies::{DEVICE_COOKIE, bearer, cookie, session_token};
 use crate::error::{ApiError, Lang};
@@ -63,6 +62,8 @@ pub const HSTS: &str = "max-age=31536000; includeSubDomains";
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub data_dir: PathBuf,
+    /// The event store and the server secret (`--store`, `--secret-file`).
+    pub store: crate::stores::StoreConfig,
     pub code_ttl: chrono::Duration,
     pub password_policy: PasswordPolicyKind,
     /// `file` or `smtp://host:port`.
@@ -101,6 +102,7 @@ impl ServeConfig {
     pub fn new(data_dir: PathBuf) -> ServeConfig {
         let settings = Settings::default();
         ServeConfig {
+            store: crate::stores::StoreConfig::embedded(&data_dir),
             data_dir,
             code_ttl: settings.code_ttl,
             password_policy: settings.password_policy,
@@ -123,20 +125,18 @@ impl ServeConfig {
     }
 }
 
-/// The embedded store of a data dir.
+/// The embedded store of a data dir (no secret check: for tools and tests
+/// that hold the store alone).
 pub fn open_store(
     data_dir: &std::path::Path,
     durable: bool,
 ) -> anyhow::Result<Arc<dyn EventStore>> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
-    let options = SqliteOptions {
-        synchronous_full: durable,
-        ..SqliteOptions::default()
-    };
-    let store = SqliteStore::open(&data_dir.join("events.sqlite3"), options)
-        .with_context(|| format!("opening the event store in {}", data_dir.display()))?;
-    Ok(Arc::new(store))
+    Ok(Arc::new(crate::stores::open_sqlite(
+        &data_dir.join(crate::stores::EMBEDDED_FILE),
+        durable,
+    )?))
 }
 
 /// Build the services over a store (also used by the batch jobs).
@@ -202,8 +202,7 @@ pub async fn run(
         )),
         None => None,
     };
-    let keyer = Keyer::load_or_create(&config.data_dir)?;
-    let store = open_store(&config.data_dir, config.durable)?;
+    let (keyer, store) = config.store.open().await?;
     let app = build_app(store.clone(), keyer.clone(), &config);
 
     let transport = MailTransportConfig::parse(&config.mail, &config.data_dir)

@@ -22,6 +22,19 @@ pub const SECRET_FILE: &str = "secret.key";
 /// Why `<data-dir>/secret.key` could not be loaded or created.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretFileError {
+    /// There is no secret file.
+    #[error("{} does not exist", path.display())]
+    Missing { path: PathBuf },
+    /// There is a file already where a new secret was to be written.
+    #[error("{} exists already; it is never overwritten", path.display())]
+    Exists { path: PathBuf },
+    /// The file exists but could not be read.
+    #[error("reading {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// The data dir or the secret file could not be created.
     #[error("creating {}", path.display())]
     Create {
@@ -69,36 +82,75 @@ impl Keyer {
             path: data_dir.to_path_buf(),
             source,
         })?;
-        let path = data_dir.join(SECRET_FILE);
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            let bytes = match hex::decode(text.trim()) {
-                Ok(bytes) => bytes,
-                Err(source) => return Err(SecretFileError::NotHex { path, source }),
-            };
-            let secret: [u8; 32] = match bytes.try_into() {
-                Ok(secret) => secret,
-                Err(_) => return Err(SecretFileError::WrongLength { path }),
-            };
-            return Ok(Keyer { secret });
+        Keyer::load_or_create_file(&data_dir.join(SECRET_FILE))
+    }
+
+    /// Load the secret file at `path` (hex), creating it with fresh random
+    /// bytes and owner-only permissions when it does not exist.
+    pub fn load_or_create_file(path: &Path) -> Result<Keyer, SecretFileError> {
+        match Keyer::load_file(path) {
+            Err(SecretFileError::Missing { .. }) => {}
+            other => return other,
         }
+        match Keyer::create_new(path) {
+            // Another process created it first: use theirs.
+            Err(SecretFileError::Exists { .. }) => Keyer::load_file(path),
+            other => other,
+        }
+    }
+
+    /// Load the secret file at `path` (hex); it must exist.
+    pub fn load_file(path: &Path) -> Result<Keyer, SecretFileError> {
+        let path = path.to_path_buf();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(SecretFileError::Missing { path });
+            }
+            Err(source) => return Err(SecretFileError::Read { path, source }),
+        };
+        let bytes = match hex::decode(text.trim()) {
+            Ok(bytes) => bytes,
+            Err(source) => return Err(SecretFileError::NotHex { path, source }),
+        };
+        match bytes.try_into() {
+            Ok(secret) => Ok(Keyer { secret }),
+            Err(_) => Err(SecretFileError::WrongLength { path }),
+        }
+    }
+
+    /// Write a fresh random secret to a new file at `path` (mode 0600);
+    /// an existing file is never overwritten.
+    pub fn create_new(path: &Path) -> Result<Keyer, SecretFileError> {
         let secret: [u8; 32] = rand::random();
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        match options.open(&path) {
+        match options.open(path) {
             Ok(mut file) => {
                 file.write_all(hex::encode(secret).as_bytes())
                     .map_err(SecretFileError::Write)?;
                 file.sync_all().map_err(SecretFileError::Write)?;
                 Ok(Keyer { secret })
             }
-            // Another process created it first: use theirs.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                Keyer::load_or_create(data_dir)
+                Err(SecretFileError::Exists {
+                    path: path.to_path_buf(),
+                })
             }
-            Err(source) => Err(SecretFileError::Create { path, source }),
+            Err(source) => Err(SecretFileError::Create {
+                path: path.to_path_buf(),
+                source,
+            }),
         }
+    }
+
+    /// A fingerprint of the secret that a store records, so that a node
+    /// given another secret can be refused (it reveals nothing of the
+    /// secret itself).
+    pub fn fingerprint(&self) -> String {
+        hex::encode(&self.mac("fingerprint", &[])[..16])
     }
 
     fn mac(&self, purpose: &str, parts: &[&[u8]]) -> [u8; 32] {
@@ -270,5 +322,27 @@ mod tests {
         Keyer::load_or_create(dir.path()).unwrap();
         let metadata = std::fs::metadata(dir.path().join(SECRET_FILE)).unwrap();
         assert_eq!(metadata.permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_new_secret_never_overwrites_a_file_and_loads_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.key");
+        let created = Keyer::create_new(&path).unwrap();
+        assert!(matches!(
+            Keyer::create_new(&path),
+            Err(SecretFileError::Exists { .. })
+        ));
+        let loaded = Keyer::load_file(&path).unwrap();
+        assert_eq!(created.fingerprint(), loaded.fingerprint());
+        assert_eq!(loaded.fingerprint().len(), 32);
+        assert_ne!(
+            Keyer::new([1; 32]).fingerprint(),
+            Keyer::new([2; 32]).fingerprint()
+        );
+        assert!(matches!(
+            Keyer::load_file(&dir.path().join("none.key")),
+            Err(SecretFileError::Missing { .. })
+        ));
     }
 }
