@@ -692,7 +692,22 @@ async fn execute(
             extensions.set("code", "INVALID_INPUT");
         }
     }
-    GraphQLResponse::from(response).into_response()
+    let unavailable = response.errors.iter().any(|error| {
+        error
+            .extensions
+            .as_ref()
+            .and_then(|extensions| extensions.get("code"))
+            == Some(&async_graphql::Value::from(crate::error::UNAVAILABLE))
+    });
+    let mut http = GraphQLResponse::from(response).into_response();
+    if unavailable {
+        *http.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        http.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(crate::error::UNAVAILABLE_RETRY_AFTER_SECONDS),
+        );
+    }
+    http
 }
 
 #[cfg(test)]

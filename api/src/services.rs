@@ -152,10 +152,23 @@ pub(crate) fn internal(context: &str, error: impl std::fmt::Display) -> ApiError
     ApiError::internal()
 }
 
-fn store_failure<E>(context: &str, error: ExecuteError<E>) -> ApiError {
+pub(crate) fn store_failure<E>(context: &str, error: ExecuteError<E>) -> ApiError {
     match error {
         ExecuteError::Domain(_) => internal(context, "unmapped domain refusal"),
         ExecuteError::TooManyConflicts { .. } => ApiError::overloaded(),
+        ExecuteError::Store(error) => store_error(context, error),
+        other => internal(context, other),
+    }
+}
+
+/// A failure of the store itself: unreachable is `UNAVAILABLE` (503, the
+/// client may try again), anything else `INTERNAL`.
+pub(crate) fn store_error(context: &str, error: store::StoreError) -> ApiError {
+    match error {
+        store::StoreError::Backend(_) | store::StoreError::Closed => {
+            tracing::error!(%error, "{context}: the store is unavailable");
+            ApiError::unavailable()
+        }
         other => internal(context, other),
     }
 }
@@ -1030,6 +1043,19 @@ fn account_error(error: ExecuteError<account::Error>) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreachable_store_is_unavailable_and_a_broken_one_internal() {
+        let down = store_error(
+            "test",
+            store::StoreError::Backend("connection refused".into()),
+        );
+        assert_eq!(down.code, crate::error::UNAVAILABLE);
+        let closed = store_failure::<()>("test", ExecuteError::Store(store::StoreError::Closed));
+        assert_eq!(closed.code, crate::error::UNAVAILABLE);
+        let odd = store_error("test", store::StoreError::EmptyAppend);
+        assert_eq!(odd.code, "INTERNAL");
+    }
 
     fn session(n: u128) -> SessionId {
         SessionId(Uuid::from_u128(n))
