@@ -17,6 +17,7 @@ pub mod mail;
 pub mod nesting;
 pub mod outbox;
 pub mod password_hashing;
+pub mod positions;
 pub mod query_cache;
 pub mod query_guard;
 pub mod server;

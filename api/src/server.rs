@@ -622,9 +622,54 @@ async fn graphql(
         }
     };
     state.requests.fetch_add(1, Ordering::Relaxed);
+    match crate::positions::requested(&headers) {
+        Err(()) => {
+            let error = ApiError::invalid_input(
+                "Caseledger-Min-Position",
+                "Caseledger-Min-Position must be a log position (a whole number).",
+                "Caseledger-Min-Position må være en posisjon i loggen (et heltall).",
+            );
+            return error_response(StatusCode::BAD_REQUEST, &error, lang);
+        }
+        Ok(Some(position)) => {
+            if let Err(e) = state
+                .app
+                .projections()
+                .wait_for(position, crate::positions::MIN_POSITION_WAIT)
+                .await
+            {
+                tracing::info!(position, error = %e, "read models not at the asked position");
+                let error = ApiError::new(
+                    crate::error::UNAVAILABLE,
+                    "This server has not caught up with your last change yet. Please try again in a moment.",
+                    "Denne serveren har ikke fått med seg den siste endringen din ennå. Prøv igjen om litt.",
+                )
+                .with("retryAfterSeconds", json!(1))
+                .with("reason", json!("POSITION_NOT_REACHED"));
+                let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, &error, lang);
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+                return response;
+            }
+        }
+        Ok(None) => {}
+    }
     let budget = state.request_budget;
-    match tokio::time::timeout(budget, execute(&state, peer, &headers, request, lang)).await {
-        Ok(response) => response,
+    let work = crate::positions::tracking(execute(&state, peer, &headers, request, lang));
+    match tokio::time::timeout(budget, work).await {
+        Ok((mut response, written)) => {
+            if written > 0 {
+                response.headers_mut().insert(
+                    crate::positions::POSITION_HEADER,
+                    HeaderValue::from(written),
+                );
+                if let Ok(cookie) = HeaderValue::from_str(&crate::positions::cookie(written)) {
+                    response.headers_mut().append(header::SET_COOKIE, cookie);
+                }
+            }
+            response
+        }
         Err(_elapsed) => {
             tracing::warn!(
                 budget_ms = budget.as_millis() as u64,

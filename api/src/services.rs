@@ -251,7 +251,7 @@ impl App {
         D: domain::Decider,
         EventCodec: Codec<D::Event>,
     {
-        command::execute_loaded::<D, EventCodec>(
+        let executed = command::execute_loaded::<D, EventCodec>(
             self.store.as_ref(),
             &EventCodec,
             stream,
@@ -260,7 +260,11 @@ impl App {
             ExecuteOptions::default(),
             loaded,
         )
-        .await
+        .await?;
+        if let Some(append) = executed.append {
+            crate::positions::wrote(append.position);
+        }
+        Ok(executed)
     }
 
     /// Fold a stream into its state.

@@ -141,3 +141,88 @@ async fn a_restarted_server_sends_no_mail_twice_since_the_store_keeps_the_outbox
         "old mails came back: {mails:?}"
     );
 }
+
+#[tokio::test]
+async fn a_mutation_says_its_position_and_a_request_may_wait_for_one() {
+    let server = Server::start(&[]);
+    let token = server.register("nina@example.no", PASSWORD, "Nina").await;
+    let post = |query: &str, headers: Vec<(&'static str, String)>| {
+        let mut request = server
+            .client
+            .post(format!("{}/graphql", server.url))
+            .bearer_auth(&token)
+            .json(&json!({ "query": query }));
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.send()
+    };
+    let created = post(
+        "mutation { createApplication(input: { kind: STUDY, relation: SELF, applicant: { name: \"Nina\", birthDate: \"2001-02-03\", nationality: \"NOR\" } }) { id } }",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let position: u64 = created
+        .headers()
+        .get("caseledger-position")
+        .expect("the position header")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(position > 0);
+    assert!(
+        created.headers().get_all("set-cookie").iter().any(|c| c
+            .to_str()
+            .unwrap()
+            .starts_with(&format!("caseledger_position={position};"))),
+        "{:?}",
+        created.headers()
+    );
+    // A query names nothing it wrote.
+    let listed = post("{ myApplications { edges { node { id } } } }", vec![])
+        .await
+        .unwrap();
+    assert!(listed.headers().get("caseledger-position").is_none());
+
+    let reached = post(
+        "{ myApplications { edges { node { id } } } }",
+        vec![("caseledger-min-position", position.to_string())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(reached.status(), 200);
+    let body: serde_json::Value = reached.json().await.unwrap();
+    assert_eq!(
+        body["data"]["myApplications"]["edges"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let began = Instant::now();
+    let ahead = post(
+        "{ me { id } }",
+        vec![("caseledger-min-position", (position + 1_000).to_string())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(ahead.status(), 503);
+    assert_eq!(ahead.headers().get("retry-after").unwrap(), "1");
+    assert!(began.elapsed() >= Duration::from_secs(4), "it waited first");
+    let body: serde_json::Value = ahead.json().await.unwrap();
+    assert_eq!(
+        body["errors"][0]["extensions"]["reason"],
+        "POSITION_NOT_REACHED"
+    );
+
+    let garbage = post(
+        "{ me { id } }",
+        vec![("caseledger-min-position", "soon".to_owned())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(garbage.status(), 400);
+}
