@@ -37,16 +37,20 @@ pub fn wrote(position: u64) {
     let _ = WRITTEN.try_with(|written| written.set(written.get().max(position)));
 }
 
+/// A `Caseledger-Min-Position` header that is not a log position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotAPosition;
+
 /// The position a request asks to see: the header, else the browser's
-/// cookie; `Err` for a header that is not a number.
-pub fn requested(headers: &HeaderMap) -> Result<Option<u64>, ()> {
+/// cookie.
+pub fn requested(headers: &HeaderMap) -> Result<Option<u64>, NotAPosition> {
     if let Some(value) = headers.get(MIN_POSITION_HEADER) {
         return value
             .to_str()
             .ok()
             .and_then(|v| v.trim().parse().ok())
             .map(Some)
-            .ok_or(());
+            .ok_or(NotAPosition);
     }
     Ok(crate::cookies::cookie(headers, POSITION_COOKIE).and_then(|v| v.trim().parse().ok()))
 }
@@ -85,6 +89,6 @@ mod tests {
         headers.insert(MIN_POSITION_HEADER, "40".parse().unwrap());
         assert_eq!(requested(&headers), Ok(Some(40)));
         headers.insert(MIN_POSITION_HEADER, "soon".parse().unwrap());
-        assert_eq!(requested(&headers), Err(()));
+        assert_eq!(requested(&headers), Err(NotAPosition));
     }
 }

@@ -623,7 +623,7 @@ async fn graphql(
     };
     state.requests.fetch_add(1, Ordering::Relaxed);
     match crate::positions::requested(&headers) {
-        Err(()) => {
+        Err(crate::positions::NotAPosition) => {
             let error = ApiError::invalid_input(
                 "Caseledger-Min-Position",
                 "Caseledger-Min-Position must be a log position (a whole number).",
