@@ -2,15 +2,17 @@
 //! the log (a code issued, a recovery for an unknown address, a purge
 //! warning, a deletion, a booked appointment) and sent once, in log order.
 //!
-//! The consumer folds the whole log to know addresses (flows, accounts,
-//! applications), but sends only for events after its checkpoint, which it
-//! keeps in the store beside the log (the value [`CHECKPOINT_VALUE`]) after
+//! The consumer follows the log from its checkpoint and keeps no state of
+//! its own: whether an event owes a mail, and where it goes, it reads from
+//! the read models once they have applied the event (`ReadModel::owes_mail`,
+//! the account's email, the application's owner and kind), and a resent
+//! code's address from the flow's first event. Its checkpoint it keeps in
+//! the store beside the log (the value [`CHECKPOINT_VALUE`]) after
 //! each mail, so a data dir restored from a backup sends no old mail again.
 //! A crash between a send and its checkpoint re-sends that one mail; with
 //! the `file` transport the re-send rewrites the same file, so nothing is
 //! duplicated.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,12 +20,13 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::sync::watch;
 
-use domain::application::{self, Kind};
+use domain::application;
 use domain::flow::{self, FlowKind};
-use domain::{AccountId, ApplicationId, FlowId, account};
+use domain::{AccountId, ApplicationId, Email, FlowId, account};
 use migrations::DomainEvent;
+use projections::Projections;
 use projections::model::stream_id;
-use store::{EventStore, RecordedEvent, SubscriptionItem};
+use store::{Direction, EventStore, RecordedEvent, StreamStart, SubscriptionItem};
 
 use crate::mail::{MailContent, MailSender, OutgoingMail};
 use keys::Keyer;
@@ -35,20 +38,12 @@ pub const CHECKPOINT_VALUE: &str = "outbox.position";
 /// value takes over).
 pub const LEGACY_CHECKPOINT_FILE: &str = "outbox.checkpoint";
 
-/// What the consumer remembers to address mails.
-#[derive(Default)]
-struct Addresses {
-    flows: HashMap<FlowId, (FlowKind, String, bool)>,
-    accounts: HashMap<AccountId, String>,
-    applications: HashMap<ApplicationId, (AccountId, Kind)>,
-}
-
 /// Derives and sends the mails the log owes.
 pub struct Outbox {
     keyer: Keyer,
     sender: MailSender,
     legacy_checkpoint: PathBuf,
-    addresses: Addresses,
+    projections: Projections,
 }
 
 /// Read the outbox checkpoint from the store (0 when none).
@@ -85,19 +80,25 @@ async fn save_checkpoint(
 }
 
 impl Outbox {
-    pub fn new(keyer: Keyer, sender: MailSender, data_dir: &Path) -> Outbox {
+    /// An outbox that addresses mails from `projections`.
+    pub fn new(
+        keyer: Keyer,
+        sender: MailSender,
+        data_dir: &Path,
+        projections: Projections,
+    ) -> Outbox {
         Outbox {
             keyer,
             sender,
             legacy_checkpoint: data_dir.join(LEGACY_CHECKPOINT_FILE),
-            addresses: Addresses::default(),
+            projections,
         }
     }
 
     /// Run until the log subscription ends or `stop` turns true. Publishes
     /// the position of the last mail handled on `sent`.
     pub async fn run(
-        mut self,
+        self,
         store: Arc<dyn EventStore>,
         sent: watch::Sender<u64>,
         mut stop: watch::Receiver<bool>,
@@ -111,7 +112,7 @@ impl Outbox {
         };
         let mut stored = checkpoint;
         let _ = sent.send(checkpoint);
-        let mut events = store.subscribe_all(0);
+        let mut events = store.subscribe_all(checkpoint);
         loop {
             let item = tokio::select! {
                 item = events.next() => item,
@@ -126,12 +127,22 @@ impl Outbox {
                     return;
                 }
             };
-            let Some(mail) = self.observe(&event) else {
+            // The read models must have applied the event before they
+            // can say whether it owes a mail and where it goes.
+            loop {
+                let reached = tokio::select! {
+                    reached = self.projections.wait_for(event.position, Duration::from_secs(30)) => reached,
+                    _ = stop.changed() => return,
+                };
+                match reached {
+                    Ok(()) => break,
+                    Err(projections::WaitError::Stopped) => return,
+                    Err(e) => tracing::warn!(error = %e, "the outbox waits for the read models"),
+                }
+            }
+            let Some(mail) = self.mail_for(store.as_ref(), &event).await else {
                 continue;
             };
-            if event.position <= checkpoint {
-                continue;
-            }
             self.deliver(&mail, &mut stop).await;
             match save_checkpoint(store.as_ref(), stored, event.position).await {
                 Ok(()) => stored = event.position,
@@ -192,8 +203,18 @@ impl Outbox {
         }
     }
 
-    /// Learn from one event, and return the mail it causes, if any.
-    fn observe(&mut self, recorded: &RecordedEvent) -> Option<OutgoingMail> {
+    /// The mail `recorded` owes, if any (the read models have applied it).
+    async fn mail_for(
+        &self,
+        store: &dyn EventStore,
+        recorded: &RecordedEvent,
+    ) -> Option<OutgoingMail> {
+        if !self
+            .projections
+            .read(|model| model.owes_mail(recorded.position))
+        {
+            return None;
+        }
         let event = migrations::decode(
             &recorded.type_name,
             recorded.schema_version,
@@ -206,90 +227,74 @@ impl Outbox {
             to,
             content,
         };
+        let email_of = |account: AccountId| {
+            self.projections.read(|model| {
+                model
+                    .account(account)
+                    .and_then(|a| a.email.as_ref())
+                    .map(|e| e.as_str().to_owned())
+            })
+        };
         match event {
             DomainEvent::Flow(e) => {
                 let flow = FlowId(stream_id(&recorded.stream, "flow")?);
-                match e {
+                let (kind, email, known, code) = match e {
                     flow::Event::Started {
                         kind,
                         email,
                         account,
                         code,
                         ..
-                    } => {
-                        let known = account.is_some();
-                        self.addresses
-                            .flows
-                            .insert(flow, (kind, email.as_str().to_owned(), known));
-                        Some(mail(
-                            email.as_str().to_owned(),
-                            self.code_mail(flow, kind, known, &code),
-                        ))
-                    }
+                    } => (kind, email, account.is_some(), code),
                     flow::Event::CodeResent { code, .. } => {
-                        let (kind, email, known) = self.addresses.flows.get(&flow)?.clone();
-                        Some(mail(email, self.code_mail(flow, kind, known, &code)))
+                        let (kind, email, known) = flow_address(store, &recorded.stream).await?;
+                        (kind, email, known, code)
                     }
-                    flow::Event::Completed { .. } => {
-                        self.addresses.flows.remove(&flow);
-                        None
-                    }
-                    flow::Event::CodeRejected { .. } | flow::Event::CodeVerified { .. } => None,
-                }
+                    _ => return None,
+                };
+                Some(mail(
+                    email.as_str().to_owned(),
+                    self.code_mail(flow, kind, known, &code),
+                ))
             }
             DomainEvent::Account(e) => {
                 let account = AccountId(stream_id(&recorded.stream, "account")?);
-                match e {
-                    account::Event::PasswordAccountRegistered { email, .. } => {
-                        self.addresses
-                            .accounts
-                            .insert(account, email.as_str().to_owned());
-                        None
-                    }
+                let content = match e {
                     account::Event::PurgeWarningIssued { deletion_after, .. } => {
-                        let to = self.addresses.accounts.get(&account)?.clone();
-                        Some(mail(to, MailContent::PurgeWarning { deletion_after }))
+                        MailContent::PurgeWarning { deletion_after }
                     }
-                    account::Event::AccountDeleted { .. } => {
-                        let to = self.addresses.accounts.remove(&account)?;
-                        Some(mail(to, MailContent::AccountDeleted))
-                    }
-                    _ => None,
-                }
+                    account::Event::AccountDeleted { .. } => MailContent::AccountDeleted,
+                    _ => return None,
+                };
+                Some(mail(email_of(account)?, content))
             }
-            DomainEvent::Application(e) => {
+            DomainEvent::Application(
+                application::Event::AppointmentBooked { appointment, .. }
+                | application::Event::AppointmentRescheduled { appointment, .. },
+            ) => {
                 let id = ApplicationId(stream_id(&recorded.stream, "application")?);
-                match e {
-                    application::Event::Created { owner, kind, .. } => {
-                        self.addresses.applications.insert(id, (owner, kind));
-                        None
-                    }
-                    application::Event::AppointmentBooked { appointment, .. }
-                    | application::Event::AppointmentRescheduled { appointment, .. } => {
-                        let (owner, kind) = *self.addresses.applications.get(&id)?;
-                        let to = self.addresses.accounts.get(&owner)?.clone();
-                        Some(mail(
-                            to,
-                            MailContent::AppointmentConfirmation {
-                                reference: id.to_string(),
-                                meeting_point: appointment.meeting_point.label_en().to_owned(),
-                                location: appointment.location.clone(),
-                                starts_at: appointment.starts_at,
-                                documents_en: application::documents_to_bring(kind)
-                                    .into_iter()
-                                    .map(str::to_owned)
-                                    .collect(),
-                                documents_nb: application::documents_to_bring_nb(kind)
-                                    .into_iter()
-                                    .map(str::to_owned)
-                                    .collect(),
-                            },
-                        ))
-                    }
-                    _ => None,
-                }
+                let (owner, kind) = self
+                    .projections
+                    .read(|model| model.application(id).map(|a| (a.owner.account, a.kind)))?;
+                Some(mail(
+                    email_of(owner)?,
+                    MailContent::AppointmentConfirmation {
+                        reference: id.to_string(),
+                        meeting_point: appointment.meeting_point.label_en().to_owned(),
+                        location: appointment.location.clone(),
+                        starts_at: appointment.starts_at,
+                        documents_en: application::documents_to_bring(kind)
+                            .into_iter()
+                            .map(str::to_owned)
+                            .collect(),
+                        documents_nb: application::documents_to_bring_nb(kind)
+                            .into_iter()
+                            .map(str::to_owned)
+                            .collect(),
+                    },
+                ))
             }
-            DomainEvent::Reservation(_) | DomainEvent::Legacy(_) | DomainEvent::Address(_) => None,
+            _ => None,
         }
     }
 
@@ -312,5 +317,25 @@ impl Outbox {
             },
             (FlowKind::Recovery, false) => MailContent::NoAccountNotice,
         }
+    }
+}
+
+/// What a flow's first event says about its mails: the kind, the address,
+/// and whether an account has it.
+async fn flow_address(store: &dyn EventStore, stream: &str) -> Option<(FlowKind, Email, bool)> {
+    let first = store
+        .read_stream(stream, StreamStart::Edge, Direction::Forwards, 1)
+        .await
+        .ok()?
+        .into_iter()
+        .next()?;
+    match migrations::decode(&first.type_name, first.schema_version, &first.payload).ok()? {
+        DomainEvent::Flow(flow::Event::Started {
+            kind,
+            email,
+            account,
+            ..
+        }) => Some((kind, email, account.is_some())),
+        _ => None,
     }
 }

@@ -213,11 +213,13 @@ pub async fn run(
         .context("starting the mail transport")?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let (outbox_tx, outbox_rx) = watch::channel(0u64);
-    let outbox = tokio::spawn(Outbox::new(keyer, sender, &config.data_dir).run(
-        store.clone(),
-        outbox_tx,
-        stop_rx,
-    ));
+    let outbox = tokio::spawn(
+        Outbox::new(keyer, sender, &config.data_dir, app.projections().clone()).run(
+            store.clone(),
+            outbox_tx,
+            stop_rx,
+        ),
+    );
 
     let limits = Arc::new(Limits::new(config.limits));
     let shrinker = {
@@ -490,6 +492,11 @@ async fn metrics(State(state): State<ServerState>, headers: HeaderMap) -> Respon
     let progress = state.app.projections().progress();
     let head = state.app.store.head_position().await.unwrap_or(0);
     let (accounts, sessions) = state.app.projections().read(|m| m.counts());
+    let outbox_position = *state.outbox_position.borrow();
+    let pending = state
+        .app
+        .projections()
+        .read(|m| m.mail_outbox(outbox_position).pending);
     let hasher = &state.app.hasher;
     let body = format!(
         "# HELP caseledger_http_graphql_requests_total GraphQL requests served.\n\
@@ -507,6 +514,9 @@ async fn metrics(State(state): State<ServerState>, headers: HeaderMap) -> Respon
          # HELP caseledger_outbox_position Global position of the last mail handled.\n\
          # TYPE caseledger_outbox_position gauge\n\
          caseledger_outbox_position {}\n\
+         # HELP caseledger_outbox_pending Mails the log owes that are not sent yet.\n\
+         # TYPE caseledger_outbox_pending gauge\n\
+         caseledger_outbox_pending {pending}\n\
          # HELP caseledger_accounts Accounts known to the read models.\n\
          # TYPE caseledger_accounts gauge\n\
          caseledger_accounts {accounts}\n\
@@ -525,7 +535,7 @@ async fn metrics(State(state): State<ServerState>, headers: HeaderMap) -> Respon
         state.requests.load(Ordering::Relaxed),
         progress.position,
         progress.undecodable,
-        *state.outbox_position.borrow(),
+        outbox_position,
         hasher.in_flight(),
         hasher.waiting(),
         state.parsed_queries.hits(),

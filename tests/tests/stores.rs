@@ -123,6 +123,15 @@ async fn a_restarted_server_sends_no_mail_twice_since_the_store_keeps_the_outbox
         .await;
     assert!(started["errors"].is_null(), "{started}");
     server.wait_mail("eva@example.no", "recovery-code").await;
+    let mut pending = u64::MAX;
+    for _ in 0..50 {
+        pending = server.metric("caseledger_outbox_pending").await;
+        if pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(pending, 0, "every mail owed was sent");
     let data = server.stop_gracefully();
     assert!(
         !data.path().join("outbox.checkpoint").exists(),
