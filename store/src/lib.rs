@@ -24,7 +24,7 @@ pub mod memory;
 mod metadata_wire;
 pub mod rules;
 pub mod sqlite;
-mod subscription;
+pub mod subscription;
 
 /// The stored form of [`EventMetadata`] that every adapter writes: frozen
 /// and versioned, like event payloads.
@@ -189,6 +189,10 @@ pub enum StoreError {
     },
     #[error("store backend failure: {0}")]
     Backend(String),
+    /// The backend cannot be reached now (a server down or restarting); the
+    /// same request may succeed later (an API answers 503 with Retry-After).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     #[error("the store is closed")]
     Closed,
 }

@@ -18,10 +18,10 @@ use tokio::sync::watch;
 use crate::{RecordedEvent, StoreError, SubscriptionItem};
 
 /// Events read per page, in catch-up and live mode alike.
-pub(crate) const SUBSCRIPTION_PAGE: usize = 1024;
+pub const SUBSCRIPTION_PAGE: usize = 1024;
 
 /// What a subscription needs from an adapter.
-pub(crate) trait LogReader: Send + Sync + 'static {
+pub trait LogReader: Send + Sync + 'static {
     /// Up to `limit` events with position > `after`, in position order.
     fn read_after(
         &self,
@@ -64,7 +64,7 @@ type Next = Option<(Result<SubscriptionItem, StoreError>, State)>;
 /// signal, the events themselves are always read from `reader`. When its
 /// sender is dropped the subscription drains what is readable and ends with
 /// [`StoreError::Closed`].
-pub(crate) fn follow_all(
+pub fn follow_all(
     reader: Arc<dyn LogReader>,
     heads: watch::Receiver<u64>,
     after: u64,

@@ -1,0 +1,124 @@
+//! A small key-value table beside the log, for what every node of a
+//! cluster must share and that is no event: the server's key material, a
+//! consumer's progress. Values are bytes; keys live in namespaces.
+
+use store::StoreError;
+
+use crate::PostgresStore;
+use crate::error::{from_pool, from_postgres};
+
+impl PostgresStore {
+    async fn kv_client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.reader
+            .pool
+            .get()
+            .await
+            .map_err(|error| from_pool(&self.reader.endpoint, error))
+    }
+
+    /// The value under `namespace`/`key`, if any.
+    pub async fn kv_get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let client = self.kv_client().await?;
+        let statement = client
+            .prepare_cached("SELECT value FROM caseledger_kv WHERE namespace = $1 AND key = $2")
+            .await
+            .map_err(from_postgres)?;
+        let row = client
+            .query_opt(&statement, &[&namespace, &key])
+            .await
+            .map_err(from_postgres)?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
+    /// Set `namespace`/`key` to `value`, whatever it held.
+    pub async fn kv_put(&self, namespace: &str, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        let client = self.kv_client().await?;
+        let statement = client
+            .prepare_cached(
+                "INSERT INTO caseledger_kv (namespace, key, value) VALUES ($1, $2, $3) \
+                 ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated_at = now()",
+            )
+            .await
+            .map_err(from_postgres)?;
+        client
+            .execute(&statement, &[&namespace, &key, &value])
+            .await
+            .map_err(from_postgres)?;
+        Ok(())
+    }
+
+    /// Store `value` unless the key has one; returns the value the key holds
+    /// afterwards (this one, or the one stored first). Several nodes that
+    /// start at once with fresh key material all end up with one.
+    pub async fn kv_insert_if_absent(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &[u8],
+    ) -> Result<Vec<u8>, StoreError> {
+        let client = self.kv_client().await?;
+        let statement = client
+            .prepare_cached(
+                "WITH inserted AS (INSERT INTO caseledger_kv (namespace, key, value) \
+                 VALUES ($1, $2, $3) ON CONFLICT (namespace, key) DO NOTHING RETURNING value) \
+                 SELECT value FROM inserted UNION ALL \
+                 SELECT value FROM caseledger_kv WHERE namespace = $1 AND key = $2 LIMIT 1",
+            )
+            .await
+            .map_err(from_postgres)?;
+        let row = client
+            .query_opt(&statement, &[&namespace, &key, &value])
+            .await
+            .map_err(from_postgres)?;
+        match row {
+            Some(row) => Ok(row.get(0)),
+            // Another node's insert committed after this statement's
+            // snapshot was taken: read it now.
+            None => self.kv_get(namespace, key).await?.ok_or_else(|| {
+                StoreError::Backend(format!("the value of {namespace}/{key} vanished"))
+            }),
+        }
+    }
+
+    /// Set the key to `new` only if it holds `expected` (`None`: only if it
+    /// has no value). Returns whether it was set: one of several nodes
+    /// moving a shared progress forward wins, the others see `false`.
+    pub async fn kv_compare_and_set(
+        &self,
+        namespace: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, StoreError> {
+        let client = self.kv_client().await?;
+        let changed = match expected {
+            None => {
+                let statement = client
+                    .prepare_cached(
+                        "INSERT INTO caseledger_kv (namespace, key, value) VALUES ($1, $2, $3) \
+                         ON CONFLICT (namespace, key) DO NOTHING",
+                    )
+                    .await
+                    .map_err(from_postgres)?;
+                client
+                    .execute(&statement, &[&namespace, &key, &new])
+                    .await
+                    .map_err(from_postgres)?
+            }
+            Some(expected) => {
+                let statement = client
+                    .prepare_cached(
+                        "UPDATE caseledger_kv SET value = $4, updated_at = now() \
+                         WHERE namespace = $1 AND key = $2 AND value = $3",
+                    )
+                    .await
+                    .map_err(from_postgres)?;
+                client
+                    .execute(&statement, &[&namespace, &key, &expected, &new])
+                    .await
+                    .map_err(from_postgres)?
+            }
+        };
+        Ok(changed == 1)
+    }
+}

@@ -1,0 +1,171 @@
+//! The database schema: created and upgraded by the adapter under an
+//! advisory lock (several processes may start at once on an empty
+//! database), versioned in `caseledger_schema`, refused when newer than
+//! this program.
+
+use store::StoreError;
+use tokio_postgres::Client;
+
+use crate::error::from_postgres;
+
+/// The schema version this program writes and understands.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Advisory lock key of the schema set-up ("caseledger schema").
+const SCHEMA_LOCK: i64 = 0x6361_7365_7363_6801;
+
+/// Advisory lock key every append and tombstone takes for its transaction
+/// ("caseledger log"): writers are serialised, so positions are handed out
+/// in commit order.
+pub(crate) const APPEND_LOCK: i64 = 0x6361_7365_6c6f_6701;
+
+/// The channel a commit notifies with the new head position.
+pub(crate) const CHANNEL: &str = "caseledger_events";
+
+/// Version 1. No foreign key from `events` to `streams`: every write runs
+/// under [`APPEND_LOCK`] in one writer that creates the stream row first,
+/// and a foreign key would cost a trigger and a row lock per event.
+const VERSION_1: &str = "
+CREATE TABLE caseledger_streams (
+    stream_id bigint  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name      text    NOT NULL UNIQUE,
+    deleted   boolean NOT NULL DEFAULT false
+);
+CREATE TABLE caseledger_events (
+    position       bigint      PRIMARY KEY,
+    stream_id      bigint      NOT NULL,
+    revision       bigint      NOT NULL,
+    event_id       uuid        NOT NULL UNIQUE,
+    type_name      text        NOT NULL,
+    schema_version integer     NOT NULL,
+    recorded_at    timestamptz NOT NULL,
+    metadata       bytea       NOT NULL,
+    payload        bytea       NOT NULL,
+    UNIQUE (stream_id, revision)
+);
+CREATE TABLE caseledger_kv (
+    namespace  text        NOT NULL,
+    key        text        NOT NULL,
+    value      bytea       NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (namespace, key)
+);
+-- The writer's fast path: a batch of appends to distinct streams whose
+-- expected revisions all hold and whose ids are all new, in one call.
+-- Returns the head position before the batch and each append's first
+-- revision, or NULL (having written no event) when an append is not that
+-- simple; the writer then decides the batch itself. A stored id raises
+-- unique_violation, which sends the writer the same way.
+CREATE FUNCTION caseledger_append_fast(
+    lock_key bigint, names text[], kinds int2[], revisions int8[],
+    requests int4[], offsets int4[], ids uuid[], type_names text[],
+    schema_versions int4[], metadata bytea[], payloads bytea[],
+    recorded timestamptz, channel text
+) RETURNS int8[] LANGUAGE plpgsql AS $$
+DECLARE
+    head int8;
+    ok bool;
+    stream_ids int8[];
+    firsts int8[];
+BEGIN
+    PERFORM pg_advisory_xact_lock(lock_key);
+    SELECT coalesce(max(position), 0) INTO head FROM caseledger_events;
+    INSERT INTO caseledger_streams (name)
+        SELECT u.name FROM unnest(names, kinds) AS u(name, kind)
+        WHERE u.kind IN (0, 1)
+          AND NOT EXISTS (SELECT 1 FROM caseledger_streams s WHERE s.name = u.name)
+        ON CONFLICT DO NOTHING;
+    SELECT bool_and(coalesce(s.stream_id IS NOT NULL AND NOT s.deleted
+               AND (u.kind = 0 OR (u.kind = 1 AND l.revision IS NULL)
+                    OR (u.kind = 2 AND l.revision IS NOT NULL)
+                    OR (u.kind = 3 AND l.revision = u.expected)), false)),
+           array_agg(s.stream_id ORDER BY u.n),
+           array_agg(coalesce(l.revision, -1) + 1 ORDER BY u.n)
+        INTO ok, stream_ids, firsts
+        FROM unnest(names, kinds, revisions) WITH ORDINALITY AS u(name, kind, expected, n)
+        LEFT JOIN caseledger_streams s ON s.name = u.name
+        LEFT JOIN LATERAL (SELECT e.revision FROM caseledger_events e
+            WHERE e.stream_id = s.stream_id ORDER BY e.revision DESC LIMIT 1) l ON true;
+    IF NOT coalesce(ok, false) THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO caseledger_events (position, stream_id, revision, event_id, type_name,
+        schema_version, recorded_at, metadata, payload)
+    SELECT head + u.n, stream_ids[u.r], firsts[u.r] + u.o, u.i, u.t, u.v, recorded, u.m, u.d
+    FROM unnest(requests, offsets, ids, type_names, schema_versions, metadata, payloads)
+        WITH ORDINALITY AS u(r, o, i, t, v, m, d, n);
+    PERFORM pg_notify(channel, (head + coalesce(array_length(ids, 1), 0))::text);
+    RETURN head || firsts;
+END
+$$;
+";
+
+/// Create the schema when the database has none, upgrade an older one,
+/// refuse a newer one. `endpoint` names the database in errors.
+pub(crate) async fn ensure(client: &mut Client, endpoint: &str) -> Result<bool, StoreError> {
+    let transaction = client.transaction().await.map_err(from_postgres)?;
+    transaction
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+        .await
+        .map_err(from_postgres)?;
+    let exists: bool = transaction
+        .query_one("SELECT to_regclass('caseledger_schema') IS NOT NULL", &[])
+        .await
+        .map_err(from_postgres)?
+        .get(0);
+    let found: i64 = if exists {
+        transaction
+            .query_one(
+                "SELECT coalesce(max(version), 0)::int8 FROM caseledger_schema",
+                &[],
+            )
+            .await
+            .map_err(from_postgres)?
+            .get(0)
+    } else {
+        transaction
+            .batch_execute("CREATE TABLE caseledger_schema (version integer NOT NULL)")
+            .await
+            .map_err(from_postgres)?;
+        0
+    };
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            path: endpoint.to_owned(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    let created = found < SCHEMA_VERSION;
+    // Each upgrade step runs in order; version 1 is the first.
+    if found < 1 {
+        transaction
+            .batch_execute(VERSION_1)
+            .await
+            .map_err(from_postgres)?;
+    }
+    if created {
+        transaction
+            .execute("DELETE FROM caseledger_schema", &[])
+            .await
+            .map_err(from_postgres)?;
+        transaction
+            .execute(
+                "INSERT INTO caseledger_schema (version) VALUES ($1)",
+                &[&(SCHEMA_VERSION as i32)],
+            )
+            .await
+            .map_err(from_postgres)?;
+    }
+    transaction.commit().await.map_err(from_postgres)?;
+    Ok(created)
+}
+
+/// Whether the database holds this adapter's schema (any version).
+pub(crate) async fn exists(client: &Client) -> Result<bool, StoreError> {
+    Ok(client
+        .query_one("SELECT to_regclass('caseledger_schema') IS NOT NULL", &[])
+        .await
+        .map_err(from_postgres)?
+        .get(0))
+}

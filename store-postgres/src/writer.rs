@@ -1,0 +1,826 @@
+//! The group-committing writer: one task per store owns one connection,
+//! takes every pending append and tombstone, and commits them in one
+//! transaction under the append lock.
+//!
+//! A batch costs two round trips. The first (pipelined) begins, takes the
+//! lock, creates the rows of streams not seen before, and reads the head
+//! position, the batch's stream heads and every batch event id already
+//! stored. With the lock held nobody else writes, so every request is then
+//! decided in memory in arrival order, each against its own expected
+//! revision and the heads its predecessors in the batch left: a failing
+//! request writes nothing and never fails its neighbours, which is what a
+//! savepoint per request would buy, without its round trips. The second
+//! round trip inserts every event of the batch in one statement, marks
+//! tombstones, notifies listeners and commits. Should the database refuse
+//! the batch all the same (a value it will not store), the transaction is
+//! undone and each request runs alone.
+//!
+//! When the server goes away, the writer reconnects with backoff and runs
+//! the batch again, for up to [`PostgresOptions::outage_timeout`]: a retried
+//! append is recognised by its event ids, so an append whose commit was
+//! sent but not acknowledged is neither lost nor written twice. A tombstone
+//! whose commit may have happened is answered with
+//! [`StoreError::Unavailable`] instead, since running it again could not
+//! tell its own success from another's.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::future::try_join_all;
+use rand::Rng;
+use store::rules::check_expected;
+use store::{AppendResult, CurrentRevision, ExpectedRevision, StoreError};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Statement};
+use uuid::Uuid;
+
+use crate::PostgresOptions;
+use crate::config::Target;
+use crate::error::{from_postgres, is_unavailable, unreachable_server};
+use crate::schema::{APPEND_LOCK, CHANNEL};
+
+/// An event ready for the database.
+pub(crate) struct PreparedEvent {
+    pub id: Uuid,
+    pub type_name: String,
+    pub schema_version: i32,
+    pub metadata: Vec<u8>,
+    pub payload: Bytes,
+}
+
+/// What the writer is asked to do.
+pub(crate) enum Request {
+    Append {
+        stream: String,
+        expected: ExpectedRevision,
+        events: Vec<PreparedEvent>,
+        reply: oneshot::Sender<Result<AppendResult, StoreError>>,
+    },
+    Tombstone {
+        stream: String,
+        expected: ExpectedRevision,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+}
+
+impl Request {
+    fn stream(&self) -> &str {
+        match self {
+            Request::Append { stream, .. } | Request::Tombstone { stream, .. } => stream,
+        }
+    }
+
+    fn event_count(&self) -> usize {
+        match self {
+            Request::Append { events, .. } => events.len(),
+            Request::Tombstone { .. } => 1,
+        }
+    }
+
+    fn answer(self, outcome: Result<Outcome, StoreError>) {
+        match self {
+            Request::Append { reply, .. } => {
+                let _ = reply.send(outcome.and_then(|outcome| match outcome {
+                    Outcome::Appended(result) => Ok(result),
+                    Outcome::Tombstoned => Err(StoreError::Backend(
+                        "the writer answered an append as a tombstone".to_owned(),
+                    )),
+                }));
+            }
+            Request::Tombstone { reply, .. } => {
+                let _ = reply.send(outcome.map(drop));
+            }
+        }
+    }
+}
+
+enum Outcome {
+    Appended(AppendResult),
+    Tombstoned,
+}
+
+/// How a batch failed as a whole.
+enum Failure {
+    /// The server is out of reach; `commit_sent` when the outcome is unknown.
+    Unavailable {
+        commit_sent: bool,
+        error: StoreError,
+    },
+    /// The database refused a statement.
+    Database(StoreError),
+}
+
+fn failure(commit_sent: bool) -> impl Fn(tokio_postgres::Error) -> Failure {
+    move |error| {
+        if is_unavailable(&error) {
+            Failure::Unavailable {
+                commit_sent,
+                error: from_postgres(error),
+            }
+        } else {
+            Failure::Database(from_postgres(error))
+        }
+    }
+}
+
+struct Statements {
+    lock: Statement,
+    create_streams: Statement,
+    max_position: Statement,
+    heads: Statement,
+    stored: Statement,
+    insert: Statement,
+    tombstone: Statement,
+    notify: Statement,
+    fast: Statement,
+}
+
+/// A connection and its prepared statements.
+pub(crate) struct Session {
+    client: Client,
+    statements: Statements,
+}
+
+impl Session {
+    /// Connect and prepare.
+    pub(crate) async fn open(target: &Target) -> Result<Session, StoreError> {
+        let (client, connection) =
+            target
+                .config
+                .connect(target.tls.clone())
+                .await
+                .map_err(|error| {
+                    if is_unavailable(&error) {
+                        unreachable_server(&target.endpoint, &error)
+                    } else {
+                        from_postgres(error)
+                    }
+                })?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "the writer's PostgreSQL connection ended");
+            }
+        });
+        let prepare = |sql: &'static str| client.prepare(sql);
+        let statements = futures::try_join!(
+            prepare("SELECT pg_advisory_xact_lock($1)"),
+            prepare(
+                "INSERT INTO caseledger_streams (name) \
+                 SELECT n FROM unnest($1::text[]) AS u(n) \
+                 WHERE NOT EXISTS (SELECT 1 FROM caseledger_streams s WHERE s.name = u.n) \
+                 ON CONFLICT DO NOTHING"
+            ),
+            prepare("SELECT coalesce(max(position), 0) FROM caseledger_events"),
+            prepare(
+                "SELECT s.name, s.stream_id, s.deleted, \
+                 (SELECT e.revision FROM caseledger_events e WHERE e.stream_id = s.stream_id \
+                  ORDER BY e.revision DESC LIMIT 1) \
+                 FROM caseledger_streams s WHERE s.name = ANY($1::text[])"
+            ),
+            prepare(
+                "SELECT event_id, stream_id, revision, position, type_name, schema_version, payload \
+                 FROM caseledger_events WHERE event_id = ANY($1::uuid[])"
+            ),
+            prepare(
+                "INSERT INTO caseledger_events (position, stream_id, revision, event_id, \
+                 type_name, schema_version, recorded_at, metadata, payload) \
+                 SELECT p, s, r, i, t, v, $9, m, d FROM unnest($1::int8[], $2::int8[], \
+                 $3::int8[], $4::uuid[], $5::text[], $6::int4[], $7::bytea[], $8::bytea[]) \
+                 AS u(p, s, r, i, t, v, m, d)"
+            ),
+            prepare("UPDATE caseledger_streams SET deleted = true WHERE stream_id = ANY($1::int8[])"),
+            prepare("SELECT pg_notify($1, $2)"),
+            prepare(
+                "SELECT caseledger_append_fast($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            ),
+        )
+        .map_err(from_postgres)?;
+        let (lock, create_streams, max_position, heads, stored, insert, tombstone, notify, fast) =
+            statements;
+        Ok(Session {
+            client,
+            statements: Statements {
+                lock,
+                create_streams,
+                max_position,
+                heads,
+                stored,
+                insert,
+                tombstone,
+                notify,
+                fast,
+            },
+        })
+    }
+}
+
+/// Retry delays: 50 ms doubling to 2 s, with jitter.
+pub(crate) struct Backoff(Duration);
+
+impl Backoff {
+    pub(crate) fn new() -> Backoff {
+        Backoff(Duration::from_millis(50))
+    }
+
+    pub(crate) fn next(&mut self) -> Duration {
+        let delay = self.0;
+        self.0 = (self.0 * 2).min(Duration::from_secs(2));
+        delay.mul_f64(rand::rng().random_range(0.5..1.0))
+    }
+}
+
+/// The writer task's state.
+pub(crate) struct Writer {
+    pub target: Target,
+    pub session: Option<Session>,
+    pub heads: watch::Sender<u64>,
+    pub options: PostgresOptions,
+}
+
+impl Writer {
+    /// Serve requests until every sender is gone.
+    pub(crate) async fn run(mut self, mut requests: mpsc::Receiver<Request>) {
+        let mut batch = Vec::new();
+        while let Some(first) = requests.recv().await {
+            let mut events = first.event_count();
+            batch.push(first);
+            // Let the callers that were just answered send their next
+            // requests, so that they join this batch rather than wait for
+            // the next one.
+            tokio::task::yield_now().await;
+            while events < self.options.max_batch_events {
+                match requests.try_recv() {
+                    Ok(request) => {
+                        events += request.event_count();
+                        batch.push(request);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit(&mut batch).await;
+        }
+    }
+
+    /// Commit `batch` and answer every request of it (it is left empty).
+    fn commit<'a>(
+        &'a mut self,
+        batch: &'a mut Vec<Request>,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let mut backoff = Backoff::new();
+            loop {
+                let delay = self.options.commit_delay_for_tests.map(|(low, high)| {
+                    rand::rng().random_range(low.as_micros()..=high.as_micros())
+                });
+                let error = match self.session().await {
+                    Ok(session) => {
+                        let fast = if simple(batch) {
+                            run_fast(session, batch, delay).await
+                        } else {
+                            Ok(None)
+                        };
+                        let result = match fast {
+                            Ok(Some(outcomes)) => Ok((outcomes, true)),
+                            // Not simple after all, or a stored id (a retry)
+                            // or a value refused: decided in full below.
+                            Ok(None) | Err(Failure::Database(_)) => {
+                                run_batch(session, batch, delay).await
+                            }
+                            Err(unavailable) => Err(unavailable),
+                        };
+                        match result {
+                            Ok((outcomes, wrote)) => {
+                                if wrote {
+                                    self.heads.send_modify(|head| *head += 1);
+                                }
+                                for (request, outcome) in batch.drain(..).zip(outcomes) {
+                                    request.answer(outcome);
+                                }
+                                return;
+                            }
+                            Err(Failure::Database(error)) => {
+                                self.rollback().await;
+                                if batch.len() == 1 {
+                                    if let Some(request) = batch.pop() {
+                                        request.answer(Err(error));
+                                    }
+                                    return;
+                                }
+                                // One request poisons the batch: each alone.
+                                tracing::warn!(%error, "a batch was refused; its appends run one by one");
+                                for request in std::mem::take(batch) {
+                                    self.commit(&mut vec![request]).await;
+                                }
+                                return;
+                            }
+                            Err(Failure::Unavailable { commit_sent, error }) => {
+                                self.session = None;
+                                if commit_sent {
+                                    let (tombstones, appends) = std::mem::take(batch)
+                                        .into_iter()
+                                        .partition(|r| matches!(r, Request::Tombstone { .. }));
+                                    *batch = appends;
+                                    for request in tombstones {
+                                        request.answer(Err(StoreError::Unavailable(format!(
+                                            "{error}; the tombstone may or may not be committed"
+                                        ))));
+                                    }
+                                }
+                                error
+                            }
+                        }
+                    }
+                    Err(error) => error,
+                };
+                if batch.is_empty() {
+                    return;
+                }
+                if started.elapsed() >= self.options.outage_timeout {
+                    let message = error.to_string();
+                    for request in batch.drain(..) {
+                        request.answer(Err(StoreError::Unavailable(message.clone())));
+                    }
+                    return;
+                }
+                tracing::warn!(%error, "PostgreSQL is out of reach; the writer retries");
+                tokio::time::sleep(backoff.next()).await;
+            }
+        })
+    }
+
+    async fn session(&mut self) -> Result<&Session, StoreError> {
+        if self.session.as_ref().is_none_or(|s| s.client.is_closed()) {
+            self.session = Some(Session::open(&self.target).await?);
+        }
+        self.session
+            .as_ref()
+            .ok_or_else(|| StoreError::Backend("no writer session".to_owned()))
+    }
+
+    async fn rollback(&mut self) {
+        if let Some(session) = &self.session
+            && session.client.batch_execute("ROLLBACK").await.is_err()
+        {
+            self.session = None;
+        }
+    }
+}
+
+/// A stream's state as the batch sees it.
+#[derive(Clone, Copy)]
+struct Head {
+    stream_id: i64,
+    deleted: bool,
+    current: CurrentRevision,
+}
+
+/// An event id already stored, or written earlier in this batch.
+struct Stored {
+    stream_id: i64,
+    revision: i64,
+    position: i64,
+    content: Content,
+}
+
+enum Content {
+    Database {
+        type_name: String,
+        schema_version: i32,
+        payload: Vec<u8>,
+    },
+    Batch {
+        request: usize,
+        event: usize,
+    },
+}
+
+/// The columns of the events a batch inserts.
+#[derive(Default)]
+struct Rows<'a> {
+    position: Vec<i64>,
+    stream_id: Vec<i64>,
+    revision: Vec<i64>,
+    event_id: Vec<Uuid>,
+    type_name: Vec<&'a str>,
+    schema_version: Vec<i32>,
+    metadata: Vec<&'a [u8]>,
+    payload: Vec<&'a [u8]>,
+}
+
+async fn run_batch(
+    session: &Session,
+    batch: &[Request],
+    delay_micros: Option<u128>,
+) -> Result<(Vec<Result<Outcome, StoreError>>, bool), Failure> {
+    let client = &session.client;
+    let statements = &session.statements;
+    let mut names: Vec<&str> = batch.iter().map(Request::stream).collect();
+    names.sort_unstable();
+    names.dedup();
+    let ids: Vec<Uuid> = batch
+        .iter()
+        .flat_map(|request| match request {
+            Request::Append { events, .. } => events.iter().map(|event| event.id).collect(),
+            Request::Tombstone { .. } => Vec::new(),
+        })
+        .collect();
+    let lock_params: [&(dyn ToSql + Sync); 1] = [&APPEND_LOCK];
+    let name_params: [&(dyn ToSql + Sync); 1] = [&names];
+    let id_params: [&(dyn ToSql + Sync); 1] = [&ids];
+    let (_, _, _, max_position, head_rows, stored_rows) = futures::try_join!(
+        client.batch_execute("BEGIN"),
+        client.execute(&statements.lock, &lock_params),
+        client.execute(&statements.create_streams, &name_params),
+        client.query_one(&statements.max_position, &[]),
+        client.query(&statements.heads, &name_params),
+        client.query(&statements.stored, &id_params),
+    )
+    .map_err(failure(false))?;
+
+    let mut heads = HashMap::with_capacity(head_rows.len());
+    for row in &head_rows {
+        let name: &str = row.get(0);
+        let last: Option<i64> = row.get(3);
+        heads.insert(
+            name.to_owned(),
+            Head {
+                stream_id: row.get(1),
+                deleted: row.get(2),
+                current: last.map_or(CurrentRevision::NoStream, |r| {
+                    CurrentRevision::Current(r as u64)
+                }),
+            },
+        );
+    }
+    let mut stored = HashMap::with_capacity(stored_rows.len() + ids.len());
+    for row in stored_rows {
+        stored.insert(
+            row.get::<_, Uuid>(0),
+            Stored {
+                stream_id: row.get(1),
+                revision: row.get(2),
+                position: row.get(3),
+                content: Content::Database {
+                    type_name: row.get(4),
+                    schema_version: row.get(5),
+                    payload: row.get(6),
+                },
+            },
+        );
+    }
+    let first_position: i64 = max_position.get(0);
+    let mut rows = Rows::default();
+    let mut tombstoned = Vec::new();
+    let outcomes = decide(
+        batch,
+        &mut heads,
+        &mut stored,
+        first_position + 1,
+        &mut rows,
+        &mut tombstoned,
+    );
+
+    if rows.position.is_empty() && tombstoned.is_empty() {
+        client
+            .batch_execute("ROLLBACK")
+            .await
+            .map_err(failure(false))?;
+        return Ok((outcomes, false));
+    }
+    if let Some(micros) = delay_micros {
+        tokio::time::sleep(Duration::from_micros(micros as u64)).await;
+    }
+    let head = rows.position.last().copied().unwrap_or(first_position);
+    let recorded_at = now_micros();
+    let head_text = head.to_string();
+    let params: [&(dyn ToSql + Sync); 9] = [
+        &rows.position,
+        &rows.stream_id,
+        &rows.revision,
+        &rows.event_id,
+        &rows.type_name,
+        &rows.schema_version,
+        &rows.metadata,
+        &rows.payload,
+        &recorded_at,
+    ];
+    let tombstone_params: [&(dyn ToSql + Sync); 1] = [&tombstoned];
+    let notify_params: [&(dyn ToSql + Sync); 2] = [&CHANNEL, &head_text];
+    type Step<'s> = Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Error>> + Send + 's>>;
+    let mut second: Vec<Step<'_>> = Vec::new();
+    if !rows.position.is_empty() {
+        let insert = client.execute(&statements.insert, &params);
+        second.push(Box::pin(async move { insert.await.map(drop) }));
+    }
+    if !tombstoned.is_empty() {
+        let update = client.execute(&statements.tombstone, &tombstone_params);
+        second.push(Box::pin(async move { update.await.map(drop) }));
+    }
+    let notify = client.execute(&statements.notify, &notify_params);
+    second.push(Box::pin(async move { notify.await.map(drop) }));
+    second.push(Box::pin(client.batch_execute("COMMIT")));
+    try_join_all(second).await.map_err(failure(true))?;
+    Ok((outcomes, true))
+}
+
+/// Whether the fast path may take `batch`: appends only, each to another
+/// stream.
+fn simple(batch: &[Request]) -> bool {
+    let mut names = std::collections::HashSet::with_capacity(batch.len());
+    batch
+        .iter()
+        .all(|request| matches!(request, Request::Append { .. }) && names.insert(request.stream()))
+}
+
+/// The batch in one round trip (`caseledger_append_fast`); `None` when the
+/// function found an append that is not simple and wrote no event.
+async fn run_fast(
+    session: &Session,
+    batch: &[Request],
+    delay_micros: Option<u128>,
+) -> Result<Option<Vec<Result<Outcome, StoreError>>>, Failure> {
+    let client = &session.client;
+    let mut names = Vec::with_capacity(batch.len());
+    let mut kinds = Vec::with_capacity(batch.len());
+    let mut revisions = Vec::with_capacity(batch.len());
+    let (mut requests, mut offsets, mut ids) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut type_names, mut versions) = (Vec::new(), Vec::new());
+    let (mut metadata, mut payloads) = (Vec::new(), Vec::new());
+    let mut counts = Vec::with_capacity(batch.len());
+    for (index, request) in batch.iter().enumerate() {
+        let Request::Append {
+            stream,
+            expected,
+            events,
+            ..
+        } = request
+        else {
+            return Ok(None);
+        };
+        names.push(stream.as_str());
+        let (kind, revision) = match *expected {
+            ExpectedRevision::Any => (0i16, 0i64),
+            ExpectedRevision::NoStream => (1, 0),
+            ExpectedRevision::StreamExists => (2, 0),
+            ExpectedRevision::Exact(revision) => (3, i64::try_from(revision).unwrap_or(-2)),
+        };
+        kinds.push(kind);
+        revisions.push(revision);
+        counts.push(events.len());
+        for (offset, event) in events.iter().enumerate() {
+            requests.push(index as i32 + 1);
+            offsets.push(offset as i32);
+            ids.push(event.id);
+            type_names.push(event.type_name.as_str());
+            versions.push(event.schema_version);
+            metadata.push(&event.metadata[..]);
+            payloads.push(&event.payload[..]);
+        }
+    }
+    let recorded_at = now_micros();
+    let params: [&(dyn ToSql + Sync); 13] = [
+        &APPEND_LOCK,
+        &names,
+        &kinds,
+        &revisions,
+        &requests,
+        &offsets,
+        &ids,
+        &type_names,
+        &versions,
+        &metadata,
+        &payloads,
+        &recorded_at,
+        &CHANNEL,
+    ];
+    let row = match delay_micros {
+        None => {
+            let (_, row, _) = futures::try_join!(
+                client.batch_execute("BEGIN"),
+                client.query_one(&session.statements.fast, &params),
+                client.batch_execute("COMMIT"),
+            )
+            .map_err(failure(true))?;
+            row
+        }
+        Some(micros) => {
+            let started = futures::try_join!(
+                client.batch_execute("BEGIN"),
+                client.query_one(&session.statements.fast, &params),
+            );
+            let (_, row) = match started {
+                Ok(started) => started,
+                Err(error) => {
+                    // End the aborted transaction before the full path.
+                    let _ = client.batch_execute("ROLLBACK").await;
+                    return Err(failure(false)(error));
+                }
+            };
+            tokio::time::sleep(Duration::from_micros(micros as u64)).await;
+            client
+                .batch_execute("COMMIT")
+                .await
+                .map_err(failure(true))?;
+            row
+        }
+    };
+    let Some(heads) = row.get::<_, Option<Vec<i64>>>(0) else {
+        return Ok(None);
+    };
+    let Some((&head, firsts)) = heads.split_first() else {
+        return Ok(None);
+    };
+    let mut position = head;
+    let outcomes = counts
+        .iter()
+        .zip(firsts)
+        .map(|(&count, &first)| {
+            position += count as i64;
+            Ok(Outcome::Appended(AppendResult {
+                next_expected_revision: (first + count as i64 - 1) as u64,
+                position: position as u64,
+            }))
+        })
+        .collect();
+    Ok(Some(outcomes))
+}
+
+fn now_micros() -> chrono::DateTime<chrono::Utc> {
+    let now = chrono::Utc::now();
+    let micros = now.timestamp_micros();
+    chrono::DateTime::from_timestamp_micros(micros).unwrap_or(now)
+}
+
+fn mismatch(stream: &str) -> StoreError {
+    StoreError::IdempotencyMismatch {
+        stream: stream.to_owned(),
+    }
+}
+
+/// Decide every request in order against the heads and stored ids, filling
+/// `rows` and `tombstoned` with what the successful ones write.
+fn decide<'a>(
+    batch: &'a [Request],
+    heads: &mut HashMap<String, Head>,
+    stored: &mut HashMap<Uuid, Stored>,
+    mut next_position: i64,
+    rows: &mut Rows<'a>,
+    tombstoned: &mut Vec<i64>,
+) -> Vec<Result<Outcome, StoreError>> {
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for (index, request) in batch.iter().enumerate() {
+        let Some(head) = heads.get_mut(request.stream()) else {
+            outcomes.push(Err(StoreError::Backend(format!(
+                "the row of stream {} is missing",
+                request.stream()
+            ))));
+            continue;
+        };
+        if head.deleted {
+            outcomes.push(Err(StoreError::StreamDeleted {
+                stream: request.stream().to_owned(),
+            }));
+            continue;
+        }
+        match request {
+            Request::Tombstone {
+                stream, expected, ..
+            } => {
+                outcomes.push(check_expected(stream, *expected, head.current).map(|()| {
+                    head.deleted = true;
+                    tombstoned.push(head.stream_id);
+                    Outcome::Tombstoned
+                }));
+            }
+            Request::Append {
+                stream,
+                expected,
+                events,
+                ..
+            } => {
+                let retry = |stored: &HashMap<Uuid, Stored>| {
+                    original_result(batch, stream, head.stream_id, events, stored)
+                };
+                if let Err(conflict) = check_expected(stream, *expected, head.current) {
+                    outcomes.push(
+                        retry(stored)
+                            .and_then(|found| found.ok_or(conflict))
+                            .map(Outcome::Appended),
+                    );
+                    continue;
+                }
+                if stored.contains_key(&events[0].id) {
+                    outcomes.push(
+                        retry(stored)
+                            .and_then(|found| found.ok_or_else(|| mismatch(stream)))
+                            .map(Outcome::Appended),
+                    );
+                    continue;
+                }
+                if events[1..]
+                    .iter()
+                    .any(|event| stored.contains_key(&event.id))
+                {
+                    outcomes.push(Err(mismatch(stream)));
+                    continue;
+                }
+                let first_revision = match head.current {
+                    CurrentRevision::NoStream => 0,
+                    CurrentRevision::Current(last) => last as i64 + 1,
+                };
+                for (offset, event) in events.iter().enumerate() {
+                    let revision = first_revision + offset as i64;
+                    rows.position.push(next_position);
+                    rows.stream_id.push(head.stream_id);
+                    rows.revision.push(revision);
+                    rows.event_id.push(event.id);
+                    rows.type_name.push(&event.type_name);
+                    rows.schema_version.push(event.schema_version);
+                    rows.metadata.push(&event.metadata);
+                    rows.payload.push(&event.payload);
+                    stored.insert(
+                        event.id,
+                        Stored {
+                            stream_id: head.stream_id,
+                            revision,
+                            position: next_position,
+                            content: Content::Batch {
+                                request: index,
+                                event: offset,
+                            },
+                        },
+                    );
+                    next_position += 1;
+                }
+                let last = first_revision + events.len() as i64 - 1;
+                head.current = CurrentRevision::Current(last as u64);
+                outcomes.push(Ok(Outcome::Appended(AppendResult {
+                    next_expected_revision: last as u64,
+                    position: (next_position - 1) as u64,
+                })));
+            }
+        }
+    }
+    outcomes
+}
+
+/// The original result when `events` is a retry of an append already
+/// stored (or written earlier in the batch): every id stored in this stream,
+/// one after the other, with the same content. `Ok(None)` when the first id
+/// is new.
+fn original_result(
+    batch: &[Request],
+    stream: &str,
+    stream_id: i64,
+    events: &[PreparedEvent],
+    stored: &HashMap<Uuid, Stored>,
+) -> Result<Option<AppendResult>, StoreError> {
+    let Some(first) = stored.get(&events[0].id) else {
+        return Ok(None);
+    };
+    let mut last = first;
+    for (offset, event) in events.iter().enumerate() {
+        match stored.get(&event.id) {
+            Some(found)
+                if found.stream_id == stream_id
+                    && found.revision == first.revision + offset as i64
+                    && same_content(batch, &found.content, event) =>
+            {
+                last = found;
+            }
+            _ => return Err(mismatch(stream)),
+        }
+    }
+    Ok(Some(AppendResult {
+        next_expected_revision: last.revision as u64,
+        position: last.position as u64,
+    }))
+}
+
+fn same_content(batch: &[Request], content: &Content, event: &PreparedEvent) -> bool {
+    match content {
+        Content::Database {
+            type_name,
+            schema_version,
+            payload,
+        } => {
+            *type_name == event.type_name
+                && *schema_version == event.schema_version
+                && payload[..] == event.payload[..]
+        }
+        Content::Batch { request, event: at } => match &batch[*request] {
+            Request::Append { events, .. } => {
+                let earlier = &events[*at];
+                earlier.type_name == event.type_name
+                    && earlier.schema_version == event.schema_version
+                    && earlier.payload == event.payload
+            }
+            Request::Tombstone { .. } => false,
+        },
+    }
+}

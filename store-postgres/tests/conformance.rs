@@ -1,0 +1,219 @@
+//! The conformance kit (`test_support::conformance`) on PostgreSQL, one
+//! fresh database per case, plus what only this adapter has: the schema
+//! under concurrent start-up and a newer schema refused, an unreachable
+//! server named in the error, the key-value table.
+
+mod support;
+
+use std::sync::Arc;
+
+use store::{EventStore, ExpectedRevision, StoreError};
+use store_postgres::{PostgresOptions, PostgresStore};
+use support::{StoreRuntime, TestDatabase};
+use test_support::conformance::{Harness, events, read_all_from};
+
+fn harness() -> Harness {
+    let database = TestDatabase::create("caseledger_test");
+    let runtime = StoreRuntime::new();
+    let store = runtime.connect(&database.url, PostgresOptions::default());
+    // The runtime stops before the database is dropped.
+    Harness::with_guard(Arc::new(store), (runtime, database))
+}
+
+test_support::conformance_suite!(postgres, crate::harness, 16);
+
+mod postgres_only {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn several_processes_starting_at_once_on_an_empty_database_agree_on_one_schema() {
+        let database = TestDatabase::create("caseledger_test");
+        let starts: Vec<_> = (0..6)
+            .map(|_| {
+                let url = database.url.clone();
+                tokio::spawn(async move {
+                    PostgresStore::connect(&url, PostgresOptions::default()).await
+                })
+            })
+            .collect();
+        let mut stores = Vec::new();
+        for start in starts {
+            stores.push(start.await.expect("task").expect("connect"));
+        }
+        assert_eq!(
+            stores.iter().filter(|store| store.created_schema()).count(),
+            1,
+            "exactly one start creates the schema"
+        );
+        stores[0]
+            .append("one", ExpectedRevision::NoStream, events(2))
+            .await
+            .expect("append");
+        stores[5]
+            .append("one", ExpectedRevision::Exact(1), events(1))
+            .await
+            .expect("append through another store");
+        assert_eq!(read_all_from(&stores[3], 0).await.len(), 3);
+        drop(stores);
+        // A reopened database keeps its events and does not create again.
+        let again = PostgresStore::connect(&database.url, PostgresOptions::default())
+            .await
+            .expect("reconnect");
+        assert!(!again.created_schema());
+        assert_eq!(again.head_position().await.expect("head"), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_database_of_a_newer_schema_is_refused() {
+        let database = TestDatabase::create("caseledger_test");
+        drop(
+            PostgresStore::connect(&database.url, PostgresOptions::default())
+                .await
+                .expect("connect"),
+        );
+        let newer = store_postgres::SCHEMA_VERSION + 1;
+        support::admin(
+            &database.url,
+            &format!("UPDATE caseledger_schema SET version = {newer}"),
+        )
+        .await
+        .expect("bump the version");
+        match PostgresStore::connect(&database.url, PostgresOptions::default()).await {
+            Err(
+                error @ StoreError::SchemaTooNew {
+                    found, supported, ..
+                },
+            ) => {
+                assert_eq!(found, newer);
+                assert_eq!(supported, store_postgres::SCHEMA_VERSION);
+                let message = error.to_string();
+                assert!(message.contains("newer"), "{message}");
+                assert!(message.contains(&database.name), "{message}");
+            }
+            other => panic!("expected SchemaTooNew, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_unavailable_and_named() {
+        // A port nothing listens on: bound, then released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("address")
+            .port();
+        let url = format!("postgres://caseledger:secret@127.0.0.1:{port}/ledger");
+        match PostgresStore::connect(&url, PostgresOptions::default()).await {
+            Err(StoreError::Unavailable(message)) => {
+                assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
+                assert!(!message.contains("secret"), "{message}");
+            }
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn names_with_a_nul_character_are_refused_and_do_not_fail_a_batch() {
+        let Harness { store, guard } = harness();
+        let bad = {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .append("bad\0name", ExpectedRevision::Any, events(1))
+                    .await
+            })
+        };
+        let good = store
+            .append("good", ExpectedRevision::NoStream, events(1))
+            .await
+            .expect("good append");
+        assert_eq!(good.position, 1);
+        assert!(matches!(
+            bad.await.expect("task"),
+            Err(StoreError::InvalidInput(_))
+        ));
+        drop(store);
+        drop(guard);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn same_ids_with_other_content_are_a_mismatch() {
+        let Harness { store, guard } = harness();
+        let batch = events(2);
+        let original = store
+            .append("content", ExpectedRevision::NoStream, batch.clone())
+            .await
+            .expect("append");
+        assert_eq!(
+            store
+                .append("content", ExpectedRevision::Any, batch.clone())
+                .await
+                .expect("retry"),
+            original
+        );
+        let mut changed = batch.clone();
+        changed[1].payload = b"other".to_vec();
+        assert!(matches!(
+            store
+                .append("content", ExpectedRevision::Any, changed)
+                .await,
+            Err(StoreError::IdempotencyMismatch { .. })
+        ));
+        // In one batch: a retry of an append made earlier in the same batch.
+        let twice = events(1);
+        let (a, b) = tokio::join!(
+            store.append("twice", ExpectedRevision::NoStream, twice.clone()),
+            store.append("twice", ExpectedRevision::NoStream, twice.clone()),
+        );
+        assert_eq!(a.expect("first"), b.expect("second"));
+        assert_eq!(store.head_position().await.expect("head"), 3);
+        drop(store);
+        drop(guard);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_key_value_table_sets_once_and_compares_and_sets() {
+        let database = TestDatabase::create("caseledger_test");
+        let one = PostgresStore::connect(&database.url, PostgresOptions::default())
+            .await
+            .expect("connect");
+        let two = PostgresStore::connect(&database.url, PostgresOptions::default())
+            .await
+            .expect("connect");
+        assert_eq!(one.kv_get("keys", "server").await.expect("get"), None);
+        let (a, b) = tokio::join!(
+            one.kv_insert_if_absent("keys", "server", b"from one"),
+            two.kv_insert_if_absent("keys", "server", b"from two"),
+        );
+        let (a, b) = (a.expect("one"), b.expect("two"));
+        assert_eq!(a, b, "both nodes end up with the same key");
+        assert_eq!(two.kv_get("keys", "server").await.expect("get"), Some(a));
+
+        assert!(
+            one.kv_compare_and_set("outbox", "sent", None, b"1")
+                .await
+                .expect("cas")
+        );
+        assert!(
+            !two.kv_compare_and_set("outbox", "sent", None, b"1")
+                .await
+                .expect("cas")
+        );
+        assert!(
+            two.kv_compare_and_set("outbox", "sent", Some(b"1"), b"2")
+                .await
+                .expect("cas")
+        );
+        assert!(
+            !one.kv_compare_and_set("outbox", "sent", Some(b"1"), b"3")
+                .await
+                .expect("cas")
+        );
+        one.kv_put("outbox", "sent", b"9").await.expect("put");
+        assert_eq!(
+            two.kv_get("outbox", "sent").await.expect("get"),
+            Some(b"9".to_vec())
+        );
+        drop((one, two));
+    }
+}
