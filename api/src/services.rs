@@ -165,7 +165,9 @@ pub(crate) fn store_failure<E>(context: &str, error: ExecuteError<E>) -> ApiErro
 /// client may try again), anything else `INTERNAL`.
 pub(crate) fn store_error(context: &str, error: store::StoreError) -> ApiError {
     match error {
-        store::StoreError::Backend(_) | store::StoreError::Closed => {
+        store::StoreError::Backend(_)
+        | store::StoreError::Unavailable(_)
+        | store::StoreError::Closed => {
             tracing::error!(%error, "{context}: the store is unavailable");
             ApiError::unavailable()
         }
