@@ -429,6 +429,20 @@ pub fn story_data_dir() -> tempfile::TempDir {
     dir
 }
 
+/// The story appended to `store` (recorded at the store's own clock).
+pub async fn append_story(store: &dyn store::EventStore) {
+    for (number, step) in story().iter().enumerate() {
+        store
+            .append(
+                &step.stream,
+                ExpectedRevision::Any,
+                vec![new_event(number as u128, step)],
+            )
+            .await
+            .unwrap();
+    }
+}
+
 /// Run the built tool with `args` over `data_dir`.
 pub fn replay(data_dir: &Path, args: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_replay-tool"))
