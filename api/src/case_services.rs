@@ -16,7 +16,7 @@ use projections::ApplicationView;
 use store::command::ExecuteError;
 
 use crate::error::ApiError;
-use crate::services::{App, Caller, internal};
+use crate::services::{App, Caller, internal, store_failure};
 
 /// Input of `createApplication`, already typed by the GraphQL layer.
 #[derive(Debug, Clone)]
@@ -325,7 +325,7 @@ impl App {
             .await
             .map_err(|e| match e {
                 ExecuteError::Domain(e) => application_error(e),
-                other => internal("running an application command", other),
+                other => store_failure("running an application command", other),
             })?;
         self.settle(&executed).await;
         self.projections
@@ -407,7 +407,7 @@ impl App {
             .await
             .map_err(|e| match e {
                 ExecuteError::Domain(e) => application_error(e),
-                other => internal("running a caseworker command", other),
+                other => store_failure("running a caseworker command", other),
             })?;
         self.settle(&executed).await;
         self.projections

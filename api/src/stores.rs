@@ -13,6 +13,9 @@ use store::sqlite::{SqliteOptions, SqliteStore};
 
 /// Name of the embedded store's file in the data dir.
 pub const EMBEDDED_FILE: &str = "events.sqlite3";
+/// How long an append waits for a PostgreSQL server that went away before
+/// the request is answered 503.
+pub const POSTGRES_OUTAGE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// The value beside the log that holds the secret's fingerprint.
 pub const SECRET_FINGERPRINT_VALUE: &str = "secret.fingerprint";
 
@@ -150,10 +153,15 @@ pub fn open_sqlite(path: &Path, durable: bool) -> anyhow::Result<SqliteStore> {
 }
 
 async fn open_postgres(url: &str) -> anyhow::Result<Arc<dyn EventStore>> {
-    let store =
-        store_postgres::PostgresStore::connect(url, store_postgres::PostgresOptions::default())
-            .await
-            .with_context(|| format!("opening the event store {}", redacted(url)))?;
+    let options = store_postgres::PostgresOptions {
+        // Well inside a request's time budget: a request during an outage
+        // is answered 503, not cut off.
+        outage_timeout: POSTGRES_OUTAGE_WAIT,
+        ..store_postgres::PostgresOptions::default()
+    };
+    let store = store_postgres::PostgresStore::connect(url, options)
+        .await
+        .with_context(|| format!("opening the event store {}", redacted(url)))?;
     Ok(Arc::new(store))
 }
 

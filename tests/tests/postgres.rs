@@ -134,3 +134,153 @@ fn an_unreachable_server_is_named_and_the_node_does_not_start() {
     assert!(message.contains("127.0.0.1:9"), "{message}");
     assert!(!message.contains("topsecret"), "{message}");
 }
+
+/// A PostgreSQL server of this test's own (it is stopped mid-test).
+struct OwnServer {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+fn ci_script() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/postgres")
+}
+
+fn sh(command: &mut Command) -> String {
+    let output = command.output().expect("run a PostgreSQL tool");
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+impl OwnServer {
+    fn start() -> OwnServer {
+        // The shared server's variable says this machine has PostgreSQL.
+        common::postgres_database();
+        let dir = tempfile::tempdir().unwrap();
+        let url = sh(Command::new("bash")
+            .arg(ci_script())
+            .arg("start")
+            .arg(dir.path()));
+        OwnServer { dir, url }
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let bin = std::path::PathBuf::from(sh(Command::new("bash").arg(ci_script()).arg("bin")));
+        let mut command = if sh(Command::new("id").arg("-u")) == "0" {
+            let mut command = Command::new("runuser");
+            command
+                .args(["-u", "postgres", "--"])
+                .arg(bin.join("pg_ctl"));
+            command
+        } else {
+            Command::new(bin.join("pg_ctl"))
+        };
+        sh(command
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .arg("-l")
+            .arg(self.dir.path().join("server.log"))
+            .args(args));
+    }
+
+    fn stop(&self) {
+        self.pg_ctl(&["stop", "-m", "fast", "-w"]);
+    }
+
+    fn start_again(&self) {
+        let port = self
+            .url
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap();
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1",
+            self.dir.path().display()
+        );
+        self.pg_ctl(&["start", "-w", "-t", "60", "-o", &options]);
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(ci_script())
+            .arg("stop")
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+#[tokio::test]
+async fn an_outage_of_postgres_is_answered_503_and_the_server_recovers() {
+    let postgres = OwnServer::start();
+    let server = Server::start(&["--store", &postgres.url]);
+    let token = server.register("tone@example.no", PASSWORD, "Tone").await;
+
+    postgres.stop();
+    let create = "mutation { createApplication(input: { kind: VISIT, relation: SELF, applicant: { name: \"Tone\", birthDate: \"1980-01-02\", nationality: \"NOR\" } }) { id } }";
+    let began = Instant::now();
+    let answer = server
+        .client
+        .post(format!("{}/graphql", server.url))
+        .bearer_auth(&token)
+        .json(&json!({ "query": create }))
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status();
+    let retry_after = answer.headers().get("retry-after").cloned();
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(status, 503, "during the outage: {body}");
+    assert!(retry_after.is_some());
+    assert_eq!(error_code(&body), "UNAVAILABLE", "{body}");
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "answered within the request's budget"
+    );
+    assert!(
+        !body.to_string().contains("127.0.0.1"),
+        "no internals in the answer: {body}"
+    );
+    let health = server
+        .client
+        .get(format!("{}/healthz", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200, "the process lives on");
+
+    postgres.start_again();
+    let mut created = Value::Null;
+    for _ in 0..60 {
+        created = server.gql(Some(&token), create, json!({})).await;
+        if created["errors"].is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        created["data"]["createApplication"]["id"].is_string(),
+        "{created}"
+    );
+    let listed = server
+        .gql(
+            Some(&token),
+            "{ myApplications { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        listed["data"]["myApplications"]["edges"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "the refused request stored nothing, the later one stored one: {listed}"
+    );
+}
