@@ -34,12 +34,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use api::keys::{self, Keyer};
 use chrono::{TimeZone, Utc};
 use domain::application::{Applicant, CountryCode, Event as P, Kind, Relation};
 use domain::text::PersonName;
 use domain::{AccountId, ApplicationId, Email, LoginMethod};
 use futures::StreamExt;
+use keys::Keyer;
 use migrations::DomainEvent;
 use serde_json::{Value, json};
 use store::{EventMetadata, ExpectedRevision, NewEvent};

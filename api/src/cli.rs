@@ -36,9 +36,35 @@ pub enum PolicyName {
 /// Where the data lives (shared by every command).
 #[derive(Debug, clap::Args)]
 pub struct DataDir {
-    /// Directory of the embedded event store, its secret and the mail outbox.
+    /// Directory of the embedded event store, its secret, the read models'
+    /// snapshot and the file mail outbox.
     #[arg(long, env = "CASELEDGER_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+    /// The event store: `sqlite:<path>` for an embedded file, or
+    /// `postgres://user@host:port/db` (with `?sslmode=require` and the
+    /// like) for PostgreSQL; default: the embedded store in --data-dir.
+    #[arg(long, env = "CASELEDGER_STORE", hide_env_values = true)]
+    pub store: Option<String>,
+    /// The server secret (hex; see `caseledger new-secret`); every node of
+    /// one store must be given the same file. Default:
+    /// <data-dir>/secret.key, created on first use.
+    #[arg(long, env = "CASELEDGER_SECRET_FILE")]
+    pub secret_file: Option<PathBuf>,
+}
+
+impl DataDir {
+    /// The store and secret these flags name.
+    pub fn place(&self) -> anyhow::Result<crate::stores::StoreConfig> {
+        Ok(crate::stores::StoreConfig {
+            data_dir: self.data_dir.clone(),
+            store: crate::stores::StoreLocation::parse(self.store.as_deref(), &self.data_dir)?,
+            secret_file: self
+                .secret_file
+                .clone()
+                .unwrap_or_else(|| self.data_dir.join(keys::SECRET_FILE)),
+            durable: true,
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -49,6 +75,14 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Write a fresh server secret (mode 0600) for the nodes of a store.
+    ///
+    /// Never overwrites a file. Example: caseledger new-secret --out /etc/caseledger/secret.key
+    NewSecret {
+        /// The file to create.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Delete every password account with no login for over two years, and
     /// warn those within 30 days of it.
     ///
@@ -254,6 +288,7 @@ impl ServeArgs {
         };
         Ok(ServeConfig {
             data_dir: self.data.data_dir.clone(),
+            store: self.data.place()?,
             code_ttl: self.code_ttl,
             password_policy,
             mail: self.mail.clone(),
@@ -369,6 +404,16 @@ pub async fn main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             crate::server::run(listener, config, shutdown_signal()).await?;
             Ok(std::process::ExitCode::SUCCESS)
         }
+        Command::NewSecret { out } => {
+            let keyer = keys::Keyer::create_new(&out)
+                .with_context(|| format!("writing a new secret to {}", out.display()))?;
+            println!(
+                "wrote a new server secret to {} (fingerprint {})",
+                out.display(),
+                keyer.fingerprint()
+            );
+            Ok(std::process::ExitCode::SUCCESS)
+        }
         Command::Schema => {
             println!("{}", crate::graphql::schema(None, None).sdl());
             Ok(std::process::ExitCode::SUCCESS)
@@ -378,11 +423,11 @@ pub async fn main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             as_of,
             dry_run,
         } => {
-            crate::jobs::purge_inactive(&data.data_dir, as_of.unwrap_or_else(Utc::now), dry_run)
+            crate::jobs::purge_inactive(&data.place()?, as_of.unwrap_or_else(Utc::now), dry_run)
                 .await
         }
         Command::ImportLegacy { data, file } => {
-            crate::jobs::import_legacy(&data.data_dir, &file).await
+            crate::jobs::import_legacy(&data.place()?, &file).await
         }
     }
 }

@@ -4,6 +4,11 @@
 use async_graphql::ErrorExtensions;
 use serde_json::{Value, json};
 
+/// The code of [`ApiError::unavailable`].
+pub const UNAVAILABLE: &str = "UNAVAILABLE";
+/// How long a client is told to wait when the store cannot be reached.
+pub const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 5;
+
 /// The language of messages, from `Accept-Language`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Lang {
@@ -137,6 +142,18 @@ impl ApiError {
             "Something went wrong on our side. Please try again later.",
             "Noe gikk galt hos oss. Prøv igjen senere.",
         )
+    }
+
+    /// The event store cannot be reached (an outage of the database, say):
+    /// the request changed nothing and may be sent again. The HTTP answer
+    /// is 503 with `Retry-After`.
+    pub fn unavailable() -> ApiError {
+        ApiError::new(
+            UNAVAILABLE,
+            "The service cannot reach its data right now. Nothing was changed; please try again in a moment.",
+            "Tjenesten får ikke tak i dataene sine akkurat nå. Ingenting ble endret; prøv igjen om litt.",
+        )
+        .with("retryAfterSeconds", json!(UNAVAILABLE_RETRY_AFTER_SECONDS))
     }
 
     /// The server is too busy to take this request now.

@@ -15,10 +15,10 @@ use domain::application::{self as app_domain, DecisionOutcome as DomainOutcome};
 use domain::flow::FlowKind;
 use projections::{AccountView, ApplicationView};
 
-use crate::app::{App, Caller, IssuedSession};
-use crate::applications::{NewApplication, NewAppointment};
+use crate::case_services::{NewApplication, NewAppointment};
 use crate::error::{ApiError, Lang};
 use crate::limits::Limits;
+use crate::services::{App, Caller, IssuedSession};
 
 /// The schema type served at `/graphql`.
 pub type CaseledgerSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
@@ -299,8 +299,8 @@ pub struct FlowStarted {
     expires_at: Instant,
 }
 
-impl From<crate::app::FlowStarted> for FlowStarted {
-    fn from(f: crate::app::FlowStarted) -> Self {
+impl From<crate::services::FlowStarted> for FlowStarted {
+    fn from(f: crate::services::FlowStarted) -> Self {
         FlowStarted {
             flow_id: ID(f.flow_id.to_string()),
             expires_at: f.expires_at.into(),
@@ -656,7 +656,7 @@ pub struct MutationRoot;
 
 fn session_cookie(ctx: &Context<'_>, session: &IssuedSession) {
     if request(ctx).cookies {
-        let (session_cookie, csrf_cookie) = crate::server::session_cookies(
+        let (session_cookie, csrf_cookie) = crate::cookies::session_cookies(
             &services(ctx).keyer,
             &session.token,
             session.expires_at,
@@ -794,7 +794,7 @@ impl MutationRoot {
         if request(ctx).cookies {
             ctx.append_http_header(
                 "Set-Cookie",
-                crate::server::device_cookie(&logged_in.device_token),
+                crate::cookies::device_cookie(&logged_in.device_token),
             );
         }
         Ok(Session(logged_in.session))
@@ -808,7 +808,7 @@ impl MutationRoot {
             .await
             .map_err(|e| fail(ctx, e))?;
         if request(ctx).cookies {
-            ctx.append_http_header("Set-Cookie", crate::server::cleared_session_cookie());
+            ctx.append_http_header("Set-Cookie", crate::cookies::cleared_session_cookie());
         }
         Ok(done)
     }

@@ -16,10 +16,18 @@ use domain::legacy::{self, LegacyOwner, LegacyRecord};
 use domain::{AccountId, Email, account, reservation};
 use store::command::ExecuteError;
 
-use crate::app::App;
-use crate::deciders::{AccountDecider, LegacyDecider, ReservationDecider};
-use crate::keys::{self, Keyer};
-use crate::server::{ServeConfig, build_app, open_store};
+use crate::server::{ServeConfig, build_app};
+use crate::stores::StoreConfig;
+
+/// The services' configuration of a job over `place`.
+fn serve_config(place: &StoreConfig) -> ServeConfig {
+    ServeConfig {
+        store: place.clone(),
+        ..ServeConfig::new(place.data_dir.clone())
+    }
+}
+use crate::services::App;
+use keys::Keyer;
 
 const JOB_CATCH_UP: Duration = Duration::from_secs(600);
 
@@ -34,10 +42,9 @@ fn progress(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
-async fn open_app(data_dir: &Path) -> anyhow::Result<App> {
-    let keyer = Keyer::load_or_create(data_dir)?;
-    let store = open_store(data_dir, true)?;
-    let app = build_app(store, keyer, &ServeConfig::new(data_dir.to_path_buf()));
+async fn open_app(place: &StoreConfig) -> anyhow::Result<App> {
+    let (keyer, store) = place.open().await?;
+    let app = build_app(store, keyer, &serve_config(place));
     app.projections()
         .wait_caught_up(JOB_CATCH_UP)
         .await
@@ -57,11 +64,11 @@ pub struct PurgeSummary {
 
 /// `caseledger purge-inactive`.
 pub async fn purge_inactive(
-    data_dir: &Path,
+    place: &StoreConfig,
     as_of: DateTime<Utc>,
     dry_run: bool,
 ) -> anyhow::Result<ExitCode> {
-    let app = open_app(data_dir).await?;
+    let app = open_app(place).await?;
     let summary = run_purge(&app, as_of, dry_run).await?;
     let verb = if dry_run { "would be " } else { "" };
     println!(
@@ -127,7 +134,7 @@ pub async fn run_purge(
     for id in due {
         let command = account::Command::PurgeInactive { as_of };
         match app
-            .run::<AccountDecider>(&id.stream(), &command, actor)
+            .run::<account::Account>(&id.stream(), &command, actor)
             .await
         {
             Ok(executed) if !executed.events.is_empty() => {
@@ -144,7 +151,7 @@ pub async fn run_purge(
     for id in warn {
         let command = account::Command::WarnOfPurge { as_of };
         match app
-            .run::<AccountDecider>(&id.stream(), &command, actor)
+            .run::<account::Account>(&id.stream(), &command, actor)
             .await
         {
             Ok(executed) if !executed.events.is_empty() => summary.warned += 1,
@@ -162,7 +169,7 @@ pub async fn run_purge(
 /// Release the email of a deleted account; true when it was still held.
 async fn release_email(app: &App, id: AccountId, actor: &str) -> anyhow::Result<bool> {
     let state = app
-        .load::<AccountDecider>(&id.stream())
+        .load::<account::Account>(&id.stream())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let Some(email) = state.email else {
@@ -171,7 +178,7 @@ async fn release_email(app: &App, id: AccountId, actor: &str) -> anyhow::Result<
     let stream = keys::email_stream(&app.keyer.email_key(&email));
     let command = reservation::Command::Release { account: id };
     let executed = app
-        .run::<ReservationDecider>(&stream, &command, actor)
+        .run::<reservation::Reservation>(&stream, &command, actor)
         .await
         .map_err(|e| anyhow::anyhow!("releasing the email of account {id}: {e}"))?;
     Ok(!executed.events.is_empty())
@@ -232,8 +239,8 @@ fn parse_legacy_line(keyer: &Keyer, line: &str) -> Result<LegacyRecord, String> 
 
 /// `caseledger import-legacy`: all lines are checked first; a file with any
 /// bad line imports nothing.
-pub async fn import_legacy(data_dir: &Path, file: &Path) -> anyhow::Result<ExitCode> {
-    let keyer = Keyer::load_or_create(data_dir)?;
+pub async fn import_legacy(place: &StoreConfig, file: &Path) -> anyhow::Result<ExitCode> {
+    let (keyer, store) = place.open().await?;
     let reader = std::io::BufReader::new(
         std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?,
     );
@@ -276,8 +283,7 @@ pub async fn import_legacy(data_dir: &Path, file: &Path) -> anyhow::Result<ExitC
         );
         return Ok(ExitCode::from(2));
     }
-    let store = open_store(data_dir, true)?;
-    let app = build_app(store, keyer, &ServeConfig::new(data_dir.to_path_buf()));
+    let app = build_app(store, keyer, &serve_config(place));
     let bar = progress(records.len() as u64, "import");
     let (mut imported, mut present, mut conflicts) = (0usize, 0usize, Vec::new());
     let at = Utc::now();
@@ -286,7 +292,7 @@ pub async fn import_legacy(data_dir: &Path, file: &Path) -> anyhow::Result<ExitC
         let reference = record.reference.clone();
         let command = legacy::Command::Import { record, at };
         match app
-            .run::<LegacyDecider>(&stream, &command, "job:import-legacy")
+            .run::<legacy::Legacy>(&stream, &command, "job:import-legacy")
             .await
         {
             Ok(executed) if executed.events.is_empty() => present += 1,

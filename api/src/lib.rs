@@ -3,20 +3,23 @@
 //! event store. `server::run(listener, config, shutdown)` is the entry point;
 //! `main.rs` is a shim.
 
-pub mod app;
-pub mod applications;
+pub mod case_services;
 pub mod cli;
+pub mod codec;
+pub mod cookies;
 pub mod data_dir;
-pub mod deciders;
 pub mod error;
 pub mod graphql;
 pub mod idporten;
 pub mod jobs;
-pub mod keys;
 pub mod limits;
 pub mod mail;
+pub mod nesting;
 pub mod outbox;
 pub mod password_hashing;
+pub mod positions;
 pub mod query_cache;
 pub mod query_guard;
 pub mod server;
+pub mod services;
+pub mod stores;

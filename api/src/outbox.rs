@@ -2,13 +2,17 @@
 //! the log (a code issued, a recovery for an unknown address, a purge
 //! warning, a deletion, a booked appointment) and sent once, in log order.
 //!
-//! The consumer folds the whole log to know addresses (flows, accounts,
-//! applications), but sends only for events after its checkpoint, which it
-//! stores in `<data-dir>/outbox.checkpoint` after each mail. A crash between
-//! a send and its checkpoint re-sends that one mail; with the `file`
-//! transport the re-send rewrites the same file, so nothing is duplicated.
+//! The consumer follows the log from its checkpoint and keeps no state of
+//! its own: whether an event owes a mail, and where it goes, it reads from
+//! the read models once they have applied the event (`ReadModel::owes_mail`,
+//! the account's email, the application's owner and kind), and a resent
+//! code's address from the flow's first event. Its checkpoint it keeps in
+//! the store beside the log (the value [`CHECKPOINT_VALUE`]) after
+//! each mail, so a data dir restored from a backup sends no old mail again.
+//! A crash between a send and its checkpoint re-sends that one mail; with
+//! the `file` transport the re-send rewrites the same file, so nothing is
+//! duplicated.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,74 +20,99 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::sync::watch;
 
-use domain::application::{self, Kind};
+use domain::application;
 use domain::flow::{self, FlowKind};
-use domain::{AccountId, ApplicationId, FlowId, account};
+use domain::{AccountId, ApplicationId, Email, FlowId, account};
 use migrations::DomainEvent;
+use projections::Projections;
 use projections::model::stream_id;
-use store::{EventStore, RecordedEvent, SubscriptionItem};
+use store::{Direction, EventStore, RecordedEvent, StreamStart, SubscriptionItem};
 
-use crate::keys::Keyer;
 use crate::mail::{MailContent, MailSender, OutgoingMail};
+use keys::Keyer;
 
-/// File that holds the position of the last mail handed to the transport.
-pub const CHECKPOINT_FILE: &str = "outbox.checkpoint";
-
-/// What the consumer remembers to address mails.
-#[derive(Default)]
-struct Addresses {
-    flows: HashMap<FlowId, (FlowKind, String, bool)>,
-    accounts: HashMap<AccountId, String>,
-    applications: HashMap<ApplicationId, (AccountId, Kind)>,
-}
+/// The value beside the log that holds the position of the last mail
+/// handed to the transport.
+pub const CHECKPOINT_VALUE: &str = "outbox.position";
+/// Where earlier versions kept that position (read once, then the store's
+/// value takes over).
+pub const LEGACY_CHECKPOINT_FILE: &str = "outbox.checkpoint";
 
 /// Derives and sends the mails the log owes.
 pub struct Outbox {
     keyer: Keyer,
     sender: MailSender,
-    checkpoint_path: PathBuf,
-    addresses: Addresses,
+    legacy_checkpoint: PathBuf,
+    projections: Projections,
 }
 
-/// Read the outbox checkpoint (0 when none).
-pub fn read_checkpoint(data_dir: &Path) -> u64 {
-    std::fs::read_to_string(data_dir.join(CHECKPOINT_FILE))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
+/// Read the outbox checkpoint from the store (0 when none).
+pub async fn read_checkpoint(store: &dyn EventStore) -> Result<u64, store::StoreError> {
+    Ok(store
+        .read_value(CHECKPOINT_VALUE)
+        .await?
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(0))
 }
 
-fn write_checkpoint(path: &Path, position: u64) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, position.to_string())?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, path)
+/// Move the checkpoint from `previous` (0: never stored) to `position`.
+async fn save_checkpoint(
+    store: &dyn EventStore,
+    previous: u64,
+    position: u64,
+) -> Result<(), store::StoreError> {
+    let expected = (previous > 0).then(|| previous.to_string().into_bytes());
+    if store
+        .swap_value(
+            CHECKPOINT_VALUE,
+            expected.as_deref(),
+            position.to_string().as_bytes(),
+        )
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(store::StoreError::Backend(
+            "the outbox checkpoint was moved by another process".to_owned(),
+        ))
+    }
 }
 
 impl Outbox {
-    pub fn new(keyer: Keyer, sender: MailSender, data_dir: &Path) -> Outbox {
+    /// An outbox that addresses mails from `projections`.
+    pub fn new(
+        keyer: Keyer,
+        sender: MailSender,
+        data_dir: &Path,
+        projections: Projections,
+    ) -> Outbox {
         Outbox {
             keyer,
             sender,
-            checkpoint_path: data_dir.join(CHECKPOINT_FILE),
-            addresses: Addresses::default(),
+            legacy_checkpoint: data_dir.join(LEGACY_CHECKPOINT_FILE),
+            projections,
         }
     }
 
     /// Run until the log subscription ends or `stop` turns true. Publishes
     /// the position of the last mail handled on `sent`.
     pub async fn run(
-        mut self,
+        self,
         store: Arc<dyn EventStore>,
         sent: watch::Sender<u64>,
         mut stop: watch::Receiver<bool>,
     ) {
-        let checkpoint = std::fs::read_to_string(&self.checkpoint_path)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0u64);
+        let checkpoint = match self.start_checkpoint(store.as_ref()).await {
+            Ok(checkpoint) => checkpoint,
+            Err(e) => {
+                tracing::error!(error = %e, "could not read the outbox checkpoint; no mail is sent");
+                return;
+            }
+        };
+        let mut stored = checkpoint;
         let _ = sent.send(checkpoint);
-        let mut events = store.subscribe_all(0);
+        let mut events = store.subscribe_all(checkpoint);
         loop {
             let item = tokio::select! {
                 item = events.next() => item,
@@ -98,17 +127,49 @@ impl Outbox {
                     return;
                 }
             };
-            let Some(mail) = self.observe(&event) else {
+            // The read models must have applied the event before they
+            // can say whether it owes a mail and where it goes.
+            loop {
+                let reached = tokio::select! {
+                    reached = self.projections.wait_for(event.position, Duration::from_secs(30)) => reached,
+                    _ = stop.changed() => return,
+                };
+                match reached {
+                    Ok(()) => break,
+                    Err(projections::WaitError::Stopped) => return,
+                    Err(e) => tracing::warn!(error = %e, "the outbox waits for the read models"),
+                }
+            }
+            let Some(mail) = self.mail_for(store.as_ref(), &event).await else {
                 continue;
             };
-            if event.position <= checkpoint {
-                continue;
-            }
             self.deliver(&mail, &mut stop).await;
-            if let Err(e) = write_checkpoint(&self.checkpoint_path, event.position) {
-                tracing::error!(error = %e, "could not store the outbox checkpoint");
+            match save_checkpoint(store.as_ref(), stored, event.position).await {
+                Ok(()) => stored = event.position,
+                Err(e) => tracing::error!(error = %e, "could not store the outbox checkpoint"),
             }
             let _ = sent.send(event.position);
+        }
+    }
+
+    /// The checkpoint in the store; on a data dir of an earlier version,
+    /// the one in its file, moved into the store.
+    async fn start_checkpoint(&self, store: &dyn EventStore) -> Result<u64, store::StoreError> {
+        if store.read_value(CHECKPOINT_VALUE).await?.is_some() {
+            return read_checkpoint(store).await;
+        }
+        let legacy = std::fs::read_to_string(&self.legacy_checkpoint)
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok());
+        match legacy {
+            Some(position) => {
+                save_checkpoint(store, 0, position).await?;
+                if let Err(e) = std::fs::remove_file(&self.legacy_checkpoint) {
+                    tracing::warn!(error = %e, "could not remove the old outbox checkpoint file");
+                }
+                Ok(position)
+            }
+            None => Ok(0),
         }
     }
 
@@ -142,8 +203,18 @@ impl Outbox {
         }
     }
 
-    /// Learn from one event, and return the mail it causes, if any.
-    fn observe(&mut self, recorded: &RecordedEvent) -> Option<OutgoingMail> {
+    /// The mail `recorded` owes, if any (the read models have applied it).
+    async fn mail_for(
+        &self,
+        store: &dyn EventStore,
+        recorded: &RecordedEvent,
+    ) -> Option<OutgoingMail> {
+        if !self
+            .projections
+            .read(|model| model.owes_mail(recorded.position))
+        {
+            return None;
+        }
         let event = migrations::decode(
             &recorded.type_name,
             recorded.schema_version,
@@ -156,90 +227,74 @@ impl Outbox {
             to,
             content,
         };
+        let email_of = |account: AccountId| {
+            self.projections.read(|model| {
+                model
+                    .account(account)
+                    .and_then(|a| a.email.as_ref())
+                    .map(|e| e.as_str().to_owned())
+            })
+        };
         match event {
             DomainEvent::Flow(e) => {
                 let flow = FlowId(stream_id(&recorded.stream, "flow")?);
-                match e {
+                let (kind, email, known, code) = match e {
                     flow::Event::Started {
                         kind,
                         email,
                         account,
                         code,
                         ..
-                    } => {
-                        let known = account.is_some();
-                        self.addresses
-                            .flows
-                            .insert(flow, (kind, email.as_str().to_owned(), known));
-                        Some(mail(
-                            email.as_str().to_owned(),
-                            self.code_mail(flow, kind, known, &code),
-                        ))
-                    }
+                    } => (kind, email, account.is_some(), code),
                     flow::Event::CodeResent { code, .. } => {
-                        let (kind, email, known) = self.addresses.flows.get(&flow)?.clone();
-                        Some(mail(email, self.code_mail(flow, kind, known, &code)))
+                        let (kind, email, known) = flow_address(store, &recorded.stream).await?;
+                        (kind, email, known, code)
                     }
-                    flow::Event::Completed { .. } => {
-                        self.addresses.flows.remove(&flow);
-                        None
-                    }
-                    flow::Event::CodeRejected { .. } | flow::Event::CodeVerified { .. } => None,
-                }
+                    _ => return None,
+                };
+                Some(mail(
+                    email.as_str().to_owned(),
+                    self.code_mail(flow, kind, known, &code),
+                ))
             }
             DomainEvent::Account(e) => {
                 let account = AccountId(stream_id(&recorded.stream, "account")?);
-                match e {
-                    account::Event::PasswordAccountRegistered { email, .. } => {
-                        self.addresses
-                            .accounts
-                            .insert(account, email.as_str().to_owned());
-                        None
-                    }
+                let content = match e {
                     account::Event::PurgeWarningIssued { deletion_after, .. } => {
-                        let to = self.addresses.accounts.get(&account)?.clone();
-                        Some(mail(to, MailContent::PurgeWarning { deletion_after }))
+                        MailContent::PurgeWarning { deletion_after }
                     }
-                    account::Event::AccountDeleted { .. } => {
-                        let to = self.addresses.accounts.remove(&account)?;
-                        Some(mail(to, MailContent::AccountDeleted))
-                    }
-                    _ => None,
-                }
+                    account::Event::AccountDeleted { .. } => MailContent::AccountDeleted,
+                    _ => return None,
+                };
+                Some(mail(email_of(account)?, content))
             }
-            DomainEvent::Application(e) => {
+            DomainEvent::Application(
+                application::Event::AppointmentBooked { appointment, .. }
+                | application::Event::AppointmentRescheduled { appointment, .. },
+            ) => {
                 let id = ApplicationId(stream_id(&recorded.stream, "application")?);
-                match e {
-                    application::Event::Created { owner, kind, .. } => {
-                        self.addresses.applications.insert(id, (owner, kind));
-                        None
-                    }
-                    application::Event::AppointmentBooked { appointment, .. }
-                    | application::Event::AppointmentRescheduled { appointment, .. } => {
-                        let (owner, kind) = *self.addresses.applications.get(&id)?;
-                        let to = self.addresses.accounts.get(&owner)?.clone();
-                        Some(mail(
-                            to,
-                            MailContent::AppointmentConfirmation {
-                                reference: id.to_string(),
-                                meeting_point: appointment.meeting_point.label_en().to_owned(),
-                                location: appointment.location.clone(),
-                                starts_at: appointment.starts_at,
-                                documents_en: application::documents_to_bring(kind)
-                                    .into_iter()
-                                    .map(str::to_owned)
-                                    .collect(),
-                                documents_nb: application::documents_to_bring_nb(kind)
-                                    .into_iter()
-                                    .map(str::to_owned)
-                                    .collect(),
-                            },
-                        ))
-                    }
-                    _ => None,
-                }
+                let (owner, kind) = self
+                    .projections
+                    .read(|model| model.application(id).map(|a| (a.owner.account, a.kind)))?;
+                Some(mail(
+                    email_of(owner)?,
+                    MailContent::AppointmentConfirmation {
+                        reference: id.to_string(),
+                        meeting_point: appointment.meeting_point.label_en().to_owned(),
+                        location: appointment.location.clone(),
+                        starts_at: appointment.starts_at,
+                        documents_en: application::documents_to_bring(kind)
+                            .into_iter()
+                            .map(str::to_owned)
+                            .collect(),
+                        documents_nb: application::documents_to_bring_nb(kind)
+                            .into_iter()
+                            .map(str::to_owned)
+                            .collect(),
+                    },
+                ))
             }
-            DomainEvent::Reservation(_) | DomainEvent::Legacy(_) | DomainEvent::Address(_) => None,
+            _ => None,
         }
     }
 
@@ -262,5 +317,25 @@ impl Outbox {
             },
             (FlowKind::Recovery, false) => MailContent::NoAccountNotice,
         }
+    }
+}
+
+/// What a flow's first event says about its mails: the kind, the address,
+/// and whether an account has it.
+async fn flow_address(store: &dyn EventStore, stream: &str) -> Option<(FlowKind, Email, bool)> {
+    let first = store
+        .read_stream(stream, StreamStart::Edge, Direction::Forwards, 1)
+        .await
+        .ok()?
+        .into_iter()
+        .next()?;
+    match migrations::decode(&first.type_name, first.schema_version, &first.payload).ok()? {
+        DomainEvent::Flow(flow::Event::Started {
+            kind,
+            email,
+            account,
+            ..
+        }) => Some((kind, email, account.is_some())),
+        _ => None,
     }
 }

@@ -23,7 +23,6 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine as _;
-use chrono::{DateTime, Utc};
 use serde_json::json;
 use sha2::Digest as _;
 use tokio::net::TcpListener;
@@ -32,27 +31,20 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use domain::password::PasswordPolicyKind;
 use store::EventStore;
-use store::sqlite::{SqliteOptions, SqliteStore};
 
-use crate::app::{App, Settings};
+use crate::cookies::{DEVICE_COOKIE, bearer, cookie, session_token};
 use crate::error::{ApiError, Lang};
 use crate::graphql::{CaseledgerSchema, RequestContext, schema};
 use crate::idporten::{IdPorten, IdPortenConfig};
-use crate::keys::Keyer;
 use crate::limits::{LimitSettings, Limits};
 use crate::mail::{DEFAULT_FROM, MailSender, MailTransportConfig};
 use crate::outbox::Outbox;
 use crate::password_hashing::{HashParams, PasswordHasher, default_max_concurrent};
 use crate::query_cache::ParsedQueries;
 use crate::query_guard::QueryBounds;
+use crate::services::{App, Settings};
+use keys::Keyer;
 
-/// Name of the session cookie.
-pub const SESSION_COOKIE: &str = "caseledger_session";
-/// Name of the cookie that holds the CSRF token (readable by the page).
-pub const CSRF_COOKIE: &str = "caseledger_csrf";
-/// Header that must carry the session's CSRF token (the CSRF cookie's
-/// value) on cookie-authenticated requests.
-pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Header that carries the caseworker service credential.
 pub const SERVICE_TOKEN_HEADER: &str = "x-service-token";
 /// Largest accepted request body.
@@ -70,6 +62,8 @@ pub const HSTS: &str = "max-age=31536000; includeSubDomains";
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub data_dir: PathBuf,
+    /// The event store and the server secret (`--store`, `--secret-file`).
+    pub store: crate::stores::StoreConfig,
     pub code_ttl: chrono::Duration,
     pub password_policy: PasswordPolicyKind,
     /// `file` or `smtp://host:port`.
@@ -108,6 +102,7 @@ impl ServeConfig {
     pub fn new(data_dir: PathBuf) -> ServeConfig {
         let settings = Settings::default();
         ServeConfig {
+            store: crate::stores::StoreConfig::embedded(&data_dir),
             data_dir,
             code_ttl: settings.code_ttl,
             password_policy: settings.password_policy,
@@ -130,20 +125,18 @@ impl ServeConfig {
     }
 }
 
-/// The embedded store of a data dir.
+/// The embedded store of a data dir (no secret check: for tools and tests
+/// that hold the store alone).
 pub fn open_store(
     data_dir: &std::path::Path,
     durable: bool,
 ) -> anyhow::Result<Arc<dyn EventStore>> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
-    let options = SqliteOptions {
-        synchronous_full: durable,
-        ..SqliteOptions::default()
-    };
-    let store = SqliteStore::open(&data_dir.join("events.sqlite3"), options)
-        .with_context(|| format!("opening the event store in {}", data_dir.display()))?;
-    Ok(Arc::new(store))
+    Ok(Arc::new(crate::stores::open_sqlite(
+        &data_dir.join(crate::stores::EMBEDDED_FILE),
+        durable,
+    )?))
 }
 
 /// Build the services over a store (also used by the batch jobs).
@@ -209,8 +202,7 @@ pub async fn run(
         )),
         None => None,
     };
-    let keyer = Keyer::load_or_create(&config.data_dir)?;
-    let store = open_store(&config.data_dir, config.durable)?;
+    let (keyer, store) = config.store.open().await?;
     let app = build_app(store.clone(), keyer.clone(), &config);
 
     let transport = MailTransportConfig::parse(&config.mail, &config.data_dir)
@@ -221,11 +213,13 @@ pub async fn run(
         .context("starting the mail transport")?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let (outbox_tx, outbox_rx) = watch::channel(0u64);
-    let outbox = tokio::spawn(Outbox::new(keyer, sender, &config.data_dir).run(
-        store.clone(),
-        outbox_tx,
-        stop_rx,
-    ));
+    let outbox = tokio::spawn(
+        Outbox::new(keyer, sender, &config.data_dir, app.projections().clone()).run(
+            store.clone(),
+            outbox_tx,
+            stop_rx,
+        ),
+    );
 
     let limits = Arc::new(Limits::new(config.limits));
     let shrinker = {
@@ -498,6 +492,11 @@ async fn metrics(State(state): State<ServerState>, headers: HeaderMap) -> Respon
     let progress = state.app.projections().progress();
     let head = state.app.store.head_position().await.unwrap_or(0);
     let (accounts, sessions) = state.app.projections().read(|m| m.counts());
+    let outbox_position = *state.outbox_position.borrow();
+    let pending = state
+        .app
+        .projections()
+        .read(|m| m.mail_outbox(outbox_position).pending);
     let hasher = &state.app.hasher;
     let body = format!(
         "# HELP caseledger_http_graphql_requests_total GraphQL requests served.\n\
@@ -515,6 +514,9 @@ async fn metrics(State(state): State<ServerState>, headers: HeaderMap) -> Respon
          # HELP caseledger_outbox_position Global position of the last mail handled.\n\
          # TYPE caseledger_outbox_position gauge\n\
          caseledger_outbox_position {}\n\
+         # HELP caseledger_outbox_pending Mails the log owes that are not sent yet.\n\
+         # TYPE caseledger_outbox_pending gauge\n\
+         caseledger_outbox_pending {pending}\n\
          # HELP caseledger_accounts Accounts known to the read models.\n\
          # TYPE caseledger_accounts gauge\n\
          caseledger_accounts {accounts}\n\
@@ -533,76 +535,12 @@ async fn metrics(State(state): State<ServerState>, headers: HeaderMap) -> Respon
         state.requests.load(Ordering::Relaxed),
         progress.position,
         progress.undecodable,
-        *state.outbox_position.borrow(),
+        outbox_position,
         hasher.in_flight(),
         hasher.waiting(),
         state.parsed_queries.hits(),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
-}
-
-pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
-/// The token of an `Authorization: Bearer` header, if any.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())?;
-    auth.strip_prefix("Bearer ")
-        .or_else(|| auth.strip_prefix("bearer "))
-        .map(str::trim)
-}
-
-/// The session token of a request: a bearer token, or the session cookie
-/// when the CSRF header carries that session's CSRF token.
-fn session_token(headers: &HeaderMap, keyer: &Keyer) -> Option<String> {
-    if headers.contains_key(header::AUTHORIZATION) {
-        return bearer(headers).map(str::to_owned);
-    }
-    let session = cookie(headers, SESSION_COOKIE)?;
-    let csrf_header = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok())?;
-    let expected = keyer.csrf_token(session);
-    domain::constant_time_eq(expected.as_bytes(), csrf_header.trim().as_bytes())
-        .then(|| session.to_owned())
-}
-
-/// The `Set-Cookie` values of a new session: the HttpOnly session cookie and
-/// the CSRF cookie (the session's CSRF token, a MAC of its token under the
-/// server secret) that the page sends back in the `X-CSRF-Token` header.
-pub fn session_cookies(keyer: &Keyer, token: &str, expires_at: DateTime<Utc>) -> (String, String) {
-    let expires = expires_at.format("%a, %d %b %Y %H:%M:%S GMT");
-    (
-        format!(
-            "{SESSION_COOKIE}={token}; Path=/; Expires={expires}; HttpOnly; Secure; SameSite=Strict"
-        ),
-        format!(
-            "{CSRF_COOKIE}={}; Path=/; Expires={expires}; Secure; SameSite=Strict",
-            keyer.csrf_token(token)
-        ),
-    )
-}
-
-/// Name of the cookie that marks a browser that logged in before.
-pub const DEVICE_COOKIE: &str = "caseledger_device";
-
-/// The `Set-Cookie` value of a device cookie (a year; the browser keeps
-/// its own counter against login throttling with that address).
-pub fn device_cookie(token: &str) -> String {
-    format!("{DEVICE_COOKIE}={token}; Path=/; Max-Age=31536000; HttpOnly; Secure; SameSite=Strict")
-}
-
-/// The `Set-Cookie` value that removes the session cookie.
-pub fn cleared_session_cookie() -> String {
-    format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict")
 }
 
 /// Whether a browser request comes from a page of this server or of an
@@ -694,9 +632,54 @@ async fn graphql(
         }
     };
     state.requests.fetch_add(1, Ordering::Relaxed);
+    match crate::positions::requested(&headers) {
+        Err(crate::positions::NotAPosition) => {
+            let error = ApiError::invalid_input(
+                "Caseledger-Min-Position",
+                "Caseledger-Min-Position must be a log position (a whole number).",
+                "Caseledger-Min-Position må være en posisjon i loggen (et heltall).",
+            );
+            return error_response(StatusCode::BAD_REQUEST, &error, lang);
+        }
+        Ok(Some(position)) => {
+            if let Err(e) = state
+                .app
+                .projections()
+                .wait_for(position, crate::positions::MIN_POSITION_WAIT)
+                .await
+            {
+                tracing::info!(position, error = %e, "read models not at the asked position");
+                let error = ApiError::new(
+                    crate::error::UNAVAILABLE,
+                    "This server has not caught up with your last change yet. Please try again in a moment.",
+                    "Denne serveren har ikke fått med seg den siste endringen din ennå. Prøv igjen om litt.",
+                )
+                .with("retryAfterSeconds", json!(1))
+                .with("reason", json!("POSITION_NOT_REACHED"));
+                let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, &error, lang);
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+                return response;
+            }
+        }
+        Ok(None) => {}
+    }
     let budget = state.request_budget;
-    match tokio::time::timeout(budget, execute(&state, peer, &headers, request, lang)).await {
-        Ok(response) => response,
+    let work = crate::positions::tracking(execute(&state, peer, &headers, request, lang));
+    match tokio::time::timeout(budget, work).await {
+        Ok((mut response, written)) => {
+            if written > 0 {
+                response.headers_mut().insert(
+                    crate::positions::POSITION_HEADER,
+                    HeaderValue::from(written),
+                );
+                if let Ok(cookie) = HeaderValue::from_str(&crate::positions::cookie(written)) {
+                    response.headers_mut().append(header::SET_COOKIE, cookie);
+                }
+            }
+            response
+        }
         Err(_elapsed) => {
             tracing::warn!(
                 budget_ms = budget.as_millis() as u64,
@@ -723,6 +706,12 @@ async fn execute(
     mut request: async_graphql::Request,
     lang: Lang,
 ) -> Response {
+    // Refused before the parser sees it: it would recurse past the stack.
+    if let Err(message) = crate::nesting::check(&request.query) {
+        let error = ApiError::invalid_input("query", message.clone(), message)
+            .with("reason", json!("QUERY_TOO_DEEP"));
+        return error_response(StatusCode::OK, &error, lang);
+    }
     state.parsed_queries.prepare(&mut request);
     // A text that does not parse is left to the schema, which reports it.
     if let Ok(document) = request.parsed_query()
@@ -758,7 +747,22 @@ async fn execute(
             extensions.set("code", "INVALID_INPUT");
         }
     }
-    GraphQLResponse::from(response).into_response()
+    let unavailable = response.errors.iter().any(|error| {
+        error
+            .extensions
+            .as_ref()
+            .and_then(|extensions| extensions.get("code"))
+            == Some(&async_graphql::Value::from(crate::error::UNAVAILABLE))
+    });
+    let mut http = GraphQLResponse::from(response).into_response();
+    if unavailable {
+        *http.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        http.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(crate::error::UNAVAILABLE_RETRY_AFTER_SECONDS),
+        );
+    }
+    http
 }
 
 #[cfg(test)]

@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
-use api::keys::Keyer;
 use api::server::{ServeConfig, build_app, open_store};
 use domain::LoginMethod;
+use keys::Keyer;
 
 const ISSUER: &str = "https://idporten.example";
 
-async fn app(dir: &std::path::Path) -> api::app::App {
+async fn app(dir: &std::path::Path) -> api::services::App {
     let app = build_app(
         open_store(dir, true).unwrap(),
         Keyer::load_or_create(dir).unwrap(),

@@ -4,14 +4,14 @@
 
 use std::time::Duration;
 
-use api::app::App;
-use api::deciders::{AccountDecider, EventCodec, FlowDecider};
+use api::codec::EventCodec;
 use api::jobs::{PurgeSummary, run_purge};
-use api::keys::Keyer;
 use api::server::{ServeConfig, build_app, open_store};
+use api::services::App;
 use chrono::{DateTime, Utc};
 use domain::flow::FlowKind;
 use domain::{AccountId, account};
+use keys::Keyer;
 use store::command;
 
 async fn app(dir: &std::path::Path) -> App {
@@ -30,10 +30,13 @@ async fn register(app: &App, dir: &std::path::Path, email: &str) -> AccountId {
     let keyer = Keyer::load_or_create(dir).unwrap();
     let store = open_store(dir, true).unwrap();
     let started = app.start_registration(email).await.unwrap();
-    let (state, _) =
-        command::load::<FlowDecider, _>(store.as_ref(), &EventCodec, &started.flow_id.stream())
-            .await
-            .unwrap();
+    let (state, _) = command::load::<domain::flow::Flow, _>(
+        store.as_ref(),
+        &EventCodec,
+        &started.flow_id.stream(),
+    )
+    .await
+    .unwrap();
     let code = keyer.code(started.flow_id, &state.code.unwrap().nonce);
     app.verify_code(FlowKind::Registration, &started.flow_id.to_string(), &code)
         .await
@@ -112,7 +115,7 @@ async fn a_purge_killed_halfway_ends_like_an_uninterrupted_one_when_run_again() 
             causation_id: None,
             occurred_at: as_of,
         };
-        command::execute::<AccountDecider, _>(
+        command::execute::<domain::account::Account, _>(
             store.as_ref(),
             &EventCodec,
             &id.stream(),

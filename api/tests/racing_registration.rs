@@ -4,11 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::app::{App, Settings};
-use api::deciders::FlowDecider;
-use api::keys::Keyer;
+use api::services::{App, Settings};
 use domain::FlowId;
 use domain::flow::FlowKind;
+use keys::Keyer;
 use store::command;
 
 const RACERS: usize = 200;
@@ -43,9 +42,9 @@ async fn two_hundred_racing_registrations_of_one_email_give_one_account() {
     let mut flows = Vec::new();
     for _ in 0..RACERS {
         let started = app.start_registration("race@example.no").await.unwrap();
-        let (state, _) = command::load::<FlowDecider, _>(
+        let (state, _) = command::load::<domain::flow::Flow, _>(
             store.as_ref(),
-            &api::deciders::EventCodec,
+            &api::codec::EventCodec,
             &started.flow_id.stream(),
         )
         .await

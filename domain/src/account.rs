@@ -206,6 +206,26 @@ pub enum Error {
     NotDue,
 }
 
+/// The account aggregate as a [`Decider`](crate::Decider):
+/// [`decide`] and [`evolve`] over [`State`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Account;
+
+impl crate::Decider for Account {
+    type State = State;
+    type Command = Command;
+    type Event = Event;
+    type Error = Error;
+
+    fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Error> {
+        decide(state, command)
+    }
+
+    fn evolve(state: &mut State, event: &Event) {
+        evolve(state, event)
+    }
+}
+
 pub fn evolve(state: &mut State, event: &Event) {
     match event {
         Event::PasswordAccountRegistered {
@@ -381,6 +401,7 @@ fn active(state: &State) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{self, Given};
     use uuid::Uuid;
 
     fn t(s: &str) -> DateTime<Utc> {
@@ -405,146 +426,101 @@ mod tests {
         }
     }
 
-    fn given(events: &[Event]) -> State {
-        let mut state = State::default();
-        events.iter().for_each(|e| evolve(&mut state, e));
-        state
+    fn given(events: impl IntoIterator<Item = Event>) -> Given<Account> {
+        testing::given(events)
     }
 
-    fn apply(state: &mut State, command: &Command) -> Result<Vec<Event>, Error> {
-        let events = decide(state, command)?;
-        events.iter().for_each(|e| evolve(state, e));
-        Ok(events)
+    fn login(at: DateTime<Utc>, session_number: u128, rehash: Option<&str>) -> Command {
+        Command::Login {
+            outcome: LoginOutcome::Success {
+                session: session(session_number),
+                rehash: rehash.map(Into::into),
+            },
+            at,
+        }
+    }
+
+    fn wrong_password(at: DateTime<Utc>) -> Command {
+        Command::Login {
+            outcome: LoginOutcome::WrongPassword,
+            at,
+        }
     }
 
     #[test]
     fn an_account_is_registered_once() {
-        let state = given(&[registered("2026-01-01T00:00:00Z")]);
-        let again = Command::RegisterWithPassword {
-            email: Email::parse("kari@example.no").unwrap(),
-            name: PersonName::parse("Kari").unwrap(),
-            password_phc: "x".into(),
-            at: t("2026-01-02T00:00:00Z"),
-        };
-        assert_eq!(decide(&state, &again), Err(Error::AlreadyExists));
+        given([registered("2026-01-01T00:00:00Z")])
+            .when(Command::RegisterWithPassword {
+                email: Email::parse("kari@example.no").unwrap(),
+                name: PersonName::parse("Kari").unwrap(),
+                password_phc: "x".into(),
+                at: t("2026-01-02T00:00:00Z"),
+            })
+            .then_error(Error::AlreadyExists);
     }
 
     #[test]
     fn a_successful_login_starts_a_session_and_records_the_login() {
-        let mut state = given(&[registered("2026-01-01T00:00:00Z")]);
-        apply(
-            &mut state,
-            &Command::Login {
-                outcome: LoginOutcome::Success {
-                    session: session(1),
-                    rehash: None,
-                },
-                at: t("2026-02-01T00:00:00Z"),
-            },
-        )
-        .unwrap();
+        let state = given([registered("2026-01-01T00:00:00Z")])
+            .when(login(t("2026-02-01T00:00:00Z"), 1, None))
+            .accepted()
+            .state();
         assert_eq!(state.last_login_at, Some(t("2026-02-01T00:00:00Z")));
         assert_eq!(state.sessions.len(), 1);
     }
 
     #[test]
     fn login_rehashes_when_parameters_changed() {
-        let mut state = given(&[registered("2026-01-01T00:00:00Z")]);
-        apply(
-            &mut state,
-            &Command::Login {
-                outcome: LoginOutcome::Success {
-                    session: session(1),
-                    rehash: Some("$argon2id$new".into()),
-                },
-                at: t("2026-02-01T00:00:00Z"),
-            },
-        )
-        .unwrap();
+        let state = given([registered("2026-01-01T00:00:00Z")])
+            .when(login(t("2026-02-01T00:00:00Z"), 1, Some("$argon2id$new")))
+            .accepted()
+            .state();
         assert_eq!(state.password_phc.as_deref(), Some("$argon2id$new"));
     }
 
     #[test]
     fn repeated_wrong_passwords_slow_logins_down_but_never_lock_out() {
-        let mut state = given(&[registered("2026-01-01T00:00:00Z")]);
+        let mut account = given([registered("2026-01-01T00:00:00Z")]);
         let mut at = t("2026-02-01T00:00:00Z");
         for _ in 0..FREE_LOGIN_FAILURES {
-            apply(
-                &mut state,
-                &Command::Login {
-                    outcome: LoginOutcome::WrongPassword,
-                    at,
-                },
-            )
-            .unwrap();
+            account = account.when(wrong_password(at)).accepted();
             at += Duration::seconds(1);
         }
-        let right = |at| Command::Login {
-            outcome: LoginOutcome::Success {
-                session: session(2),
-                rehash: None,
-            },
-            at,
-        };
-        assert_eq!(
-            decide(&state, &right(at)),
-            Err(Error::Throttled {
-                retry_after_seconds: 29
-            })
-        );
+        let right = |at| login(at, 2, None);
+        account = account.when(right(at)).then_error(Error::Throttled {
+            retry_after_seconds: 29,
+        });
         let later = at + Duration::seconds(30);
-        assert!(decide(&state, &right(later)).is_ok());
+        account.clone().when(right(later)).accepted();
         // The delay grows with every further failure, up to the cap.
         for _ in 0..20 {
+            let state = account.clone().state();
             let ready = state.last_failed_at.unwrap()
                 + state
                     .login_delay(state.last_failed_at.unwrap())
                     .unwrap_or_default();
-            apply(
-                &mut state,
-                &Command::Login {
-                    outcome: LoginOutcome::WrongPassword,
-                    at: ready,
-                },
-            )
-            .unwrap();
+            account = account.when(wrong_password(ready)).accepted();
         }
+        let state = account.clone().state();
         let last = state.last_failed_at.unwrap();
         assert_eq!(state.login_delay(last), Some(MAX_LOGIN_DELAY));
-        assert!(decide(&state, &right(last + MAX_LOGIN_DELAY)).is_ok());
+        account.when(right(last + MAX_LOGIN_DELAY)).accepted();
     }
 
     #[test]
     fn a_successful_login_resets_the_failure_count() {
-        let mut state = given(&[registered("2026-01-01T00:00:00Z")]);
+        let mut account = given([registered("2026-01-01T00:00:00Z")]);
         let at = t("2026-02-01T00:00:00Z");
         for _ in 0..3 {
-            apply(
-                &mut state,
-                &Command::Login {
-                    outcome: LoginOutcome::WrongPassword,
-                    at,
-                },
-            )
-            .unwrap();
+            account = account.when(wrong_password(at)).accepted();
         }
-        apply(
-            &mut state,
-            &Command::Login {
-                outcome: LoginOutcome::Success {
-                    session: session(1),
-                    rehash: None,
-                },
-                at,
-            },
-        )
-        .unwrap();
+        let state = account.when(login(at, 1, None)).accepted().state();
         assert_eq!(state.failed_logins, 0);
     }
 
     #[test]
     fn logout_ends_only_that_session() {
-        let mut state = given(&[
+        let state = given([
             registered("2026-01-01T00:00:00Z"),
             Event::SessionStarted {
                 session: session(1),
@@ -554,15 +530,13 @@ mod tests {
                 session: session(2),
                 at: t("2026-01-02T00:00:00Z"),
             },
-        ]);
-        apply(
-            &mut state,
-            &Command::Logout {
-                session: session(1).id,
-                at: t("2026-01-03T00:00:00Z"),
-            },
-        )
-        .unwrap();
+        ])
+        .when(Command::Logout {
+            session: session(1).id,
+            at: t("2026-01-03T00:00:00Z"),
+        })
+        .accepted()
+        .state();
         assert_eq!(
             state.sessions.iter().map(|s| s.id).collect::<Vec<_>>(),
             vec![session(2).id]
@@ -571,7 +545,7 @@ mod tests {
 
     #[test]
     fn a_password_change_ends_every_session() {
-        let mut state = given(&[
+        let state = given([
             registered("2026-01-01T00:00:00Z"),
             Event::SessionStarted {
                 session: session(1),
@@ -581,186 +555,116 @@ mod tests {
                 session: session(2),
                 at: t("2026-01-02T00:00:00Z"),
             },
-        ]);
-        apply(
-            &mut state,
-            &Command::ChangePassword {
-                password_phc: "$argon2id$new".into(),
-                at: t("2026-01-03T00:00:00Z"),
-            },
-        )
-        .unwrap();
+        ])
+        .when(Command::ChangePassword {
+            password_phc: "$argon2id$new".into(),
+            at: t("2026-01-03T00:00:00Z"),
+        })
+        .accepted()
+        .state();
         assert!(state.sessions.is_empty());
     }
 
     #[test]
     fn an_idporten_account_has_no_password_to_change() {
-        let state = given(&[Event::IdPortenAccountCreated {
+        given([Event::IdPortenAccountCreated {
             subject: [1; 32],
             pid_key: [2; 32],
             name: "Ola".into(),
             at: t("2026-01-01T00:00:00Z"),
-        }]);
-        assert_eq!(
-            decide(
-                &state,
-                &Command::ChangePassword {
-                    password_phc: "x".into(),
-                    at: t("2026-01-02T00:00:00Z")
-                }
-            ),
-            Err(Error::NotAPasswordAccount)
-        );
+        }])
+        .when(Command::ChangePassword {
+            password_phc: "x".into(),
+            at: t("2026-01-02T00:00:00Z"),
+        })
+        .then_error(Error::NotAPasswordAccount);
     }
 
     #[test]
     fn an_account_unused_for_over_two_years_is_purged_and_its_sessions_end() {
-        let mut state = given(&[
+        let purged = given([
             registered("2024-01-01T00:00:00Z"),
             Event::SessionStarted {
                 session: session(1),
                 at: t("2024-02-29T10:00:00Z"),
             },
-        ]);
-        assert_eq!(
-            decide(
-                &state,
-                &Command::PurgeInactive {
-                    as_of: t("2026-02-28T10:00:00Z")
-                }
-            ),
-            Err(Error::NotDue)
-        );
-        apply(
-            &mut state,
-            &Command::PurgeInactive {
-                as_of: t("2026-02-28T10:00:01Z"),
-            },
-        )
-        .unwrap();
+        ])
+        .when(Command::PurgeInactive {
+            as_of: t("2026-02-28T10:00:00Z"),
+        })
+        .then_error(Error::NotDue)
+        .when(Command::PurgeInactive {
+            as_of: t("2026-02-28T10:00:01Z"),
+        })
+        .accepted();
+        let state = purged.clone().state();
         assert_eq!(state.status, Status::Deleted);
         assert!(state.sessions.is_empty());
-        assert_eq!(
-            decide(
-                &state,
-                &Command::PurgeInactive {
-                    as_of: t("2026-03-01T00:00:00Z")
-                }
-            ),
-            Ok(vec![])
-        );
+        purged
+            .when(Command::PurgeInactive {
+                as_of: t("2026-03-01T00:00:00Z"),
+            })
+            .then(vec![]);
     }
 
     #[test]
     fn a_never_used_account_counts_from_its_creation() {
-        let state = given(&[registered("2024-03-01T00:00:00Z")]);
-        assert_eq!(
-            decide(
-                &state,
-                &Command::PurgeInactive {
-                    as_of: t("2026-03-01T00:00:00Z")
-                }
-            ),
-            Err(Error::NotDue)
-        );
-        assert!(
-            decide(
-                &state,
-                &Command::PurgeInactive {
-                    as_of: t("2026-03-01T00:00:01Z")
-                }
-            )
-            .is_ok()
-        );
+        given([registered("2024-03-01T00:00:00Z")])
+            .when(Command::PurgeInactive {
+                as_of: t("2026-03-01T00:00:00Z"),
+            })
+            .then_error(Error::NotDue)
+            .when(Command::PurgeInactive {
+                as_of: t("2026-03-01T00:00:01Z"),
+            })
+            .accepted();
     }
 
     #[test]
     fn the_purge_warning_goes_out_once_thirty_days_before() {
-        let mut state = given(&[registered("2024-06-01T00:00:00Z")]);
-        assert_eq!(
-            apply(
-                &mut state,
-                &Command::WarnOfPurge {
-                    as_of: t("2026-05-01T00:00:00Z")
-                }
-            ),
-            Ok(vec![])
-        );
-        let events = apply(
-            &mut state,
-            &Command::WarnOfPurge {
+        given([registered("2024-06-01T00:00:00Z")])
+            .when(Command::WarnOfPurge {
+                as_of: t("2026-05-01T00:00:00Z"),
+            })
+            .then(vec![])
+            .when(Command::WarnOfPurge {
                 as_of: t("2026-05-02T00:00:00Z"),
-            },
-        )
-        .unwrap();
-        assert_eq!(
-            events,
-            vec![Event::PurgeWarningIssued {
+            })
+            .then(vec![Event::PurgeWarningIssued {
                 deletion_after: t("2026-06-01T00:00:00Z"),
-                at: t("2026-05-02T00:00:00Z")
-            }]
-        );
-        assert_eq!(
-            apply(
-                &mut state,
-                &Command::WarnOfPurge {
-                    as_of: t("2026-05-03T00:00:00Z")
-                }
-            ),
-            Ok(vec![])
-        );
+                at: t("2026-05-02T00:00:00Z"),
+            }])
+            .when(Command::WarnOfPurge {
+                as_of: t("2026-05-03T00:00:00Z"),
+            })
+            .then(vec![]);
     }
 
     #[test]
     fn a_login_after_the_warning_restarts_the_period() {
-        let mut state = given(&[registered("2024-06-01T00:00:00Z")]);
-        apply(
-            &mut state,
-            &Command::WarnOfPurge {
+        given([registered("2024-06-01T00:00:00Z")])
+            .when(Command::WarnOfPurge {
                 as_of: t("2026-05-02T00:00:00Z"),
-            },
-        )
-        .unwrap();
-        apply(
-            &mut state,
-            &Command::Login {
-                outcome: LoginOutcome::Success {
-                    session: session(1),
-                    rehash: None,
-                },
-                at: t("2026-05-10T00:00:00Z"),
-            },
-        )
-        .unwrap();
-        assert_eq!(
-            decide(
-                &state,
-                &Command::PurgeInactive {
-                    as_of: t("2026-06-02T00:00:00Z")
-                }
-            ),
-            Err(Error::NotDue)
-        );
+            })
+            .accepted()
+            .when(login(t("2026-05-10T00:00:00Z"), 1, None))
+            .accepted()
+            .when(Command::PurgeInactive {
+                as_of: t("2026-06-02T00:00:00Z"),
+            })
+            .then_error(Error::NotDue);
     }
 
     #[test]
     fn a_deleted_account_cannot_log_in() {
-        let state = given(&[
+        given([
             registered("2024-01-01T00:00:00Z"),
             Event::AccountDeleted {
                 reason: DeletionReason::Inactivity,
                 at: t("2026-02-01T00:00:00Z"),
             },
-        ]);
-        assert_eq!(
-            decide(
-                &state,
-                &Command::Login {
-                    outcome: LoginOutcome::WrongPassword,
-                    at: t("2026-02-02T00:00:00Z")
-                }
-            ),
-            Err(Error::NotFound)
-        );
+        ])
+        .when(wrong_password(t("2026-02-02T00:00:00Z")))
+        .then_error(Error::NotFound);
     }
 }

@@ -151,6 +151,26 @@ fn seconds_up(d: Duration) -> i64 {
     ((d.num_milliseconds() + 999) / 1000).max(1)
 }
 
+/// The email address aggregate as a [`Decider`](crate::Decider):
+/// [`decide`] and [`evolve`] over [`State`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Address;
+
+impl crate::Decider for Address {
+    type State = State;
+    type Command = Command;
+    type Event = Event;
+    type Error = Error;
+
+    fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Error> {
+        decide(state, command)
+    }
+
+    fn evolve(state: &mut State, event: &Event) {
+        evolve(state, event)
+    }
+}
+
 pub fn evolve(state: &mut State, event: &Event) {
     match event {
         Event::Mailed { at } => {
@@ -230,24 +250,14 @@ pub fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{self, Given};
 
     fn t(seconds: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000 + seconds, 0).expect("instant")
     }
 
-    struct Given(State);
-
-    fn given(events: &[Event]) -> Given {
-        let mut state = State::default();
-        events.iter().for_each(|e| evolve(&mut state, e));
-        Given(state)
-    }
-
-    impl Given {
-        fn when(self, command: Command) -> (State, Result<Vec<Event>, Error>) {
-            let result = decide(&self.0, &command);
-            (self.0, result)
-        }
+    fn given(events: impl IntoIterator<Item = Event>) -> Given<Address> {
+        testing::given(events)
     }
 
     const LIMIT: MailLimit = MailLimit {
@@ -265,73 +275,75 @@ mod tests {
 
     #[test]
     fn an_address_gets_mails_up_to_its_limit_within_the_window() {
-        let (_, result) = given(&[mailed(t(0)), mailed(t(10))]).when(Command::SendMail {
-            limit: LIMIT,
-            at: t(20),
-        });
-        assert_eq!(result, Ok(vec![mailed(t(20))]));
+        given([mailed(t(0)), mailed(t(10))])
+            .when(Command::SendMail {
+                limit: LIMIT,
+                at: t(20),
+            })
+            .then(vec![mailed(t(20))]);
     }
 
     #[test]
     fn one_more_mail_than_the_limit_is_refused_until_the_oldest_leaves_the_window() {
-        let (_, result) =
-            given(&[mailed(t(0)), mailed(t(10)), mailed(t(20))]).when(Command::SendMail {
+        given([mailed(t(0)), mailed(t(10)), mailed(t(20))])
+            .when(Command::SendMail {
                 limit: LIMIT,
                 at: t(30),
-            });
-        assert_eq!(
-            result,
-            Err(Error::MailLimitReached {
-                retry_after_seconds: 3600 - 30
             })
-        );
-        let (_, later) =
-            given(&[mailed(t(0)), mailed(t(10)), mailed(t(20))]).when(Command::SendMail {
+            .then_error(Error::MailLimitReached {
+                retry_after_seconds: 3600 - 30,
+            });
+        given([mailed(t(0)), mailed(t(10)), mailed(t(20))])
+            .when(Command::SendMail {
                 limit: LIMIT,
                 at: t(3600),
-            });
-        assert_eq!(later, Ok(vec![mailed(t(3600))]));
+            })
+            .then(vec![mailed(t(3600))]);
     }
 
     #[test]
     fn a_limit_of_zero_sends_nothing() {
-        let (_, result) = given(&[]).when(Command::SendMail {
+        let when = given([]).when(Command::SendMail {
             limit: MailLimit {
                 max: 0,
                 window: Duration::hours(1),
             },
             at: t(0),
         });
-        assert!(matches!(result, Err(Error::MailLimitReached { .. })));
+        assert!(matches!(
+            when.outcome(),
+            Err(Error::MailLimitReached { .. })
+        ));
     }
 
     #[test]
     fn five_wrong_passwords_slow_the_untrusted_source_down() {
-        let failures: Vec<Event> = (0..5).map(|i| failed(None, t(i))).collect();
-        let (state, result) = given(&failures).when(Command::RecordLoginFailure {
-            source: Source::Untrusted,
-            at: t(5),
-        });
-        assert_eq!(
-            result,
-            Err(Error::Throttled {
-                retry_after_seconds: 29
+        let failures = (0..5).map(|i| failed(None, t(i)));
+        let state = given(failures)
+            .when(Command::RecordLoginFailure {
+                source: Source::Untrusted,
+                at: t(5),
             })
-        );
+            .then_error(Error::Throttled {
+                retry_after_seconds: 29,
+            })
+            .state();
         assert_eq!(state.login_delay(Source::Untrusted, t(34)), None);
     }
 
     #[test]
     fn a_known_device_is_not_slowed_down_by_an_attack_from_elsewhere() {
         let device = [7u8; 16];
-        let failures: Vec<Event> = (0..50).map(|i| failed(None, t(i))).collect();
-        let (state, result) = given(&failures).when(Command::RecordLoginFailure {
-            source: Source::Device(device),
-            at: t(51),
-        });
+        let attacked = given((0..50).map(|i| failed(None, t(i))));
+        let state = attacked.clone().state();
         assert!(state.login_delay(Source::Untrusted, t(51)).is_some());
         assert_eq!(state.login_delay(Source::Device(device), t(51)), None);
-        assert_eq!(result, Ok(vec![failed(Some(device), t(51))]));
+        attacked
+            .when(Command::RecordLoginFailure {
+                source: Source::Device(device),
+                at: t(51),
+            })
+            .then(vec![failed(Some(device), t(51))]);
     }
 
     #[test]
@@ -347,32 +359,31 @@ mod tests {
         let device = [1u8; 16];
         let mut events: Vec<Event> = (0..6).map(|i| failed(None, t(i))).collect();
         events.extend((0..6).map(|i| failed(Some(device), t(i))));
-        let (state, result) = given(&events).when(Command::RecordLoginSuccess {
-            source: Source::Device(device),
-            at: t(1000),
-        });
-        let events = result.expect("a success");
-        let mut after = state.clone();
-        events.iter().for_each(|e| evolve(&mut after, e));
+        let after = given(events)
+            .when(Command::RecordLoginSuccess {
+                source: Source::Device(device),
+                at: t(1000),
+            })
+            .accepted()
+            .state();
         assert_eq!(after.failures(Source::Device(device)).count, 0);
         assert_eq!(after.failures(Source::Untrusted).count, 6);
     }
 
     #[test]
     fn a_success_without_failures_records_nothing() {
-        let (_, result) = given(&[]).when(Command::RecordLoginSuccess {
-            source: Source::Untrusted,
-            at: t(0),
-        });
-        assert_eq!(result, Ok(vec![]));
+        given([])
+            .when(Command::RecordLoginSuccess {
+                source: Source::Untrusted,
+                at: t(0),
+            })
+            .then(vec![]);
     }
 
     #[test]
     fn device_counters_are_bounded_and_the_oldest_goes_first() {
-        let events: Vec<Event> = (0..(MAX_DEVICES as u8 + 4))
-            .map(|i| failed(Some([i; 16]), t(i as i64)))
-            .collect();
-        let Given(state) = given(&events);
+        let events = (0..(MAX_DEVICES as u8 + 4)).map(|i| failed(Some([i; 16]), t(i as i64)));
+        let state = given(events).state();
         assert_eq!(state.devices.len(), MAX_DEVICES);
         assert_eq!(state.failures(Source::Device([0; 16])).count, 0);
         assert_eq!(

@@ -778,6 +778,28 @@ impl Application {
     }
 }
 
+/// The application case aggregate as a [`Decider`](crate::Decider):
+/// [`decide`] and [`evolve`] over [`State`].
+///
+/// Named `Case` because [`Application`] is the state it builds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Case;
+
+impl crate::Decider for Case {
+    type State = State;
+    type Command = Command;
+    type Event = Event;
+    type Error = Error;
+
+    fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Error> {
+        decide(state, command)
+    }
+
+    fn evolve(state: &mut State, event: &Event) {
+        evolve(state, event)
+    }
+}
+
 /// Applies one event. Never fails and checks nothing: the rules were
 /// checked when the event was decided.
 pub fn evolve(state: &mut State, event: &Event) {
@@ -1461,6 +1483,7 @@ pub fn next_step_nb(status: Status) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{self, Given};
     use proptest::prelude::*;
     use uuid::Uuid;
 
@@ -1601,51 +1624,8 @@ mod tests {
 
     // --- given / when / then ------------------------------------------------
 
-    struct Given(State);
-
-    fn given(events: impl IntoIterator<Item = Event>) -> Given {
-        let mut state = State::default();
-        for event in events {
-            evolve(&mut state, &event);
-        }
-        Given(state)
-    }
-
-    struct When {
-        before: State,
-        outcome: Result<Vec<Event>, Error>,
-    }
-
-    impl Given {
-        fn when(self, command: Command) -> When {
-            let outcome = decide(&self.0, &command);
-            When {
-                before: self.0,
-                outcome,
-            }
-        }
-    }
-
-    impl When {
-        #[track_caller]
-        fn then(self, expected: Vec<Event>) -> State {
-            assert_eq!(self.outcome, Ok(expected));
-            let mut state = self.before;
-            for event in self.outcome.unwrap() {
-                evolve(&mut state, &event);
-            }
-            state
-        }
-
-        #[track_caller]
-        fn then_error(self, expected: Error) {
-            assert_eq!(self.outcome, Err(expected));
-        }
-
-        #[track_caller]
-        fn events(self) -> Vec<Event> {
-            self.outcome.expect("command should succeed")
-        }
+    fn given(events: impl IntoIterator<Item = Event>) -> Given<Case> {
+        testing::given(events)
     }
 
     fn create(owner: LoginIdentity, relation: Relation) -> Command {
@@ -1728,7 +1708,8 @@ mod tests {
                 relation: Relation::Myself,
                 applicant: applicant(),
                 at: now(),
-            }]);
+            }])
+            .state();
         assert_eq!(state.status(), Some(Status::Draft));
         assert!(state.is_owned_by(&owner()));
         assert!(!state.is_owned_by(&owner_via_idporten()));
@@ -1770,7 +1751,8 @@ mod tests {
                     relation,
                     applicant: applicant(),
                     at: now(),
-                }]);
+                }])
+                .state();
             // The logged-in identity follows the case up, not the person
             // applied for.
             assert!(state.is_owned_by(&owner_via_idporten()));
@@ -1904,7 +1886,8 @@ mod tests {
                 actor: owner(),
                 at: now(),
             })
-            .then(vec![Event::Submitted { at: now() }]);
+            .then(vec![Event::Submitted { at: now() }])
+            .state();
         let app = state.application.unwrap();
         assert_eq!(app.status, Status::Submitted);
         assert_eq!(app.submitted_at, Some(now()));
@@ -1929,7 +1912,8 @@ mod tests {
             .then(vec![Event::AppointmentBooked {
                 appointment: appointment(AppointmentPurpose::Application, later(24)),
                 at: now(),
-            }]);
+            }])
+            .state();
         let app = state.application.unwrap();
         assert_eq!(app.status, Status::AppointmentBooked);
         assert_eq!(app.appointment.unwrap().starts_at, later(24));
@@ -2146,11 +2130,9 @@ mod tests {
 
     #[test]
     fn booking_before_submit_is_wrong_state() {
-        let error = decide(
-            &given([created()]).0,
-            &book(owner(), AppointmentPurpose::Application, later(24)),
-        )
-        .unwrap_err();
+        let error = given([created()])
+            .when(book(owner(), AppointmentPurpose::Application, later(24)))
+            .error();
         assert_eq!(
             error,
             Error::WrongState {
@@ -2174,7 +2156,8 @@ mod tests {
             .then(vec![Event::AppointmentRescheduled {
                 appointment: moved.clone(),
                 at: now(),
-            }]);
+            }])
+            .state();
         let app = state.application.unwrap();
         assert_eq!(app.appointment, Some(moved));
         assert_eq!(app.status, Status::AppointmentBooked);
@@ -2237,7 +2220,8 @@ mod tests {
             .then(vec![Event::AppointmentCancelled {
                 purpose: AppointmentPurpose::Application,
                 at: now(),
-            }]);
+            }])
+            .state();
         let app = state.application.clone().unwrap();
         assert_eq!(app.status, Status::Submitted);
         assert_eq!(app.appointment, None);
@@ -2266,7 +2250,8 @@ mod tests {
                     actor: caseworker_actor(),
                     at: now(),
                 })
-                .then(vec![Event::DocumentsReceived { at: now() }]);
+                .then(vec![Event::DocumentsReceived { at: now() }])
+                .state();
             assert_eq!(state.status(), Some(Status::DocumentsReceived));
         }
     }
@@ -2319,7 +2304,8 @@ mod tests {
                     outcome: DecisionOutcome::Refused,
                     channel,
                     at: now(),
-                }]);
+                }])
+                .state();
             let app = state.application.unwrap();
             assert_eq!(app.status, Status::Decided);
             assert_eq!(app.decision.unwrap().channel, channel);
@@ -2367,7 +2353,8 @@ mod tests {
                 .then(vec![Event::FeePaid {
                     amount_nok: 6_300,
                     at: now(),
-                }]);
+                }])
+                .state();
             assert_eq!(state.status(), Some(status));
             assert!(state.application.unwrap().fee_paid());
         }
@@ -2412,20 +2399,19 @@ mod tests {
                 actor: owner(),
                 at: now(),
             })
-            .then(vec![Event::RefundRequested { at: now() }]);
+            .then(vec![Event::RefundRequested { at: now() }])
+            .state();
         assert!(state.application.unwrap().refund_requested());
     }
 
     #[test]
     fn refund_without_fee_is_refused() {
-        let error = decide(
-            &given([created(), submitted()]).0,
-            &Command::RequestRefund {
+        let error = given([created(), submitted()])
+            .when(Command::RequestRefund {
                 actor: owner(),
                 at: now(),
-            },
-        )
-        .unwrap_err();
+            })
+            .error();
         assert_eq!(
             error,
             Error::RefundWithoutFee {
@@ -2466,7 +2452,8 @@ mod tests {
             .then(vec![Event::AppointmentBooked {
                 appointment: appointment(AppointmentPurpose::ResidenceCardPhoto, later(24)),
                 at: now(),
-            }]);
+            }])
+            .state();
         let app = state.application.unwrap();
         assert_eq!(app.status, Status::Decided);
         assert_eq!(
@@ -2553,7 +2540,8 @@ mod tests {
             .then(vec![Event::AppointmentCancelled {
                 purpose: AppointmentPurpose::ResidenceCardPhoto,
                 at: now(),
-            }]);
+            }])
+            .state();
         let app = state.application.unwrap();
         assert_eq!(app.status, Status::Decided);
         assert_eq!(app.photo_appointment, None);

@@ -131,6 +131,26 @@ pub enum Error {
     AlreadyVerified,
 }
 
+/// The registration or recovery flow aggregate as a [`Decider`](crate::Decider):
+/// [`decide`] and [`evolve`] over [`State`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Flow;
+
+impl crate::Decider for Flow {
+    type State = State;
+    type Command = Command;
+    type Event = Event;
+    type Error = Error;
+
+    fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Error> {
+        decide(state, command)
+    }
+
+    fn evolve(state: &mut State, event: &Event) {
+        evolve(state, event)
+    }
+}
+
 pub fn evolve(state: &mut State, event: &Event) {
     match event {
         Event::Started {
@@ -262,6 +282,7 @@ fn live(state: &State) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{self, Given};
     use proptest::prelude::*;
     use uuid::Uuid;
 
@@ -287,206 +308,163 @@ mod tests {
         }]
     }
 
-    fn given(events: &[Event]) -> State {
-        let mut state = State::default();
-        events.iter().for_each(|e| evolve(&mut state, e));
-        state
-    }
-
-    fn apply(state: &mut State, command: &Command) -> Result<Vec<Event>, Error> {
-        let events = decide(state, command)?;
-        events.iter().for_each(|e| evolve(state, e));
-        Ok(events)
+    fn given(events: impl IntoIterator<Item = Event>) -> Given<Flow> {
+        testing::given(events)
     }
 
     #[test]
     fn the_right_code_verifies_the_flow() {
-        let state = given(&started());
-        let events = decide(
-            &state,
-            &Command::Verify {
+        given(started())
+            .when(Command::Verify {
                 submitted_digest: [7; 32],
                 at: t("2026-01-01T10:05:00Z"),
-            },
-        )
-        .unwrap();
-        assert_eq!(
-            events,
-            vec![Event::CodeVerified {
-                at: t("2026-01-01T10:05:00Z")
-            }]
-        );
+            })
+            .then(vec![Event::CodeVerified {
+                at: t("2026-01-01T10:05:00Z"),
+            }]);
     }
 
     #[test]
     fn a_code_is_single_use() {
-        let mut state = given(&started());
         let verify = Command::Verify {
             submitted_digest: [7; 32],
             at: t("2026-01-01T10:05:00Z"),
         };
-        apply(&mut state, &verify).unwrap();
-        assert_eq!(decide(&state, &verify), Err(Error::AlreadyVerified));
-        apply(
-            &mut state,
-            &Command::Complete {
+        given(started())
+            .when(verify.clone())
+            .accepted()
+            .when(verify.clone())
+            .then_error(Error::AlreadyVerified)
+            .when(Command::Complete {
                 account: AccountId(Uuid::nil()),
                 at: t("2026-01-01T10:06:00Z"),
-            },
-        )
-        .unwrap();
-        assert_eq!(decide(&state, &verify), Err(Error::NotFound));
+            })
+            .accepted()
+            .when(verify)
+            .then_error(Error::NotFound);
     }
 
     #[test]
     fn a_code_expires_at_its_deadline() {
-        let state = given(&started());
-        let at_deadline = Command::Verify {
-            submitted_digest: [7; 32],
-            at: t("2026-01-01T10:10:00Z"),
-        };
-        assert_eq!(decide(&state, &at_deadline), Err(Error::Expired));
+        given(started())
+            .when(Command::Verify {
+                submitted_digest: [7; 32],
+                at: t("2026-01-01T10:10:00Z"),
+            })
+            .then_error(Error::Expired);
     }
 
     #[test]
     fn wrong_code_five_times_kills_the_flow() {
-        let mut state = given(&started());
+        let mut flow = given(started());
         let wrong = Command::Verify {
             submitted_digest: [1; 32],
             at: t("2026-01-01T10:01:00Z"),
         };
         for left in (0..MAX_WRONG_CODES).rev() {
-            let events = apply(&mut state, &wrong).unwrap();
+            let when = flow.when(wrong.clone());
             assert!(
-                matches!(events[..], [Event::CodeRejected { attempts_left, .. }] if attempts_left == left)
+                matches!(when.outcome(), Ok([Event::CodeRejected { attempts_left, .. }]) if *attempts_left == left)
             );
+            flow = when.accepted();
         }
-        let right = Command::Verify {
+        flow.when(Command::Verify {
             submitted_digest: [7; 32],
             at: t("2026-01-01T10:02:00Z"),
-        };
-        assert_eq!(decide(&state, &right), Err(Error::TooManyAttempts));
-        assert_eq!(
-            decide(
-                &state,
-                &Command::Resend {
-                    code: code(8, t("2026-01-01T10:20:00Z")),
-                    at: t("2026-01-01T10:05:00Z")
-                }
-            ),
-            Err(Error::TooManyAttempts)
-        );
+        })
+        .then_error(Error::TooManyAttempts)
+        .when(Command::Resend {
+            code: code(8, t("2026-01-01T10:20:00Z")),
+            at: t("2026-01-01T10:05:00Z"),
+        })
+        .then_error(Error::TooManyAttempts);
     }
 
     #[test]
     fn resend_replaces_the_code_after_the_cool_down() {
-        let mut state = given(&started());
-        let too_soon = Command::Resend {
-            code: code(8, t("2026-01-01T10:10:10Z")),
-            at: t("2026-01-01T10:00:10Z"),
-        };
-        assert_eq!(
-            decide(&state, &too_soon),
-            Err(Error::ResendTooSoon {
-                retry_after_seconds: 20
+        let resent = given(started())
+            .when(Command::Resend {
+                code: code(8, t("2026-01-01T10:10:10Z")),
+                at: t("2026-01-01T10:00:10Z"),
             })
-        );
-        apply(
-            &mut state,
-            &Command::Resend {
+            .then_error(Error::ResendTooSoon {
+                retry_after_seconds: 20,
+            })
+            .when(Command::Resend {
                 code: code(8, t("2026-01-01T10:10:30Z")),
                 at: t("2026-01-01T10:00:30Z"),
-            },
-        )
-        .unwrap();
+            })
+            .accepted();
         let old = Command::Verify {
             submitted_digest: [7; 32],
             at: t("2026-01-01T10:01:00Z"),
         };
         assert!(matches!(
-            decide(&state, &old).unwrap()[..],
-            [Event::CodeRejected { .. }]
+            resent.clone().when(old).outcome(),
+            Ok([Event::CodeRejected { .. }])
         ));
         let new = Command::Verify {
             submitted_digest: [8; 32],
             at: t("2026-01-01T10:01:00Z"),
         };
         assert!(matches!(
-            decide(&state, &new).unwrap()[..],
-            [Event::CodeVerified { .. }]
+            resent.when(new).outcome(),
+            Ok([Event::CodeVerified { .. }])
         ));
     }
 
     #[test]
     fn resend_is_capped_per_flow() {
-        let mut state = given(&started());
+        let mut flow = given(started());
         let mut at = t("2026-01-01T10:00:00Z");
         for _ in 1..MAX_SENDS {
             at += Duration::minutes(1);
-            apply(
-                &mut state,
-                &Command::Resend {
+            flow = flow
+                .when(Command::Resend {
                     code: code(9, at + Duration::minutes(10)),
                     at,
-                },
-            )
-            .unwrap();
+                })
+                .accepted();
         }
         at += Duration::minutes(1);
-        assert_eq!(
-            decide(
-                &state,
-                &Command::Resend {
-                    code: code(9, at),
-                    at
-                }
-            ),
-            Err(Error::ResendLimitReached)
-        );
+        flow.when(Command::Resend {
+            code: code(9, at),
+            at,
+        })
+        .then_error(Error::ResendLimitReached);
     }
 
     #[test]
     fn completion_needs_a_verified_code() {
-        let state = given(&started());
-        assert_eq!(
-            decide(
-                &state,
-                &Command::Complete {
-                    account: AccountId(Uuid::nil()),
-                    at: t("2026-01-01T10:01:00Z")
-                }
-            ),
-            Err(Error::NotVerified)
-        );
+        given(started())
+            .when(Command::Complete {
+                account: AccountId(Uuid::nil()),
+                at: t("2026-01-01T10:01:00Z"),
+            })
+            .then_error(Error::NotVerified);
     }
 
     #[test]
     fn an_unknown_flow_is_not_found() {
-        let state = State::default();
-        assert_eq!(
-            decide(
-                &state,
-                &Command::Verify {
-                    submitted_digest: [0; 32],
-                    at: t("2026-01-01T10:00:00Z")
-                }
-            ),
-            Err(Error::NotFound)
-        );
+        given([])
+            .when(Command::Verify {
+                submitted_digest: [0; 32],
+                at: t("2026-01-01T10:00:00Z"),
+            })
+            .then_error(Error::NotFound);
     }
 
     proptest! {
         /// A code is accepted exactly when submitted strictly before its deadline.
         #[test]
         fn code_expiry_boundary(offset_ms in -600_000i64..600_000) {
-            let state = given(&started());
             let deadline = t("2026-01-01T10:10:00Z");
             let at = deadline + Duration::milliseconds(offset_ms);
-            let outcome = decide(&state, &Command::Verify { submitted_digest: [7; 32], at });
+            let when = given(started()).when(Command::Verify { submitted_digest: [7; 32], at });
             if offset_ms < 0 {
-                prop_assert_eq!(outcome, Ok(vec![Event::CodeVerified { at }]));
+                prop_assert_eq!(when.outcome(), Ok(&[Event::CodeVerified { at }][..]));
             } else {
-                prop_assert_eq!(outcome, Err(Error::Expired));
+                prop_assert_eq!(when.outcome(), Err(&Error::Expired));
             }
         }
     }

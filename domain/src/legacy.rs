@@ -158,6 +158,26 @@ pub struct State {
     pub imported_at: Option<DateTime<Utc>>,
 }
 
+/// The legacy record aggregate as a [`Decider`](crate::Decider):
+/// [`decide`] and [`evolve`] over [`State`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Legacy;
+
+impl crate::Decider for Legacy {
+    type State = State;
+    type Command = Command;
+    type Event = Event;
+    type Error = Error;
+
+    fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Error> {
+        decide(state, command)
+    }
+
+    fn evolve(state: &mut State, event: &Event) {
+        evolve(state, event)
+    }
+}
+
 /// Applies one event; never fails, checks nothing.
 pub fn evolve(state: &mut State, event: &Event) {
     match event {
@@ -336,6 +356,7 @@ impl std::error::Error for Error {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{self, Given};
     use crate::{AccountId, LoginMethod};
     use uuid::Uuid;
 
@@ -378,20 +399,8 @@ mod tests {
         t("2025-03-10T09:00:00Z")
     }
 
-    struct Given(State);
-
-    fn given(events: impl IntoIterator<Item = Event>) -> Given {
-        let mut state = State::default();
-        for event in events {
-            evolve(&mut state, &event);
-        }
-        Given(state)
-    }
-
-    impl Given {
-        fn when(self, command: Command) -> Result<Vec<Event>, Error> {
-            decide(&self.0, &command)
-        }
+    fn given(events: impl IntoIterator<Item = Event>) -> Given<Legacy> {
+        testing::given(events)
     }
 
     fn digital_actions(actor: LegacyActor) -> Vec<Command> {
@@ -410,21 +419,16 @@ mod tests {
 
     #[test]
     fn import_records_the_application() {
-        let events = given([])
+        let state = given([])
             .when(Command::Import {
                 record: record(),
                 at: now(),
             })
-            .unwrap();
-        assert_eq!(
-            events,
-            vec![Event::LegacyApplicationImported {
+            .then(vec![Event::LegacyApplicationImported {
                 record: record(),
                 imported_at: now(),
-            }]
-        );
-        let mut state = State::default();
-        evolve(&mut state, &events[0]);
+            }])
+            .state();
         assert_eq!(state.record, Some(record()));
         assert_eq!(state.imported_at, Some(now()));
     }
@@ -440,7 +444,7 @@ mod tests {
                     record: late,
                     at: now(),
                 })
-                .unwrap_err();
+                .error();
             assert_eq!(error, Error::NotLegacy { submitted_at });
             assert!(error.message_en().contains("on or after 1 April 2022"));
             assert_eq!(error.field(), Some("submittedAt"));
@@ -448,14 +452,12 @@ mod tests {
         // One second before midnight in Oslo is still legacy.
         let mut last = record();
         last.submitted_at = t("2022-03-31T21:59:59Z");
-        assert!(
-            given([])
-                .when(Command::Import {
-                    record: last,
-                    at: now()
-                })
-                .is_ok()
-        );
+        given([])
+            .when(Command::Import {
+                record: last,
+                at: now(),
+            })
+            .accepted();
         assert!(
             LegacyRecord::new("A-1", cutoff, Kind::Visit, email_key()).is_err(),
             "the constructor checks the cutoff too"
@@ -464,31 +466,31 @@ mod tests {
 
     #[test]
     fn legacy_import_is_idempotent_by_reference() {
-        assert_eq!(
-            given([imported()]).when(Command::Import {
+        given([imported()])
+            .when(Command::Import {
                 record: record(),
                 at: now(),
-            }),
-            Ok(vec![])
-        );
+            })
+            .then(vec![]);
         let mut changed = record();
         changed.kind = Kind::Study;
-        assert_eq!(
-            given([imported()]).when(Command::Import {
+        given([imported()])
+            .when(Command::Import {
                 record: changed,
                 at: now(),
-            }),
-            Err(Error::ConflictingImport {
-                reference: record().reference
             })
-        );
+            .then_error(Error::ConflictingImport {
+                reference: record().reference,
+            });
         let mut other_owner = record();
         other_owner.owner = LegacyOwner::PidHash([7; 32]);
         assert!(matches!(
-            given([imported()]).when(Command::Import {
-                record: other_owner,
-                at: now(),
-            }),
+            given([imported()])
+                .when(Command::Import {
+                    record: other_owner,
+                    at: now(),
+                })
+                .outcome(),
             Err(Error::ConflictingImport { .. })
         ));
     }
@@ -496,7 +498,7 @@ mod tests {
     #[test]
     fn legacy_booking_is_refused_with_guidance() {
         for command in digital_actions(actor(vec![LegacyOwner::PidHash([1; 32]), email_key()])) {
-            let error = given([imported()]).when(command).unwrap_err();
+            let error = given([imported()]).when(command).error();
             assert_eq!(
                 error,
                 Error::LegacyApplication {
@@ -518,7 +520,7 @@ mod tests {
     #[test]
     fn legacy_action_on_a_missing_or_anothers_record_is_not_found() {
         for command in digital_actions(actor(vec![email_key()])) {
-            assert_eq!(given([]).when(command), Err(Error::NotFound));
+            given([]).when(command).then_error(Error::NotFound);
         }
         // Same hash bytes but a different kind of key is not the owner.
         for keys in [
@@ -527,7 +529,9 @@ mod tests {
             vec![LegacyOwner::PidHash([7; 32])],
         ] {
             for command in digital_actions(actor(keys.clone())) {
-                assert_eq!(given([imported()]).when(command), Err(Error::NotFound));
+                given([imported()])
+                    .when(command)
+                    .then_error(Error::NotFound);
             }
         }
     }
@@ -560,13 +564,12 @@ mod tests {
         }
         let mut padded = record();
         padded.reference = " A-1".into();
-        assert_eq!(
-            given([]).when(Command::Import {
+        given([])
+            .when(Command::Import {
                 record: padded,
-                at: now()
-            }),
-            Err(Error::InvalidReference(ReferenceProblem::SurroundingSpace))
-        );
+                at: now(),
+            })
+            .then_error(Error::InvalidReference(ReferenceProblem::SurroundingSpace));
         assert_eq!(stream("A-1"), "legacy-A-1");
     }
 

@@ -5,15 +5,19 @@
 pub mod account;
 pub mod address;
 pub mod application;
+mod decider;
 pub mod email;
 pub mod flow;
 pub mod ids;
 pub mod legacy;
 pub mod password;
 pub mod reservation;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod text;
 pub mod time;
 
+pub use decider::Decider;
 pub use email::Email;
 pub use ids::{AccountId, ApplicationId, FlowId, SessionId};
 

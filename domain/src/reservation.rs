@@ -42,6 +42,26 @@ pub enum Error {
     Taken { holder: AccountId },
 }
 
+/// The reservation aggregate as a [`Decider`](crate::Decider):
+/// [`decide`] and [`evolve`] over [`State`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reservation;
+
+impl crate::Decider for Reservation {
+    type State = State;
+    type Command = Command;
+    type Event = Event;
+    type Error = Error;
+
+    fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Error> {
+        decide(state, command)
+    }
+
+    fn evolve(state: &mut State, event: &Event) {
+        evolve(state, event)
+    }
+}
+
 pub fn evolve(state: &mut State, event: &Event) {
     match event {
         Event::Reserved { account, flow } => {
@@ -79,78 +99,60 @@ pub fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{self, Given};
     use uuid::Uuid;
 
     fn account(n: u128) -> AccountId {
         AccountId(Uuid::from_u128(n))
     }
 
-    fn given(events: &[Event]) -> State {
-        let mut state = State::default();
-        events.iter().for_each(|e| evolve(&mut state, e));
-        state
+    fn given(events: impl IntoIterator<Item = Event>) -> Given<Reservation> {
+        testing::given(events)
     }
 
     #[test]
     fn a_free_email_can_be_reserved() {
-        let state = given(&[]);
-        let events = decide(
-            &state,
-            &Command::Reserve {
+        given([])
+            .when(Command::Reserve {
                 account: account(1),
                 flow: None,
-            },
-        )
-        .unwrap();
-        assert_eq!(
-            events,
-            vec![Event::Reserved {
+            })
+            .then(vec![Event::Reserved {
                 account: account(1),
-                flow: None
-            }]
-        );
+                flow: None,
+            }]);
     }
 
     #[test]
     fn a_held_email_is_taken_for_another_account() {
-        let state = given(&[Event::Reserved {
+        given([Event::Reserved {
             account: account(1),
             flow: None,
-        }]);
-        assert_eq!(
-            decide(
-                &state,
-                &Command::Reserve {
-                    account: account(2),
-                    flow: None
-                }
-            ),
-            Err(Error::Taken { holder: account(1) })
-        );
+        }])
+        .when(Command::Reserve {
+            account: account(2),
+            flow: None,
+        })
+        .then_error(Error::Taken { holder: account(1) });
     }
 
     #[test]
     fn a_retry_from_the_same_flow_is_a_no_op() {
         let flow = Some(FlowId(Uuid::from_u128(9)));
-        let state = given(&[Event::Reserved {
+        given([Event::Reserved {
             account: account(1),
             flow,
-        }]);
-        assert_eq!(
-            decide(
-                &state,
-                &Command::Reserve {
-                    account: account(2),
-                    flow
-                }
-            ),
-            Ok(vec![])
-        );
+        }])
+        .when(Command::Reserve {
+            account: account(2),
+            flow,
+        })
+        .then(vec![]);
     }
 
     #[test]
     fn a_released_email_can_be_reserved_again() {
-        let state = given(&[
+        given([
             Event::Reserved {
                 account: account(1),
                 flow: None,
@@ -158,33 +160,23 @@ mod tests {
             Event::Released {
                 account: account(1),
             },
-        ]);
-        assert!(
-            decide(
-                &state,
-                &Command::Reserve {
-                    account: account(2),
-                    flow: None
-                }
-            )
-            .is_ok()
-        );
+        ])
+        .when(Command::Reserve {
+            account: account(2),
+            flow: None,
+        })
+        .accepted();
     }
 
     #[test]
     fn only_the_holder_releases() {
-        let state = given(&[Event::Reserved {
+        given([Event::Reserved {
             account: account(1),
             flow: None,
-        }]);
-        assert_eq!(
-            decide(
-                &state,
-                &Command::Release {
-                    account: account(2)
-                }
-            ),
-            Ok(vec![])
-        );
+        }])
+        .when(Command::Release {
+            account: account(2),
+        })
+        .then(vec![]);
     }
 }

@@ -15,11 +15,11 @@ use domain::application::{
 use domain::flow::{Event as F, FlowKind, IssuedCode};
 use domain::reservation::Event as R;
 use domain::text::PersonName;
-use domain::time::DayCache;
 use domain::{AccountId, ApplicationId, Email, FlowId, LoginMethod, SessionId};
 use uuid::Uuid;
 
 use crate::DomainEvent;
+use crate::wire::{self, DayCache};
 
 thread_local! {
     /// The day of the last instant decoded on this thread.
@@ -36,79 +36,39 @@ fn instant_micros(micros: i64) -> Option<DateTime<Utc>> {
     instant
 }
 
-/// A cursor over postcard bytes.
+/// A cursor over postcard bytes, read through [`wire`].
 struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
     #[inline]
     fn byte(&mut self) -> Option<u8> {
-        let (first, rest) = self.0.split_first()?;
-        self.0 = rest;
-        Some(*first)
-    }
-
-    #[inline]
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
-    }
-
-    /// A LEB128 varint of at most `max` bytes whose last byte is at most
-    /// `last` (postcard's limits for the type).
-    #[inline]
-    fn varint(&mut self, max: usize, last: u8) -> Option<u64> {
-        let mut out = 0u64;
-        for i in 0..max {
-            let b = self.byte()?;
-            out |= u64::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                return (i + 1 < max || b <= last).then_some(out);
-            }
-        }
-        None
-    }
-
-    #[inline]
-    fn u64(&mut self) -> Option<u64> {
-        self.varint(10, 0x01)
+        wire::read_u8(&mut self.0)
     }
 
     #[inline]
     fn u32(&mut self) -> Option<u32> {
-        self.varint(5, 0x0f).map(|v| v as u32)
-    }
-
-    #[inline]
-    fn i64(&mut self) -> Option<i64> {
-        let v = self.u64()?;
-        Some(((v >> 1) as i64) ^ -((v & 1) as i64))
+        wire::read_u32(&mut self.0)
     }
 
     #[inline]
     fn i32(&mut self) -> Option<i32> {
-        let v = self.u32()?;
-        Some(((v >> 1) as i32) ^ -((v & 1) as i32))
+        wire::read_i32(&mut self.0)
     }
 
     #[inline]
     fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
-        self.take(N)?.try_into().ok()
+        wire::read_array(&mut self.0)
     }
 
     #[inline]
     fn uuid(&mut self) -> Option<Uuid> {
-        (self.u64()? == 16).then_some(())?;
+        (wire::read_u64(&mut self.0)? == 16).then_some(())?;
         Some(Uuid::from_bytes(self.array()?))
     }
 
     #[inline]
     fn str(&mut self) -> Option<&'a str> {
-        let len = usize::try_from(self.u64()?).ok()?;
-        std::str::from_utf8(self.take(len)?).ok()
+        wire::read_str(&mut self.0)
     }
 
     /// An enum variant index below `n`.
@@ -128,7 +88,7 @@ impl<'a> Reader<'a> {
 
     #[inline]
     fn instant(&mut self) -> Option<DateTime<Utc>> {
-        instant_micros(self.i64()?)
+        instant_micros(wire::read_i64(&mut self.0)?)
     }
 
     /// The value, if every byte was read.

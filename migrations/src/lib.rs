@@ -15,6 +15,7 @@ mod fast;
 pub mod json;
 pub mod legacy;
 pub mod samples;
+pub mod wire;
 
 /// Every event the system stores, as today's domain types.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -35,6 +35,12 @@ impl ReadModel {
         }
     }
 
+    /// Whether the event at `position` owes a mail (as the model judged
+    /// when it applied the event).
+    pub fn owes_mail(&self, position: u64) -> bool {
+        self.mail_owed.binary_search(&position).is_ok()
+    }
+
     /// An active account with an email (the outbox knows where to write).
     pub(crate) fn has_mail_address(&self, id: AccountId) -> bool {
         self.account(id)

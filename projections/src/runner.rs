@@ -91,9 +91,9 @@ impl Projections {
     }
 
     /// Start from the snapshot of `data_dir` as `mode` says. A snapshot of
-    /// an unknown format version or a corrupt one is logged and the models
-    /// are rebuilt from zero; so is one ahead of the log (a log restored
-    /// from an older backup).
+    /// an older format version counts as none; one of a newer version or a
+    /// corrupt one is logged; either way the models are rebuilt from zero;
+    /// so is one ahead of the log (a log restored from an older backup).
     pub fn start_in_data_dir(
         store: Arc<dyn EventStore>,
         data_dir: &Path,

@@ -17,8 +17,9 @@
 //! order, its length (u64) and the SHA-256 of its bytes; so the checksum
 //! covers every byte, and the sections can be read, checked and decoded
 //! apart, on two threads. Each section is a hand-written, compact binary
-//! rendering (LEB128 varints, zigzag for signed numbers, length-prefixed
-//! strings):
+//! rendering (postcard's LEB128 varints, zigzag for signed numbers,
+//! length-prefixed strings, read and written by `migrations::wire`; every
+//! enum as its stable one-byte tag from a table below, never its position):
 //!
 //! 0. the ids of all accounts, ascending (raw 16 bytes each);
 //! 1. the position, the rest of each account in that order, the ID-porten
@@ -52,6 +53,7 @@ use domain::legacy::{LegacyOwner, LegacyRecord};
 use domain::text::PersonName;
 use domain::{AccountId, ApplicationId, Email, LoginIdentity, LoginMethod, SessionId};
 use migrations::DomainEvent;
+use migrations::wire;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -63,9 +65,11 @@ use crate::table::{PAGE, Slab, Table, tag_of};
 /// Name of the snapshot file in the data dir.
 pub const SNAPSHOT_FILE: &str = "projections.snapshot";
 
-/// The format this build writes and reads. A file of another version is
-/// refused ([`SnapshotError::UnknownVersion`]) and the models are rebuilt.
-pub const FORMAT_VERSION: u32 = 3;
+/// The format this build writes and reads. A file of an older version is
+/// treated as absent, one of a newer version is refused
+/// ([`SnapshotError::UnknownVersion`]); either way the models are rebuilt
+/// from the log. 4: enums as stable tags (3 wrote their positions).
+pub const FORMAT_VERSION: u32 = 4;
 
 const MAGIC: &[u8; 8] = b"CLPROJSN";
 const HEADER_LEN: usize = 8 + 4 + 8 + 32;
@@ -95,6 +99,7 @@ pub enum SnapshotError {
         #[source]
         source: io::Error,
     },
+    /// The file is of a newer format version than this build's.
     #[error(
         "snapshot file {path} has format version {found}; this build reads version {FORMAT_VERSION}"
     )]
@@ -214,8 +219,8 @@ fn header(body_len: u64, checksum: [u8; 32]) -> [u8; HEADER_LEN] {
     header
 }
 
-/// Read the snapshot at `path`: `None` when there is none, an error when it
-/// is of an unknown format version or corrupt (bad magic, truncated, wrong
+/// Read the snapshot at `path`: `None` when there is none or it is of an
+/// older format version, an error when it is of a newer one or corrupt (bad magic, truncated, wrong
 /// checksum, undecodable body). The sections are decoded as they stream
 /// from the file (no copy of the whole file in memory), on this thread and
 /// one more; the model is returned only when the checksum of every section
@@ -242,7 +247,8 @@ pub struct SnapshotDigest {
 /// into a model: the file is checked as [`load`] checks it (magic, format
 /// version, lengths, the table checksum and the SHA-256 of every section,
 /// streamed from the file in chunks), and only the position is decoded.
-/// `None` when there is no snapshot; the same errors as [`load`] otherwise
+/// `None` when there is no snapshot or an older one; the same errors as
+/// [`load`] otherwise
 /// (a body that decodes wrongly but hashes right is not detected here).
 pub fn read_digest(path: &Path) -> Result<Option<SnapshotDigest>, SnapshotError> {
     let Some(opened) = open_checked(path)? else {
@@ -277,7 +283,8 @@ struct Opened {
 }
 
 /// Open the snapshot at `path` and check its header and section table:
-/// `None` when there is no file; the sections themselves are not read.
+/// `None` when there is no file or one of an older format version; the
+/// sections themselves are not read.
 fn open_checked(path: &Path) -> Result<Option<Opened>, SnapshotError> {
     let file = match File::open(path) {
         Ok(file) => file,
@@ -290,6 +297,18 @@ fn open_checked(path: &Path) -> Result<Option<Opened>, SnapshotError> {
         return Err(SnapshotError::corrupt(path, "not a read model snapshot"));
     }
     let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
+    if version < FORMAT_VERSION {
+        // An older build's snapshot: its bytes may mean something else
+        // today, so it is as if there were none; the models are rebuilt
+        // from the log and the next snapshot replaces it.
+        tracing::info!(
+            path = %path.display(),
+            found = version,
+            current = FORMAT_VERSION,
+            "read model snapshot of an older format; treated as absent"
+        );
+        return Ok(None);
+    }
     if version != FORMAT_VERSION {
         return Err(SnapshotError::UnknownVersion {
             path: path.to_owned(),
@@ -547,12 +566,12 @@ impl<S: Sink> Enc<'_, S> {
         self.buf.push(v);
     }
 
-    fn varint(&mut self, mut v: u64) {
-        while v >= 0x80 {
-            self.buf.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        self.buf.push(v as u8);
+    fn tag<T: Tagged>(&mut self, v: T) {
+        self.u8(v.tag());
+    }
+
+    fn varint(&mut self, v: u64) {
+        wire::write_u64(&mut self.buf, v);
     }
 
     fn len(&mut self, n: usize) {
@@ -560,7 +579,7 @@ impl<S: Sink> Enc<'_, S> {
     }
 
     fn signed(&mut self, v: i64) {
-        self.varint(((v << 1) ^ (v >> 63)) as u64);
+        wire::write_i64(&mut self.buf, v);
     }
 
     fn bytes(&mut self, v: &[u8]) {
@@ -596,16 +615,114 @@ impl<S: Sink> Enc<'_, S> {
     }
 }
 
-fn index_of<T: PartialEq>(all: &[T], v: &T) -> u8 {
-    all.iter().position(|x| x == v).expect("value is in ALL") as u8
+// ---------------------------------------------------------------------------
+// Stable tags
+// ---------------------------------------------------------------------------
+
+/// An enum the snapshot stores as a one-byte tag. Each variant's tag is
+/// written once, in its type's table below, and never changes: the tag,
+/// not the variant's position, carries the meaning, so a reordered enum
+/// reads old snapshots the same; a variant without a tag does not compile
+/// (the match in `tag` is exhaustive); a tag the table does not know is a
+/// corrupt snapshot.
+trait Tagged: Sized + Copy + PartialEq + std::fmt::Debug + 'static {
+    /// What the value is, for errors.
+    const WHAT: &'static str;
+    /// Every variant with its tag, as in the table.
+    #[cfg(test)]
+    const TAGS: &'static [(Self, u8)];
+    /// The tag of `self`.
+    fn tag(self) -> u8;
+    /// The variant of `tag`, if the table has it.
+    fn from_tag(tag: u8) -> Option<Self>;
 }
 
-fn method_code(m: LoginMethod) -> u8 {
-    match m {
-        LoginMethod::Password => 0,
-        LoginMethod::IdPorten => 1,
-    }
+/// One table per enum: every variant with its tag, matched both ways.
+macro_rules! tags {
+    ($type:ty, $what:literal, { $($variant:path => $tag:literal,)+ }) => {
+        impl Tagged for $type {
+            const WHAT: &'static str = $what;
+            #[cfg(test)]
+            const TAGS: &'static [(Self, u8)] = &[$(($variant, $tag)),+];
+
+            #[inline]
+            fn tag(self) -> u8 {
+                match self {
+                    $($variant => $tag,)+
+                }
+            }
+
+            #[inline]
+            fn from_tag(tag: u8) -> Option<Self> {
+                match tag {
+                    $($tag => Some($variant),)+
+                    _ => None,
+                }
+            }
+        }
+    };
 }
+
+tags!(LoginMethod, "login method", {
+    LoginMethod::Password => b'P',
+    LoginMethod::IdPorten => b'I',
+});
+
+tags!(AccountStatus, "account status", {
+    AccountStatus::Active => b'A',
+    AccountStatus::Deleted => b'D',
+});
+
+tags!(Kind, "kind", {
+    Kind::Work => b'W',
+    Kind::Family => b'F',
+    Kind::Study => b'S',
+    Kind::Visit => b'V',
+    Kind::Protection => b'P',
+    Kind::Citizenship => b'C',
+});
+
+tags!(Relation, "relation", {
+    Relation::Myself => b'M',
+    Relation::FamilyMember => b'F',
+    Relation::Employee => b'E',
+    Relation::Other => b'O',
+});
+
+tags!(Status, "status", {
+    Status::Draft => b'D',
+    Status::Submitted => b'S',
+    Status::AppointmentBooked => b'B',
+    Status::DocumentsReceived => b'R',
+    Status::Decided => b'V',
+});
+
+tags!(MeetingPointKind, "meeting point", {
+    MeetingPointKind::Police => b'P',
+    MeetingPointKind::Sua => b'S',
+    MeetingPointKind::Embassy => b'E',
+    MeetingPointKind::VisaCentre => b'V',
+});
+
+tags!(AppointmentPurpose, "appointment purpose", {
+    AppointmentPurpose::Application => b'A',
+    AppointmentPurpose::ResidenceCardPhoto => b'R',
+});
+
+tags!(DecisionOutcome, "outcome", {
+    DecisionOutcome::Granted => b'G',
+    DecisionOutcome::Refused => b'R',
+});
+
+tags!(DeliveryChannel, "channel", {
+    DeliveryChannel::Digipost => b'D',
+    DeliveryChannel::Post => b'P',
+});
+
+/// Tag of a legacy record owned by the keyed hash of an email.
+const LEGACY_OWNER_EMAIL: u8 = b'E';
+/// Tag of a legacy record owned by the keyed hash of a pid.
+const LEGACY_OWNER_PID: u8 = b'P';
 
 /// Applications per part (a whole number of pages) for `total` of them.
 fn application_part_len(total: usize) -> usize {
@@ -673,11 +790,8 @@ fn encode_rest<S: Sink>(
 ) -> io::Result<()> {
     e.varint(model.position);
     for a in accounts {
-        e.u8(method_code(a.method));
-        e.u8(match a.status {
-            AccountStatus::Active => 0,
-            AccountStatus::Deleted => 1,
-        });
+        e.tag(a.method);
+        e.tag(a.status);
         let in_directory = a
             .email
             .as_ref()
@@ -721,7 +835,7 @@ fn encode_rest<S: Sink>(
         e.bytes(digest);
         e.uuid(&s.account.0);
         e.uuid(&s.id.0);
-        e.u8(method_code(s.method));
+        e.tag(s.method);
         e.time(&s.started_at);
         e.time(&s.expires_at);
         e.varint(u64::from(s.idle_timeout_seconds));
@@ -742,14 +856,14 @@ fn encode_rest<S: Sink>(
     for r in legacy {
         e.str(&r.reference);
         e.time(&r.submitted_at);
-        e.u8(index_of(&Kind::ALL, &r.kind));
+        e.tag(r.kind);
         match &r.owner {
             LegacyOwner::EmailHash(h) => {
-                e.u8(0);
+                e.u8(LEGACY_OWNER_EMAIL);
                 e.bytes(h);
             }
             LegacyOwner::PidHash(h) => {
-                e.u8(1);
+                e.u8(LEGACY_OWNER_PID);
                 e.bytes(h);
             }
         }
@@ -767,10 +881,10 @@ fn encode_rest<S: Sink>(
 }
 
 fn encode_appointment<S: Sink>(e: &mut Enc<'_, S>, a: &Appointment) {
-    e.u8(index_of(&MeetingPointKind::ALL, &a.meeting_point));
+    e.tag(a.meeting_point);
     e.str(&a.location);
     e.time(&a.starts_at);
-    e.u8(index_of(&AppointmentPurpose::ALL, &a.purpose));
+    e.tag(a.purpose);
 }
 
 /// One application; `owner` is the owner's index in section 0 plus one, or
@@ -781,10 +895,10 @@ fn encode_application<S: Sink>(e: &mut Enc<'_, S>, app: &Application, owner: u32
     if owner == 0 {
         e.uuid(&app.owner.account.0);
     }
-    e.u8(method_code(app.owner.method));
-    e.u8(index_of(&Kind::ALL, &app.kind));
-    e.u8(index_of(&Relation::ALL, &app.relation));
-    e.u8(index_of(&Status::ALL, &app.status));
+    e.tag(app.owner.method);
+    e.tag(app.kind);
+    e.tag(app.relation);
+    e.tag(app.status);
     e.str(app.applicant.name.as_str());
     e.date(&app.applicant.birth_date);
     e.str(app.applicant.nationality.as_str());
@@ -819,14 +933,8 @@ fn encode_application<S: Sink>(e: &mut Enc<'_, S>, app: &Application, owner: u32
         None => e.u8(0),
         Some(d) => {
             e.u8(1);
-            e.u8(match d.outcome {
-                DecisionOutcome::Granted => 0,
-                DecisionOutcome::Refused => 1,
-            });
-            e.u8(match d.channel {
-                DeliveryChannel::Digipost => 0,
-                DeliveryChannel::Post => 1,
-            });
+            e.tag(d.outcome);
+            e.tag(d.channel);
             e.time(&d.at);
         }
     }
@@ -1004,16 +1112,28 @@ impl<'a> Dec<'a> {
         }
     }
 
-    fn varint(&mut self) -> Decoded<u64> {
-        let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let byte = self.u8()?;
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(value);
+    /// A value read by `read` from the buffered bytes: as many as the
+    /// longest varint, or the rest of the section.
+    #[inline]
+    fn read<T>(&mut self, read: impl FnOnce(&mut &[u8]) -> Option<T>) -> Decoded<T> {
+        let wanted = usize::try_from(self.left())
+            .map_or(wire::MAX_VARINT_LEN, |left| left.min(wire::MAX_VARINT_LEN));
+        self.fill(wanted)?;
+        let mut window = &self.buf[self.start..self.end];
+        let before = window.len();
+        match read(&mut window) {
+            Some(value) => {
+                let used = before - window.len();
+                self.start += used;
+                self.at += used as u64;
+                Ok(value)
             }
+            None => bad(format!("bad or cut-short varint at byte {}", self.at)),
         }
-        bad(format!("varint too long at byte {}", self.at))
+    }
+
+    fn varint(&mut self) -> Decoded<u64> {
+        self.read(wire::read_u64)
     }
 
     fn len(&mut self) -> Decoded<usize> {
@@ -1026,8 +1146,7 @@ impl<'a> Dec<'a> {
     }
 
     fn signed(&mut self) -> Decoded<i64> {
-        let v = self.varint()?;
-        Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
+        self.read(wire::read_i64)
     }
 
     fn array<const N: usize>(&mut self) -> Decoded<[u8; N]> {
@@ -1063,18 +1182,9 @@ impl<'a> Dec<'a> {
         NaiveDate::from_num_days_from_ce_opt(days).map_or_else(|| bad("date out of range"), Ok)
     }
 
-    fn pick<T: Copy>(&mut self, all: &[T], what: &str) -> Decoded<T> {
-        let i = self.u8()?;
-        all.get(usize::from(i))
-            .copied()
-            .map_or_else(|| bad(format!("unknown {what} {i}")), Ok)
-    }
-
-    fn method(&mut self) -> Decoded<LoginMethod> {
-        self.pick(
-            &[LoginMethod::Password, LoginMethod::IdPorten],
-            "login method",
-        )
+    fn tagged<T: Tagged>(&mut self) -> Decoded<T> {
+        let tag = self.u8()?;
+        T::from_tag(tag).map_or_else(|| bad(format!("unknown {} tag {tag:#04x}", T::WHAT)), Ok)
     }
 
     fn country(&mut self) -> Decoded<CountryCode> {
@@ -1108,8 +1218,8 @@ fn decode_ids(d: &mut Dec) -> Decoded<Vec<AccountId>> {
 }
 
 fn decode_account(d: &mut Dec, id: AccountId) -> Decoded<(AccountView, bool)> {
-    let method = d.method()?;
-    let status = d.pick(&[AccountStatus::Active, AccountStatus::Deleted], "status")?;
+    let method = d.tagged()?;
+    let status = d.tagged()?;
     let flags = d.u8()?;
     if flags >> 5 != 0 {
         return bad(format!("unknown account flags {flags:#x}"));
@@ -1213,7 +1323,7 @@ fn decode_rest(d: &mut Dec, ids: &[AccountId]) -> Decoded<ReadModel> {
         let session = SessionView {
             account: AccountId(d.uuid()?),
             id: SessionId(d.uuid()?),
-            method: d.method()?,
+            method: d.tagged()?,
             started_at: d.time()?,
             expires_at: d.time()?,
             idle_timeout_seconds: u32::try_from(d.varint()?)
@@ -1237,11 +1347,11 @@ fn decode_rest(d: &mut Dec, ids: &[AccountId]) -> Decoded<ReadModel> {
     for _ in 0..count {
         let reference = d.str()?.to_owned();
         let submitted_at = d.time()?;
-        let kind = d.pick(&Kind::ALL, "kind")?;
+        let kind = d.tagged()?;
         let owner = match d.u8()? {
-            0 => LegacyOwner::EmailHash(d.array::<32>()?),
-            1 => LegacyOwner::PidHash(d.array::<32>()?),
-            other => return bad(format!("unknown legacy owner key {other}")),
+            LEGACY_OWNER_EMAIL => LegacyOwner::EmailHash(d.array::<32>()?),
+            LEGACY_OWNER_PID => LegacyOwner::PidHash(d.array::<32>()?),
+            other => return bad(format!("unknown legacy owner tag {other:#04x}")),
         };
         model.applications.insert_legacy(LegacyRecord {
             reference,
@@ -1443,10 +1553,10 @@ fn decode_appointment(d: &mut Dec) -> Decoded<Option<Appointment>> {
         return Ok(None);
     }
     Ok(Some(Appointment {
-        meeting_point: d.pick(&MeetingPointKind::ALL, "meeting point")?,
+        meeting_point: d.tagged()?,
         location: d.str()?.to_owned(),
         starts_at: d.time()?,
-        purpose: d.pick(&AppointmentPurpose::ALL, "appointment purpose")?,
+        purpose: d.tagged()?,
     }))
 }
 
@@ -1464,11 +1574,11 @@ fn decode_application(d: &mut Dec, ids: &[AccountId]) -> Decoded<(Application, u
     };
     let owner = LoginIdentity {
         account,
-        method: d.method()?,
+        method: d.tagged()?,
     };
-    let kind = d.pick(&Kind::ALL, "kind")?;
-    let relation = d.pick(&Relation::ALL, "relation")?;
-    let status = d.pick(&Status::ALL, "status")?;
+    let kind = d.tagged()?;
+    let relation = d.tagged()?;
+    let status = d.tagged()?;
     let name = d.str()?;
     let name = match PersonName::from_recorded(name) {
         Ok(parsed) if parsed.as_str() == name => parsed,
@@ -1491,14 +1601,8 @@ fn decode_application(d: &mut Dec, ids: &[AccountId]) -> Decoded<(Application, u
     let refund_requested_at = d.opt_time()?;
     let decision = if d.flag()? {
         Some(Decision {
-            outcome: d.pick(
-                &[DecisionOutcome::Granted, DecisionOutcome::Refused],
-                "outcome",
-            )?,
-            channel: d.pick(
-                &[DeliveryChannel::Digipost, DeliveryChannel::Post],
-                "channel",
-            )?,
+            outcome: d.tagged()?,
+            channel: d.tagged()?,
             at: d.time()?,
         })
     } else {
@@ -1537,3 +1641,6 @@ pub fn canonical_bytes(model: &ReadModel) -> Vec<u8> {
     out.extend_from_slice(&sections);
     out
 }
+
+#[cfg(test)]
+mod tests;

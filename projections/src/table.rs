@@ -1,61 +1,22 @@
 //! Compact storage for the large read models: values in fixed-size pages
 //! (growth never copies or doubles the whole store), found through a small
-//! index of 8-byte (tag, slot) entries with a fast hasher for random,
-//! server-made keys; the value itself confirms the key, so the index holds
+//! index of 8-byte (tag, slot) entries with a fast hasher (rustc-hash's
+//! `FxHasher`) for random, server-made keys; the value itself confirms the key, so the index holds
 //! no copy of it.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
 
-/// Hashes keys that are already random (uuids chosen by the server, SHA-256
-/// digests): a folded multiply per 8 bytes. Not for keys an outsider
-/// chooses (an email, a reference): those keep the std SipHash.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct IdHasher(u64);
+use rustc_hash::{FxBuildHasher, FxHasher};
 
-const K: u64 = 0x9e37_79b9_7f4a_7c15;
-
-#[inline]
-fn fold(x: u64, y: u64) -> u64 {
-    let m = u128::from(x) * u128::from(y);
-    (m as u64) ^ ((m >> 64) as u64)
-}
-
-impl Hasher for IdHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let v = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-            self.0 = fold(self.0 ^ v, K);
-        }
-        for b in chunks.remainder() {
-            self.0 = fold(self.0 ^ u64::from(*b), K);
-        }
-    }
-
-    #[inline]
-    fn write_u64(&mut self, v: u64) {
-        self.0 = fold(self.0 ^ v, K);
-    }
-
-    #[inline]
-    fn write_usize(&mut self, v: usize) {
-        self.write_u64(v as u64);
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// A `HashMap` over random, server-made keys.
-pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+/// A `HashMap` over random, server-made keys (uuids chosen by the server,
+/// SHA-256 digests). Not for keys an outsider chooses (an email, a
+/// reference): those keep the std SipHash.
+pub(crate) type IdMap<K, V> = HashMap<K, V, FxBuildHasher>;
 
 /// A `HashSet` over random, server-made keys.
-pub(crate) type IdSet<K> = std::collections::HashSet<K, BuildHasherDefault<IdHasher>>;
+pub(crate) type IdSet<K> = std::collections::HashSet<K, FxBuildHasher>;
 
 const PAGE_BITS: u32 = 14;
 /// Values per page of a [`Slab`].
@@ -139,7 +100,7 @@ pub(crate) trait Keyed<K> {
 /// that spares most comparisons with the stored value.
 #[inline]
 pub(crate) fn tag_of<K: Hash>(key: &K) -> u32 {
-    let mut hasher = IdHasher::default();
+    let mut hasher = FxHasher::default();
     key.hash(&mut hasher);
     (hasher.finish() >> 32) as u32
 }

@@ -409,3 +409,46 @@ fn rebuild_mode_deletes_the_snapshot_and_starts_from_zero() {
     let fresh = snapshot::load(&path).unwrap().unwrap();
     assert_eq!(fresh.position, head);
 }
+
+/// A snapshot of an older format version (its enums may have meant other
+/// variants) reads as absent: the server rebuilds from the log, and in
+/// read-write mode its next snapshot replaces the old file.
+#[test]
+fn an_older_snapshot_is_absent_and_the_server_rebuilds_from_zero() {
+    let history = workload(21, 600);
+    let dir = tempfile::tempdir().unwrap();
+    let path = snapshot::snapshot_path(dir.path());
+    snapshot::save(
+        &path,
+        &rebuild(
+            history
+                .iter()
+                .take(200)
+                .map(|(p, s, e)| (*p, s.as_str(), e)),
+        ),
+    )
+    .unwrap();
+    let mut older = std::fs::read(&path).unwrap();
+    older[8..12].copy_from_slice(&(snapshot::FORMAT_VERSION - 1).to_le_bytes());
+    std::fs::write(&path, &older).unwrap();
+    assert!(snapshot::load(&path).unwrap().is_none());
+    assert_eq!(snapshot::read_digest(&path).unwrap(), None);
+
+    let full = rebuild(history.iter().map(|(p, s, e)| (*p, s.as_str(), e)));
+    let runtime = runtime();
+    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    let head = runtime.block_on(common::append_all(&store, &history));
+    runtime.block_on(async {
+        let projections =
+            Projections::start_in_data_dir(store.clone(), dir.path(), SnapshotMode::ReadWrite);
+        assert_eq!(projections.started_from(), 0, "starts from zero");
+        projections.wait_for(head, WAIT).await.unwrap();
+        assert_eq!(projections.read(|m| m.digest()), full.digest());
+    });
+    // Stopping the runner writes its last snapshot over the old file.
+    drop(runtime);
+    let loaded = snapshot::load(&path)
+        .unwrap()
+        .expect("a snapshot of today's format");
+    assert_eq!(loaded.digest(), full.digest());
+}

@@ -36,8 +36,8 @@ fn main() -> anyhow::Result<()> {
     let dir = std::path::PathBuf::from(dir);
     std::fs::create_dir_all(&dir)?;
     let secret = [0x42u8; 32];
-    std::fs::write(dir.join(api::keys::SECRET_FILE), hex::encode(secret))?;
-    let keyer = api::keys::Keyer::new(secret);
+    std::fs::write(dir.join(keys::SECRET_FILE), hex::encode(secret))?;
+    let keyer = keys::Keyer::new(secret);
     let store = Arc::new(SqliteStore::open(
         &dir.join("events.sqlite3"),
         SqliteOptions {
@@ -111,7 +111,7 @@ fn event(person: u64, n: u8, at: DateTime<Utc>, actor: &str, event: &DomainEvent
 }
 
 /// The appends of one person's story, in order: (stream, events).
-fn person_appends(person: u64, keyer: &api::keys::Keyer) -> Vec<(String, Vec<NewEvent>)> {
+fn person_appends(person: u64, keyer: &keys::Keyer) -> Vec<(String, Vec<NewEvent>)> {
     let start = DateTime::<Utc>::from_timestamp(1_767_225_600, 0).unwrap_or_default()
         + Duration::seconds(i64::try_from(person).unwrap_or(0) * 37);
     let at = |minutes: i64| start + Duration::minutes(minutes);
@@ -125,7 +125,7 @@ fn person_appends(person: u64, keyer: &api::keys::Keyer) -> Vec<(String, Vec<New
         digest: [(person % 241) as u8; 32],
         expires_at: at(10),
     };
-    let reservation = api::keys::email_stream(&keyer.email_key(&email));
+    let reservation = keys::email_stream(&keyer.email_key(&email));
     let name = format!("Person Number {person}");
     let mut appends = vec![
         (

@@ -4,7 +4,6 @@
 //! fold stops at the first event recorded after T).
 
 use std::fmt::Write as _;
-use std::path::Path;
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
@@ -40,7 +39,7 @@ pub struct Folded {
 /// Fold the log's prefix recorded at or before `at`, watching the
 /// reservation stream `watch` if given.
 pub fn fold_until(
-    reader: &mut store::sqlite::SqliteLogReader,
+    reader: &mut log::Log,
     at: DateTime<Utc>,
     watch: Option<&str>,
 ) -> anyhow::Result<Folded> {
@@ -92,17 +91,17 @@ struct Stop;
 
 /// Run `as-of` and print the identity's applications at `at`.
 pub fn run(
-    data_dir: &Path,
+    source: &log::Source,
     at: DateTime<Utc>,
     who: &Who,
     disclosure: Disclosure,
 ) -> anyhow::Result<ExitCode> {
-    let mut reader = log::open(data_dir)?;
+    let mut reader = log::open(source)?;
     let watch = match who {
         Who::Account(_) => None,
         Who::Email(email) => {
-            let keyer = log::keyer(data_dir)?;
-            Some(api::keys::email_stream(&keyer.email_key(email)))
+            let keyer = log::keyer(source)?;
+            Some(keys::email_stream(&keyer.email_key(email)))
         }
     };
     let folded = fold_until(&mut reader, at, watch.as_deref())?;

@@ -45,11 +45,11 @@ pub fn line(event: &EventRef<'_>, disclosure: Disclosure) -> anyhow::Result<Valu
 /// Write every event up to the head when the export starts to `output`
 /// (stdout when `None`).
 pub fn run(
-    data_dir: &Path,
+    source: &log::Source,
     output: Option<&Path>,
     disclosure: Disclosure,
 ) -> anyhow::Result<ExitCode> {
-    let mut reader = log::open(data_dir)?;
+    let mut reader = log::open(source)?;
     let head = reader.head()?;
     let sink: Box<dyn Write> = match output {
         Some(path) => Box::new(

@@ -12,14 +12,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use domain::{AccountId, ApplicationId, Email};
 use migrations::DomainEvent;
 use migrations::json::Disclosure;
-use store::sqlite::{EventRef, SqliteLogReader};
+use store::sqlite::EventRef;
 use store::{Direction, RecordedEvent, StreamStart};
 
 use crate::log;
@@ -34,8 +33,12 @@ pub enum Subject {
 }
 
 /// Run `history` and print the timeline.
-pub fn run(data_dir: &Path, subject: &Subject, disclosure: Disclosure) -> anyhow::Result<ExitCode> {
-    let mut reader = log::open(data_dir)?;
+pub fn run(
+    source: &log::Source,
+    subject: &Subject,
+    disclosure: Disclosure,
+) -> anyhow::Result<ExitCode> {
+    let mut reader = log::open(source)?;
     let text = match subject {
         Subject::Application(id) => application_history(&mut reader, *id, disclosure)?,
         Subject::Account(id) => {
@@ -50,8 +53,8 @@ pub fn run(data_dir: &Path, subject: &Subject, disclosure: Disclosure) -> anyhow
             )
         }
         Subject::Email(email) => {
-            let keyer = log::keyer(data_dir)?;
-            let stream = api::keys::email_stream(&keyer.email_key(email));
+            let keyer = log::keyer(source)?;
+            let stream = keys::email_stream(&keyer.email_key(email));
             let mut search = Search::for_email(email.clone(), stream.clone());
             search.run(&mut reader)?;
             let title = format!(
@@ -71,7 +74,7 @@ pub fn run(data_dir: &Path, subject: &Subject, disclosure: Disclosure) -> anyhow
 }
 
 fn application_history(
-    reader: &mut SqliteLogReader,
+    reader: &mut log::Log,
     id: ApplicationId,
     disclosure: Disclosure,
 ) -> anyhow::Result<String> {
@@ -168,7 +171,7 @@ impl Search {
         }
     }
 
-    fn run(&mut self, reader: &mut SqliteLogReader) -> anyhow::Result<()> {
+    fn run(&mut self, reader: &mut log::Log) -> anyhow::Result<()> {
         let head = reader.head()?;
         let bar = log::progress(head, "finding the streams");
         log::scan_all(reader, 0, head, &bar, |event| self.discover(event))?;

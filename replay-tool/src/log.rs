@@ -1,13 +1,16 @@
-//! Read access to a data dir's event log: the read-only opener, paged scans
-//! of the global log with a progress bar, and the server secret for keyed
-//! stream names. Nothing here writes to the data dir.
+//! Read access to an event log: the embedded file of a data dir, opened
+//! read-only, or any store through the port (`--store postgres://…`);
+//! paged scans of the global log with a progress bar, and the server secret
+//! for keyed stream names. Nothing here writes.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use store::StoreError;
 use store::sqlite::{EventRef, PayloadRef, SqliteLogReader};
+use store::{Direction, EventStore, RecordedEvent, StoreError, StreamStart};
 
 /// The embedded store's file inside a data dir (as `caseledger serve` names it).
 pub const STORE_FILE: &str = "events.sqlite3";
@@ -20,16 +23,37 @@ pub fn store_path(data_dir: &Path) -> PathBuf {
     data_dir.join(STORE_FILE)
 }
 
-/// Open the data dir's event store read-only. Never creates anything.
-pub fn open(data_dir: &Path) -> anyhow::Result<SqliteLogReader> {
-    let path = store_path(data_dir);
+/// Where the log is: `--store` (`sqlite:<path>`, `postgres://…`), else
+/// the embedded store of the data dir.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub data_dir: PathBuf,
+    pub store: Option<String>,
+    pub secret_file: Option<PathBuf>,
+}
+
+/// Open the log read-only. Never creates anything.
+pub fn open(source: &Source) -> anyhow::Result<Log> {
+    let raw = source.store.as_deref().map(str::trim).unwrap_or("");
+    if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+        return PortLog::postgres(raw).map(Log::Port);
+    }
+    let path = match raw.strip_prefix("sqlite:") {
+        Some(path) => PathBuf::from(path.strip_prefix("//").unwrap_or(path)),
+        None if raw.is_empty() => store_path(&source.data_dir),
+        None => anyhow::bail!("--store takes sqlite:<path> or postgres://user@host:port/db"),
+    };
     SqliteLogReader::open(&path)
+        .map(Log::File)
         .with_context(|| format!("opening the event store {} read-only", path.display()))
 }
 
-/// The keyed hashing of the data dir's server secret, read (never created).
-pub fn keyer(data_dir: &Path) -> anyhow::Result<api::keys::Keyer> {
-    let path = data_dir.join(api::keys::SECRET_FILE);
+/// The keyed hashing of the server secret, read (never created).
+pub fn keyer(source: &Source) -> anyhow::Result<keys::Keyer> {
+    let path = source
+        .secret_file
+        .clone()
+        .unwrap_or_else(|| source.data_dir.join(keys::SECRET_FILE));
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(
             "reading the server secret {} (needed to find an email's reservation stream)",
@@ -38,7 +62,7 @@ pub fn keyer(data_dir: &Path) -> anyhow::Result<api::keys::Keyer> {
     })?;
     let bytes = decode_hex(text.trim())
         .with_context(|| format!("{} does not hold 32 hex-encoded bytes", path.display()))?;
-    Ok(api::keys::Keyer::new(bytes))
+    Ok(keys::Keyer::new(bytes))
 }
 
 fn decode_hex(text: &str) -> anyhow::Result<[u8; 32]> {
@@ -88,7 +112,7 @@ impl<E> From<StoreError> for ScanError<E> {
 /// Visit every event with `after < position <= until` in position order, a
 /// page at a time, advancing `bar`. Returns the number of events visited.
 pub fn scan<E>(
-    reader: &mut SqliteLogReader,
+    reader: &mut Log,
     after: u64,
     until: u64,
     bar: &ProgressBar,
@@ -105,7 +129,7 @@ pub fn scan<E>(
 /// [`scan`] over only what a fold of the read models needs of each event
 /// (see `SqliteLogReader::for_each_payload_between`), with `anyhow` errors.
 pub fn scan_payloads(
-    reader: &mut SqliteLogReader,
+    reader: &mut Log,
     after: u64,
     until: u64,
     bar: &ProgressBar,
@@ -146,13 +170,207 @@ fn paged<E>(
 
 /// [`scan`] for visitors that fail with `anyhow`.
 pub fn scan_all(
-    reader: &mut SqliteLogReader,
+    reader: &mut Log,
     after: u64,
     until: u64,
     bar: &ProgressBar,
     visit: impl FnMut(&EventRef<'_>) -> anyhow::Result<()>,
 ) -> anyhow::Result<u64> {
     scan(reader, after, until, bar, visit).map_err(ScanError::into_anyhow)
+}
+
+/// An event log read-only: the embedded file, or a store through the port.
+pub enum Log {
+    File(SqliteLogReader),
+    Port(PortLog),
+}
+
+/// A store read through the port. Streams are numbered by first
+/// appearance in the log, as the file numbers them by creation.
+pub struct PortLog {
+    runtime: tokio::runtime::Runtime,
+    store: Arc<dyn EventStore>,
+    numbers: HashMap<Arc<str>, u64>,
+    names: Vec<Arc<str>>,
+}
+
+impl PortLog {
+    fn postgres(url: &str) -> anyhow::Result<PortLog> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .context("starting the runtime")?;
+        let store = runtime
+            .block_on(store_postgres::PostgresStore::connect(
+                url,
+                store_postgres::PostgresOptions::default(),
+            ))
+            .context("opening the PostgreSQL event store")?;
+        Ok(PortLog {
+            runtime,
+            store: Arc::new(store),
+            numbers: HashMap::new(),
+            names: Vec::new(),
+        })
+    }
+
+    fn number(&mut self, name: &Arc<str>) -> u64 {
+        if let Some(number) = self.numbers.get(name) {
+            return *number;
+        }
+        self.names.push(Arc::clone(name));
+        let number = self.names.len() as u64;
+        self.numbers.insert(Arc::clone(name), number);
+        number
+    }
+
+    /// Visit the events with `after < position <= until`, at most `limit`.
+    fn each<E: From<StoreError>>(
+        &mut self,
+        after: u64,
+        until: u64,
+        limit: usize,
+        mut visit: impl FnMut(&EventRef<'_>) -> Result<(), E>,
+    ) -> Result<usize, E> {
+        let page: Vec<RecordedEvent> = self.runtime.block_on(self.store.read_all(after, limit))?;
+        let mut visited = 0;
+        for event in page.iter().take_while(|e| e.position <= until) {
+            let number = self.number(&event.stream);
+            let metadata = store::encode_metadata(&event.metadata);
+            visit(&EventRef {
+                position: event.position,
+                stream: &event.stream,
+                stream_number: number,
+                revision: event.revision,
+                type_name: &event.type_name,
+                schema_version: event.schema_version,
+                id_bytes: event.id.as_bytes(),
+                recorded_at_micros: event.recorded_at.timestamp_micros(),
+                metadata_bytes: &metadata,
+                payload: &event.payload,
+            })?;
+            visited += 1;
+        }
+        Ok(visited)
+    }
+}
+
+impl Log {
+    /// Position of the last event.
+    pub fn head(&mut self) -> Result<u64, StoreError> {
+        match self {
+            Log::File(reader) => reader.head(),
+            Log::Port(log) => log.runtime.block_on(log.store.head_position()),
+        }
+    }
+
+    /// Leave stream names out of scans (the file only; faster).
+    pub fn skip_stream_names(&mut self, skip: bool) {
+        if let Log::File(reader) = self {
+            reader.skip_stream_names(skip);
+        }
+    }
+
+    /// The name of the stream numbered `number`.
+    pub fn stream_name(&mut self, number: u64) -> Result<String, StoreError> {
+        match self {
+            Log::File(reader) => reader.stream_name(number),
+            Log::Port(log) => usize::try_from(number)
+                .ok()
+                .and_then(|n| n.checked_sub(1))
+                .and_then(|n| log.names.get(n))
+                .map(|name| name.to_string())
+                .ok_or_else(|| StoreError::Backend(format!("no stream numbered {number}"))),
+        }
+    }
+
+    /// Every stream numbered above `after`, with its name.
+    pub fn for_each_stream_after(
+        &mut self,
+        after: u64,
+        mut visit: impl FnMut(u64, &str),
+    ) -> Result<(), StoreError> {
+        match self {
+            Log::File(reader) => reader.for_each_stream_after(after, visit),
+            Log::Port(log) => {
+                // Through the port the names come from a scan of the log.
+                let head = log.runtime.block_on(log.store.head_position())?;
+                let mut from = 0;
+                while from < head {
+                    let mut last = from;
+                    let visited = log.each::<StoreError>(from, head, PAGE, |event| {
+                        last = event.position;
+                        Ok(())
+                    })?;
+                    if visited == 0 {
+                        break;
+                    }
+                    from = last;
+                }
+                for (index, name) in log.names.iter().enumerate() {
+                    let number = index as u64 + 1;
+                    if number > after {
+                        visit(number, name);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Visit every event with `after < position <= until`, at most `limit`.
+    pub fn for_each_between<E: From<StoreError>>(
+        &mut self,
+        after: u64,
+        until: u64,
+        limit: usize,
+        visit: impl FnMut(&EventRef<'_>) -> Result<(), E>,
+    ) -> Result<usize, E> {
+        match self {
+            Log::File(reader) => reader.for_each_between(after, until, limit, visit),
+            Log::Port(log) => log.each(after, until, limit, visit),
+        }
+    }
+
+    /// [`Log::for_each_between`] with only what a fold needs.
+    pub fn for_each_payload_between<E: From<StoreError>>(
+        &mut self,
+        after: u64,
+        until: u64,
+        limit: usize,
+        mut visit: impl FnMut(&PayloadRef<'_>) -> Result<(), E>,
+    ) -> Result<usize, E> {
+        match self {
+            Log::File(reader) => reader.for_each_payload_between(after, until, limit, visit),
+            Log::Port(log) => log.each(after, until, limit, |event| {
+                visit(&PayloadRef {
+                    position: event.position,
+                    stream: event.stream,
+                    stream_number: event.stream_number,
+                    type_name: event.type_name,
+                    schema_version: event.schema_version,
+                    payload: event.payload,
+                })
+            }),
+        }
+    }
+
+    /// Read one stream.
+    pub fn read_stream(
+        &mut self,
+        stream: &str,
+        start: StreamStart,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        match self {
+            Log::File(reader) => reader.read_stream(stream, start, direction, limit),
+            Log::Port(log) => log
+                .runtime
+                .block_on(log.store.read_stream(stream, start, direction, limit)),
+        }
+    }
 }
 
 #[cfg(test)]

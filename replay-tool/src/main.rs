@@ -52,6 +52,14 @@ struct Cli {
         global = true
     )]
     data_dir: PathBuf,
+    /// The event store when it is not the data dir's own:
+    /// `sqlite:<path>` or `postgres://user@host:port/db` (read only).
+    #[arg(long, env = "CASELEDGER_STORE", hide_env_values = true, global = true)]
+    store: Option<String>,
+    /// The server secret when it is not `<data-dir>/secret.key` (needed to
+    /// find an email's streams).
+    #[arg(long, env = "CASELEDGER_SECRET_FILE", global = true)]
+    secret_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -197,7 +205,11 @@ fn email(raw: &str) -> anyhow::Result<Email> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let data_dir = cli.data_dir;
+    let data_dir = log::Source {
+        data_dir: cli.data_dir,
+        store: cli.store,
+        secret_file: cli.secret_file,
+    };
     match cli.command {
         Command::Verify => verify::run(&data_dir),
         Command::Rebuild => rebuild::run(&data_dir),

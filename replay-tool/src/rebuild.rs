@@ -3,13 +3,11 @@
 //! digest at the live snapshot's position with the snapshot's own digest,
 //! then go on to the head and report its digest. Never writes a snapshot.
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
 use projections::{ReadModel, StreamKey};
-use store::sqlite::SqliteLogReader;
 
 use crate::log;
 
@@ -38,7 +36,7 @@ impl Fold {
     /// the key of every stream by its number.
     fn advance(
         &mut self,
-        reader: &mut SqliteLogReader,
+        reader: &mut log::Log,
         keys: &[Option<StreamKey>],
         after: u64,
         until: u64,
@@ -79,7 +77,7 @@ impl Fold {
 /// no stream has, as the names would say). Each name is read and parsed
 /// once, not once per event; a fold then reads the events without their
 /// names.
-fn stream_keys(reader: &mut SqliteLogReader) -> anyhow::Result<Vec<Option<StreamKey>>> {
+fn stream_keys(reader: &mut log::Log) -> anyhow::Result<Vec<Option<StreamKey>>> {
     let mut keys = Vec::new();
     reader
         .for_each_stream_after(0, |number, name| {
@@ -97,9 +95,9 @@ fn stream_keys(reader: &mut SqliteLogReader) -> anyhow::Result<Vec<Option<Stream
 
 /// Run `rebuild` over the data dir: exit 1 when the rebuilt digest differs
 /// from the live snapshot's.
-pub fn run(data_dir: &Path) -> anyhow::Result<ExitCode> {
-    let mut reader = log::open(data_dir)?;
-    let snapshot_path = projections::snapshot::snapshot_path(data_dir);
+pub fn run(source: &log::Source) -> anyhow::Result<ExitCode> {
+    let mut reader = log::open(source)?;
+    let snapshot_path = projections::snapshot::snapshot_path(&source.data_dir);
     // Read the snapshot before the head, so the head is at or past it.
     let snapshot = projections::snapshot::read_digest(&snapshot_path)
         .with_context(|| format!("reading the snapshot {}", snapshot_path.display()))?;

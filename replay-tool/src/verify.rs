@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -210,8 +209,8 @@ fn describe(problem: &Problem) -> String {
 }
 
 /// Run `verify` over the data dir's log up to its head when it starts.
-pub fn run(data_dir: &Path) -> anyhow::Result<ExitCode> {
-    let mut reader = log::open(data_dir)?;
+pub fn run(source: &log::Source) -> anyhow::Result<ExitCode> {
+    let mut reader = log::open(source)?;
     let head = reader.head()?;
     let started = Instant::now();
     let bar = log::progress(head, "verify");

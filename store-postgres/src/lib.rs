@@ -301,7 +301,28 @@ impl EventStore for PostgresStore {
         )
         .await
     }
+
+    async fn read_value(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        store::rules::validate_value(name, &[])?;
+        refuse_nul("value name", name)?;
+        self.kv_get(VALUES_NAMESPACE, name).await
+    }
+
+    async fn swap_value(
+        &self,
+        name: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<bool, StoreError> {
+        store::rules::validate_value(name, value)?;
+        refuse_nul("value name", name)?;
+        self.kv_compare_and_set(VALUES_NAMESPACE, name, expected, value)
+            .await
+    }
 }
+
+/// The namespace of the port's values beside the log in the key-value table.
+const VALUES_NAMESPACE: &str = "store";
 
 /// Whether the database at `url` holds this adapter's schema (any
 /// version), without creating or changing anything.

@@ -1,34 +1,14 @@
-//! The command loop, written once for every decider: load the stream, evolve
-//! the state, decide, append with the expected revision, and retry a bounded
-//! number of times when another writer got there first.
+//! The command loop, written once for every [`domain::Decider`]: load the
+//! stream, evolve the state, decide, append with the expected revision, and
+//! retry a bounded number of times when another writer got there first.
 
+use domain::Decider;
 use uuid::Uuid;
 
 use crate::{
     AppendResult, Direction, EventMetadata, EventStore, ExpectedRevision, NewEvent, RecordedEvent,
     StoreError, StreamStart,
 };
-
-/// A pure decision model over one stream (implemented on a marker type).
-pub trait Decider {
-    /// State folded from the stream's events; `Default` is "no events yet".
-    type State: Default + Send;
-    /// What a caller asks for.
-    type Command: Sync;
-    /// What happened.
-    type Event: Send + Sync;
-    /// A business refusal.
-    type Error: Send;
-
-    /// Apply one event. Never fails and never checks rules.
-    fn evolve(state: &mut Self::State, event: &Self::Event);
-
-    /// Decide what happens. Never changes state.
-    fn decide(
-        state: &Self::State,
-        command: &Self::Command,
-    ) -> Result<Vec<Self::Event>, Self::Error>;
-}
 
 /// An event turned into its stored form.
 #[derive(Debug, Clone, PartialEq, Eq)]

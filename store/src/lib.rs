@@ -232,4 +232,24 @@ pub trait EventStore: Send + Sync + 'static {
     /// Delete a stream forever: reads and appends then fail with
     /// [`StoreError::StreamDeleted`] and its name can never be reused.
     async fn tombstone(&self, stream: &str, expected: ExpectedRevision) -> Result<(), StoreError>;
+
+    /// A small named value kept beside the log, not in it (the mail
+    /// outbox's progress, a lease, the fingerprint of the server secret):
+    /// `None` when it was never written.
+    async fn read_value(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Write `value` under `name` if it holds `expected` now (`None`: it
+    /// was never written), atomically; `Ok(false)` when it held something
+    /// else, which is left as it was.
+    async fn swap_value(
+        &self,
+        name: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<bool, StoreError>;
 }
+
+/// Longest name of a value beside the log.
+pub const MAX_VALUE_NAME: usize = 200;
+/// Largest value beside the log.
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;

@@ -40,6 +40,8 @@ struct Log {
     streams: HashMap<String, StreamEntry>,
     /// Event id -> position.
     ids: HashMap<Uuid, u64>,
+    /// Values beside the log.
+    values: HashMap<String, Vec<u8>>,
 }
 
 #[derive(Default)]
@@ -288,6 +290,26 @@ impl EventStore for MemoryStore {
         }
         entry.deleted = true;
         Ok(())
+    }
+
+    async fn read_value(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        crate::rules::validate_value(name, &[])?;
+        Ok(self.lock().values.get(name).cloned())
+    }
+
+    async fn swap_value(
+        &self,
+        name: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<bool, StoreError> {
+        crate::rules::validate_value(name, value)?;
+        let mut log = self.lock();
+        if log.values.get(name).map(Vec::as_slice) != expected {
+            return Ok(false);
+        }
+        log.values.insert(name.to_owned(), value.to_vec());
+        Ok(true)
     }
 }
 

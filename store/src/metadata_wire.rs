@@ -2,7 +2,7 @@
 //! bytes of the frozen `StoredMetadataV1`.
 //!
 //! Encoding goes through serde and postcard. Decoding is written out by hand
-//! for the same bytes, because a scan of the log decodes one metadata blob
+//! for the same bytes (with the readers of `migrations::wire`), because a scan of the log decodes one metadata blob
 //! per event and serde's visitor for two `[u8; 16]` arrays costs more than
 //! the rest of the row. A property test holds the hand decoder to postcard's
 //! answer for every input, valid or not.
@@ -11,7 +11,8 @@ use std::hash::Hasher;
 use std::sync::Arc;
 
 use chrono::Datelike;
-pub(crate) use domain::time::DayCache;
+use migrations::wire;
+pub(crate) use migrations::wire::DayCache;
 use uuid::Uuid;
 
 use crate::EventMetadata;
@@ -54,18 +55,16 @@ struct Parts<'a> {
 /// varints, zigzag for signed integers, `0`/`1` before an option, raw bytes
 /// for `u8` arrays; trailing bytes ignored), without checking the instant.
 fn parts(bytes: &[u8]) -> Option<Parts<'_>> {
-    let mut reader = Reader { bytes };
-    let actor_len = usize::try_from(reader.varint(10, 64)?).ok()?;
-    let actor = reader.take(actor_len)?;
-    let correlation_id = reader.array()?;
-    let causation_id = match reader.take(1)?[0] {
+    let mut input = bytes;
+    let actor = wire::read_bytes(&mut input)?;
+    let correlation_id = wire::read_array(&mut input)?;
+    let causation_id = match wire::read_u8(&mut input)? {
         0 => None,
-        1 => Some(reader.array()?),
+        1 => Some(wire::read_array(&mut input)?),
         _ => return None,
     };
-    let zigzag = reader.varint(10, 64)?;
-    let seconds = ((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64);
-    let nanos = u32::try_from(reader.varint(5, 32)?).ok()?;
+    let seconds = wire::read_i64(&mut input)?;
+    let nanos = wire::read_u32(&mut input)?;
     Some(Parts {
         actor,
         correlation_id,
@@ -154,48 +153,6 @@ impl Interner {
                 Some(Arc::clone(slot.insert(Arc::from(text))))
             }
         }
-    }
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.bytes.len() < n {
-            return None;
-        }
-        let (head, rest) = self.bytes.split_at(n);
-        self.bytes = rest;
-        Some(head)
-    }
-
-    fn array(&mut self) -> Option<[u8; 16]> {
-        self.take(16)?.try_into().ok()
-    }
-
-    /// A LEB128 varint of at most `max_bytes` bytes whose value fits in
-    /// `bits` bits (postcard refuses anything longer or wider).
-    fn varint(&mut self, max_bytes: usize, bits: u32) -> Option<u64> {
-        let mut value: u64 = 0;
-        for i in 0..max_bytes {
-            let byte = self.take(1)?[0];
-            let shift = 7 * i as u32;
-            let low = u64::from(byte & 0x7f);
-            if i == max_bytes - 1 {
-                // The last byte may only carry the bits that are left.
-                let left = bits - shift;
-                if byte & 0x80 != 0 || (left < 7 && low >> left != 0) {
-                    return None;
-                }
-            }
-            value |= low << shift;
-            if byte & 0x80 == 0 {
-                return Some(value);
-            }
-        }
-        None
     }
 }
 

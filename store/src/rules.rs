@@ -55,3 +55,20 @@ pub fn check_expected(
         })
     }
 }
+
+/// Refuse a value beside the log the port never accepts.
+pub fn validate_value(name: &str, value: &[u8]) -> Result<(), StoreError> {
+    if name.is_empty() || name.len() > crate::MAX_VALUE_NAME {
+        return Err(StoreError::InvalidInput(format!(
+            "a value's name must have 1 to {} bytes",
+            crate::MAX_VALUE_NAME
+        )));
+    }
+    if value.len() > crate::MAX_VALUE_BYTES {
+        return Err(StoreError::InvalidInput(format!(
+            "a value may have at most {} bytes",
+            crate::MAX_VALUE_BYTES
+        )));
+    }
+    Ok(())
+}

@@ -108,7 +108,7 @@ use crate::{
 };
 
 /// The schema version this program writes and understands.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const CREATE_SCHEMA: &str = "
 CREATE TABLE streams (
@@ -127,6 +127,14 @@ CREATE TABLE events (
     metadata       BLOB    NOT NULL,
     payload        BLOB    NOT NULL,
     UNIQUE (stream_id, revision)
+) STRICT;
+";
+
+/// Version 2: small named values beside the log (outbox progress, leases).
+const CREATE_VALUES: &str = "
+CREATE TABLE store_values (
+    name  TEXT NOT NULL PRIMARY KEY,
+    value BLOB NOT NULL
 ) STRICT;
 ";
 
@@ -198,6 +206,8 @@ pub struct SqliteStore {
     poller_thread: Option<JoinHandle<()>>,
     readers: Arc<ReaderPool>,
     heads: Arc<watch::Sender<u64>>,
+    /// The connection for values beside the log (rare, small writes).
+    values: Arc<std::sync::Mutex<Connection>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -217,6 +227,9 @@ impl SqliteStore {
         let path = path.to_path_buf();
         let mut write_connection = open_write_connection(&path, &options)?;
         ensure_schema(&mut write_connection, &path)?;
+        let values = Arc::new(std::sync::Mutex::new(open_write_connection(
+            &path, &options,
+        )?));
         let readers = Arc::new(ReaderPool {
             path: path.clone(),
             busy_timeout: options.busy_timeout,
@@ -263,6 +276,7 @@ impl SqliteStore {
             poller_thread: Some(poller_thread),
             readers,
             heads,
+            values,
         })
     }
 
@@ -369,6 +383,13 @@ fn ensure_schema(connection: &mut Connection, path: &Path) -> Result<(), StoreEr
     match user_version(&transaction)? {
         0 => {
             transaction.execute_batch(CREATE_SCHEMA).map_err(backend)?;
+            transaction.execute_batch(CREATE_VALUES).map_err(backend)?;
+            transaction
+                .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+                .map_err(backend)?;
+        }
+        1 => {
+            transaction.execute_batch(CREATE_VALUES).map_err(backend)?;
             transaction
                 .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
                 .map_err(backend)?;
@@ -1539,11 +1560,106 @@ impl EventStore for SqliteStore {
         .await?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
+
+    async fn read_value(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        crate::rules::validate_value(name, &[])?;
+        let values = Arc::clone(&self.values);
+        let name = name.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let connection = values.lock().unwrap_or_else(|p| p.into_inner());
+            connection
+                .query_row(
+                    "SELECT value FROM store_values WHERE name = ?1",
+                    [&name],
+                    |row| row.get::<_, Vec<u8>>(0),
+                )
+                .optional()
+                .map_err(backend)
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+
+    async fn swap_value(
+        &self,
+        name: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<bool, StoreError> {
+        crate::rules::validate_value(name, value)?;
+        let values = Arc::clone(&self.values);
+        let (name, expected, value) = (
+            name.to_owned(),
+            expected.map(<[u8]>::to_vec),
+            value.to_vec(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let mut connection = values.lock().unwrap_or_else(|p| p.into_inner());
+            let transaction = connection
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let current: Option<Vec<u8>> = transaction
+                .query_row(
+                    "SELECT value FROM store_values WHERE name = ?1",
+                    [&name],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            if current != expected {
+                return Ok(false);
+            }
+            transaction
+                .execute(
+                    "INSERT INTO store_values (name, value) VALUES (?1, ?2) \
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    rusqlite::params![name, value],
+                )
+                .map_err(backend)?;
+            transaction.commit().map_err(backend)?;
+            Ok(true)
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_version_1_file_gains_the_values_table_and_keeps_its_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        {
+            let connection = Connection::open(&path).unwrap();
+            connection.execute_batch(CREATE_SCHEMA).unwrap();
+            connection
+                .execute_batch(
+                    "INSERT INTO streams (stream_id, name) VALUES (1, 'kept');
+                     INSERT INTO events VALUES (1, 1, 0, x'00112233445566778899aabbccddeeff',
+                         'Happened', 1, 0, x'', x'01');
+                     PRAGMA user_version = 1;",
+                )
+                .unwrap();
+        }
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            assert_eq!(store.head_position().await.unwrap(), 1);
+            assert!(store.swap_value("outbox", None, b"1").await.unwrap());
+            assert_eq!(
+                store.read_value("outbox").await.unwrap(),
+                Some(b"1".to_vec())
+            );
+        });
+        let connection = Connection::open(&path).unwrap();
+        assert_eq!(user_version(&connection).unwrap(), SCHEMA_VERSION);
+    }
 
     fn streams_table(ids: &[i64]) -> Connection {
         let connection = Connection::open_in_memory().unwrap();

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use store::command::{Codec, CodecFailure, Decider, EncodedEvent, ExecuteOptions};
+use store::command::{Codec, CodecFailure, EncodedEvent, ExecuteOptions};
 use store::{
     AppendResult, CurrentRevision, Direction, EventMetadata, EventStore, ExpectedRevision,
     NewEvent, RecordedEvent, StoreError, StreamStart, SubscriptionItem,
@@ -134,6 +134,50 @@ pub async fn next_item(
 /// The cases, each generic over the store.
 pub mod cases {
     use super::*;
+
+    pub async fn values_beside_the_log_are_compared_and_swapped(store: Arc<dyn EventStore>) {
+        assert_eq!(store.read_value("outbox").await.expect("read"), None);
+        assert!(
+            !store
+                .swap_value("outbox", Some(b"1"), b"2")
+                .await
+                .expect("swap"),
+            "a value never written is not 1"
+        );
+        assert!(store.swap_value("outbox", None, b"1").await.expect("swap"));
+        assert!(
+            !store.swap_value("outbox", None, b"9").await.expect("swap"),
+            "only one first writer"
+        );
+        assert!(
+            store
+                .swap_value("outbox", Some(b"1"), b"2")
+                .await
+                .expect("swap")
+        );
+        assert_eq!(
+            store.read_value("outbox").await.expect("read").as_deref(),
+            Some(&b"2"[..])
+        );
+        assert_eq!(store.read_value("other").await.expect("read"), None);
+        // Values are not events.
+        assert_eq!(store.head_position().await.expect("head"), 0);
+        assert!(matches!(
+            store.swap_value("", None, b"x").await,
+            Err(StoreError::InvalidInput(_))
+        ));
+        let racers: Vec<_> = (0..8u8)
+            .map(|n| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move { store.swap_value("race", None, &[n]).await })
+            })
+            .collect();
+        let mut won = 0;
+        for racer in racers {
+            won += usize::from(racer.await.expect("task").expect("swap"));
+        }
+        assert_eq!(won, 1, "exactly one racer sets a fresh value");
+    }
 
     pub async fn two_writers_racing_on_one_revision_exactly_one_wins(store: Arc<dyn EventStore>) {
         for round in 0..20u64 {
@@ -842,7 +886,7 @@ struct Increment;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Incremented(u64);
 
-impl Decider for Counter {
+impl domain::Decider for Counter {
     type State = u64;
     type Command = Increment;
     type Event = Incremented;
@@ -1002,6 +1046,7 @@ macro_rules! conformance_suite {
             empty_appends_are_refused,
             concurrent_commands_land_with_contiguous_revisions,
             a_preloaded_state_decides_once_and_a_stale_one_is_reloaded,
+            values_beside_the_log_are_compared_and_swapped,
         );
     };
     (@cases $adapter:ident, $harness:path, $subscription_cases:expr; $($case:ident),* $(,)?) => {

@@ -25,7 +25,7 @@ async fn me(server: &Server, token: &str) -> Value {
 /// is exercised by the OpenID Connect tests), on the server's data dir.
 async fn idporten_session(server: &Server, pid: &str, name: &str) -> String {
     let data = server.data_path().to_path_buf();
-    let keyer = api::keys::Keyer::load_or_create(&data).unwrap();
+    let keyer = keys::Keyer::load_or_create(&data).unwrap();
     let store = api::server::open_store(&data, true).unwrap();
     let app = api::server::build_app(store, keyer, &api::server::ServeConfig::new(data.clone()));
     app.projections()

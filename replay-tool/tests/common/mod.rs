@@ -56,8 +56,8 @@ pub fn t(s: &str) -> DateTime<Utc> {
 }
 
 pub fn email_stream() -> String {
-    let keyer = api::keys::Keyer::new(SECRET);
-    api::keys::email_stream(&keyer.email_key(&Email::parse(KARI_EMAIL).unwrap()))
+    let keyer = keys::Keyer::new(SECRET);
+    keys::email_stream(&keyer.email_key(&Email::parse(KARI_EMAIL).unwrap()))
 }
 
 /// One event of the story: stream, what, who, when.
@@ -427,6 +427,20 @@ pub fn story_data_dir() -> tempfile::TempDir {
     }
     drop(connection);
     dir
+}
+
+/// The story appended to `store` (recorded at the store's own clock).
+pub async fn append_story(store: &dyn store::EventStore) {
+    for (number, step) in story().iter().enumerate() {
+        store
+            .append(
+                &step.stream,
+                ExpectedRevision::Any,
+                vec![new_event(number as u128, step)],
+            )
+            .await
+            .unwrap();
+    }
 }
 
 /// Run the built tool with `args` over `data_dir`.

@@ -164,7 +164,8 @@ impl SqliteLogReader {
             .map_err(backend)?;
         connection.set_prepared_statement_cache_capacity(16);
         match user_version(&connection)? {
-            SCHEMA_VERSION => {}
+            // Version 1 differs only by the values beside the log.
+            1 | SCHEMA_VERSION => {}
             0 => {
                 return Err(StoreError::Backend(format!(
                     "{} holds no event store schema",

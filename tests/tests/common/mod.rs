@@ -14,6 +14,61 @@ use serde_json::{Value, json};
 /// (through the environment, so a test's own `--metrics-token` wins).
 pub const METRICS_TOKEN: &str = "harness-metrics-token";
 
+/// The `--store` flag among a server's flags, for its commands.
+fn store_args(extra: &[&str]) -> Vec<String> {
+    extra
+        .windows(2)
+        .find(|pair| pair[0] == "--store")
+        .map(|pair| vec![pair[0].to_owned(), pair[1].to_owned()])
+        .unwrap_or_default()
+}
+
+/// What a run without a PostgreSQL server is told.
+pub const POSTGRES_HOW_TO: &str = "CASELEDGER_TEST_POSTGRES is not set: these tests need a \
+PostgreSQL server where they may create databases. Start a throwaway one (README.md, \
+\"PostgreSQL tests\"): dir=$(mktemp -d); export CASELEDGER_TEST_POSTGRES=$(.ci/postgres start \"$dir\"); \
+and afterwards .ci/postgres stop \"$dir\". (.ci/run does exactly this.)";
+
+/// A fresh database on the test server; its URL.
+pub fn postgres_database() -> String {
+    let server = match std::env::var("CASELEDGER_TEST_POSTGRES") {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => panic!("{POSTGRES_HOW_TO}"),
+    };
+    let name = format!("caseledger_http_{}", uuid::Uuid::new_v4().simple());
+    let admin = server.clone();
+    let create = format!("CREATE DATABASE {name}");
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(async move {
+                let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+                    .await
+                    .expect("connect to the test PostgreSQL server");
+                let driver = tokio::spawn(connection);
+                client
+                    .batch_execute(&create)
+                    .await
+                    .expect("create a database");
+                drop(client);
+                let _ = driver.await;
+            })
+    })
+    .join()
+    .expect("database creation");
+    let (base, query) = match server.split_once('?') {
+        Some((base, query)) => (base.to_owned(), format!("?{query}")),
+        None => (server.clone(), String::new()),
+    };
+    let authority = base.find("://").map_or(0, |i| i + 3);
+    let path = base[authority..]
+        .find('/')
+        .map_or(base.len(), |i| authority + i);
+    format!("{}/{name}{query}", &base[..path])
+}
+
 /// Path of the program under test.
 pub fn program() -> &'static str {
     env!("CARGO_BIN_EXE_caseledger-under-test")
@@ -26,6 +81,8 @@ pub struct Server {
     pub data_dir: tempfile::TempDir,
     pub log_path: PathBuf,
     pub client: reqwest::Client,
+    /// Flags every command of this server's data takes (`--store`).
+    pub store_args: Vec<String>,
 }
 
 /// One mail read from the outbox.
@@ -53,6 +110,16 @@ impl Server {
     pub fn start(extra: &[&str]) -> Server {
         let data_dir = tempfile::tempdir().expect("temp dir");
         Server::start_in(data_dir, extra)
+    }
+
+    /// Start on a fresh database of the PostgreSQL server named by
+    /// `CASELEDGER_TEST_POSTGRES` (fails, saying how to start one, without
+    /// it); the URL of the database is in `store_args`.
+    pub fn start_postgres(extra: &[&str]) -> Server {
+        let url = postgres_database();
+        let mut args: Vec<&str> = vec!["--store", &url];
+        args.extend_from_slice(extra);
+        Server::start(&args)
     }
 
     /// Start on an existing data dir.
@@ -102,6 +169,7 @@ impl Server {
             data_dir,
             log_path,
             client: reqwest::Client::new(),
+            store_args: store_args(extra),
         }
     }
 
@@ -245,6 +313,7 @@ impl Server {
             .args(args)
             .arg("--data-dir")
             .arg(self.data_path())
+            .args(&self.store_args)
             .output()
             .expect("run the CLI")
     }

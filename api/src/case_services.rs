@@ -1,4 +1,4 @@
-//! Application services: create, submit, book, cancel, refund for the
+//! The case services (applications): create, submit, book, cancel, refund for the
 //! owning login identity; caseworker commands for internal services; the
 //! legacy notice and refusals.
 
@@ -15,9 +15,8 @@ use domain::{AccountId, Actor, ApplicationId, LoginMethod};
 use projections::ApplicationView;
 use store::command::ExecuteError;
 
-use crate::app::{App, Caller, internal};
-use crate::deciders::{ApplicationDecider, LegacyDecider};
 use crate::error::ApiError;
+use crate::services::{App, Caller, internal, store_failure};
 
 /// Input of `createApplication`, already typed by the GraphQL layer.
 #[derive(Debug, Clone)]
@@ -306,7 +305,7 @@ impl App {
             DigitalAction::Refund => legacy::Command::RequestRefund { actor, at },
         };
         let state = self
-            .load::<LegacyDecider>(&legacy::stream(&reference))
+            .load::<legacy::Legacy>(&legacy::stream(&reference))
             .await?;
         match legacy::decide(&state, &command) {
             Err(e) => Err(legacy_refusal(e)),
@@ -322,11 +321,11 @@ impl App {
     ) -> Result<ApplicationView, ApiError> {
         let actor = format!("account:{}", caller.account);
         let executed = self
-            .run::<ApplicationDecider>(&id.stream(), command, &actor)
+            .run::<application::Case>(&id.stream(), command, &actor)
             .await
             .map_err(|e| match e {
                 ExecuteError::Domain(e) => application_error(e),
-                other => internal("running an application command", other),
+                other => store_failure("running an application command", other),
             })?;
         self.settle(&executed).await;
         self.projections
@@ -404,11 +403,11 @@ impl App {
         let id = ApplicationId(Uuid::parse_str(id.trim()).map_err(|_| ApiError::not_found())?);
         let command = command(Actor::Caseworker(service.to_owned()), self.now());
         let executed = self
-            .run::<ApplicationDecider>(&id.stream(), &command, &format!("service:{service}"))
+            .run::<application::Case>(&id.stream(), &command, &format!("service:{service}"))
             .await
             .map_err(|e| match e {
                 ExecuteError::Domain(e) => application_error(e),
-                other => internal("running a caseworker command", other),
+                other => store_failure("running a caseworker command", other),
             })?;
         self.settle(&executed).await;
         self.projections

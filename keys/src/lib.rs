@@ -1,22 +1,61 @@
-//! The server secret and everything keyed by it: email and ID-porten keys
-//! for reservation stream names, emailed codes (derived, never stored),
-//! session token digests and the CSRF tokens bound to sessions.
+//! Keys, and what is derived from them, for the server, its jobs and the
+//! auditors' tools alike (nothing here knows HTTP). Named `keys` rather than
+//! `secrets`: it holds keys to derive with, not credentials to look up. Today
+//! the server secret: email and ID-porten keys for reservation stream names,
+//! emailed codes (derived, never stored), session token digests, device
+//! cookies and the CSRF tokens bound to sessions.
 
 use std::io::Write;
-use std::path::Path;
-
-use anyhow::Context;
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use domain::address::DeviceId;
 use domain::{Email, FlowId};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
 
 type HmacSha256 = Hmac<Sha256>;
 
 /// Name of the secret file in the data dir.
 pub const SECRET_FILE: &str = "secret.key";
+
+/// Why `<data-dir>/secret.key` could not be loaded or created.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretFileError {
+    /// There is no secret file.
+    #[error("{} does not exist", path.display())]
+    Missing { path: PathBuf },
+    /// There is a file already where a new secret was to be written.
+    #[error("{} exists already; it is never overwritten", path.display())]
+    Exists { path: PathBuf },
+    /// The file exists but could not be read.
+    #[error("reading {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The data dir or the secret file could not be created.
+    #[error("creating {}", path.display())]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file exists but is not hex.
+    #[error("{} is not hex", path.display())]
+    NotHex {
+        path: PathBuf,
+        #[source]
+        source: hex::FromHexError,
+    },
+    /// The file is hex but not 32 bytes.
+    #[error("{} must hold 32 bytes", path.display())]
+    WrongLength { path: PathBuf },
+    /// Writing the fresh secret to the new file failed.
+    #[error(transparent)]
+    Write(std::io::Error),
+}
 
 /// Keyed hashing under the server secret.
 #[derive(Clone)]
@@ -31,41 +70,87 @@ impl std::fmt::Debug for Keyer {
 }
 
 impl Keyer {
+    /// Keyed hashing under `secret` (32 bytes, as held in the secret file).
     pub fn new(secret: [u8; 32]) -> Keyer {
         Keyer { secret }
     }
 
     /// Load `<data-dir>/secret.key` (hex), creating it with fresh random bytes
     /// and owner-only permissions on first use.
-    pub fn load_or_create(data_dir: &Path) -> anyhow::Result<Keyer> {
-        std::fs::create_dir_all(data_dir)
-            .with_context(|| format!("creating {}", data_dir.display()))?;
-        let path = data_dir.join(SECRET_FILE);
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            let bytes = hex::decode(text.trim())
-                .with_context(|| format!("{} is not hex", path.display()))?;
-            let secret: [u8; 32] = bytes
-                .try_into()
-                .map_err(|_| anyhow::anyhow!("{} must hold 32 bytes", path.display()))?;
-            return Ok(Keyer { secret });
+    pub fn load_or_create(data_dir: &Path) -> Result<Keyer, SecretFileError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| SecretFileError::Create {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        Keyer::load_or_create_file(&data_dir.join(SECRET_FILE))
+    }
+
+    /// Load the secret file at `path` (hex), creating it with fresh random
+    /// bytes and owner-only permissions when it does not exist.
+    pub fn load_or_create_file(path: &Path) -> Result<Keyer, SecretFileError> {
+        match Keyer::load_file(path) {
+            Err(SecretFileError::Missing { .. }) => {}
+            other => return other,
         }
+        match Keyer::create_new(path) {
+            // Another process created it first: use theirs.
+            Err(SecretFileError::Exists { .. }) => Keyer::load_file(path),
+            other => other,
+        }
+    }
+
+    /// Load the secret file at `path` (hex); it must exist.
+    pub fn load_file(path: &Path) -> Result<Keyer, SecretFileError> {
+        let path = path.to_path_buf();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(SecretFileError::Missing { path });
+            }
+            Err(source) => return Err(SecretFileError::Read { path, source }),
+        };
+        let bytes = match hex::decode(text.trim()) {
+            Ok(bytes) => bytes,
+            Err(source) => return Err(SecretFileError::NotHex { path, source }),
+        };
+        match bytes.try_into() {
+            Ok(secret) => Ok(Keyer { secret }),
+            Err(_) => Err(SecretFileError::WrongLength { path }),
+        }
+    }
+
+    /// Write a fresh random secret to a new file at `path` (mode 0600);
+    /// an existing file is never overwritten.
+    pub fn create_new(path: &Path) -> Result<Keyer, SecretFileError> {
         let secret: [u8; 32] = rand::random();
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        match options.open(&path) {
+        match options.open(path) {
             Ok(mut file) => {
-                file.write_all(hex::encode(secret).as_bytes())?;
-                file.sync_all()?;
+                file.write_all(hex::encode(secret).as_bytes())
+                    .map_err(SecretFileError::Write)?;
+                file.sync_all().map_err(SecretFileError::Write)?;
                 Ok(Keyer { secret })
             }
-            // Another process created it first: use theirs.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                Keyer::load_or_create(data_dir)
+                Err(SecretFileError::Exists {
+                    path: path.to_path_buf(),
+                })
             }
-            Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+            Err(source) => Err(SecretFileError::Create {
+                path: path.to_path_buf(),
+                source,
+            }),
         }
+    }
+
+    /// A fingerprint of the secret that a store records, so that a node
+    /// given another secret can be refused (it reveals nothing of the
+    /// secret itself).
+    pub fn fingerprint(&self) -> String {
+        hex::encode(&self.mac("fingerprint", &[])[..16])
     }
 
     fn mac(&self, purpose: &str, parts: &[&[u8]]) -> [u8; 32] {
@@ -227,5 +312,37 @@ mod tests {
         let a = Keyer::load_or_create(dir.path()).unwrap().email_key(&email);
         let b = Keyer::load_or_create(dir.path()).unwrap().email_key(&email);
         assert_eq!(a, b);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_secret_file_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        Keyer::load_or_create(dir.path()).unwrap();
+        let metadata = std::fs::metadata(dir.path().join(SECRET_FILE)).unwrap();
+        assert_eq!(metadata.permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_new_secret_never_overwrites_a_file_and_loads_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.key");
+        let created = Keyer::create_new(&path).unwrap();
+        assert!(matches!(
+            Keyer::create_new(&path),
+            Err(SecretFileError::Exists { .. })
+        ));
+        let loaded = Keyer::load_file(&path).unwrap();
+        assert_eq!(created.fingerprint(), loaded.fingerprint());
+        assert_eq!(loaded.fingerprint().len(), 32);
+        assert_ne!(
+            Keyer::new([1; 32]).fingerprint(),
+            Keyer::new([2; 32]).fingerprint()
+        );
+        assert!(matches!(
+            Keyer::load_file(&dir.path().join("none.key")),
+            Err(SecretFileError::Missing { .. })
+        ));
     }
 }

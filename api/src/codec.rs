@@ -1,37 +1,17 @@
-//! Binds the pure deciders of `domain` to the store's command loop and the
-//! codec of `migrations`.
+//! Binds the events of each `domain` aggregate to their stored form in
+//! `migrations`, behind the store's `Codec` trait: what the command loop
+//! needs besides the aggregate's `domain::Decider`.
 
 use migrations::DomainEvent;
 use store::RecordedEvent;
-use store::command::{Codec, CodecFailure, Decider, EncodedEvent};
+use store::command::{Codec, CodecFailure, EncodedEvent};
 
 /// The codec of every stream: `migrations` behind the store's `Codec` trait.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EventCodec;
 
-macro_rules! decider {
-    ($marker:ident, $module:ident, $variant:ident) => {
-        #[doc = concat!("The `domain::", stringify!($module), "` decider.")]
-        pub struct $marker;
-
-        impl Decider for $marker {
-            type State = domain::$module::State;
-            type Command = domain::$module::Command;
-            type Event = domain::$module::Event;
-            type Error = domain::$module::Error;
-
-            fn evolve(state: &mut Self::State, event: &Self::Event) {
-                domain::$module::evolve(state, event)
-            }
-
-            fn decide(
-                state: &Self::State,
-                command: &Self::Command,
-            ) -> Result<Vec<Self::Event>, Self::Error> {
-                domain::$module::decide(state, command)
-            }
-        }
-
+macro_rules! codec {
+    ($module:ident, $variant:ident) => {
         impl Codec<domain::$module::Event> for EventCodec {
             fn encode(&self, event: &domain::$module::Event) -> EncodedEvent {
                 let encoded = migrations::encode(&DomainEvent::$variant(event.clone()));
@@ -75,9 +55,9 @@ fn kind(event: &DomainEvent) -> &'static str {
     }
 }
 
-decider!(AccountDecider, account, Account);
-decider!(FlowDecider, flow, Flow);
-decider!(ReservationDecider, reservation, Reservation);
-decider!(ApplicationDecider, application, Application);
-decider!(AddressDecider, address, Address);
-decider!(LegacyDecider, legacy, Legacy);
+codec!(account, Account);
+codec!(flow, Flow);
+codec!(reservation, Reservation);
+codec!(application, Application);
+codec!(address, Address);
+codec!(legacy, Legacy);

@@ -1,6 +1,9 @@
-//! The application services: each operation parses its input, runs the pure
+//! The services behind the API (`App`, its settings and the command loop's
+//! use) and the account flows: registration, recovery, login, sessions and
+//! ID-porten accounts. Each operation parses its input, runs the pure
 //! deciders through the command loop, waits until the read models have seen
-//! the write (read-your-writes), and maps refusals to `ApiError`.
+//! the write (read-your-writes), and maps refusals to `ApiError`. The case
+//! services are in `case_services`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,15 +20,13 @@ use domain::password::{Password, PasswordPolicyKind};
 use domain::text::PersonName;
 use domain::{AccountId, Email, FlowId, LoginMethod, SessionId, reservation};
 use projections::{AccountView, Projections, SessionView};
-use store::command::{self, Codec, Decider, ExecuteError, ExecuteOptions, Executed};
+use store::command::{self, Codec, ExecuteError, ExecuteOptions, Executed};
 use store::{EventMetadata, EventStore, ExpectedRevision};
 
-use crate::deciders::{
-    AccountDecider, AddressDecider, EventCodec, FlowDecider, ReservationDecider,
-};
+use crate::codec::EventCodec;
 use crate::error::ApiError;
-use crate::keys::{self, Keyer};
 use crate::password_hashing::{HashError, PasswordHasher};
+use keys::Keyer;
 
 /// The longest ID-porten sessions may stay idle.
 pub const IDPORTEN_MAX_IDLE: Duration = Duration::minutes(30);
@@ -151,10 +152,25 @@ pub(crate) fn internal(context: &str, error: impl std::fmt::Display) -> ApiError
     ApiError::internal()
 }
 
-fn store_failure<E>(context: &str, error: ExecuteError<E>) -> ApiError {
+pub(crate) fn store_failure<E>(context: &str, error: ExecuteError<E>) -> ApiError {
     match error {
         ExecuteError::Domain(_) => internal(context, "unmapped domain refusal"),
         ExecuteError::TooManyConflicts { .. } => ApiError::overloaded(),
+        ExecuteError::Store(error) => store_error(context, error),
+        other => internal(context, other),
+    }
+}
+
+/// A failure of the store itself: unreachable is `UNAVAILABLE` (503, the
+/// client may try again), anything else `INTERNAL`.
+pub(crate) fn store_error(context: &str, error: store::StoreError) -> ApiError {
+    match error {
+        store::StoreError::Backend(_)
+        | store::StoreError::Unavailable(_)
+        | store::StoreError::Closed => {
+            tracing::error!(%error, "{context}: the store is unavailable");
+            ApiError::unavailable()
+        }
         other => internal(context, other),
     }
 }
@@ -218,7 +234,7 @@ impl App {
         actor: &str,
     ) -> Result<Executed<D::Event>, ExecuteError<D::Error>>
     where
-        D: Decider,
+        D: domain::Decider,
         EventCodec: Codec<D::Event>,
     {
         self.run_loaded::<D>(stream, command, actor, None).await
@@ -234,10 +250,10 @@ impl App {
         loaded: Option<(D::State, ExpectedRevision)>,
     ) -> Result<Executed<D::Event>, ExecuteError<D::Error>>
     where
-        D: Decider,
+        D: domain::Decider,
         EventCodec: Codec<D::Event>,
     {
-        command::execute_loaded::<D, EventCodec>(
+        let executed = command::execute_loaded::<D, EventCodec>(
             self.store.as_ref(),
             &EventCodec,
             stream,
@@ -246,13 +262,17 @@ impl App {
             ExecuteOptions::default(),
             loaded,
         )
-        .await
+        .await?;
+        if let Some(append) = executed.append {
+            crate::positions::wrote(append.position);
+        }
+        Ok(executed)
     }
 
     /// Fold a stream into its state.
     pub(crate) async fn load<D>(&self, stream: &str) -> Result<D::State, ApiError>
     where
-        D: Decider,
+        D: domain::Decider,
         EventCodec: Codec<D::Event>,
     {
         self.load_versioned::<D>(stream)
@@ -266,7 +286,7 @@ impl App {
         stream: &str,
     ) -> Result<(D::State, ExpectedRevision), ApiError>
     where
-        D: Decider,
+        D: domain::Decider,
         EventCodec: Codec<D::Event>,
     {
         command::load::<D, EventCodec>(self.store.as_ref(), &EventCodec, stream)
@@ -323,7 +343,7 @@ impl App {
     /// The holder of the reservation of `email`, if any.
     async fn email_holder(&self, email: &Email) -> Result<Option<AccountId>, ApiError> {
         let stream = keys::email_stream(&self.keyer.email_key(email));
-        Ok(self.load::<ReservationDecider>(&stream).await?.holder)
+        Ok(self.load::<reservation::Reservation>(&stream).await?.holder)
     }
 
     // ----- registration and recovery -------------------------------------
@@ -356,7 +376,7 @@ impl App {
             at: self.now(),
         };
         match self
-            .run::<AddressDecider>(&stream, &command, "anonymous")
+            .run::<address::Address>(&stream, &command, "anonymous")
             .await
         {
             Ok(_) => Ok(()),
@@ -384,7 +404,7 @@ impl App {
             at,
         };
         let executed = self
-            .run::<FlowDecider>(&flow_id.stream(), &command, "anonymous")
+            .run::<flow::Flow>(&flow_id.stream(), &command, "anonymous")
             .await
             .map_err(flow_error)?;
         self.settle(&executed).await;
@@ -401,16 +421,14 @@ impl App {
         let at = self.now();
         let code = self.issue_code(flow_id, at);
         let command = flow::Command::Resend { code, at };
-        let (state, expected) = self
-            .load_versioned::<FlowDecider>(&flow_id.stream())
-            .await?;
+        let (state, expected) = self.load_versioned::<flow::Flow>(&flow_id.stream()).await?;
         // The flow's own refusals first: a resend it refuses costs the
         // address nothing.
         flow::decide(&state, &command).map_err(flow_refusal)?;
         let email = state.email.clone().ok_or_else(ApiError::flow_not_found)?;
         self.take_mail_quota(&email).await?;
         let executed = self
-            .run_loaded::<FlowDecider>(
+            .run_loaded::<flow::Flow>(
                 &flow_id.stream(),
                 &command,
                 "anonymous",
@@ -441,7 +459,7 @@ impl App {
                 "Koden er de seks sifrene fra e-posten.",
             ));
         }
-        let state = self.load::<FlowDecider>(&flow_id.stream()).await?;
+        let state = self.load::<flow::Flow>(&flow_id.stream()).await?;
         if state.kind != Some(kind) {
             return Err(ApiError::flow_not_found());
         }
@@ -451,7 +469,7 @@ impl App {
             at,
         };
         let executed = self
-            .run::<FlowDecider>(&flow_id.stream(), &command, "anonymous")
+            .run::<flow::Flow>(&flow_id.stream(), &command, "anonymous")
             .await
             .map_err(flow_error)?;
         self.settle(&executed).await;
@@ -473,7 +491,7 @@ impl App {
         kind: FlowKind,
         flow_id: FlowId,
     ) -> Result<flow::State, ApiError> {
-        let state = self.load::<FlowDecider>(&flow_id.stream()).await?;
+        let state = self.load::<flow::Flow>(&flow_id.stream()).await?;
         if state.kind != Some(kind) {
             return Err(ApiError::flow_not_found());
         }
@@ -558,7 +576,7 @@ impl App {
             flow: Some(flow_id),
         };
         match self
-            .run::<ReservationDecider>(&reservation_stream, &reserve, "anonymous")
+            .run::<reservation::Reservation>(&reservation_stream, &reserve, "anonymous")
             .await
         {
             Ok(_) => {}
@@ -568,7 +586,7 @@ impl App {
             Err(e) => return Err(store_failure("reserving an email", e)),
         }
         let account = self
-            .load::<ReservationDecider>(&reservation_stream)
+            .load::<reservation::Reservation>(&reservation_stream)
             .await?
             .holder
             .ok_or_else(|| internal("reserving an email", "reservation vanished"))?;
@@ -581,14 +599,14 @@ impl App {
         };
         let actor = format!("account:{account}");
         match self
-            .run::<AccountDecider>(&account.stream(), &register, &actor)
+            .run::<account::Account>(&account.stream(), &register, &actor)
             .await
         {
             Ok(_) | Err(ExecuteError::Domain(account::Error::AlreadyExists)) => {}
             Err(e) => return Err(store_failure("registering an account", e)),
         }
         let complete = flow::Command::Complete { account, at };
-        self.run::<FlowDecider>(&flow_id.stream(), &complete, &actor)
+        self.run::<flow::Flow>(&flow_id.stream(), &complete, &actor)
             .await
             .map_err(flow_error)?;
         self.start_session(account, LoginMethod::Password, None, None)
@@ -619,14 +637,14 @@ impl App {
             at,
         };
         let executed = match self
-            .run::<AccountDecider>(&account.stream(), &change, &actor)
+            .run::<account::Account>(&account.stream(), &change, &actor)
             .await
         {
             Ok(executed) => executed,
             Err(ExecuteError::Domain(_)) => return Err(ApiError::flow_not_found()),
             Err(e) => return Err(store_failure("changing a password", e)),
         };
-        self.run::<FlowDecider>(
+        self.run::<flow::Flow>(
             &flow_id.stream(),
             &flow::Command::Complete { account, at },
             &actor,
@@ -665,7 +683,7 @@ impl App {
             .and_then(|token| self.keyer.device_of(&key, token))
             .map_or(Source::Untrusted, Source::Device);
         let (guard, guard_revision) = self
-            .load_versioned::<AddressDecider>(&address_stream)
+            .load_versioned::<address::Address>(&address_stream)
             .await?;
         if let Some(wait) = guard.login_delay(source, self.now()) {
             return Err(ApiError::too_many_attempts(Some(
@@ -673,13 +691,13 @@ impl App {
             )));
         }
         let holder = self
-            .load::<ReservationDecider>(&keys::email_stream(&key))
+            .load::<reservation::Reservation>(&keys::email_stream(&key))
             .await?
             .holder;
         let account = match holder {
             Some(account) => Some((
                 account,
-                self.load_versioned::<AccountDecider>(&account.stream())
+                self.load_versioned::<account::Account>(&account.stream())
                     .await?,
             )),
             None => None,
@@ -715,7 +733,7 @@ impl App {
                 source,
                 at: self.now(),
             };
-            self.run_loaded::<AddressDecider>(
+            self.run_loaded::<address::Address>(
                 &address_stream,
                 &command,
                 "anonymous",
@@ -730,7 +748,7 @@ impl App {
                 source,
                 at: self.now(),
             };
-            self.run_loaded::<AddressDecider>(
+            self.run_loaded::<address::Address>(
                 &address_stream,
                 &command,
                 &format!("account:{account}"),
@@ -787,7 +805,7 @@ impl App {
         let stream = account.stream();
         let actor = format!("account:{account}");
         let executed = self
-            .run_loaded::<AccountDecider>(&stream, &command, &actor, loaded)
+            .run_loaded::<account::Account>(&stream, &command, &actor, loaded)
             .await
             .map_err(account_error)?;
         self.settle(&executed).await;
@@ -844,7 +862,7 @@ impl App {
             at: self.now(),
         };
         let executed = self
-            .run::<AccountDecider>(&caller.account.stream(), &command, &caller.actor())
+            .run::<account::Account>(&caller.account.stream(), &command, &caller.actor())
             .await
             .map_err(account_error)?;
         self.settle(&executed).await;
@@ -893,7 +911,7 @@ impl App {
             flow: None,
         };
         let account = match self
-            .run::<ReservationDecider>(&stream, &reserve, "idporten")
+            .run::<reservation::Reservation>(&stream, &reserve, "idporten")
             .await
         {
             Ok(_) => candidate,
@@ -907,7 +925,7 @@ impl App {
             at: self.now(),
         };
         match self
-            .run::<AccountDecider>(&account.stream(), &create, &format!("account:{account}"))
+            .run::<account::Account>(&account.stream(), &create, &format!("account:{account}"))
             .await
         {
             Ok(_) | Err(ExecuteError::Domain(account::Error::AlreadyExists)) => {}
@@ -1031,6 +1049,19 @@ fn account_error(error: ExecuteError<account::Error>) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreachable_store_is_unavailable_and_a_broken_one_internal() {
+        let down = store_error(
+            "test",
+            store::StoreError::Backend("connection refused".into()),
+        );
+        assert_eq!(down.code, crate::error::UNAVAILABLE);
+        let closed = store_failure::<()>("test", ExecuteError::Store(store::StoreError::Closed));
+        assert_eq!(closed.code, crate::error::UNAVAILABLE);
+        let odd = store_error("test", store::StoreError::EmptyAppend);
+        assert_eq!(odd.code, "INTERNAL");
+    }
 
     fn session(n: u128) -> SessionId {
         SessionId(Uuid::from_u128(n))
