@@ -322,6 +322,18 @@ impl App {
     }
 
     fn parse_email(raw: &str) -> Result<Email, ApiError> {
+        // An address a person types may not hide text direction changes or
+        // invisible characters (it is shown in mails and in the portal).
+        if raw
+            .chars()
+            .any(|c| domain::text::is_bidi_control(c) || domain::text::is_format(c))
+        {
+            return Err(ApiError::invalid_input(
+                "email",
+                "The email address contains invisible or direction-changing characters.",
+                "E-postadressen inneholder usynlige eller retningsendrende tegn.",
+            ));
+        }
         Email::parse(raw).map_err(|e| {
             let nb = match e {
                 domain::email::EmailError::Empty => "E-postadressen mangler.",
@@ -1049,6 +1061,15 @@ fn account_error(error: ExecuteError<account::Error>) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_email_with_hidden_characters_is_refused_at_input() {
+        for raw in ["kari\u{202e}@example.no", "ka\u{200b}ri@example.no"] {
+            let error = App::parse_email(raw).unwrap_err();
+            assert_eq!(error.code, "INVALID_INPUT", "{raw:?}");
+        }
+        assert!(App::parse_email("kari@example.no").is_ok());
+    }
 
     #[test]
     fn an_unreachable_store_is_unavailable_and_a_broken_one_internal() {
