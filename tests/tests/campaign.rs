@@ -28,8 +28,12 @@ async fn generated_requests_get_no_server_error_and_the_server_stays_responsive(
     println!("{summary}");
     assert!(report.failures.is_empty(), "{summary}");
     assert_eq!(report.sent, settings.requests, "{summary}");
+    // A tenth of the GraphQL documents (the other kinds never can) must
+    // get past the edge's checks and reach the resolvers, or the
+    // generators have stopped exercising the code.
+    let documents = report.by_kind.get("graphql").copied().unwrap_or(0);
     assert!(
-        report.served > settings.requests / 10,
+        report.served * 10 > documents,
         "a good share of the documents reach the resolvers: {summary}"
     );
 }
