@@ -211,20 +211,7 @@ pub enum Error {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Account;
 
-impl crate::Decider for Account {
-    type State = State;
-    type Command = Command;
-    type Event = Event;
-    type Error = Error;
-
-    fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Error> {
-        decide(state, command)
-    }
-
-    fn evolve(state: &mut State, event: &Event) {
-        evolve(state, event)
-    }
-}
+crate::decider::module_decider!(Account);
 
 pub fn evolve(state: &mut State, event: &Event) {
     match event {

@@ -156,20 +156,7 @@ fn seconds_up(d: Duration) -> i64 {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Address;
 
-impl crate::Decider for Address {
-    type State = State;
-    type Command = Command;
-    type Event = Event;
-    type Error = Error;
-
-    fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Error> {
-        decide(state, command)
-    }
-
-    fn evolve(state: &mut State, event: &Event) {
-        evolve(state, event)
-    }
-}
+crate::decider::module_decider!(Address);
 
 pub fn evolve(state: &mut State, event: &Event) {
     match event {

@@ -785,20 +785,7 @@ impl Application {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Case;
 
-impl crate::Decider for Case {
-    type State = State;
-    type Command = Command;
-    type Event = Event;
-    type Error = Error;
-
-    fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Error> {
-        decide(state, command)
-    }
-
-    fn evolve(state: &mut State, event: &Event) {
-        evolve(state, event)
-    }
-}
+crate::decider::module_decider!(Case);
 
 /// Applies one event. Never fails and checks nothing: the rules were
 /// checked when the event was decided.

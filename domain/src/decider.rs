@@ -25,3 +25,26 @@ pub trait Decider {
     /// Apply one event to `state`.
     fn evolve(state: &mut Self::State, event: &Self::Event);
 }
+
+/// Implement [`Decider`] for `$marker` with the calling module's `State`,
+/// `Command`, `Event` and `Error` types and its free `decide` and `evolve`
+/// functions.
+macro_rules! module_decider {
+    ($marker:ident) => {
+        impl $crate::Decider for $marker {
+            type State = State;
+            type Command = Command;
+            type Event = Event;
+            type Error = Error;
+
+            fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Error> {
+                decide(state, command)
+            }
+
+            fn evolve(state: &mut State, event: &Event) {
+                evolve(state, event)
+            }
+        }
+    };
+}
+pub(crate) use module_decider;

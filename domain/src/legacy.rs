@@ -163,20 +163,7 @@ pub struct State {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Legacy;
 
-impl crate::Decider for Legacy {
-    type State = State;
-    type Command = Command;
-    type Event = Event;
-    type Error = Error;
-
-    fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Error> {
-        decide(state, command)
-    }
-
-    fn evolve(state: &mut State, event: &Event) {
-        evolve(state, event)
-    }
-}
+crate::decider::module_decider!(Legacy);
 
 /// Applies one event; never fails, checks nothing.
 pub fn evolve(state: &mut State, event: &Event) {

@@ -47,20 +47,7 @@ pub enum Error {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Reservation;
 
-impl crate::Decider for Reservation {
-    type State = State;
-    type Command = Command;
-    type Event = Event;
-    type Error = Error;
-
-    fn decide(state: &State, command: &Command) -> Result<Vec<Event>, Error> {
-        decide(state, command)
-    }
-
-    fn evolve(state: &mut State, event: &Event) {
-        evolve(state, event)
-    }
-}
+crate::decider::module_decider!(Reservation);
 
 pub fn evolve(state: &mut State, event: &Event) {
     match event {
