@@ -12,6 +12,7 @@ pub mod error;
 pub mod graphql;
 pub mod idporten;
 pub mod jobs;
+pub mod lease;
 pub mod limits;
 pub mod mail;
 pub mod nesting;

@@ -36,6 +36,7 @@ use crate::cookies::{DEVICE_COOKIE, bearer, cookie, session_token};
 use crate::error::{ApiError, Lang};
 use crate::graphql::{CaseledgerSchema, RequestContext, schema};
 use crate::idporten::{IdPorten, IdPortenConfig};
+use crate::lease::{Lease, LeaseSettings};
 use crate::limits::{LimitSettings, Limits};
 use crate::mail::{DEFAULT_FROM, MailSender, MailTransportConfig};
 use crate::outbox::Outbox;
@@ -166,6 +167,8 @@ struct ServerState {
     service_token: Option<Arc<str>>,
     requests: Arc<AtomicU64>,
     outbox_position: watch::Receiver<u64>,
+    /// Whether this node holds the mail lease.
+    outbox_lease: watch::Receiver<bool>,
     idporten: Option<Arc<IdPorten>>,
     limits: Arc<Limits>,
     parsed_queries: Arc<ParsedQueries>,
@@ -213,10 +216,17 @@ pub async fn run(
         .context("starting the mail transport")?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let (outbox_tx, outbox_rx) = watch::channel(0u64);
+    let (lease_tx, lease_rx) = watch::channel(false);
+    // An embedded store belongs to this server alone (one server per data
+    // dir): a lease an earlier run left behind is taken at once.
+    let exclusive = matches!(config.store.store, crate::stores::StoreLocation::Sqlite(_));
+    let lease = Lease::new(store.clone(), LeaseSettings::default(), exclusive);
     let outbox = tokio::spawn(
         Outbox::new(keyer, sender, &config.data_dir, app.projections().clone()).run(
             store.clone(),
+            lease,
             outbox_tx,
+            lease_tx,
             stop_rx,
         ),
     );
@@ -238,6 +248,7 @@ pub async fn run(
         service_token: config.service_token.as_deref().map(Arc::from),
         requests: Arc::new(AtomicU64::new(0)),
         outbox_position: outbox_rx,
+        outbox_lease: lease_rx,
         idporten,
         parsed_queries: Arc::new(ParsedQueries::default()),
         query_bounds: QueryBounds::with_max_nodes(config.max_query_nodes),
@@ -497,6 +508,7 @@ async fn metrics(State(state): State<ServerState>, headers: HeaderMap) -> Respon
         .app
         .projections()
         .read(|m| m.mail_outbox(outbox_position).pending);
+    let lease_held = u8::from(*state.outbox_lease.borrow());
     let hasher = &state.app.hasher;
     let body = format!(
         "# HELP caseledger_http_graphql_requests_total GraphQL requests served.\n\
@@ -517,6 +529,9 @@ async fn metrics(State(state): State<ServerState>, headers: HeaderMap) -> Respon
          # HELP caseledger_outbox_pending Mails the log owes that are not sent yet.\n\
          # TYPE caseledger_outbox_pending gauge\n\
          caseledger_outbox_pending {pending}\n\
+         # HELP caseledger_outbox_lease_held 1 on the one node that sends mail, 0 on the others.\n\
+         # TYPE caseledger_outbox_lease_held gauge\n\
+         caseledger_outbox_lease_held {lease_held}\n\
          # HELP caseledger_accounts Accounts known to the read models.\n\
          # TYPE caseledger_accounts gauge\n\
          caseledger_accounts {accounts}\n\
