@@ -3,6 +3,7 @@
 //! event store. `server::run(listener, config, shutdown)` is the entry point;
 //! `main.rs` is a shim.
 
+pub mod activity;
 pub mod case_services;
 pub mod cli;
 pub mod codec;

@@ -215,6 +215,7 @@ pub async fn run(
         .await
         .context("starting the mail transport")?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_rx_activity = stop_rx.clone();
     let (outbox_tx, outbox_rx) = watch::channel(0u64);
     let (lease_tx, lease_rx) = watch::channel(false);
     // An embedded store belongs to this server alone (one server per data
@@ -231,6 +232,22 @@ pub async fn run(
         ),
     );
 
+    let activity = {
+        let app = app.clone();
+        let mut stop = stop_rx_activity;
+        tokio::spawn(async move {
+            let every = app.activity_flush_interval();
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => app.share_session_activity().await,
+                    _ = stop.changed() => {
+                        app.share_session_activity().await;
+                        return;
+                    }
+                }
+            }
+        })
+    };
     let limits = Arc::new(Limits::new(config.limits));
     let shrinker = {
         let limits = limits.clone();
@@ -269,6 +286,7 @@ pub async fn run(
     .context("serving HTTP")?;
     let _ = stop_tx.send(true);
     let _ = outbox.await;
+    let _ = activity.await;
     shrinker.abort();
     tracing::info!("stopped");
     Ok(())
@@ -735,8 +753,10 @@ async fn execute(
         tracing::info!(%refusal, "a GraphQL document was refused before validation");
         return error_response(StatusCode::OK, &refusal.to_api_error(), lang);
     }
-    let caller =
-        session_token(headers, &state.app.keyer).and_then(|token| state.app.authenticate(&token));
+    let caller = match session_token(headers, &state.app.keyer) {
+        Some(token) => state.app.authenticate(&token).await,
+        None => None,
+    };
     let service = match (&state.service_token, headers.get(SERVICE_TOKEN_HEADER)) {
         (Some(expected), Some(given)) if caller.is_none() => {
             domain::constant_time_eq(expected.as_bytes(), given.as_bytes())

@@ -198,6 +198,22 @@ async fn register_across(
     (token, done_at.expect("a position on a write"))
 }
 
+/// Log in as the cluster tests' person: the token and the position written.
+async fn login(node: &Server) -> (String, u64) {
+    let (answer, position) = gql(
+        node,
+        &[],
+        "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+        json!({"e": "ida@example.no", "p": PASSWORD}),
+    )
+    .await;
+    let token = answer["data"]["login"]["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("login: {answer}"))
+        .to_owned();
+    (token, position.expect("a position on a write"))
+}
+
 async fn me(node: &Server, token: &str, at: Option<u64>) -> Value {
     let mut headers = vec![bearer(token)];
     headers.extend(at.map(min_position));
@@ -315,5 +331,121 @@ async fn three_nodes_share_one_journey_send_each_mail_once_and_survive_the_sende
     let mails = all_mails(&everyone);
     for to in ["kari@example.no", "ola@example.no"] {
         assert_eq!(mails.iter().filter(|m| m.to == to).count(), 1, "{mails:?}");
+    }
+}
+
+#[tokio::test]
+async fn idle_timeouts_wrong_codes_and_login_throttling_count_on_every_node() {
+    let cluster = Cluster::new(&["--session-idle-timeout", "2s"]);
+    let nodes = cluster.start(3);
+    let all: Vec<&Server> = nodes.iter().collect();
+    let (first, position) = register_across(
+        &all,
+        all[0],
+        all[1],
+        all[2],
+        "ida@example.no",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(
+        me(all[0], &first, Some(position)).await["email"],
+        "ida@example.no"
+    );
+
+    // A session used only on node 2 for longer than the idle timeout is
+    // still alive on node 1, which has not seen it used since it started;
+    // a session used nowhere has ended everywhere.
+    let (quiet, _) = login(all[0]).await;
+    let (busy, logged_in) = login(all[0]).await;
+    let began = Instant::now();
+    while began.elapsed() < Duration::from_secs(3) {
+        assert!(
+            !me(all[1], &busy, Some(logged_in)).await.is_null(),
+            "used on node 2"
+        );
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        !me(all[0], &busy, None).await.is_null(),
+        "activity on node 2 kept the session alive on node 1"
+    );
+    for node in &all {
+        assert!(
+            me(node, &quiet, None).await.is_null(),
+            "a quiet session ended"
+        );
+    }
+    // Then quiet everywhere for longer than the timeout: ended everywhere.
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    for node in &all {
+        assert!(
+            me(node, &busy, None).await.is_null(),
+            "an idle session ended"
+        );
+    }
+
+    // Five wrong codes spread over the nodes kill the flow on every node.
+    let (started, _) = gql(
+        all[0],
+        &[],
+        "mutation($e: String!) { startRegistration(email: $e) { flowId } }",
+        json!({"e": "lise@example.no"}),
+    )
+    .await;
+    let flow = started["data"]["startRegistration"]["flowId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("startRegistration: {started}"))
+        .to_owned();
+    let code = wait_mails(
+        &all,
+        "lise@example.no",
+        "registration-code",
+        1,
+        Duration::from_secs(10),
+    )
+    .await[0]
+        .code()
+        .expect("a code");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let verify = "mutation($f: ID!, $c: String!) { verifyRegistrationCode(flowId: $f, code: $c) }";
+    let mut at = 0;
+    for left in (0..5).rev() {
+        let (answer, written) = gql(
+            all[left % 3],
+            &[min_position(at)],
+            verify,
+            json!({"f": flow, "c": wrong}),
+        )
+        .await;
+        assert_eq!(common::error_code(&answer), "CODE_INVALID", "{answer}");
+        assert_eq!(answer["errors"][0]["extensions"]["attemptsLeft"], left);
+        at = written.unwrap_or(at);
+    }
+    let (answer, _) = gql(
+        all[2],
+        &[min_position(at)],
+        verify,
+        json!({"f": flow, "c": code}),
+    )
+    .await;
+    assert_eq!(common::error_code(&answer), "TOO_MANY_ATTEMPTS", "{answer}");
+
+    // Wrong passwords spread over the nodes throttle the account on every node.
+    for n in 0..5 {
+        let answer = all[n % 3]
+            .login("ida@example.no", "Wrong2026abc")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            common::error_code(&answer),
+            "INVALID_CREDENTIALS",
+            "{answer}"
+        );
+    }
+    for node in &all {
+        let answer = node.login("ida@example.no", PASSWORD).await.unwrap_err();
+        assert_eq!(common::error_code(&answer), "TOO_MANY_ATTEMPTS", "{answer}");
     }
 }

@@ -224,7 +224,7 @@ pub(super) async fn complete(
             &verified.name,
         )
         .await?;
-    if let Some(caller) = app.authenticate(&session.token) {
+    if let Some(caller) = app.authenticate(&session.token).await {
         idporten.remember_session(caller, id_token, verified.sid, session.expires_at);
     }
     Ok(session)
@@ -253,7 +253,10 @@ pub(super) async fn logout(State(state): State<IdPortenState>, headers: HeaderMa
     let Some(idporten) = state.idporten else {
         return not_configured(answer);
     };
-    let caller = logout_token(&headers).and_then(|token| state.app.authenticate(&token));
+    let caller = match logout_token(&headers) {
+        Some(token) => state.app.authenticate(&token).await,
+        None => None,
+    };
     let mut id_token = None;
     if let Some(caller) = &caller {
         if caller.method == LoginMethod::IdPorten {
