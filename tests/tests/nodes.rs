@@ -322,7 +322,7 @@ async fn three_nodes_share_one_journey_send_each_mail_once_and_survive_the_sende
     // out again from any node.
     let restarted = Server::start_in(killed_dir, &cluster.args());
     assert_eq!(
-        me(&restarted, &token, None).await["email"],
+        me(&restarted, &token, Some(position)).await["email"],
         "kari@example.no"
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
