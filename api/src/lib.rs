@@ -3,6 +3,7 @@
 //! event store. `server::run(listener, config, shutdown)` is the entry point;
 //! `main.rs` is a shim.
 
+pub mod activity;
 pub mod case_services;
 pub mod cli;
 pub mod codec;
@@ -12,6 +13,7 @@ pub mod error;
 pub mod graphql;
 pub mod idporten;
 pub mod jobs;
+pub mod lease;
 pub mod limits;
 pub mod mail;
 pub mod nesting;

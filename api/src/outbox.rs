@@ -9,9 +9,12 @@
 //! code's address from the flow's first event. Its checkpoint it keeps in
 //! the store beside the log (the value [`CHECKPOINT_VALUE`]) after
 //! each mail, so a data dir restored from a backup sends no old mail again.
-//! A crash between a send and its checkpoint re-sends that one mail; with
-//! the `file` transport the re-send rewrites the same file, so nothing is
-//! duplicated.
+//!
+//! Of the nodes of one store, only the holder of the mail lease
+//! ([`crate::lease`]) sends and moves the checkpoint; the others wait to
+//! take over. A crash between a send and its checkpoint re-sends that one
+//! mail, with the same `Message-ID`; with the `file` transport the re-send
+//! rewrites the same file, so nothing is duplicated.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,6 +31,7 @@ use projections::Projections;
 use projections::model::stream_id;
 use store::{Direction, EventStore, RecordedEvent, StreamStart, SubscriptionItem};
 
+use crate::lease::{HeldLease, Lease};
 use crate::mail::{MailContent, MailSender, OutgoingMail};
 use keys::Keyer;
 
@@ -56,27 +60,51 @@ pub async fn read_checkpoint(store: &dyn EventStore) -> Result<u64, store::Store
         .unwrap_or(0))
 }
 
-/// Move the checkpoint from `previous` (0: never stored) to `position`.
-async fn save_checkpoint(
+/// Why a node stopped sending.
+enum HolderEnd {
+    /// The server stops.
+    Stopped,
+    /// Another node holds the lease now.
+    Lost,
+    /// The log or the checkpoint could not be read.
+    Failed,
+}
+
+/// Move the checkpoint forward to `position` (never back), from `previous`
+/// (0: never stored) when it still holds that, else from what it holds.
+async fn advance_checkpoint(
     store: &dyn EventStore,
     previous: u64,
     position: u64,
 ) -> Result<(), store::StoreError> {
-    let expected = (previous > 0).then(|| previous.to_string().into_bytes());
-    if store
-        .swap_value(
-            CHECKPOINT_VALUE,
-            expected.as_deref(),
-            position.to_string().as_bytes(),
-        )
-        .await?
-    {
-        Ok(())
-    } else {
-        Err(store::StoreError::Backend(
-            "the outbox checkpoint was moved by another process".to_owned(),
-        ))
+    let encode = |position: u64| (position > 0).then(|| position.to_string().into_bytes());
+    let mut expected = encode(previous);
+    for _ in 0..8 {
+        if store
+            .swap_value(
+                CHECKPOINT_VALUE,
+                expected.as_deref(),
+                position.to_string().as_bytes(),
+            )
+            .await?
+        {
+            return Ok(());
+        }
+        // Moved by an earlier holder that sent on a little longer.
+        let current = store.read_value(CHECKPOINT_VALUE).await?;
+        let current_position = current
+            .as_deref()
+            .and_then(|bytes| std::str::from_utf8(bytes).ok())
+            .and_then(|text| text.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        if current_position >= position {
+            return Ok(());
+        }
+        expected = current;
     }
+    Err(store::StoreError::Backend(
+        "the outbox checkpoint keeps being moved by another process".to_owned(),
+    ))
 }
 
 impl Outbox {
@@ -95,19 +123,67 @@ impl Outbox {
         }
     }
 
-    /// Run until the log subscription ends or `stop` turns true. Publishes
-    /// the position of the last mail handled on `sent`.
+    /// Run until `stop` turns true: wait for the mail lease, then, while it
+    /// is held, send the mails the log owes from the checkpoint on. Publishes
+    /// the position of the last mail handled on `sent` (while another node
+    /// holds the lease, the checkpoint it moves) and whether this node holds
+    /// the lease on `holding`.
     pub async fn run(
         self,
         store: Arc<dyn EventStore>,
+        lease: Lease,
         sent: watch::Sender<u64>,
+        holding: watch::Sender<bool>,
         mut stop: watch::Receiver<bool>,
     ) {
+        loop {
+            let published = || async {
+                if let Ok(position) = read_checkpoint(store.as_ref()).await {
+                    let _ = sent.send(position);
+                }
+            };
+            let Some(mut held) = lease.acquire(&mut stop, published).await else {
+                return;
+            };
+            let _ = holding.send(true);
+            let ended = self
+                .send_while_held(&store, &mut held, &sent, &mut stop)
+                .await;
+            let _ = holding.send(false);
+            match ended {
+                HolderEnd::Stopped => {
+                    held.release().await;
+                    return;
+                }
+                HolderEnd::Lost => {
+                    tracing::warn!("the mail lease is lost; this node sends no mail")
+                }
+                HolderEnd::Failed => {
+                    // Give the lease to a node that may do better, after a pause.
+                    held.release().await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                        _ = stop.changed() => return,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Follow the log from the stored checkpoint and send, as long as
+    /// `held` is valid.
+    async fn send_while_held(
+        &self,
+        store: &Arc<dyn EventStore>,
+        held: &mut HeldLease,
+        sent: &watch::Sender<u64>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> HolderEnd {
         let checkpoint = match self.start_checkpoint(store.as_ref()).await {
             Ok(checkpoint) => checkpoint,
             Err(e) => {
                 tracing::error!(error = %e, "could not read the outbox checkpoint; no mail is sent");
-                return;
+                return HolderEnd::Failed;
             }
         };
         let mut stored = checkpoint;
@@ -116,15 +192,18 @@ impl Outbox {
         loop {
             let item = tokio::select! {
                 item = events.next() => item,
-                _ = stop.changed() => return,
+                _ = held.lost() => return HolderEnd::Lost,
+                _ = stop.changed() => return HolderEnd::Stopped,
             };
-            let Some(item) = item else { return };
+            let Some(item) = item else {
+                return HolderEnd::Failed;
+            };
             let event = match item {
                 Ok(SubscriptionItem::Event(event)) => event,
                 Ok(SubscriptionItem::CaughtUp) => continue,
                 Err(e) => {
                     tracing::error!(error = %e, "outbox subscription failed");
-                    return;
+                    return HolderEnd::Failed;
                 }
             };
             // The read models must have applied the event before they
@@ -132,19 +211,26 @@ impl Outbox {
             loop {
                 let reached = tokio::select! {
                     reached = self.projections.wait_for(event.position, Duration::from_secs(30)) => reached,
-                    _ = stop.changed() => return,
+                    _ = stop.changed() => return HolderEnd::Stopped,
                 };
                 match reached {
                     Ok(()) => break,
-                    Err(projections::WaitError::Stopped) => return,
+                    Err(projections::WaitError::Stopped) => return HolderEnd::Stopped,
                     Err(e) => tracing::warn!(error = %e, "the outbox waits for the read models"),
                 }
             }
             let Some(mail) = self.mail_for(store.as_ref(), &event).await else {
                 continue;
             };
-            self.deliver(&mail, &mut stop).await;
-            match save_checkpoint(store.as_ref(), stored, event.position).await {
+            // Only a holder sends; a mail handed over just before the
+            // lease runs out may go out twice, never not at all.
+            if !held.is_valid() {
+                return HolderEnd::Lost;
+            }
+            if !self.deliver(&mail, stop).await {
+                return HolderEnd::Stopped;
+            }
+            match advance_checkpoint(store.as_ref(), stored, event.position).await {
                 Ok(()) => stored = event.position,
                 Err(e) => tracing::error!(error = %e, "could not store the outbox checkpoint"),
             }
@@ -163,7 +249,7 @@ impl Outbox {
             .and_then(|s| s.trim().parse::<u64>().ok());
         match legacy {
             Some(position) => {
-                save_checkpoint(store, 0, position).await?;
+                advance_checkpoint(store, 0, position).await?;
                 if let Err(e) = std::fs::remove_file(&self.legacy_checkpoint) {
                     tracing::warn!(error = %e, "could not remove the old outbox checkpoint file");
                 }
@@ -173,9 +259,9 @@ impl Outbox {
         }
     }
 
-    /// Send with retries until it works, the mail is refused for good, or
-    /// the server stops.
-    async fn deliver(&self, mail: &OutgoingMail, stop: &mut watch::Receiver<bool>) {
+    /// Send with retries until it works or the mail is refused for good
+    /// (`true`), or the server stops (`false`).
+    async fn deliver(&self, mail: &OutgoingMail, stop: &mut watch::Receiver<bool>) -> bool {
         let mut wait = Duration::from_secs(1);
         loop {
             match self.sender.send(mail).await {
@@ -185,19 +271,19 @@ impl Outbox {
                         position = mail.position,
                         "mail sent"
                     );
-                    return;
+                    return true;
                 }
                 Err(e) if e.is_transient() => {
                     tracing::warn!(kind = mail.content.kind(), position = mail.position, error = %e, "mail not sent yet; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
-                        _ = stop.changed() => return,
+                        _ = stop.changed() => return false,
                     }
                     wait = (wait * 2).min(Duration::from_secs(60));
                 }
                 Err(e) => {
                     tracing::error!(kind = mail.content.kind(), position = mail.position, error = %e, "mail refused for good; skipped");
-                    return;
+                    return true;
                 }
             }
         }

@@ -36,6 +36,7 @@ use crate::cookies::{DEVICE_COOKIE, bearer, cookie, session_token};
 use crate::error::{ApiError, Lang};
 use crate::graphql::{CaseledgerSchema, RequestContext, schema};
 use crate::idporten::{IdPorten, IdPortenConfig};
+use crate::lease::{Lease, LeaseSettings};
 use crate::limits::{LimitSettings, Limits};
 use crate::mail::{DEFAULT_FROM, MailSender, MailTransportConfig};
 use crate::outbox::Outbox;
@@ -166,6 +167,8 @@ struct ServerState {
     service_token: Option<Arc<str>>,
     requests: Arc<AtomicU64>,
     outbox_position: watch::Receiver<u64>,
+    /// Whether this node holds the mail lease.
+    outbox_lease: watch::Receiver<bool>,
     idporten: Option<Arc<IdPorten>>,
     limits: Arc<Limits>,
     parsed_queries: Arc<ParsedQueries>,
@@ -212,15 +215,39 @@ pub async fn run(
         .await
         .context("starting the mail transport")?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_rx_activity = stop_rx.clone();
     let (outbox_tx, outbox_rx) = watch::channel(0u64);
+    let (lease_tx, lease_rx) = watch::channel(false);
+    // An embedded store belongs to this server alone (one server per data
+    // dir): a lease an earlier run left behind is taken at once.
+    let exclusive = matches!(config.store.store, crate::stores::StoreLocation::Sqlite(_));
+    let lease = Lease::new(store.clone(), LeaseSettings::default(), exclusive);
     let outbox = tokio::spawn(
         Outbox::new(keyer, sender, &config.data_dir, app.projections().clone()).run(
             store.clone(),
+            lease,
             outbox_tx,
+            lease_tx,
             stop_rx,
         ),
     );
 
+    let activity = {
+        let app = app.clone();
+        let mut stop = stop_rx_activity;
+        tokio::spawn(async move {
+            let every = app.activity_flush_interval();
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => app.share_session_activity().await,
+                    _ = stop.changed() => {
+                        app.share_session_activity().await;
+                        return;
+                    }
+                }
+            }
+        })
+    };
     let limits = Arc::new(Limits::new(config.limits));
     let shrinker = {
         let limits = limits.clone();
@@ -238,6 +265,7 @@ pub async fn run(
         service_token: config.service_token.as_deref().map(Arc::from),
         requests: Arc::new(AtomicU64::new(0)),
         outbox_position: outbox_rx,
+        outbox_lease: lease_rx,
         idporten,
         parsed_queries: Arc::new(ParsedQueries::default()),
         query_bounds: QueryBounds::with_max_nodes(config.max_query_nodes),
@@ -258,6 +286,7 @@ pub async fn run(
     .context("serving HTTP")?;
     let _ = stop_tx.send(true);
     let _ = outbox.await;
+    let _ = activity.await;
     shrinker.abort();
     tracing::info!("stopped");
     Ok(())
@@ -497,6 +526,7 @@ async fn metrics(State(state): State<ServerState>, headers: HeaderMap) -> Respon
         .app
         .projections()
         .read(|m| m.mail_outbox(outbox_position).pending);
+    let lease_held = u8::from(*state.outbox_lease.borrow());
     let hasher = &state.app.hasher;
     let body = format!(
         "# HELP caseledger_http_graphql_requests_total GraphQL requests served.\n\
@@ -517,6 +547,9 @@ async fn metrics(State(state): State<ServerState>, headers: HeaderMap) -> Respon
          # HELP caseledger_outbox_pending Mails the log owes that are not sent yet.\n\
          # TYPE caseledger_outbox_pending gauge\n\
          caseledger_outbox_pending {pending}\n\
+         # HELP caseledger_outbox_lease_held 1 on the one node that sends mail, 0 on the others.\n\
+         # TYPE caseledger_outbox_lease_held gauge\n\
+         caseledger_outbox_lease_held {lease_held}\n\
          # HELP caseledger_accounts Accounts known to the read models.\n\
          # TYPE caseledger_accounts gauge\n\
          caseledger_accounts {accounts}\n\
@@ -720,8 +753,10 @@ async fn execute(
         tracing::info!(%refusal, "a GraphQL document was refused before validation");
         return error_response(StatusCode::OK, &refusal.to_api_error(), lang);
     }
-    let caller =
-        session_token(headers, &state.app.keyer).and_then(|token| state.app.authenticate(&token));
+    let caller = match session_token(headers, &state.app.keyer) {
+        Some(token) => state.app.authenticate(&token).await,
+        None => None,
+    };
     let service = match (&state.service_token, headers.get(SERVICE_TOKEN_HEADER)) {
         (Some(expected), Some(given)) if caller.is_none() => {
             domain::constant_time_eq(expected.as_bytes(), given.as_bytes())

@@ -5,8 +5,7 @@
 //! the write (read-your-writes), and maps refusals to `ApiError`. The case
 //! services are in `case_services`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
@@ -23,6 +22,7 @@ use projections::{AccountView, Projections, SessionView};
 use store::command::{self, Codec, ExecuteError, ExecuteOptions, Executed};
 use store::{EventMetadata, EventStore, ExpectedRevision};
 
+use crate::activity::SessionActivity;
 use crate::codec::EventCodec;
 use crate::error::ApiError;
 use crate::password_hashing::{HashError, PasswordHasher};
@@ -119,31 +119,7 @@ pub struct App {
     pub(crate) hasher: PasswordHasher,
     pub(crate) keyer: Keyer,
     pub(crate) settings: Settings,
-    last_seen: Arc<Mutex<LastSeen>>,
-}
-
-/// When each session was last used (idle timeouts). Sessions that are
-/// abandoned rather than ended leave entries behind; once the map has
-/// doubled since the last sweep, entries idle longer than any session may be
-/// are dropped (a dropped entry reads as "not used since it started", which
-/// is idle for even longer, so the answer does not change).
-#[derive(Debug, Default)]
-struct LastSeen {
-    at: HashMap<SessionId, DateTime<Utc>>,
-    sweep_above: usize,
-}
-
-impl LastSeen {
-    /// The map is never swept below this many entries.
-    const MIN_SWEEP: usize = 1024;
-
-    fn touch(&mut self, session: SessionId, now: DateTime<Utc>, max_idle: Duration) {
-        self.at.insert(session, now);
-        if self.at.len() > self.sweep_above.max(Self::MIN_SWEEP) {
-            self.at.retain(|_, seen| now - *seen <= max_idle);
-            self.sweep_above = 2 * self.at.len();
-        }
-    }
+    activity: Arc<SessionActivity>,
 }
 
 /// A store or codec failure: logged in full, reported as `INTERNAL`.
@@ -195,13 +171,14 @@ impl App {
         keyer: Keyer,
         settings: Settings,
     ) -> App {
+        let activity = Arc::new(SessionActivity::new(store.clone(), settings.session_idle));
         App {
+            activity,
             store,
             projections,
             hasher,
             keyer,
             settings,
-            last_seen: Arc::new(Mutex::new(LastSeen::default())),
         }
     }
 
@@ -821,11 +798,8 @@ impl App {
             .await
             .map_err(account_error)?;
         self.settle(&executed).await;
-        self.last_seen.lock().expect("last-seen lock").touch(
-            session.id,
-            at,
-            self.settings.session_idle,
-        );
+        // Every node knows when a session started: nothing to share yet.
+        self.activity.touch(session.id, at, false);
         let view = self
             .projections
             .read(|m| m.account(account).cloned())
@@ -838,8 +812,8 @@ impl App {
     }
 
     /// The caller behind a session token, if the session is live. Touches
-    /// the session (idle timeout).
-    pub fn authenticate(&self, token: &str) -> Option<Caller> {
+    /// the session (idle timeout); activity on any node counts.
+    pub async fn authenticate(&self, token: &str) -> Option<Caller> {
         if token.is_empty() || token.len() > 128 {
             return None;
         }
@@ -849,22 +823,40 @@ impl App {
         if now >= session.expires_at {
             return None;
         }
-        let mut last_seen = self.last_seen.lock().expect("last-seen lock");
-        let seen = last_seen
-            .at
-            .get(&session.id)
-            .copied()
-            .unwrap_or(session.started_at);
-        if now - seen > Duration::seconds(i64::from(session.idle_timeout_seconds)) {
-            last_seen.at.remove(&session.id);
+        let idle = Duration::seconds(i64::from(session.idle_timeout_seconds));
+        let seen = match self.activity.last_seen(session.id, now - idle).await {
+            Ok(seen) => seen.unwrap_or(session.started_at).max(session.started_at),
+            Err(error) => {
+                tracing::warn!(%error, "the sessions' shared activity could not be read");
+                session.started_at
+            }
+        };
+        if now - seen > idle {
+            self.activity.forget(session.id);
             return None;
         }
-        last_seen.touch(session.id, now, self.settings.session_idle);
+        self.activity.touch(session.id, now, true);
         Some(Caller {
             account: session.account,
             method: session.method,
             session: session.id,
         })
+    }
+
+    /// Tell the other nodes which sessions this node saw used since the
+    /// last call (see [`crate::activity`]).
+    pub async fn share_session_activity(&self) {
+        self.activity.flush(self.now()).await;
+    }
+
+    /// How often [`App::share_session_activity`] should run: a quarter of
+    /// the shortest idle timeout, between 100 ms and 5 s.
+    pub fn activity_flush_interval(&self) -> std::time::Duration {
+        let shortest = self.settings.session_idle.min(IDPORTEN_MAX_IDLE) / 4;
+        shortest.to_std().unwrap_or_default().clamp(
+            std::time::Duration::from_millis(100),
+            std::time::Duration::from_secs(5),
+        )
     }
 
     /// End the caller's session.
@@ -878,11 +870,7 @@ impl App {
             .await
             .map_err(account_error)?;
         self.settle(&executed).await;
-        self.last_seen
-            .lock()
-            .expect("last-seen lock")
-            .at
-            .remove(&caller.session);
+        self.activity.forget(caller.session);
         Ok(true)
     }
 
@@ -1082,32 +1070,5 @@ mod tests {
         assert_eq!(closed.code, crate::error::UNAVAILABLE);
         let odd = store_error("test", store::StoreError::EmptyAppend);
         assert_eq!(odd.code, "INTERNAL");
-    }
-
-    fn session(n: u128) -> SessionId {
-        SessionId(Uuid::from_u128(n))
-    }
-
-    #[test]
-    fn abandoned_sessions_are_swept_from_the_last_seen_map_and_live_ones_kept() {
-        let idle = Duration::minutes(60);
-        let start = DateTime::parse_from_rfc3339("2026-11-01T08:00:00Z")
-            .expect("instant")
-            .with_timezone(&Utc);
-        let mut last_seen = LastSeen::default();
-        // Ten thousand sessions used once, one a minute, then abandoned.
-        for n in 0..10_000u128 {
-            last_seen.touch(session(n), start + Duration::minutes(n as i64), idle);
-        }
-        // Only those used within the last hour of that (plus the ones
-        // touched since the last sweep) can still be there.
-        assert!(
-            last_seen.at.len() < 2 * LastSeen::MIN_SWEEP + 61,
-            "{} entries left",
-            last_seen.at.len()
-        );
-        let last = start + Duration::minutes(9_999);
-        assert_eq!(last_seen.at.get(&session(9_999)), Some(&last));
-        assert!(!last_seen.at.contains_key(&session(0)));
     }
 }

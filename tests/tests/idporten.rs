@@ -1105,3 +1105,69 @@ async fn an_incomplete_configuration_refuses_to_start_and_none_runs_without_id_p
         assert!(body.contains("not configured"), "{body}");
     }
 }
+
+#[tokio::test]
+async fn a_login_started_on_one_node_is_called_back_on_another() {
+    // Two nodes of one PostgreSQL store and one secret, as behind a load
+    // balancer: the browser starts on the first and the provider's callback
+    // reaches the second.
+    let secret_dir = tempfile::tempdir().unwrap();
+    let secret = secret_dir.path().join("cluster.key");
+    let made = Command::new(common::program())
+        .args(["new-secret", "--out"])
+        .arg(&secret)
+        .output()
+        .expect("run new-secret");
+    assert!(made.status.success(), "{made:?}");
+    let database = common::postgres_database();
+    let secret = secret.to_str().unwrap().to_owned();
+    let shared = ["--store", &database, "--secret-file", &secret];
+    let setup = setup(&shared);
+    let redirect = setup.callback_prefix();
+    let mut flags: Vec<&str> = vec![
+        "--idporten-issuer",
+        &setup.provider.issuer,
+        "--idporten-redirect-uri",
+        &redirect,
+        "--idporten-post-logout-redirect-uri",
+        &setup.post_logout,
+        "--idporten-client-id",
+        CLIENT_ID,
+        "--idporten-client-secret",
+        CLIENT_SECRET,
+    ];
+    flags.extend(shared);
+    let other = Server::start(&flags);
+
+    let browser = Browser::as_persona(&setup.provider, "BankID");
+    let callback = setup.until_callback(&browser).await;
+    // One origin for the browser: the login cookie goes along.
+    let binding = browser
+        .cookie(&setup.server.url, "caseledger_idporten_login")
+        .expect("a login cookie");
+    browser.set_cookie(&other.url, "caseledger_idporten_login", &binding);
+    let on_other = callback.replacen(&setup.server.url, &other.url, 1);
+    assert_ne!(on_other, callback);
+    let walk = browser.walk(&on_other, landed_home(&other)).await;
+    assert!(
+        walk.stopped_at.is_some(),
+        "the callback on the other node failed: {walk:?}"
+    );
+    let token = browser
+        .cookie(&other.url, "caseledger_session")
+        .expect("a session cookie");
+    assert_eq!(me(&other, &token).await["loginMethod"], "IDPORTEN");
+
+    // Used once, on any node: the same callback on the first node is refused.
+    browser.set_cookie(&setup.server.url, "caseledger_idporten_login", &binding);
+    let replay = browser.walk(&callback, landed_home(&setup.server)).await;
+    assert!(
+        replay.stopped_at.is_none(),
+        "a replayed callback was accepted"
+    );
+    assert_eq!(
+        refusal_code(&replay).0,
+        StatusCode::BAD_REQUEST,
+        "{replay:?}"
+    );
+}

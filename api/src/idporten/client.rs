@@ -304,7 +304,12 @@ impl IdPorten {
 
     /// Start a login: the provider URL to send the browser to. `binding` is
     /// the browser's [`LOGIN_COOKIE`] value.
-    pub(super) fn begin(&self, binding: &str, lang: Lang) -> String {
+    pub(super) async fn begin(
+        &self,
+        store: &dyn store::EventStore,
+        binding: &str,
+        lang: Lang,
+    ) -> Result<String, store::StoreError> {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let client = self.client();
         let mut request = client
@@ -320,16 +325,19 @@ impl IdPorten {
             request = request.add_ui_locale(LanguageTag::new("nb".to_owned()));
         }
         let (url, state, nonce) = request.url();
-        self.pending.insert(
-            state.secret(),
-            PendingLogin {
-                verifier,
-                nonce,
-                binding: sha256(binding.as_bytes()),
-                started: Instant::now(),
-            },
-        );
-        url.to_string()
+        self.pending
+            .insert(
+                store,
+                state.secret(),
+                PendingLogin {
+                    verifier,
+                    nonce,
+                    binding: sha256(binding.as_bytes()),
+                    started_ms: Utc::now().timestamp_millis(),
+                },
+            )
+            .await?;
+        Ok(url.to_string())
     }
 
     /// A `private_key_jwt` client assertion for the token endpoint.

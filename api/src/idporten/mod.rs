@@ -4,9 +4,10 @@
 //!
 //! The login is the authorization-code flow with PKCE (S256), `state`,
 //! `nonce` and `acr_values=idporten-loa-high`. What the callback needs (the
-//! PKCE verifier and the nonce) stays in this process, in a map keyed by the
-//! SHA-256 of `state`, each entry living at most [`PENDING_TTL`] and used
-//! once; the map holds at most [`MAX_PENDING`] (the oldest gives way). The entry is also
+//! PKCE verifier and the nonce) is kept in the store beside the log, so the
+//! callback may reach any node: found by the SHA-256 of `state`, each entry
+//! living at most [`PENDING_TTL`] and used once; at most [`MAX_PENDING`] are
+//! kept (the oldest gives way). The entry is also
 //! bound to the browser that started the login by a random value in the
 //! HttpOnly cookie [`LOGIN_COOKIE`] (only its digest is kept), so a callback
 //! link cannot be completed in another browser.
@@ -228,58 +229,116 @@ mod tests {
         );
     }
 
+    use store::EventStore as _;
+
+    const NOW: i64 = 1_790_000_000_000;
+
     fn pending(binding: &str) -> PendingLogin {
-        pending_at(binding, Instant::now())
+        pending_at(binding, NOW)
     }
 
-    fn pending_at(binding: &str, started: Instant) -> PendingLogin {
+    fn pending_at(binding: &str, started_ms: i64) -> PendingLogin {
         PendingLogin {
             verifier: PkceCodeVerifier::new("v".repeat(43)),
             nonce: Nonce::new("n".to_owned()),
             binding: sha256(binding.as_bytes()),
-            started,
+            started_ms,
         }
     }
 
-    #[test]
-    fn a_pending_login_is_taken_once_and_only_by_its_browser() {
-        let logins = PendingLogins::new(PENDING_TTL, 10);
-        logins.insert("s1", pending("browser-a"));
+    fn store() -> store::memory::MemoryStore {
+        store::memory::MemoryStore::new()
+    }
+
+    #[tokio::test]
+    async fn a_pending_login_is_taken_once_and_only_by_its_browser_on_any_node() {
+        let store = store();
+        // Two nodes: each its own `PendingLogins`, one store.
+        let one = PendingLogins::new(PENDING_TTL, 10);
+        let two = PendingLogins::new(PENDING_TTL, 10);
+        let take = async |logins: &PendingLogins, state: &str, binding: Option<&str>| {
+            logins.take(&store, state, binding, NOW + 1).await.unwrap()
+        };
+        one.insert(&store, "s1", pending("browser-a"))
+            .await
+            .unwrap();
         assert!(
-            logins.take("s1", Some("browser-b")).is_none(),
+            take(&two, "s1", Some("browser-b")).await.is_none(),
             "another browser"
         );
         assert!(
-            logins.take("s1", Some("browser-a")).is_none(),
+            take(&one, "s1", Some("browser-a")).await.is_none(),
             "used up by the failed try"
         );
-        logins.insert("s2", pending("browser-a"));
-        assert!(logins.take("s2", None).is_none(), "no cookie");
-        logins.insert("s3", pending("browser-a"));
-        assert!(logins.take("unknown", Some("browser-a")).is_none());
-        assert!(logins.take("s3", Some("browser-a")).is_some());
-        assert!(logins.take("s3", Some("browser-a")).is_none(), "once");
+        one.insert(&store, "s2", pending("browser-a"))
+            .await
+            .unwrap();
+        assert!(take(&two, "s2", None).await.is_none(), "no cookie");
+        one.insert(&store, "s3", pending("browser-a"))
+            .await
+            .unwrap();
+        assert!(take(&two, "unknown", Some("browser-a")).await.is_none());
+        let taken = take(&two, "s3", Some("browser-a"))
+            .await
+            .expect("taken on node two");
+        assert_eq!(taken.verifier.secret(), &"v".repeat(43));
+        assert_eq!(taken.nonce.secret(), "n");
+        assert!(take(&one, "s3", Some("browser-a")).await.is_none(), "once");
     }
 
-    #[test]
-    fn an_expired_login_is_refused_and_a_full_map_makes_room_from_the_oldest() {
-        let expired = PendingLogins::new(Duration::ZERO, 10);
-        expired.insert("s", pending("b"));
-        assert!(expired.take("s", Some("b")).is_none());
+    #[tokio::test]
+    async fn an_expired_login_is_refused_and_full_slots_make_room_from_the_oldest() {
+        let store = store();
+        let logins = PendingLogins::new(PENDING_TTL, 10);
+        logins
+            .insert(
+                &store,
+                "s",
+                pending_at("b", NOW - PENDING_TTL.as_millis() as i64),
+            )
+            .await
+            .unwrap();
+        assert!(
+            logins
+                .take(&store, "s", Some("b"), NOW)
+                .await
+                .unwrap()
+                .is_none()
+        );
 
         let logins = PendingLogins::new(PENDING_TTL, 3);
-        let start = Instant::now();
         for (n, state) in ["s1", "s2", "s3", "s4", "s5"].into_iter().enumerate() {
-            let started = start + Duration::from_millis(n as u64);
-            logins.insert(state, pending_at("b", started));
+            logins
+                .insert(&store, state, pending_at("b", NOW + n as i64))
+                .await
+                .unwrap();
         }
-        assert_eq!(logins.len(), 3);
+        for slot in 0..3 {
+            assert!(
+                store
+                    .read_value(&format!("idporten.pending.{slot}"))
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
+        }
         assert!(
-            logins.take("s1", Some("b")).is_none(),
-            "the oldest gave way"
+            store
+                .read_value("idporten.pending.3")
+                .await
+                .unwrap()
+                .is_none(),
+            "bounded"
         );
-        assert!(logins.take("s2", Some("b")).is_none());
-        assert!(logins.take("s5", Some("b")).is_some(), "the newest is kept");
+        let take = async |state: &str| {
+            logins
+                .take(&store, state, Some("b"), NOW + 10)
+                .await
+                .unwrap()
+        };
+        assert!(take("s1").await.is_none(), "the oldest gave way");
+        assert!(take("s2").await.is_none());
+        assert!(take("s5").await.is_some(), "the newest is kept");
     }
 
     #[test]

@@ -94,7 +94,7 @@ pub(super) async fn login(
     let Some(idporten) = state.idporten else {
         return not_configured(answer);
     };
-    // Every start keeps a pending login in memory: one address may not
+    // Every start keeps a pending login in the store: one address may not
     // start more than the login limit allows.
     if let Some(limits) = &state.limits
         && let Err(wait) = limits.check("password", peer.ip())
@@ -114,7 +114,17 @@ pub(super) async fn login(
     let binding = existing_binding(&headers)
         .map(str::to_owned)
         .unwrap_or_else(|| hex::encode(rand::random::<[u8; 32]>()));
-    let mut response = redirect(&idporten.begin(&binding, answer.lang));
+    let url = match idporten
+        .begin(state.app.store.as_ref(), &binding, answer.lang)
+        .await
+    {
+        Ok(url) => url,
+        Err(error) => {
+            let error = crate::services::store_error("starting an ID-porten login", error);
+            return refusal_page(answer, status_of(&error), &error, "/");
+        }
+    };
+    let mut response = redirect(&url);
     set_cookie(&mut response, &login_cookie(&binding));
     response
 }
@@ -189,7 +199,14 @@ pub(super) async fn complete(
     let state = params.state.as_deref().unwrap_or("");
     let login = idporten
         .pending
-        .take(state, crate::cookies::cookie(headers, LOGIN_COOKIE))
+        .take(
+            app.store.as_ref(),
+            state,
+            crate::cookies::cookie(headers, LOGIN_COOKIE),
+            Utc::now().timestamp_millis(),
+        )
+        .await
+        .map_err(|error| crate::services::store_error("finishing an ID-porten login", error))?
         .ok_or_else(|| Refusal::State.error())?;
     match params.iss.as_deref() {
         Some(iss) if iss != idporten.issuer => return Err(Refusal::Issuer.error()),
@@ -224,7 +241,7 @@ pub(super) async fn complete(
             &verified.name,
         )
         .await?;
-    if let Some(caller) = app.authenticate(&session.token) {
+    if let Some(caller) = app.authenticate(&session.token).await {
         idporten.remember_session(caller, id_token, verified.sid, session.expires_at);
     }
     Ok(session)
@@ -253,7 +270,10 @@ pub(super) async fn logout(State(state): State<IdPortenState>, headers: HeaderMa
     let Some(idporten) = state.idporten else {
         return not_configured(answer);
     };
-    let caller = logout_token(&headers).and_then(|token| state.app.authenticate(&token));
+    let caller = match logout_token(&headers) {
+        Some(token) => state.app.authenticate(&token).await,
+        None => None,
+    };
     let mut id_token = None;
     if let Some(caller) = &caller {
         if caller.method == LoginMethod::IdPorten {
