@@ -158,24 +158,15 @@ impl App {
         id: &str,
         input: NewAppointment,
     ) -> Result<ApplicationView, ApiError> {
-        let id = self
-            .owned_or_legacy(caller, id, Some(DigitalAction::Book))
-            .await?;
-        let appointment = Appointment::new(
-            input.meeting_point,
-            &input.location,
-            input.starts_at,
-            input.purpose,
-        )
-        .map_err(application_error)?;
-        let at = self.now();
-        let command = application::Command::BookAppointment {
-            actor: caller.identity(),
-            appointment,
-            at,
-            latest_start: self.latest_appointment_start(at),
-        };
-        self.application_command(caller, id, &command).await
+        self.appointment_command(caller, id, input, |actor, appointment, at, latest_start| {
+            application::Command::BookAppointment {
+                actor,
+                appointment,
+                at,
+                latest_start,
+            }
+        })
+        .await
     }
 
     pub async fn reschedule_appointment(
@@ -183,6 +174,31 @@ impl App {
         caller: &Caller,
         id: &str,
         input: NewAppointment,
+    ) -> Result<ApplicationView, ApiError> {
+        self.appointment_command(caller, id, input, |actor, appointment, at, latest_start| {
+            application::Command::RescheduleAppointment {
+                actor,
+                appointment,
+                at,
+                latest_start,
+            }
+        })
+        .await
+    }
+
+    /// Book or move an appointment: the id resolved for the caller, the
+    /// appointment parsed, the booking horizon applied.
+    async fn appointment_command(
+        &self,
+        caller: &Caller,
+        id: &str,
+        input: NewAppointment,
+        command: impl FnOnce(
+            domain::LoginIdentity,
+            Appointment,
+            DateTime<Utc>,
+            DateTime<Utc>,
+        ) -> application::Command,
     ) -> Result<ApplicationView, ApiError> {
         let id = self
             .owned_or_legacy(caller, id, Some(DigitalAction::Book))
@@ -195,12 +211,12 @@ impl App {
         )
         .map_err(application_error)?;
         let at = self.now();
-        let command = application::Command::RescheduleAppointment {
-            actor: caller.identity(),
+        let command = command(
+            caller.identity(),
             appointment,
             at,
-            latest_start: self.latest_appointment_start(at),
-        };
+            self.latest_appointment_start(at),
+        );
         self.application_command(caller, id, &command).await
     }
 

@@ -5,10 +5,10 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Server, error_code, program};
+use common::{Server, error_code};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "Sommer2026abc";
@@ -89,31 +89,12 @@ async fn the_purge_runs_on_the_postgres_store() {
     server.register("gone@example.no", PASSWORD, "Back").await;
 }
 
-/// Run `serve` with `args` to its end (it must not start); its stderr.
+/// `serve` on a fresh data dir with `args` must refuse to start; its stderr.
 fn refused_serve(args: &[&str]) -> String {
     let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(program())
-        .arg("serve")
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data.path())
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn serve");
-    let began = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(!status.success());
-            let output = child.wait_with_output().unwrap();
-            return String::from_utf8_lossy(&output.stderr).into_owned();
-        }
-        if began.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!("serve started although it should have refused");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut all = vec!["--data-dir", data.path().to_str().unwrap()];
+    all.extend_from_slice(args);
+    common::refused_serve(&all)
 }
 
 #[tokio::test]

@@ -4,10 +4,10 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Server, program};
+use common::{Server, program, refused_serve};
 use serde_json::json;
 
 const PASSWORD: &str = "Sommer2026abc";
@@ -40,31 +40,6 @@ fn new_secret_writes_an_owner_only_file_and_never_overwrites_one() {
         "{second:?}"
     );
     assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "unchanged");
-}
-
-/// Run `serve` to its end (it must not start) and return its stderr.
-fn refused_serve(args: &[&str]) -> String {
-    let mut child = Command::new(program())
-        .arg("serve")
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn serve");
-    let began = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(!status.success());
-            let output = child.wait_with_output().unwrap();
-            return String::from_utf8_lossy(&output.stderr).into_owned();
-        }
-        if began.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            panic!("serve started although it should have refused");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[tokio::test]

@@ -69,6 +69,32 @@ pub fn postgres_database() -> String {
     format!("{}/{name}{query}", &base[..path])
 }
 
+/// Run `serve` with `args` (on port 0) to its end: it must refuse to
+/// start, within 30 s. Its stderr.
+pub fn refused_serve(args: &[&str]) -> String {
+    let mut child = Command::new(program())
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let began = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for serve") {
+            assert!(!status.success(), "serve exited successfully");
+            let output = child.wait_with_output().expect("serve's output");
+            return String::from_utf8_lossy(&output.stderr).into_owned();
+        }
+        if began.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("serve started although it should have refused");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Path of the program under test.
 pub fn program() -> &'static str {
     env!("CARGO_BIN_EXE_caseledger-under-test")
