@@ -6,44 +6,9 @@ mod common;
 
 use common::{SECRET, append_story, stdout_ok, story_data_dir, story_len};
 
-/// A fresh database on the test server; its URL.
-fn fresh_database() -> String {
-    let server = std::env::var("CASELEDGER_TEST_POSTGRES").unwrap_or_else(|_| {
-        panic!(
-            "CASELEDGER_TEST_POSTGRES is not set: start a throwaway PostgreSQL server as README.md (\"PostgreSQL tests\") shows, e.g. dir=$(mktemp -d); export CASELEDGER_TEST_POSTGRES=$(.ci/postgres start \"$dir\")"
-        )
-    });
-    let name = format!("caseledger_replay_{}", uuid::Uuid::new_v4().simple());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
-            .await
-            .expect("connect to the test PostgreSQL server");
-        let driver = tokio::spawn(connection);
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        drop(client);
-        let _ = driver.await;
-    });
-    let (base, query) = match server.split_once('?') {
-        Some((base, query)) => (base.to_owned(), format!("?{query}")),
-        None => (server.clone(), String::new()),
-    };
-    let authority = base.find("://").map_or(0, |i| i + 3);
-    let path = base[authority..]
-        .find('/')
-        .map_or(base.len(), |i| authority + i);
-    format!("{}/{name}{query}", &base[..path])
-}
-
 #[test]
 fn verify_history_and_export_read_a_postgres_store() {
-    let url = fresh_database();
+    let url = test_support::postgres::fresh_database("caseledger_replay");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

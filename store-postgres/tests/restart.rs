@@ -7,8 +7,6 @@
 mod support;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,77 +15,7 @@ use store::{EventStore, ExpectedRevision, StoreError, SubscriptionItem};
 use store_postgres::{PostgresOptions, PostgresStore};
 use test_support::conformance::{HANG_GUARD, event, events, read_all_from};
 
-/// `.ci/postgres`, which starts and stops throwaway servers.
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/postgres")
-}
-
-fn run(command: &mut Command) -> String {
-    let output = command.output().expect("run a PostgreSQL tool");
-    assert!(
-        output.status.success(),
-        "{command:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
-/// A server of this test's own, stopped and removed with the guard.
-struct OwnServer {
-    dir: tempfile::TempDir,
-    url: String,
-    bin: PathBuf,
-}
-
-impl OwnServer {
-    fn start() -> OwnServer {
-        // The shared server's variable says the tests have PostgreSQL.
-        support::server_url();
-        let bin = match std::env::var("CASELEDGER_TEST_POSTGRES_BIN") {
-            Ok(bin) if !bin.is_empty() => PathBuf::from(bin),
-            _ => PathBuf::from(run(Command::new("bash").arg(script()).arg("bin"))),
-        };
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = run(Command::new("bash")
-            .arg(script())
-            .arg("start")
-            .arg(dir.path()));
-        OwnServer { dir, url, bin }
-    }
-
-    fn restart(&self) {
-        let pg_ctl = self.bin.join("pg_ctl");
-        let data = self.dir.path().join("data");
-        let mut command = if is_root() {
-            let mut command = Command::new("runuser");
-            command.args(["-u", "postgres", "--"]).arg(pg_ctl);
-            command
-        } else {
-            Command::new(pg_ctl)
-        };
-        run(command
-            .arg("restart")
-            .arg("-D")
-            .arg(data)
-            .arg("-l")
-            .arg(self.dir.path().join("server.log"))
-            .args(["-m", "fast", "-w", "-t", "60"]));
-    }
-}
-
-fn is_root() -> bool {
-    run(Command::new("id").arg("-u")) == "0"
-}
-
-impl Drop for OwnServer {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(script())
-            .arg("stop")
-            .arg(self.dir.path())
-            .output();
-    }
-}
+use test_support::postgres::OwnServer;
 
 async fn started_at(store: &PostgresStore, url: &str) -> String {
     let _ = store;

@@ -1,10 +1,12 @@
 //! What tests and benchmarks share, never linked into a program: the
 //! conformance kit every event store adapter runs (`conformance`), the
-//! driver of the kill -9 crash test (`crash`), and a seeded generator of
-//! realistic event sequences (`workload`).
+//! driver of the kill -9 crash test (`crash`), PostgreSQL for tests
+//! (`postgres`), and a seeded generator of realistic event sequences
+//! (`workload`).
 
 pub mod conformance;
 pub mod crash;
+pub mod postgres;
 pub mod workload;
 
 #[doc(hidden)]

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Server, error_code};
@@ -116,91 +115,9 @@ fn an_unreachable_server_is_named_and_the_node_does_not_start() {
     assert!(!message.contains("topsecret"), "{message}");
 }
 
-/// A PostgreSQL server of this test's own (it is stopped mid-test).
-struct OwnServer {
-    dir: tempfile::TempDir,
-    url: String,
-}
-
-fn ci_script() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/postgres")
-}
-
-fn sh(command: &mut Command) -> String {
-    let output = command.output().expect("run a PostgreSQL tool");
-    assert!(
-        output.status.success(),
-        "{command:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
-impl OwnServer {
-    fn start() -> OwnServer {
-        // The shared server's variable says this machine has PostgreSQL.
-        common::postgres_database();
-        let dir = tempfile::tempdir().unwrap();
-        let url = sh(Command::new("bash")
-            .arg(ci_script())
-            .arg("start")
-            .arg(dir.path()));
-        OwnServer { dir, url }
-    }
-
-    fn pg_ctl(&self, args: &[&str]) {
-        let bin = std::path::PathBuf::from(sh(Command::new("bash").arg(ci_script()).arg("bin")));
-        let mut command = if sh(Command::new("id").arg("-u")) == "0" {
-            let mut command = Command::new("runuser");
-            command
-                .args(["-u", "postgres", "--"])
-                .arg(bin.join("pg_ctl"));
-            command
-        } else {
-            Command::new(bin.join("pg_ctl"))
-        };
-        sh(command
-            .arg("-D")
-            .arg(self.dir.path().join("data"))
-            .arg("-l")
-            .arg(self.dir.path().join("server.log"))
-            .args(args));
-    }
-
-    fn stop(&self) {
-        self.pg_ctl(&["stop", "-m", "fast", "-w"]);
-    }
-
-    fn start_again(&self) {
-        let port = self
-            .url
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .split('/')
-            .next()
-            .unwrap();
-        let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1",
-            self.dir.path().display()
-        );
-        self.pg_ctl(&["start", "-w", "-t", "60", "-o", &options]);
-    }
-}
-
-impl Drop for OwnServer {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(ci_script())
-            .arg("stop")
-            .arg(self.dir.path())
-            .output();
-    }
-}
-
 #[tokio::test]
 async fn an_outage_of_postgres_is_answered_503_and_the_server_recovers() {
-    let postgres = OwnServer::start();
+    let postgres = test_support::postgres::OwnServer::start();
     let server = Server::start(&["--store", &postgres.url]);
     let token = server.register("tone@example.no", PASSWORD, "Tone").await;
 

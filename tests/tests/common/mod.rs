@@ -23,50 +23,9 @@ fn store_args(extra: &[&str]) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// What a run without a PostgreSQL server is told.
-pub const POSTGRES_HOW_TO: &str = "CASELEDGER_TEST_POSTGRES is not set: these tests need a \
-PostgreSQL server where they may create databases. Start a throwaway one (README.md, \
-\"PostgreSQL tests\"): dir=$(mktemp -d); export CASELEDGER_TEST_POSTGRES=$(.ci/postgres start \"$dir\"); \
-and afterwards .ci/postgres stop \"$dir\". (.ci/run does exactly this.)";
-
-/// A fresh database on the test server; its URL.
+/// A fresh database on the test PostgreSQL server; its URL.
 pub fn postgres_database() -> String {
-    let server = match std::env::var("CASELEDGER_TEST_POSTGRES") {
-        Ok(url) if !url.trim().is_empty() => url,
-        _ => panic!("{POSTGRES_HOW_TO}"),
-    };
-    let name = format!("caseledger_http_{}", uuid::Uuid::new_v4().simple());
-    let admin = server.clone();
-    let create = format!("CREATE DATABASE {name}");
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-            .block_on(async move {
-                let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-                    .await
-                    .expect("connect to the test PostgreSQL server");
-                let driver = tokio::spawn(connection);
-                client
-                    .batch_execute(&create)
-                    .await
-                    .expect("create a database");
-                drop(client);
-                let _ = driver.await;
-            })
-    })
-    .join()
-    .expect("database creation");
-    let (base, query) = match server.split_once('?') {
-        Some((base, query)) => (base.to_owned(), format!("?{query}")),
-        None => (server.clone(), String::new()),
-    };
-    let authority = base.find("://").map_or(0, |i| i + 3);
-    let path = base[authority..]
-        .find('/')
-        .map_or(base.len(), |i| authority + i);
-    format!("{}/{name}{query}", &base[..path])
+    test_support::postgres::fresh_database("caseledger_http")
 }
 
 /// Run `serve` with `args` (on port 0) to its end: it must refuse to
