@@ -971,7 +971,17 @@ async fn health_readiness_metrics_graphiql_and_body_limit() {
     let metrics = server.metrics().await;
     assert!(metrics.contains("caseledger_projection_position"));
     let graphiql = get("/graphql").await.unwrap().text().await.unwrap();
-    assert!(graphiql.to_lowercase().contains("graphiql"));
+    assert!(graphiql.contains("GraphQL console"), "{graphiql}");
+    assert!(
+        !graphiql.contains("https://") && !graphiql.contains("http://"),
+        "the console loads nothing from other hosts"
+    );
+    let script = get("/graphql/console.js").await.unwrap();
+    assert_eq!(
+        script.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    assert!(script.text().await.unwrap().contains("fetch(\"/graphql\""));
     let huge = "x".repeat(200_000);
     // Its own connection: the server closes a connection whose body it
     // refused unread, and a pooled connection may not see that in time.
