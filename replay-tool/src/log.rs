@@ -234,10 +234,18 @@ impl PortLog {
         mut visit: impl FnMut(&EventRef<'_>) -> Result<(), E>,
     ) -> Result<usize, E> {
         let page: Vec<RecordedEvent> = self.runtime.block_on(self.store.read_all(after, limit))?;
+        // Read after the events: it holds at least their positions.
+        let links = self
+            .runtime
+            .block_on(self.store.read_chain(after, page.len()))?;
         let mut visited = 0;
-        for event in page.iter().take_while(|e| e.position <= until) {
+        for (index, event) in page.iter().take_while(|e| e.position <= until).enumerate() {
             let number = self.number(&event.stream);
             let metadata = store::encode_metadata(&event.metadata);
+            let chain = links
+                .get(index)
+                .filter(|link| link.position == event.position)
+                .map_or(&[][..], |link| &link.link[..]);
             visit(&EventRef {
                 position: event.position,
                 stream: &event.stream,
@@ -249,6 +257,7 @@ impl PortLog {
                 recorded_at_micros: event.recorded_at.timestamp_micros(),
                 metadata_bytes: &metadata,
                 payload: &event.payload,
+                chain,
             })?;
             visited += 1;
         }
@@ -262,6 +271,31 @@ impl Log {
         match self {
             Log::File(reader) => reader.head(),
             Log::Port(log) => log.runtime.block_on(log.store.head_position()),
+        }
+    }
+
+    /// Whether the log holds the hash chain (a file of schema version 2 or
+    /// older does not, until the server opens it).
+    pub fn has_chain(&self) -> bool {
+        match self {
+            Log::File(reader) => reader.has_chain(),
+            Log::Port(_) => true,
+        }
+    }
+
+    /// The position and stored link of the last event; `None` when the log
+    /// is empty (or has no chain).
+    pub fn chain_head(&mut self) -> Result<Option<store::chain::ChainLink>, StoreError> {
+        match self {
+            Log::File(reader) => reader.chain_head(),
+            Log::Port(log) => {
+                let head = log.runtime.block_on(log.store.head_position())?;
+                if head == 0 {
+                    return Ok(None);
+                }
+                let links = log.runtime.block_on(log.store.read_chain(head - 1, 1))?;
+                Ok(links.into_iter().next())
+            }
         }
     }
 

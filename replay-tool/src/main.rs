@@ -3,6 +3,7 @@
 
 mod as_of;
 mod export;
+mod head;
 mod history;
 mod log;
 mod rebuild;
@@ -32,6 +33,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
     after_help = "\
 Examples:
   replay-tool --data-dir /var/lib/caseledger verify
+  replay-tool head --out head.txt; replay-tool verify --expect-head head.txt
   replay-tool history --account 0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b
   replay-tool history --email kari@example.no --show-personal-data
   replay-tool as-of 2026-03-05T12:00:00Z --identity account:0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b
@@ -67,16 +69,35 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Check that every event decodes (through the upcasters), that stream
-    /// revisions are contiguous from 0 and that global positions strictly
-    /// increase; print a report. Exit 1 naming the first bad event.
+    /// revisions are contiguous from 0, that global positions strictly
+    /// increase and that the hash chain holds; print a report. Exit 1
+    /// naming the first bad event.
     #[command(after_help = "\
 Examples:
   replay-tool --data-dir ./data verify
   CASELEDGER_DATA_DIR=./data replay-tool verify && echo intact
+  replay-tool verify --expect-head /safe/place/head-2026-03-05.txt
 
 The report lists events, streams, every (type, schema version) with its count
-and the time taken. The log is read up to its head when verify starts.")]
-    Verify,
+and the time taken. The log is read up to its head when verify starts.
+
+Every event's stored link is recomputed from the link before it, its place
+(position, stream, revision) and every stored byte (id, type, schema version,
+recorded_at, metadata, payload): a changed byte anywhere in an event, or an
+event removed, inserted or moved, is named by its position. A cut tail leaves
+a shorter chain that still holds: only a head saved earlier with `head --out`
+and given as --expect-head finds it. Keep head files away from the store.")]
+    Verify(VerifyArgs),
+    /// Write the position and hash-chain link of the log's last event (its
+    /// head) for a later `verify --expect-head`.
+    #[command(after_help = "\
+Examples:
+  replay-tool head --out /safe/place/head-2026-03-05.txt
+  replay-tool --store postgres://auditor@db/caseledger head --out head.txt
+
+Run verify first: a head anchors the log as it is now. Keep the file where
+whoever can write the store cannot.")]
+    Head(HeadArgs),
     /// Print the timeline of an account, an application or an email: when,
     /// what, by whom (actor, correlation), with the event's fields.
     #[command(after_help = "\
@@ -126,6 +147,21 @@ Personal data in `data` is \"[masked]\" unless --show-personal-data is given;
 credential verifiers are always \"[redacted]\". An event that does not decode
 stops the export with its position (run verify).")]
     Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+struct VerifyArgs {
+    /// A head file written earlier by `head --out`: also fail when the log
+    /// no longer holds that position with that link (a cut tail).
+    #[arg(long)]
+    expect_head: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct HeadArgs {
+    /// Write the head here (it is printed either way).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -211,7 +247,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         secret_file: cli.secret_file,
     };
     match cli.command {
-        Command::Verify => verify::run(&data_dir),
+        Command::Verify(args) => verify::run(&data_dir, args.expect_head.as_deref()),
+        Command::Head(args) => head::run(&data_dir, args.out.as_deref()),
         Command::Rebuild => rebuild::run(&data_dir),
         Command::History(args) => {
             let subject = if let Some(raw) = &args.account {

@@ -1,12 +1,16 @@
 //! `replay-tool verify`: every event decodes through the upcasters (payload,
-//! metadata, id, instant), stream revisions are contiguous from 0 and global
-//! positions strictly increase. Prints a report; names the first bad event.
+//! metadata, id, instant), stream revisions are contiguous from 0, global
+//! positions strictly increase, and every event's stored hash-chain link is
+//! the one its bytes and its place in the log give; with a saved head, the
+//! log still holds it. Prints a report; names the first bad event.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use store::chain::{ChainLink, Link};
 use store::sqlite::EventRef;
 
 use crate::log;
@@ -42,9 +46,28 @@ pub struct Verifier {
     recent: Vec<(String, u16, u64)>,
     problems: u64,
     first_problem: Option<Problem>,
+    /// The chain's link before the next event and that event's expected
+    /// position; `None` when the log has no chain.
+    chain: Option<(Link, u64)>,
+    /// The saved head the log must still hold, and the link found there.
+    expect_head: Option<(ChainLink, Option<Link>)>,
+    /// Why the saved head is not in the log, once known.
+    head_problem: Option<String>,
 }
 
 impl Verifier {
+    /// Also check the hash chain from its first link.
+    pub fn with_chain(mut self) -> Verifier {
+        self.chain = Some((store::chain::genesis(), 1));
+        self
+    }
+
+    /// Also check that the log still holds `head` (saved by `head`).
+    pub fn expecting_head(mut self, head: ChainLink) -> Verifier {
+        self.expect_head = Some((head, None));
+        self
+    }
+
     /// Check one event (events arrive in position order).
     pub fn check(&mut self, event: &EventRef<'_>) {
         self.events += 1;
@@ -74,6 +97,77 @@ impl Verifier {
         {
             self.problem(event, format!("payload does not decode: {error}"));
         }
+        // Last: a more specific problem of the same event is named first.
+        self.check_chain(event);
+    }
+
+    /// The stored link must be the hash of the link before it and of this
+    /// event's place and bytes. The next event is checked against the
+    /// stored link, so one changed event is named alone.
+    fn check_chain(&mut self, event: &EventRef<'_>) {
+        let Some((previous, expected_position)) = self.chain else {
+            return;
+        };
+        let computed = store::chain::link(&previous, &event.chained());
+        let stored = store::chain::stored_link(event.chain);
+        if stored != Some(computed) {
+            let what = if event.position > expected_position {
+                format!(
+                    "the hash chain breaks: positions {expected_position} to {} are missing (events removed)",
+                    event.position - 1
+                )
+            } else if stored.is_none() {
+                "the hash chain breaks: the event has no valid stored link".to_owned()
+            } else {
+                "the hash chain breaks: the stored link does not match the event's bytes and place \
+                 (this event was changed, moved or inserted, or the one before it removed)"
+                    .to_owned()
+            };
+            self.problem(event, what);
+        }
+        let link = stored.unwrap_or(computed);
+        self.chain = Some((link, event.position.saturating_add(1)));
+        if let Some((head, found)) = &mut self.expect_head
+            && head.position == event.position
+        {
+            *found = Some(link);
+        }
+    }
+
+    /// After the scan: whether the saved head is in the log with its link.
+    pub fn finish(&mut self) {
+        let Some((head, found)) = &self.expect_head else {
+            return;
+        };
+        let hex = hex::encode(head.link);
+        self.head_problem = if self.chain.is_none() {
+            Some("the log has no hash chain to check the saved head against".to_owned())
+        } else if head.position == 0 {
+            (head.link != store::chain::genesis())
+                .then(|| "the saved head at position 0 has a link no log starts with".to_owned())
+        } else {
+            match found {
+                Some(link) if *link == head.link => None,
+                Some(link) => Some(format!(
+                    "the event at position {} has link {} instead of the saved {hex}: the log was rewritten up to there",
+                    head.position,
+                    hex::encode(link)
+                )),
+                None if head.position > self.last_position => Some(format!(
+                    "the log ends at position {}, before the saved head at position {}: events were cut from its tail",
+                    self.last_position, head.position
+                )),
+                None => Some(format!(
+                    "the log no longer holds position {} of the saved head: events were removed",
+                    head.position
+                )),
+            }
+        };
+    }
+
+    /// Why the saved head is not in the log, if it is not.
+    pub fn head_problem(&self) -> Option<&str> {
+        self.head_problem.as_deref()
     }
 
     fn check_revision(&mut self, event: &EventRef<'_>) {
@@ -181,11 +275,40 @@ impl Verifier {
         for (name, version, count) in types {
             let _ = writeln!(out, "  {name} v{version}: {count}");
         }
+        let _ = writeln!(
+            out,
+            "chain: {}",
+            if self.chain.is_some() {
+                "checked (SHA-256 over every event's bytes and place)"
+            } else {
+                "absent (a store of an older schema; the server adds it when it next opens the store)"
+            }
+        );
+        if let Some((head, _)) = &self.expect_head {
+            let _ = writeln!(
+                out,
+                "expected head: position {}, link {}: {}",
+                head.position,
+                hex::encode(head.link),
+                match &self.head_problem {
+                    None => "held by the log".to_owned(),
+                    Some(why) => format!("NOT held: {why}"),
+                }
+            );
+        }
         match &self.first_problem {
+            None if self.head_problem.is_some() => {
+                let _ = writeln!(out, "result: FAILED, the saved head is not in the log");
+            }
             None => {
                 let _ = writeln!(
                     out,
-                    "result: OK (every event decodes, stream revisions are contiguous from 0, positions strictly increase)"
+                    "result: OK (every event decodes, stream revisions are contiguous from 0, positions strictly increase{})",
+                    if self.chain.is_some() {
+                        ", the hash chain holds"
+                    } else {
+                        ""
+                    }
                 );
             }
             Some(first) => {
@@ -208,21 +331,30 @@ fn describe(problem: &Problem) -> String {
     )
 }
 
-/// Run `verify` over the data dir's log up to its head when it starts.
-pub fn run(source: &log::Source) -> anyhow::Result<ExitCode> {
+/// Run `verify` over the data dir's log up to its head when it starts;
+/// with `expect_head`, also check that the log holds that saved head.
+pub fn run(source: &log::Source, expect_head: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let expect_head = expect_head.map(crate::head::read).transpose()?;
     let mut reader = log::open(source)?;
     let head = reader.head()?;
     let started = Instant::now();
     let bar = log::progress(head, "verify");
     let mut verifier = Verifier::default();
-    // Names are looked up only for the report: loading every stream's name
-    // would cost more than the checks.
-    reader.skip_stream_names(true);
+    if reader.has_chain() {
+        verifier = verifier.with_chain();
+    }
+    if let Some(saved) = expect_head {
+        verifier = verifier.expecting_head(saved);
+    }
+    // Without a chain to check, names are looked up only for the report:
+    // loading every stream's name would cost more than the other checks.
+    reader.skip_stream_names(!reader.has_chain());
     log::scan_all(&mut reader, 0, head, &bar, |event| {
         verifier.check(event);
         Ok(())
     })?;
     bar.finish_and_clear();
+    verifier.finish();
     if let Some(first) = verifier.first_problem.as_mut() {
         first.stream = reader
             .stream_name(first.stream_number)
@@ -234,10 +366,14 @@ pub fn run(source: &log::Source) -> anyhow::Result<ExitCode> {
         "time: {seconds:.3} s ({:.0} events/s)",
         verifier.events() as f64 / seconds.max(1e-9)
     );
-    match verifier.first_problem() {
-        None => Ok(ExitCode::SUCCESS),
-        Some(first) => {
+    match (verifier.first_problem(), verifier.head_problem()) {
+        (None, None) => Ok(ExitCode::SUCCESS),
+        (Some(first), _) => {
             eprintln!("replay-tool: verify failed at {}", describe(first));
+            Ok(ExitCode::from(1))
+        }
+        (None, Some(why)) => {
+            eprintln!("replay-tool: verify failed: the saved head is not in the log: {why}");
             Ok(ExitCode::from(1))
         }
     }

@@ -72,7 +72,7 @@ fn verify_names_an_event_whose_payload_byte_was_altered() {
         report.contains(&format!("first bad event: {named}")),
         "{report}"
     );
-    assert!(report.contains("FAILED, 1 problem(s)"), "{report}");
+    assert!(report.contains("FAILED, 2 problem(s)"), "{report}");
     assert!(stderr.contains(&named), "{stderr}");
 }
 
@@ -109,7 +109,7 @@ fn verify_names_an_event_whose_metadata_was_cut_short() {
     let output = replay(dir.path(), &["verify"]);
     assert_eq!(output.status.code(), Some(1));
     let report = String::from_utf8(output.stdout).unwrap();
-    assert!(report.contains("FAILED, 1 problem(s)"), "{report}");
+    assert!(report.contains("FAILED, 2 problem(s)"), "{report}");
     assert!(
         report.contains("first bad event: position 9,")
             && report.contains("corrupt metadata at position 9"),

@@ -71,3 +71,122 @@ fn verify_history_and_export_read_a_postgres_store() {
     assert!(!types(&history).is_empty(), "{history}");
     assert_eq!(types(&history), types(&history_file));
 }
+
+/// A fresh database holding the story; its URL.
+fn story_database() -> String {
+    let url = fresh_database();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = store_postgres::PostgresStore::connect(&url, Default::default())
+            .await
+            .unwrap();
+        append_story(&store).await;
+    });
+    url
+}
+
+/// Run `sql` on the database at `url`.
+fn tamper(url: &str, sql: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let driver = tokio::spawn(connection);
+        client.batch_execute(sql).await.unwrap();
+        drop(client);
+        let _ = driver.await;
+    });
+}
+
+#[test]
+fn every_kind_of_tampering_with_a_postgres_log_is_named() {
+    let node = tempfile::tempdir().unwrap();
+    let cases: [(&str, u64); 8] = [
+        (
+            "UPDATE caseledger_events SET payload = set_byte(payload, 0, get_byte(payload, 0) # 1) WHERE position = 3",
+            3,
+        ),
+        (
+            "UPDATE caseledger_events SET metadata = set_byte(metadata, length(metadata) - 1, \
+             get_byte(metadata, length(metadata) - 1) # 1) WHERE position = 7",
+            7,
+        ),
+        (
+            "UPDATE caseledger_events SET type_name = type_name || 'x' WHERE position = 9",
+            9,
+        ),
+        (
+            "UPDATE caseledger_streams SET name = name || 'x' WHERE stream_id = \
+             (SELECT stream_id FROM caseledger_events WHERE position = 1)",
+            1,
+        ),
+        (
+            "UPDATE caseledger_events SET revision = revision + 100 WHERE position = 11",
+            11,
+        ),
+        ("DELETE FROM caseledger_events WHERE position = 5", 6),
+        (
+            "UPDATE caseledger_events SET position = -1 WHERE position = 4;
+             UPDATE caseledger_events SET position = 4 WHERE position = 8;
+             UPDATE caseledger_events SET position = 8 WHERE position = -1;",
+            4,
+        ),
+        (
+            "UPDATE caseledger_events SET position = position + 1000 WHERE position > 5;
+             UPDATE caseledger_events SET position = position - 999 WHERE position > 1000;
+             INSERT INTO caseledger_events SELECT 6, stream_id, revision + 50, gen_random_uuid(),
+                 type_name, schema_version, recorded_at, metadata, payload, chain
+                 FROM caseledger_events WHERE position = 5;",
+            6,
+        ),
+    ];
+    for (sql, position) in cases {
+        let url = story_database();
+        stdout_ok(node.path(), &["--store", &url, "verify"]);
+        tamper(&url, sql);
+        let output = common::replay(node.path(), &["--store", &url, "verify"]);
+        let report = String::from_utf8(output.stdout).unwrap();
+        assert_eq!(output.status.code(), Some(1), "{sql}\n{report}");
+        assert!(
+            report.contains(&format!("first bad event: position {position},")),
+            "{sql}\n{report}"
+        );
+    }
+}
+
+#[test]
+fn a_cut_tail_of_a_postgres_log_is_found_against_a_saved_head() {
+    let node = tempfile::tempdir().unwrap();
+    let url = story_database();
+    let saved = node.path().join("head.txt");
+    let saved = saved.to_str().unwrap();
+    stdout_ok(node.path(), &["--store", &url, "head", "--out", saved]);
+    let held = stdout_ok(
+        node.path(),
+        &["--store", &url, "verify", "--expect-head", saved],
+    );
+    assert!(held.contains(": held by the log"), "{held}");
+    tamper(
+        &url,
+        &format!(
+            "DELETE FROM caseledger_events WHERE position > {}",
+            story_len() - 1
+        ),
+    );
+    stdout_ok(node.path(), &["--store", &url, "verify"]);
+    let output = common::replay(
+        node.path(),
+        &["--store", &url, "verify", "--expect-head", saved],
+    );
+    let report = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    assert!(report.contains("events were cut from its tail"), "{report}");
+}

@@ -276,6 +276,14 @@ impl EventStore for PostgresStore {
         self.reader.head().await
     }
 
+    async fn read_chain(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<store::chain::ChainLink>, StoreError> {
+        self.reader.read_chain(after, limit).await
+    }
+
     fn subscribe_all(
         &self,
         after: u64,

@@ -65,6 +65,36 @@ impl Reader {
         Ok(row.get::<_, i64>(0) as u64)
     }
 
+    /// The stored chain links of up to `limit` events after `after`; a
+    /// link that is not 32 bytes reads as zeros (a broken chain there).
+    pub(crate) async fn read_chain(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<store::chain::ChainLink>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT position, chain FROM caseledger_events WHERE position > $1 \
+                 ORDER BY position LIMIT $2",
+            )
+            .await
+            .map_err(from_postgres)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(&statement, &[&to_i64(after), &limit])
+            .await
+            .map_err(from_postgres)?;
+        Ok(rows
+            .iter()
+            .map(|row| store::chain::ChainLink {
+                position: row.get::<_, i64>(0) as u64,
+                link: store::chain::stored_link(row.get::<_, &[u8]>(1))
+                    .unwrap_or([0; store::chain::LINK_BYTES]),
+            })
+            .collect())
+    }
+
     /// Up to `limit` events with position > `after`.
     pub(crate) async fn read_all(
         &self,

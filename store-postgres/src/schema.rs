@@ -9,7 +9,7 @@ use tokio_postgres::Client;
 use crate::error::from_postgres;
 
 /// The schema version this program writes and understands.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Advisory lock key of the schema set-up ("caseledger schema").
 const SCHEMA_LOCK: i64 = 0x6361_7365_7363_6801;
@@ -100,6 +100,101 @@ END
 $$;
 ";
 
+/// Version 2: each event's hash-chain link (`store::chain`), computed in
+/// the append transaction under [`APPEND_LOCK`] from the link before it;
+/// the events a database already holds are linked in one pass. The
+/// encoding is the one of `store::chain::link` (instants as microseconds
+/// since the epoch: `extract` is exact from PostgreSQL 14 on).
+const VERSION_2: &str = "
+CREATE FUNCTION caseledger_chain_link(
+    prev bytea, pos int8, stream text, rev int8, id uuid, type_name text,
+    schema_version int4, recorded timestamptz, metadata bytea, payload bytea
+) RETURNS bytea LANGUAGE sql IMMUTABLE STRICT AS $$
+    SELECT sha256(prev || int8send(pos)
+        || int8send(octet_length(convert_to(stream, 'UTF8'))::int8) || convert_to(stream, 'UTF8')
+        || int8send(rev)
+        || int8send(16::int8) || uuid_send(id)
+        || int8send(octet_length(convert_to(type_name, 'UTF8'))::int8)
+        || convert_to(type_name, 'UTF8')
+        || int4send(schema_version)
+        || int8send((extract(epoch FROM recorded) * 1000000)::int8)
+        || int8send(octet_length(metadata)::int8) || metadata
+        || int8send(octet_length(payload)::int8) || payload)
+$$;
+ALTER TABLE caseledger_events ADD COLUMN chain bytea;
+DO $$
+DECLARE
+    prev bytea := sha256(convert_to('caseledger event chain v1', 'UTF8'));
+    r record;
+BEGIN
+    FOR r IN SELECT e.position, s.name, e.revision, e.event_id, e.type_name, e.schema_version,
+                    e.recorded_at, e.metadata, e.payload
+             FROM caseledger_events e JOIN caseledger_streams s USING (stream_id)
+             ORDER BY e.position LOOP
+        prev := caseledger_chain_link(prev, r.position, r.name, r.revision, r.event_id,
+            r.type_name, r.schema_version, r.recorded_at, r.metadata, r.payload);
+        UPDATE caseledger_events SET chain = prev WHERE position = r.position;
+    END LOOP;
+END
+$$;
+ALTER TABLE caseledger_events ALTER COLUMN chain SET NOT NULL;
+-- The fast path of version 1, linking each event it writes.
+CREATE OR REPLACE FUNCTION caseledger_append_fast(
+    lock_key bigint, names text[], kinds int2[], revisions int8[],
+    requests int4[], offsets int4[], ids uuid[], type_names text[],
+    schema_versions int4[], metadata bytea[], payloads bytea[],
+    recorded timestamptz, channel text
+) RETURNS int8[] LANGUAGE plpgsql AS $$
+DECLARE
+    head int8;
+    ok bool;
+    stream_ids int8[];
+    firsts int8[];
+    prev bytea;
+    links bytea[];
+BEGIN
+    PERFORM pg_advisory_xact_lock(lock_key);
+    SELECT position, chain INTO head, prev FROM caseledger_events
+        ORDER BY position DESC LIMIT 1;
+    head := coalesce(head, 0);
+    prev := coalesce(prev, sha256(convert_to('caseledger event chain v1', 'UTF8')));
+    INSERT INTO caseledger_streams (name)
+        SELECT u.name FROM unnest(names, kinds) AS u(name, kind)
+        WHERE u.kind IN (0, 1)
+          AND NOT EXISTS (SELECT 1 FROM caseledger_streams s WHERE s.name = u.name)
+        ON CONFLICT DO NOTHING;
+    SELECT bool_and(coalesce(s.stream_id IS NOT NULL AND NOT s.deleted
+               AND (u.kind = 0 OR (u.kind = 1 AND l.revision IS NULL)
+                    OR (u.kind = 2 AND l.revision IS NOT NULL)
+                    OR (u.kind = 3 AND l.revision = u.expected)), false)),
+           array_agg(s.stream_id ORDER BY u.n),
+           array_agg(coalesce(l.revision, -1) + 1 ORDER BY u.n)
+        INTO ok, stream_ids, firsts
+        FROM unnest(names, kinds, revisions) WITH ORDINALITY AS u(name, kind, expected, n)
+        LEFT JOIN caseledger_streams s ON s.name = u.name
+        LEFT JOIN LATERAL (SELECT e.revision FROM caseledger_events e
+            WHERE e.stream_id = s.stream_id ORDER BY e.revision DESC LIMIT 1) l ON true;
+    IF NOT coalesce(ok, false) THEN
+        RETURN NULL;
+    END IF;
+    FOR i IN 1 .. coalesce(array_length(ids, 1), 0) LOOP
+        prev := caseledger_chain_link(prev, head + i, names[requests[i]],
+            firsts[requests[i]] + offsets[i], ids[i], type_names[i], schema_versions[i],
+            recorded, metadata[i], payloads[i]);
+        links[i] := prev;
+    END LOOP;
+    INSERT INTO caseledger_events (position, stream_id, revision, event_id, type_name,
+        schema_version, recorded_at, metadata, payload, chain)
+    SELECT head + u.n, stream_ids[u.r], firsts[u.r] + u.o, u.i, u.t, u.v, recorded, u.m, u.d,
+        links[u.n]
+    FROM unnest(requests, offsets, ids, type_names, schema_versions, metadata, payloads)
+        WITH ORDINALITY AS u(r, o, i, t, v, m, d, n);
+    PERFORM pg_notify(channel, (head + coalesce(array_length(ids, 1), 0))::text);
+    RETURN head || firsts;
+END
+$$;
+";
+
 /// Create the schema when the database has none, upgrade an older one,
 /// refuse a newer one. `endpoint` names the database in errors.
 pub(crate) async fn ensure(client: &mut Client, endpoint: &str) -> Result<bool, StoreError> {
@@ -141,6 +236,12 @@ pub(crate) async fn ensure(client: &mut Client, endpoint: &str) -> Result<bool, 
     if found < 1 {
         transaction
             .batch_execute(VERSION_1)
+            .await
+            .map_err(from_postgres)?;
+    }
+    if found < 2 {
+        transaction
+            .batch_execute(VERSION_2)
             .await
             .map_err(from_postgres)?;
     }

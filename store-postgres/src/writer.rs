@@ -181,7 +181,7 @@ impl Session {
                  WHERE NOT EXISTS (SELECT 1 FROM caseledger_streams s WHERE s.name = u.n) \
                  ON CONFLICT DO NOTHING"
             ),
-            prepare("SELECT coalesce(max(position), 0) FROM caseledger_events"),
+            prepare("SELECT position, chain FROM caseledger_events ORDER BY position DESC LIMIT 1"),
             prepare(
                 "SELECT s.name, s.stream_id, s.deleted, \
                  (SELECT e.revision FROM caseledger_events e WHERE e.stream_id = s.stream_id \
@@ -194,10 +194,10 @@ impl Session {
             ),
             prepare(
                 "INSERT INTO caseledger_events (position, stream_id, revision, event_id, \
-                 type_name, schema_version, recorded_at, metadata, payload) \
-                 SELECT p, s, r, i, t, v, $9, m, d FROM unnest($1::int8[], $2::int8[], \
-                 $3::int8[], $4::uuid[], $5::text[], $6::int4[], $7::bytea[], $8::bytea[]) \
-                 AS u(p, s, r, i, t, v, m, d)"
+                 type_name, schema_version, recorded_at, metadata, payload, chain) \
+                 SELECT p, s, r, i, t, v, $9, m, d, c FROM unnest($1::int8[], $2::int8[], \
+                 $3::int8[], $4::uuid[], $5::text[], $6::int4[], $7::bytea[], $8::bytea[], \
+                 $10::bytea[]) AS u(p, s, r, i, t, v, m, d, c)"
             ),
             prepare("UPDATE caseledger_streams SET deleted = true WHERE stream_id = ANY($1::int8[])"),
             prepare("SELECT pg_notify($1, $2)"),
@@ -430,6 +430,36 @@ struct Rows<'a> {
     schema_version: Vec<i32>,
     metadata: Vec<&'a [u8]>,
     payload: Vec<&'a [u8]>,
+    /// The stream's name, for the chain.
+    stream: Vec<&'a str>,
+    /// Each event's hash-chain link, computed once the batch is decided.
+    chain: Vec<Vec<u8>>,
+}
+
+impl Rows<'_> {
+    /// Link every row after `previous` (the last stored link), as
+    /// recorded at `recorded_at`.
+    fn link(&mut self, mut previous: store::chain::Link, recorded_at: i64) {
+        self.chain = (0..self.position.len())
+            .map(|n| {
+                previous = store::chain::link(
+                    &previous,
+                    &store::chain::ChainedEvent {
+                        position: self.position[n] as u64,
+                        stream: self.stream[n],
+                        revision: self.revision[n] as u64,
+                        id: self.event_id[n].as_bytes(),
+                        type_name: self.type_name[n],
+                        schema_version: self.schema_version[n] as u16,
+                        recorded_at_micros: recorded_at,
+                        metadata: self.metadata[n],
+                        payload: self.payload[n],
+                    },
+                );
+                previous.to_vec()
+            })
+            .collect();
+    }
 }
 
 async fn run_batch(
@@ -456,7 +486,7 @@ async fn run_batch(
         client.batch_execute("BEGIN"),
         client.execute(&statements.lock, &lock_params),
         client.execute(&statements.create_streams, &name_params),
-        client.query_one(&statements.max_position, &[]),
+        client.query_opt(&statements.max_position, &[]),
         client.query(&statements.heads, &name_params),
         client.query(&statements.stored, &id_params),
     )
@@ -493,7 +523,19 @@ async fn run_batch(
             },
         );
     }
-    let first_position: i64 = max_position.get(0);
+    let (first_position, last_link): (i64, store::chain::Link) = match max_position {
+        None => (0, store::chain::genesis()),
+        Some(row) => {
+            let link: Vec<u8> = row.get(1);
+            let position: i64 = row.get(0);
+            let link = store::chain::stored_link(&link).ok_or_else(|| {
+                Failure::Database(StoreError::Backend(format!(
+                    "corrupt chain link at position {position}"
+                )))
+            })?;
+            (position, link)
+        }
+    };
     let mut rows = Rows::default();
     let mut tombstoned = Vec::new();
     let outcomes = decide(
@@ -517,8 +559,9 @@ async fn run_batch(
     }
     let head = rows.position.last().copied().unwrap_or(first_position);
     let recorded_at = now_micros();
+    rows.link(last_link, recorded_at.timestamp_micros());
     let head_text = head.to_string();
-    let params: [&(dyn ToSql + Sync); 9] = [
+    let params: [&(dyn ToSql + Sync); 10] = [
         &rows.position,
         &rows.stream_id,
         &rows.revision,
@@ -528,6 +571,7 @@ async fn run_batch(
         &rows.metadata,
         &rows.payload,
         &recorded_at,
+        &rows.chain,
     ];
     let tombstone_params: [&(dyn ToSql + Sync); 1] = [&tombstoned];
     let notify_params: [&(dyn ToSql + Sync); 2] = [&CHANNEL, &head_text];
@@ -763,6 +807,7 @@ fn decide<'a>(
                     rows.schema_version.push(event.schema_version);
                     rows.metadata.push(&event.metadata);
                     rows.payload.push(&event.payload);
+                    rows.stream.push(stream);
                     stored.insert(
                         event.id,
                         Stored {

@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 use uuid::Uuid;
 
+pub mod chain;
 pub mod command;
 pub mod memory;
 mod metadata_wire;
@@ -223,6 +224,15 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Position of the last committed event (0 when the log is empty).
     async fn head_position(&self) -> Result<u64, StoreError>;
+
+    /// The stored hash-chain links ([`chain`]) of up to `limit` events
+    /// with position > `after`, in position order: what an audit checks
+    /// [`EventStore::read_all`]'s events against.
+    async fn read_chain(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<chain::ChainLink>, StoreError>;
 
     /// Catch up from position > `after`, say [`SubscriptionItem::CaughtUp`],
     /// then follow live: every event exactly once, in global order.

@@ -17,6 +17,7 @@ use futures::stream::BoxStream;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::chain;
 use crate::rules::{check_expected, validate_append, validate_stream};
 use crate::subscription::{LogReader, follow_all};
 use crate::{
@@ -42,6 +43,8 @@ struct Log {
     ids: HashMap<Uuid, u64>,
     /// Values beside the log.
     values: HashMap<String, Vec<u8>>,
+    /// `links[i]`: the hash-chain link of `events[i]`.
+    links: Vec<crate::chain::Link>,
 }
 
 #[derive(Default)]
@@ -188,6 +191,22 @@ impl EventStore for MemoryStore {
                 let revision = entry.positions.len() as u64;
                 entry.positions.push(position);
                 log.ids.insert(event.id, position);
+                let previous = log.links.last().copied().unwrap_or_else(chain::genesis);
+                let metadata = crate::encode_metadata(&event.metadata);
+                log.links.push(chain::link(
+                    &previous,
+                    &chain::ChainedEvent {
+                        position,
+                        stream,
+                        revision,
+                        id: event.id.as_bytes(),
+                        type_name: &event.type_name,
+                        schema_version: event.schema_version,
+                        recorded_at_micros: recorded_at.timestamp_micros(),
+                        metadata: &metadata,
+                        payload: &event.payload,
+                    },
+                ));
                 log.events.push(RecordedEvent {
                     id: event.id,
                     stream: Arc::clone(&name),
@@ -209,6 +228,25 @@ impl EventStore for MemoryStore {
         self.heads
             .send_modify(|head| *head = (*head).max(result.position));
         Ok(result)
+    }
+
+    async fn read_chain(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<chain::ChainLink>, StoreError> {
+        let log = self.lock();
+        let start = usize::try_from(after)
+            .unwrap_or(usize::MAX)
+            .min(log.links.len());
+        Ok((start..)
+            .zip(&log.links[start..])
+            .take(limit)
+            .map(|(index, link)| chain::ChainLink {
+                position: index as u64 + 1,
+                link: *link,
+            })
+            .collect())
     }
 
     async fn read_stream(

@@ -21,11 +21,17 @@
 //! events(position INTEGER PRIMARY KEY,        -- the rowid: global position
 //!        stream_id, revision, event_id BLOB UNIQUE, type_name, schema_version,
 //!        recorded_at /* µs since the epoch */, metadata BLOB, payload BLOB,
+//!        chain BLOB /* the event's hash-chain link, version 3 */,
 //!        UNIQUE(stream_id, revision))
 //! ```
-//! SQLite has one writer at a time and a new rowid is `max(rowid) + 1`, so
-//! commit order is position order and a reader never sees a gap: this is
-//! what makes the catch-up subscription exact.
+//! Opening a file of an older version upgrades it; the upgrade to version 3
+//! computes the links of the events it holds, in one pass.
+//! SQLite has one writer at a time and a new event's position is the last
+//! one's plus one, so commit order is position order and a reader never sees
+//! a gap: this is what makes the catch-up subscription exact. The writer
+//! keeps the last link of the hash chain ([`crate::chain`]) in memory and
+//! links each event as it writes it; it reads the last link again after a
+//! rollback or another process's commit.
 //!
 //! Events name their stream by a small integer id, not by its text: the
 //! `UNIQUE(stream_id, revision)` index is what an append over many random
@@ -99,6 +105,7 @@ use known_streams::{KnownStreams, StreamHead};
 
 pub use read_only::{EventRef, PayloadRef, SqliteLogReader};
 
+use crate::chain;
 use crate::metadata_wire::{DayCache, Interner};
 use crate::rules::{check_expected, validate_append, validate_stream};
 use crate::subscription::{LogReader, follow_all};
@@ -108,7 +115,7 @@ use crate::{
 };
 
 /// The schema version this program writes and understands.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const CREATE_SCHEMA: &str = "
 CREATE TABLE streams (
@@ -137,6 +144,10 @@ CREATE TABLE store_values (
     value BLOB NOT NULL
 ) STRICT;
 ";
+
+/// Version 3: each event's hash-chain link ([`crate::chain`]), filled in
+/// for the events a file already holds when it is upgraded.
+const ADD_CHAIN: &str = "ALTER TABLE events ADD COLUMN chain BLOB NOT NULL DEFAULT x''";
 
 const SELECT_EVENT_COLUMNS: &str = "SELECT position, stream_id, revision, event_id, type_name, \
      schema_version, recorded_at, metadata, payload FROM events";
@@ -252,6 +263,7 @@ impl SqliteStore {
                         heads,
                         max_batch_events,
                         known: KnownStreams::new(known_streams::DEFAULT_CAPACITY),
+                        tip: None,
                     }
                     .run(requests)
                 })
@@ -381,15 +393,16 @@ fn ensure_schema(connection: &mut Connection, path: &Path) -> Result<(), StoreEr
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(backend)?;
     match user_version(&transaction)? {
-        0 => {
-            transaction.execute_batch(CREATE_SCHEMA).map_err(backend)?;
-            transaction.execute_batch(CREATE_VALUES).map_err(backend)?;
-            transaction
-                .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
-                .map_err(backend)?;
-        }
-        1 => {
-            transaction.execute_batch(CREATE_VALUES).map_err(backend)?;
+        found @ 0..SCHEMA_VERSION => {
+            // Each step in order: version 1, 2 (values), 3 (chain).
+            if found < 1 {
+                transaction.execute_batch(CREATE_SCHEMA).map_err(backend)?;
+            }
+            if found < 2 {
+                transaction.execute_batch(CREATE_VALUES).map_err(backend)?;
+            }
+            transaction.execute_batch(ADD_CHAIN).map_err(backend)?;
+            fill_chain(&transaction)?;
             transaction
                 .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
                 .map_err(backend)?;
@@ -404,6 +417,102 @@ fn ensure_schema(connection: &mut Connection, path: &Path) -> Result<(), StoreEr
         }
     }
     transaction.commit().map_err(backend)
+}
+
+/// Computes the chain link of every stored event, in one pass in position
+/// order (the upgrade to version 3).
+fn fill_chain(connection: &Connection) -> Result<(), StoreError> {
+    let mut select = connection
+        .prepare(
+            "SELECT e.position, s.name, e.revision, e.event_id, e.type_name, \
+             e.schema_version, e.recorded_at, e.metadata, e.payload \
+             FROM events e JOIN streams s ON s.stream_id = e.stream_id ORDER BY e.position",
+        )
+        .map_err(backend)?;
+    let mut update = connection
+        .prepare("UPDATE events SET chain = ?2 WHERE position = ?1")
+        .map_err(backend)?;
+    let mut rows = select.query([]).map_err(backend)?;
+    let mut previous = chain::genesis();
+    while let Some(row) = rows.next().map_err(backend)? {
+        let position: i64 = row.get(0).map_err(backend)?;
+        let text = |index| {
+            row.get_ref(index)
+                .and_then(|value| Ok(value.as_str()?))
+                .map_err(backend)
+        };
+        previous = chain::link(
+            &previous,
+            &chain::ChainedEvent {
+                position: position as u64,
+                stream: text(1)?,
+                revision: row.get::<_, i64>(2).map_err(backend)? as u64,
+                id: blob(row, 3)?,
+                type_name: text(4)?,
+                schema_version: row.get(5).map_err(backend)?,
+                recorded_at_micros: row.get(6).map_err(backend)?,
+                metadata: blob(row, 7)?,
+                payload: blob(row, 8)?,
+            },
+        );
+        update
+            .execute(params![position, &previous[..]])
+            .map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// The position and stored link of the last event (position 0 and
+/// [`chain::genesis`] for an empty log).
+fn chain_tip(connection: &Connection) -> Result<ChainTip, StoreError> {
+    let last: Option<(i64, Vec<u8>)> = connection
+        .prepare_cached("SELECT position, chain FROM events ORDER BY position DESC LIMIT 1")
+        .and_then(|mut statement| {
+            statement
+                .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()
+        })
+        .map_err(backend)?;
+    match last {
+        None => Ok(ChainTip {
+            position: 0,
+            link: chain::genesis(),
+        }),
+        Some((position, link)) => Ok(ChainTip {
+            position: position as u64,
+            link: chain::stored_link(&link).ok_or_else(|| {
+                StoreError::Backend(format!("corrupt chain link at position {position}"))
+            })?,
+        }),
+    }
+}
+
+/// The stored links of up to `limit` events after `after`.
+fn read_chain(
+    connection: &Connection,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<chain::ChainLink>, StoreError> {
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT position, chain FROM events WHERE position > ?1 ORDER BY position LIMIT ?2",
+        )
+        .map_err(backend)?;
+    let mut rows = statement
+        .query(params![to_i64(after), limit_i64(limit)])
+        .map_err(backend)?;
+    let mut links = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        let position: i64 = row.get(0).map_err(backend)?;
+        // A link that is not 32 bytes reads as zeros: an audit reports it
+        // as a broken chain at this position.
+        let link = chain::stored_link(blob(row, 1)?).unwrap_or([0; chain::LINK_BYTES]);
+        links.push(chain::ChainLink {
+            position: position as u64,
+            link,
+        });
+    }
+    Ok(links)
 }
 
 /// Wakes subscriptions for appends this process did not make.
@@ -433,6 +542,13 @@ fn poll_head(
 }
 
 // ---------------------------------------------------------------- writing
+
+/// The last event the writer linked: the next one's position is one more.
+#[derive(Debug, Clone, Copy)]
+struct ChainTip {
+    position: u64,
+    link: chain::Link,
+}
 
 /// An event ready for the writer: everything but the SQL done by the caller.
 struct PreparedEvent {
@@ -521,6 +637,9 @@ struct Writer {
     max_batch_events: usize,
     /// Heads of the streams met lately: appends to them skip two lookups.
     known: KnownStreams,
+    /// The chain's last link as committed (`None`: read it at the next
+    /// transaction, after a rollback or another process's commit).
+    tip: Option<ChainTip>,
 }
 
 impl Writer {
@@ -556,6 +675,7 @@ impl Writer {
         if matches!(ran, Ok(false)) {
             // The heads of this transaction were never stored.
             self.known.clear();
+            self.tip = None;
             // SQLite may have rolled the transaction back itself.
             let undone = if self.connection.is_autocommit() {
                 Ok(())
@@ -572,13 +692,17 @@ impl Writer {
                 run_cached(&self.connection, "COMMIT")
                     .map_err(|error| format!("commit failed: {error}"))
             }
-            Ok(_) => run_cached(&self.connection, "ROLLBACK")
-                .map_err(|error| format!("commit failed: {error}")),
+            Ok(_) => {
+                self.tip = None;
+                run_cached(&self.connection, "ROLLBACK")
+                    .map_err(|error| format!("commit failed: {error}"))
+            }
         };
         match committed {
             Err(why) => {
                 // The heads of this transaction were never stored.
                 self.known.clear();
+                self.tip = None;
                 tracing::error!(error = %why, "event store transaction failed");
                 if !self.connection.is_autocommit() {
                     let _ = self.connection.execute_batch("ROLLBACK");
@@ -612,9 +736,16 @@ impl Writer {
     /// have committed since.
     fn begin(&mut self) -> Result<(), String> {
         run_cached(&self.connection, "BEGIN IMMEDIATE").map_err(|error| error.to_string())?;
-        if self.known.check_other_writers(&self.connection).is_err() {
-            // Unsure whether another writer committed: trust nothing cached.
-            self.known.clear();
+        match self.known.check_other_writers(&self.connection) {
+            Ok(false) => {}
+            // Another writer committed, or that is unsure: trust nothing cached.
+            Ok(true) | Err(_) => {
+                self.known.clear();
+                self.tip = None;
+            }
+        }
+        if self.tip.is_none() {
+            self.tip = Some(chain_tip(&self.connection).map_err(|error| error.to_string())?);
         }
         Ok(())
     }
@@ -640,13 +771,30 @@ impl Writer {
                     ..
                 } => {
                     let known = self.known.get(stream);
+                    let Some(before) = self.tip else {
+                        *done = Some(Err(StoreError::Backend(
+                            "the chain's last link is unknown".to_owned(),
+                        )));
+                        continue;
+                    };
+                    let mut tip = before;
                     let result = run_request(&self.connection, isolated, |connection| {
-                        append(connection, known, stream, *expected, events, recorded_at)
+                        append(
+                            connection,
+                            known,
+                            stream,
+                            *expected,
+                            events,
+                            recorded_at,
+                            &mut tip,
+                        )
                     })
                     .map(|(result, head)| {
                         self.known.put(stream, head);
                         result
                     });
+                    // A failed request's links are not stored.
+                    self.tip = Some(if result.is_ok() { tip } else { before });
                     let failed = result.is_err();
                     *done = Some(result);
                     failed
@@ -857,6 +1005,7 @@ fn append(
     expected: ExpectedRevision,
     events: &[PreparedEvent],
     recorded_at: i64,
+    tip: &mut ChainTip,
 ) -> Result<(AppendResult, StreamHead), StoreError> {
     let head = known_or_read(connection, known, stream)?;
     if head.is_some_and(|head| head.deleted) {
@@ -893,13 +1042,32 @@ fn append(
     };
     let mut insert = connection
         .prepare_cached(
-            "INSERT INTO events (stream_id, revision, event_id, type_name, schema_version, \
-             recorded_at, metadata, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO events (position, stream_id, revision, event_id, type_name, \
+             schema_version, recorded_at, metadata, payload, chain) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )
         .map_err(backend)?;
     let mut result = None;
     for (revision, event) in (first_revision..).zip(events) {
+        // The writer holds the write lock: the next position is the tip's
+        // successor, and the link is computed before the row is written.
+        let position = tip.position + 1;
+        let link = chain::link(
+            &tip.link,
+            &chain::ChainedEvent {
+                position,
+                stream,
+                revision,
+                id: event.id.as_bytes(),
+                type_name: &event.type_name,
+                schema_version: event.schema_version,
+                recorded_at_micros: recorded_at,
+                metadata: &event.metadata,
+                payload: &event.payload,
+            },
+        );
         let inserted = insert.execute(params![
+            to_i64(position),
             stream_id,
             to_i64(revision),
             event.id.as_bytes(),
@@ -908,6 +1076,7 @@ fn append(
             recorded_at,
             event.metadata,
             event.payload,
+            &link[..],
         ]);
         match inserted {
             Ok(_) => {}
@@ -921,9 +1090,10 @@ fn append(
             }
             Err(error) => return Err(backend(error)),
         }
+        *tip = ChainTip { position, link };
         result = Some(AppendResult {
             next_expected_revision: revision,
-            position: connection.last_insert_rowid() as u64,
+            position,
         });
     }
     let result = result.ok_or(StoreError::EmptyAppend)?;
@@ -1506,6 +1676,19 @@ impl EventStore for SqliteStore {
         })
         .await?;
         answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read_chain(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<chain::ChainLink>, StoreError> {
+        self.readers
+            .run(move |connection| {
+                let transaction = connection.connection.transaction().map_err(backend)?;
+                read_chain(&transaction, after, limit)
+            })
+            .await
     }
 
     async fn read_stream(

@@ -92,6 +92,7 @@ fn row(metadata_bytes: &[u8]) -> EventRef<'_> {
         recorded_at_micros: 1_767_225_600_000_000,
         metadata_bytes,
         payload: &[],
+        chain: &[],
     }
 }
 

@@ -71,20 +71,21 @@ impl KnownStreams {
     }
 
     /// At the start of a write transaction: forget every stream when another
-    /// connection has committed to the file since the last ask.
+    /// connection has committed to the file since the last ask (`true`).
     pub(super) fn check_other_writers(
         &mut self,
         connection: &Connection,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let version: i64 = connection
             .prepare_cached("PRAGMA data_version")
             .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
             .map_err(backend)?;
-        if self.data_version.is_some_and(|seen| seen != version) {
+        let changed = self.data_version.is_some_and(|seen| seen != version);
+        if changed {
             self.clear();
         }
         self.data_version = Some(version);
-        Ok(())
+        Ok(changed)
     }
 }
 

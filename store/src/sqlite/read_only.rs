@@ -45,9 +45,27 @@ pub struct EventRef<'a> {
     pub metadata_bytes: &'a [u8],
     /// postcard bytes of the versioned wire type.
     pub payload: &'a [u8],
+    /// The stored hash-chain link ([`crate::chain`]); empty in a file of
+    /// a schema older than version 3.
+    pub chain: &'a [u8],
 }
 
 impl EventRef<'_> {
+    /// What the hash chain covers of this event.
+    pub fn chained(&self) -> crate::chain::ChainedEvent<'_> {
+        crate::chain::ChainedEvent {
+            position: self.position,
+            stream: self.stream,
+            revision: self.revision,
+            id: self.id_bytes,
+            type_name: self.type_name,
+            schema_version: self.schema_version,
+            recorded_at_micros: self.recorded_at_micros,
+            metadata: self.metadata_bytes,
+            payload: self.payload,
+        }
+    }
+
     /// The event id, or an error naming the position when the bytes are not an id.
     pub fn id(&self) -> Result<Uuid, StoreError> {
         Uuid::from_slice(self.id_bytes).map_err(|_| {
@@ -120,6 +138,8 @@ pub struct SqliteLogReader {
     stream_names: StreamNames,
     /// Scans leave [`EventRef::stream`] empty (see [`SqliteLogReader::skip_stream_names`]).
     skip_names: bool,
+    /// The file's schema version.
+    version: i64,
 }
 
 impl std::fmt::Debug for SqliteLogReader {
@@ -163,9 +183,10 @@ impl SqliteLogReader {
             ))
             .map_err(backend)?;
         connection.set_prepared_statement_cache_capacity(16);
-        match user_version(&connection)? {
-            // Version 1 differs only by the values beside the log.
-            1 | SCHEMA_VERSION => {}
+        let version = user_version(&connection)?;
+        match version {
+            // Version 1 differs by the values beside the log, 2 by the chain.
+            1 | 2 | SCHEMA_VERSION => {}
             0 => {
                 return Err(StoreError::Backend(format!(
                     "{} holds no event store schema",
@@ -195,6 +216,7 @@ impl SqliteLogReader {
             },
             stream_names: StreamNames::default(),
             skip_names: false,
+            version,
         })
     }
 
@@ -254,6 +276,31 @@ impl SqliteLogReader {
         Ok(count as u64)
     }
 
+    /// Whether the file holds the hash chain (schema version 3 on; the
+    /// server adds it to an older file when it next opens it).
+    pub fn has_chain(&self) -> bool {
+        self.version >= 3
+    }
+
+    /// The file's schema version.
+    pub fn schema_version(&self) -> i64 {
+        self.version
+    }
+
+    /// The position and stored link of the last event; `None` for an
+    /// empty log or a file without the chain.
+    pub fn chain_head(&mut self) -> Result<Option<crate::chain::ChainLink>, StoreError> {
+        if !self.has_chain() {
+            return Ok(None);
+        }
+        let transaction = self.reader.connection.transaction().map_err(backend)?;
+        let tip = super::chain_tip(&transaction)?;
+        Ok((tip.position > 0).then_some(crate::chain::ChainLink {
+            position: tip.position,
+            link: tip.link,
+        }))
+    }
+
     /// Visit up to `limit` events with `after < position <= until`, in
     /// position order, and return how many were visited. `visit` sees each
     /// event borrowed from its row; an error from it ends the page.
@@ -264,16 +311,20 @@ impl SqliteLogReader {
         limit: usize,
         mut visit: impl FnMut(&EventRef<'_>) -> Result<(), E>,
     ) -> Result<usize, E> {
+        let chain = if self.has_chain() { "chain" } else { "x''" };
         self.scan_rows(
-            "SELECT position, stream_id, type_name, schema_version, payload, \
-             revision, event_id, recorded_at, metadata FROM events \
-             WHERE position > ?1 AND position <= ?2 ORDER BY position LIMIT ?3",
+            &format!(
+                "SELECT position, stream_id, type_name, schema_version, payload, \
+                 revision, event_id, recorded_at, metadata, {chain} FROM events \
+                 WHERE position > ?1 AND position <= ?2 ORDER BY position LIMIT ?3"
+            ),
             (after, until, limit),
             |payload, row| {
                 let revision: i64 = row.get(5).map_err(backend)?;
                 let id_bytes = blob(row, 6)?;
                 let recorded_at_micros: i64 = row.get(7).map_err(backend)?;
                 let metadata_bytes = blob(row, 8)?;
+                let chain = blob(row, 9)?;
                 visit(&EventRef {
                     position: payload.position,
                     stream: payload.stream,
@@ -285,6 +336,7 @@ impl SqliteLogReader {
                     recorded_at_micros,
                     metadata_bytes,
                     payload: payload.payload,
+                    chain,
                 })
             },
         )
