@@ -8,19 +8,7 @@ use common::{SECRET, append_story, stdout_ok, story_data_dir, story_len};
 
 #[test]
 fn verify_history_and_export_read_a_postgres_store() {
-    let url = test_support::postgres::fresh_database("caseledger_replay");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let store = store_postgres::PostgresStore::connect(&url, Default::default())
-            .await
-            .unwrap();
-        append_story(&store).await;
-    });
-    drop(runtime);
+    let url = story_database();
     let node = tempfile::tempdir().unwrap();
     std::fs::write(node.path().join("secret.key"), hex::encode(SECRET)).unwrap();
     let embedded = story_data_dir();
@@ -74,7 +62,7 @@ fn verify_history_and_export_read_a_postgres_store() {
 
 /// A fresh database holding the story; its URL.
 fn story_database() -> String {
-    let url = fresh_database();
+    let url = test_support::postgres::fresh_database("caseledger_replay");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -91,19 +79,7 @@ fn story_database() -> String {
 
 /// Run `sql` on the database at `url`.
 fn tamper(url: &str, sql: &str) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        let driver = tokio::spawn(connection);
-        client.batch_execute(sql).await.unwrap();
-        drop(client);
-        let _ = driver.await;
-    });
+    test_support::postgres::execute(url, sql).expect("tampering with the log");
 }
 
 #[test]
