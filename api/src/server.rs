@@ -1,4 +1,4 @@
-//! The HTTP server: `/graphql` (GraphiQL on GET), `/healthz`, `/readyz`,
+//! The HTTP server: `/graphql` (a query console on GET), `/healthz`, `/readyz`,
 //! `/metrics` (behind a token), the ID-porten login under `/auth/idporten/`;
 //! sessions by bearer token or cookie (with a CSRF header bound to the
 //! session); the edge: JSON only, same-origin browsers only, security
@@ -51,7 +51,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest a GraphQL request may take unless configured otherwise.
 pub const DEFAULT_REQUEST_BUDGET: Duration = Duration::from_secs(5);
-/// `Content-Security-Policy` of every response but the GraphiQL page.
+/// `Content-Security-Policy` of every response but the console page.
 pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 /// `Strict-Transport-Security` when `--hsts` is given.
 pub const HSTS: &str = "max-age=31536000; includeSubDomains";
