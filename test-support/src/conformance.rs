@@ -135,6 +135,51 @@ pub async fn next_item(
 pub mod cases {
     use super::*;
 
+    pub async fn the_chain_links_every_event_to_the_one_before(store: Arc<dyn EventStore>) {
+        for round in 0..3u64 {
+            for stream in ["chain-a", "chain-b"] {
+                let expected = if round == 0 {
+                    ExpectedRevision::NoStream
+                } else {
+                    ExpectedRevision::Any
+                };
+                store
+                    .append(stream, expected, events(2))
+                    .await
+                    .expect("append");
+            }
+        }
+        let recorded = read_all_from(&*store, 0).await;
+        let links = store.read_chain(0, 1_000).await.expect("read the chain");
+        assert_eq!(links.len(), recorded.len());
+        let mut previous = store::chain::genesis();
+        for (event, stored) in recorded.iter().zip(&links) {
+            assert_eq!(stored.position, event.position);
+            let metadata = store::encode_metadata(&event.metadata);
+            let expected = store::chain::link(
+                &previous,
+                &store::chain::ChainedEvent {
+                    position: event.position,
+                    stream: &event.stream,
+                    revision: event.revision,
+                    id: event.id.as_bytes(),
+                    type_name: &event.type_name,
+                    schema_version: event.schema_version,
+                    recorded_at_micros: event.recorded_at.timestamp_micros(),
+                    metadata: &metadata,
+                    payload: &event.payload,
+                },
+            );
+            assert_eq!(stored.link, expected, "the link at {}", event.position);
+            previous = expected;
+        }
+        let tail = store
+            .read_chain(links[2].position, 2)
+            .await
+            .expect("a page");
+        assert_eq!(tail.as_slice(), &links[3..5]);
+    }
+
     pub async fn values_beside_the_log_are_compared_and_swapped(store: Arc<dyn EventStore>) {
         assert_eq!(store.read_value("outbox").await.expect("read"), None);
         assert!(
@@ -1047,6 +1092,7 @@ macro_rules! conformance_suite {
             concurrent_commands_land_with_contiguous_revisions,
             a_preloaded_state_decides_once_and_a_stale_one_is_reloaded,
             values_beside_the_log_are_compared_and_swapped,
+            the_chain_links_every_event_to_the_one_before,
         );
     };
     (@cases $adapter:ident, $harness:path, $subscription_cases:expr; $($case:ident),* $(,)?) => {
