@@ -22,10 +22,6 @@ fn run(command: &mut Command) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
-fn script() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/postgres")
-}
-
 /// A CA, and a server certificate for `localhost` signed by it, in `dir`.
 fn certificates(dir: &Path) {
     let openssl = |args: &[&str]| run(Command::new("openssl").current_dir(dir).args(args));
@@ -81,7 +77,7 @@ struct OwnServer(tempfile::TempDir);
 impl Drop for OwnServer {
     fn drop(&mut self) {
         let _ = Command::new("bash")
-            .arg(script())
+            .arg(test_support::postgres::ci_script())
             .arg("stop")
             .arg(self.0.path())
             .output();
@@ -93,7 +89,7 @@ async fn require_encrypts_and_verify_full_checks_the_certificate() {
     support::server_url();
     let server = OwnServer(tempfile::tempdir().expect("temp dir"));
     let url = run(Command::new("bash")
-        .arg(script())
+        .arg(test_support::postgres::ci_script())
         .arg("start")
         .arg(server.0.path()));
     let port = url

@@ -9,35 +9,7 @@ use std::future::Future;
 
 use store_postgres::{PostgresOptions, PostgresStore};
 
-/// What a run without a server is told.
-pub const HOW_TO_START: &str = "CASELEDGER_TEST_POSTGRES is not set: the PostgreSQL tests \
-need a server where they may create and drop databases. Start a throwaway one as README.md \
-(\"PostgreSQL tests\") shows:\n  \
-dir=$(mktemp -d)\n  \
-export CASELEDGER_TEST_POSTGRES=$(.ci/postgres start \"$dir\")\n  \
-export CASELEDGER_TEST_POSTGRES_BIN=$(.ci/postgres bin)\n\
-and afterwards `.ci/postgres stop \"$dir\"`. (.ci/run does exactly this.)";
-
-/// The server's URL; panics with [`HOW_TO_START`] when it is not set.
-pub fn server_url() -> String {
-    match std::env::var("CASELEDGER_TEST_POSTGRES") {
-        Ok(url) if !url.trim().is_empty() => url,
-        _ => panic!("{HOW_TO_START}"),
-    }
-}
-
-/// `url` with its database replaced by `database`.
-pub fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, format!("?{query}")),
-        None => (url, String::new()),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[authority_start..]
-        .find('/')
-        .map_or(base.len(), |i| authority_start + i);
-    format!("{}/{database}{query}", &base[..path_start])
-}
+pub use test_support::postgres::{HOW_TO_START, server_url, with_database};
 
 /// Run `future` to completion on a thread of its own (so it may be called
 /// from inside a runtime as well as outside one).
