@@ -9,7 +9,7 @@ use std::future::Future;
 
 use store_postgres::{PostgresOptions, PostgresStore};
 
-pub use test_support::postgres::{HOW_TO_START, server_url, with_database};
+pub use test_support::postgres::{server_url, with_database};
 
 /// Run `future` to completion on a thread of its own (so it may be called
 /// from inside a runtime as well as outside one).
