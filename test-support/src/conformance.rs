@@ -1013,13 +1013,14 @@ impl domain::Decider for Counter {
 /// A toy codec: the counter value as postcard.
 struct CounterCodec;
 
+#[async_trait::async_trait]
 impl Codec<Incremented> for CounterCodec {
-    fn encode(&self, event: &Incremented) -> EncodedEvent {
-        EncodedEvent {
+    fn encode(&self, _id: uuid::Uuid, event: &Incremented) -> Result<EncodedEvent, CodecFailure> {
+        Ok(EncodedEvent {
             type_name: "Incremented",
             schema_version: 1,
-            payload: postcard::to_stdvec(&event.0).expect("encode"),
-        }
+            payload: postcard::to_stdvec(&event.0)?,
+        })
     }
 
     fn decode(&self, recorded: &RecordedEvent) -> Result<Incremented, CodecFailure> {
