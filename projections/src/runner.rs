@@ -347,6 +347,10 @@ impl Snapshotter {
         tokio::task::spawn_blocking(move || {
             let _one_at_a_time = writing.lock().unwrap_or_else(|e| e.into_inner());
             let started = Instant::now();
+            if newer_on_disk(&path, position) {
+                let _ = released_tx.send(());
+                return;
+            }
             let written = {
                 let model = model.read().expect("read model lock");
                 snapshot::write_unsynced(&path, &model)
@@ -371,7 +375,9 @@ impl Drop for Snapshotter {
     fn drop(&mut self) {
         let _one_at_a_time = self.writing.lock().unwrap_or_else(|e| e.into_inner());
         let Ok(model) = self.model.read() else { return };
-        if model.position <= self.saved_at_position {
+        if model.position <= self.saved_at_position
+            || newer_on_disk(&self.settings.path, model.position)
+        {
             return;
         }
         match snapshot::save(&self.settings.path, &model) {
@@ -384,6 +390,13 @@ impl Drop for Snapshotter {
             }
         }
     }
+}
+
+/// Whether the snapshot at `path` is ahead of `position`: written by
+/// another process of the data dir (a purge rewrites it), it is never
+/// replaced by an older state.
+fn newer_on_disk(path: &Path, position: u64) -> bool {
+    matches!(snapshot::read_digest(path), Ok(Some(on_disk)) if on_disk.position > position)
 }
 
 /// Load the data keys `batch` is sealed under, waiting out a store that
