@@ -539,11 +539,10 @@ impl Drop for Running {
 
 impl ConnectionExecutor {
     fn refusal(&self, error: ApiError) -> Response {
-        Response::from_errors(vec![
-            error
-                .into_graphql(self.lang)
-                .into_server_error(Default::default()),
-        ])
+        let error = error.into_graphql(self.lang);
+        let mut refused = async_graphql::ServerError::new(error.message, None);
+        refused.extensions = error.extensions;
+        Response::from_errors(vec![refused])
     }
 
     /// Why `request` is not run, if it is not.
@@ -627,8 +626,15 @@ impl Executor for ConnectionExecutor {
         ))));
         self.schema
             .execute_stream_with_session_data(request, session_data.unwrap_or_default())
-            .map(move |response| {
+            .map(move |mut response| {
                 let _counted = &running;
+                // Parse and validation errors are bad input, as on POST.
+                for error in &mut response.errors {
+                    let extensions = error.extensions.get_or_insert_with(Default::default);
+                    if extensions.get("code").is_none() {
+                        extensions.set("code", "INVALID_INPUT");
+                    }
+                }
                 response
             })
             .boxed()
