@@ -266,7 +266,7 @@ pub async fn run(
     let subscriptions = SubscriptionEndpoint::new(
         app.clone(),
         schema.clone(),
-        query_bounds.clone(),
+        query_bounds,
         config.subscriptions,
     );
     let sockets = subscriptions.sockets().clone();

@@ -271,7 +271,7 @@ impl SubscriptionEndpoint {
         let executor = ConnectionExecutor {
             schema: self.schema.clone(),
             app: self.app.clone(),
-            bounds: self.bounds.clone(),
+            bounds: self.bounds,
             running: Arc::new(AtomicUsize::new(0)),
             max_running: self.sockets.settings.max_per_connection,
             lang,

@@ -130,16 +130,12 @@ impl Socket {
 
     /// The close code, which must come within `within`.
     async fn closed(&mut self, within: Duration) -> (u16, String) {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match self.receive(left).await {
-                Some(Received::Closed(code, reason)) => return (code, reason),
-                Some(Received::Message(message)) => {
-                    panic!("expected the socket to close, got {message}")
-                }
-                None => panic!("the socket was not closed within {within:?}"),
+        match self.receive(within).await {
+            Some(Received::Closed(code, reason)) => (code, reason),
+            Some(Received::Message(message)) => {
+                panic!("expected the socket to close, got {message}")
             }
+            None => panic!("the socket was not closed within {within:?}"),
         }
     }
 
