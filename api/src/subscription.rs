@@ -825,4 +825,148 @@ mod tests {
             (CLOSE_UNAUTHORIZED, "Unauthorized: no session".to_owned())
         );
     }
+
+    /// Services over an in-memory store with one registered person; their
+    /// session.
+    async fn app_with_a_person() -> (App, Caller, [u8; 32]) {
+        let store: Arc<dyn store::EventStore> = Arc::new(store::memory::MemoryStore::new());
+        let keyer = keys::Keyer::new([9; 32]);
+        let projections =
+            projections::Projections::start(store.clone(), projections::ReadModel::default());
+        let hasher = crate::password_hashing::PasswordHasher::new(
+            crate::password_hashing::HashParams::new(4096, 1, 1).expect("parameters"),
+            2,
+        );
+        let app = App::new(
+            store.clone(),
+            projections,
+            hasher,
+            keyer.clone(),
+            crate::services::Settings::default(),
+        );
+        let started = app.start_registration("lag@example.no").await.unwrap();
+        let (flow, _) = store::command::load::<domain::flow::Flow, _>(
+            store.as_ref(),
+            &crate::codec::EventCodec,
+            &started.flow_id.stream(),
+        )
+        .await
+        .unwrap();
+        let code = keyer.code(started.flow_id, &flow.code.unwrap().nonce);
+        let flow_id = started.flow_id.to_string();
+        app.verify_code(domain::flow::FlowKind::Registration, &flow_id, &code)
+            .await
+            .unwrap();
+        let session = app
+            .complete_registration(&flow_id, "Sommer2026abc", "Lagging Reader")
+            .await
+            .unwrap();
+        let caller = app.authenticate(&session.token).await.expect("a session");
+        (app, caller, keys::token_digest(&session.token))
+    }
+
+    async fn create(app: &App, caller: &Caller) -> ApplicationId {
+        app.create_application(
+            caller,
+            crate::case_services::NewApplication {
+                kind: domain::application::Kind::Work,
+                relation: domain::application::Relation::Myself,
+                applicant_name: "Lagging Reader".into(),
+                birth_date: chrono::NaiveDate::from_ymd_opt(1990, 5, 17).unwrap(),
+                nationality: "SWE".into(),
+            },
+        )
+        .await
+        .unwrap()
+        .id
+    }
+
+    fn ids(sent: &[Application]) -> Vec<ApplicationId> {
+        sent.iter().map(|a| a.0.id).collect()
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_behind_gets_every_application_as_it_is_now() {
+        let (app, caller, digest) = app_with_a_person().await;
+        let first = create(&app, &caller).await;
+        let second = create(&app, &caller).await;
+        let session = ConnectionSession { caller, digest };
+        // A channel of four: six changes of someone else's leave the
+        // receiver behind, and the caller's own were among those lost.
+        let (changes, receiver) = broadcast::channel(4);
+        for position in 0..6 {
+            changes
+                .send(ApplicationChanged {
+                    application: ApplicationId(uuid::Uuid::from_u128(position)),
+                    owner: AccountId(uuid::Uuid::from_u128(7)),
+                    position: u64::try_from(position).unwrap(),
+                })
+                .unwrap();
+        }
+        let mut stream = changes_of(app.clone(), session, receiver).boxed();
+        let sent: Vec<Application> = (&mut stream).take(2).collect().await;
+        assert_eq!(ids(&sent), [first, second], "oldest first");
+
+        // Then changes as they come, the caller's own only, each once.
+        for _ in 0..2 {
+            changes
+                .send(ApplicationChanged {
+                    application: second,
+                    owner: caller.account,
+                    position: 100,
+                })
+                .unwrap();
+        }
+        changes
+            .send(ApplicationChanged {
+                application: first,
+                owner: AccountId(uuid::Uuid::from_u128(7)),
+                position: 101,
+            })
+            .unwrap();
+        let next = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("a change")
+            .expect("the stream goes on");
+        assert_eq!(next.0.id, second);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), stream.next())
+                .await
+                .is_err(),
+            "the same application is sent once for changes that came together, and another owner's never"
+        );
+
+        // Nothing more once the session has ended.
+        app.logout(&caller).await.unwrap();
+        changes
+            .send(ApplicationChanged {
+                application: first,
+                owner: caller.account,
+                position: 200,
+            })
+            .unwrap();
+        let after = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("the stream ends");
+        assert!(after.is_none());
+    }
+
+    #[tokio::test]
+    async fn the_read_models_tell_each_applied_change_of_an_application() {
+        let (app, caller, _) = app_with_a_person().await;
+        let mut changes = app.projections().application_changes();
+        let id = create(&app, &caller).await;
+        let change = changes.recv().await.unwrap();
+        assert_eq!(change.application, id);
+        assert_eq!(change.owner, caller.account);
+        // Sent once the models have applied it.
+        assert!(app.projections().progress().position >= change.position);
+        assert!(app.projections().read(|m| m.application(id).is_some()));
+        // Changes of other streams (a login, say) are not told.
+        app.logout(&caller).await.unwrap();
+        assert!(matches!(
+            changes.try_recv(),
+            Err(broadcast::error::TryRecvError::Empty)
+        ));
+    }
 }

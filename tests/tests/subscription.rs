@@ -762,3 +762,12 @@ async fn a_second_node_delivers_a_change_written_by_the_first() {
         .await;
     assert_eq!(socket.closed(Duration::from_secs(5)).await.0, 4401);
 }
+
+#[test]
+fn the_schema_command_prints_the_subscription() {
+    let out = Command::new(program()).arg("schema").output().unwrap();
+    assert!(out.status.success());
+    let sdl = String::from_utf8_lossy(&out.stdout);
+    assert!(sdl.contains("subscription: SubscriptionRoot"), "{sdl}");
+    assert!(sdl.contains("myApplicationChanged: Application!"), "{sdl}");
+}
