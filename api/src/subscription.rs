@@ -54,6 +54,10 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// How often an open socket checks that its session is still live.
 pub const SESSION_CHECK_EVERY: Duration = Duration::from_secs(1);
 
+/// Longest a message may wait to be taken by the client before the
+/// socket is dropped.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Close code: no session, or the session ended (and a subscribe before
 /// `connection_ack`).
 pub const CLOSE_UNAUTHORIZED: u16 = 4401;
@@ -301,7 +305,11 @@ impl SubscriptionEndpoint {
             tokio::select! {
                 message = protocol.next() => match message {
                     Some(WsMessage::Text(text)) => {
-                        if sink.send(Message::Text(text.into())).await.is_err() {
+                        // A client that does not read is let go: the
+                        // socket's other duties (the session check) wait
+                        // for the send.
+                        let sent = tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Text(text.into()))).await;
+                        if !matches!(sent, Ok(Ok(()))) {
                             return;
                         }
                     }
@@ -325,7 +333,7 @@ impl SubscriptionEndpoint {
             code,
             reason: bounded_reason(reason).into(),
         };
-        let _ = sink.send(Message::Close(Some(frame))).await;
+        let _ = tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
     }
 
     /// `connection_init`: find and check the session, count the socket

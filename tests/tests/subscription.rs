@@ -763,6 +763,24 @@ async fn a_second_node_delivers_a_change_written_by_the_first() {
     assert_eq!(socket.closed(Duration::from_secs(5)).await.0, 4401);
 }
 
+#[tokio::test]
+async fn stopping_the_server_closes_its_sockets() {
+    let mut server = Server::start(&[]);
+    let token = server.register("tor@example.no", PASSWORD, "Tor").await;
+    let mut socket = logged_in_socket(&server, &token).await;
+    socket.subscribe("1", CHANGES).await;
+    let status = Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    assert_eq!(socket.closed(ARRIVES_WITHIN).await.0, 1001);
+    let exit = server
+        .wait_exit(ARRIVES_WITHIN)
+        .expect("the server stops on SIGTERM");
+    assert!(exit.success(), "clean exit: {exit:?}");
+}
+
 #[test]
 fn the_schema_command_prints_the_subscription() {
     let out = Command::new(program()).arg("schema").output().unwrap();
