@@ -308,7 +308,8 @@ impl SubscriptionEndpoint {
                         // A client that does not read is let go: the
                         // socket's other duties (the session check) wait
                         // for the send.
-                        let sent = tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Text(text.into()))).await;
+                        let message = Message::Text(text.into());
+                        let sent = tokio::time::timeout(SEND_TIMEOUT, sink.send(message)).await;
                         if !matches!(sent, Ok(Ok(()))) {
                             return;
                         }
