@@ -208,35 +208,28 @@ impl State {
     }
 
     fn on_event(&mut self, event: SubscriptionEvent) -> Result<(), StoreError> {
-        match event {
+        let server_caught_up = match event {
             SubscriptionEvent::EventAppeared(resolved) => {
-                let Some(recorded) = resolved.event.as_ref() else {
-                    return Ok(());
-                };
-                let mut interner = Interner::default();
-                let kurrent = KurrentEvent::of(recorded);
-                if let Some(event) = port_event(&self.shared.names, &kurrent, &mut interner)? {
-                    if let Some(event) = self.follower.event(event) {
-                        self.pending.push_back(SubscriptionItem::Event(event));
+                if let Some(recorded) = resolved.event.as_ref() {
+                    let mut interner = Interner::default();
+                    let kurrent = KurrentEvent::of(recorded);
+                    match port_event(&self.shared.names, &kurrent, &mut interner)? {
+                        Some(event) => {
+                            if let Some(event) = self.follower.event(event) {
+                                self.pending.push_back(SubscriptionItem::Event(event));
+                            }
+                        }
+                        // A tombstone or other system event of the namespace.
+                        None => self.follower.checkpoint(recorded.position.commit),
                     }
-                } else if recorded.position.commit > 0 {
-                    self.follower.checkpoint(recorded.position.commit);
                 }
-                if self.follower.caught_up_now(false) {
-                    self.pending.push_back(SubscriptionItem::CaughtUp);
-                }
+                false
             }
             SubscriptionEvent::Checkpoint(position) => {
                 self.follower.checkpoint(position.commit);
-                if self.follower.caught_up_now(false) {
-                    self.pending.push_back(SubscriptionItem::CaughtUp);
-                }
+                false
             }
-            SubscriptionEvent::CaughtUp(_) => {
-                if self.follower.caught_up_now(true) {
-                    self.pending.push_back(SubscriptionItem::CaughtUp);
-                }
-            }
+            SubscriptionEvent::CaughtUp(_) => true,
             SubscriptionEvent::FellBehind(_) => {
                 // The server went back to reading the log for this
                 // subscription; the events still come in order.
@@ -244,8 +237,12 @@ impl State {
                     namespace = self.shared.names.namespace(),
                     "a KurrentDB subscription fell behind the live log"
                 );
+                false
             }
-            _ => {}
+            _ => false,
+        };
+        if self.follower.caught_up_now(server_caught_up) {
+            self.pending.push_back(SubscriptionItem::CaughtUp);
         }
         Ok(())
     }
