@@ -52,6 +52,18 @@ async fn open_app(place: &StoreConfig) -> anyhow::Result<App> {
     Ok(app)
 }
 
+/// Write the data dir's snapshot of the read models anew (when it has one),
+/// so that it holds nothing of the accounts just deleted.
+fn rewrite_snapshot(app: &App, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let path = projections::snapshot::snapshot_path(data_dir);
+    if !path.exists() {
+        return Ok(());
+    }
+    app.projections()
+        .read(|model| projections::snapshot::save(&path, model))
+        .with_context(|| format!("rewriting {}", path.display()))
+}
+
 /// What a purge run did (or, dry, would do).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct PurgeSummary {
@@ -70,6 +82,9 @@ pub async fn purge_inactive(
 ) -> anyhow::Result<ExitCode> {
     let app = open_app(place).await?;
     let summary = run_purge(&app, as_of, dry_run).await?;
+    if !dry_run && summary.deleted + summary.released > 0 {
+        rewrite_snapshot(&app, &place.data_dir)?;
+    }
     let verb = if dry_run { "would be " } else { "" };
     println!(
         "purge-inactive as of {}{}: scanned {}, warned {}{}, deleted {}{}, emails released {}{}, skipped {}",
@@ -181,6 +196,16 @@ async fn release_email(app: &App, id: AccountId, actor: &str) -> anyhow::Result<
         .run::<reservation::Reservation>(&stream, &command, actor)
         .await
         .map_err(|e| anyhow::anyhow!("releasing the email of account {id}: {e}"))?;
+    // Last, with the email no longer needed: destroy the person's data
+    // keys, which erases their email and name from every event for good.
+    app.codec
+        .ring()
+        .destroy(
+            app.store.as_ref(),
+            migrations::sealed::Subject::Email(&email),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("destroying the data keys of account {id}: {e}"))?;
     Ok(!executed.events.is_empty())
 }
 

@@ -139,10 +139,12 @@ pub fn open_store(
 
 /// Build the services over a store (also used by the batch jobs).
 pub fn build_app(store: Arc<dyn EventStore>, keyer: Keyer, config: &ServeConfig) -> App {
+    let ring = Arc::new(keys::KeyRing::new(keyer.clone()));
     let projections = projections::Projections::start_in_data_dir(
         store.clone(),
         &config.data_dir,
         config.projections,
+        Some(ring.clone()),
     );
     let hasher = PasswordHasher::new(HashParams::owasp(), default_max_concurrent());
     let settings = Settings {
@@ -154,7 +156,7 @@ pub fn build_app(store: Arc<dyn EventStore>, keyer: Keyer, config: &ServeConfig)
         booking_horizon: config.booking_horizon,
         ..Settings::default()
     };
-    App::new(store, projections, hasher, keyer, settings)
+    App::new(store, projections, hasher, keyer, ring, settings)
 }
 
 #[derive(Clone)]
@@ -220,7 +222,14 @@ pub async fn run(
     let exclusive = matches!(config.store.store, crate::stores::StoreLocation::Sqlite(_));
     let lease = Lease::new(store.clone(), LeaseSettings::default(), exclusive);
     let outbox = tokio::spawn(
-        Outbox::new(keyer, sender, &config.data_dir, app.projections().clone()).run(
+        Outbox::new(
+            keyer,
+            sender,
+            &config.data_dir,
+            app.projections().clone(),
+            app.codec.ring().clone(),
+        )
+        .run(
             store.clone(),
             lease,
             outbox_tx,

@@ -118,6 +118,8 @@ pub struct App {
     pub(crate) projections: Projections,
     pub(crate) hasher: PasswordHasher,
     pub(crate) keyer: Keyer,
+    /// Seals and opens personal data with the data keys of the store.
+    pub(crate) codec: EventCodec,
     pub(crate) settings: Settings,
     activity: Arc<SessionActivity>,
 }
@@ -169,6 +171,7 @@ impl App {
         projections: Projections,
         hasher: PasswordHasher,
         keyer: Keyer,
+        ring: Arc<keys::KeyRing>,
         settings: Settings,
     ) -> App {
         let activity = Arc::new(SessionActivity::new(store.clone(), settings.session_idle));
@@ -178,6 +181,7 @@ impl App {
             projections,
             hasher,
             keyer,
+            codec: EventCodec::new(ring),
             settings,
         }
     }
@@ -232,7 +236,7 @@ impl App {
     {
         let executed = command::execute_loaded::<D, EventCodec>(
             self.store.as_ref(),
-            &EventCodec,
+            &self.codec,
             stream,
             command,
             &self.metadata(actor),
@@ -266,7 +270,7 @@ impl App {
         D: domain::Decider,
         EventCodec: Codec<D::Event>,
     {
-        command::load::<D, EventCodec>(self.store.as_ref(), &EventCodec, stream)
+        command::load::<D, EventCodec>(self.store.as_ref(), &self.codec, stream)
             .await
             .map_err(|e| store_failure("loading a stream failed", e))
     }

@@ -32,7 +32,7 @@ async fn register(app: &App, dir: &std::path::Path, email: &str) -> AccountId {
     let started = app.start_registration(email).await.unwrap();
     let (state, _) = command::load::<domain::flow::Flow, _>(
         store.as_ref(),
-        &EventCodec,
+        &codec(dir),
         &started.flow_id.stream(),
     )
     .await
@@ -50,6 +50,12 @@ async fn register(app: &App, dir: &std::path::Path, email: &str) -> AccountId {
     .unwrap()
     .account
     .id
+}
+
+/// The codec of the data dir's store (its secret's key ring).
+fn codec(dir: &std::path::Path) -> EventCodec {
+    let keyer = Keyer::load_or_create(dir).unwrap();
+    EventCodec::new(std::sync::Arc::new(keys::KeyRing::new(keyer)))
 }
 
 fn years_on(days: i64) -> DateTime<Utc> {
@@ -117,7 +123,7 @@ async fn a_purge_killed_halfway_ends_like_an_uninterrupted_one_when_run_again() 
         };
         command::execute::<domain::account::Account, _>(
             store.as_ref(),
-            &EventCodec,
+            &codec(broken_dir.path()),
             &id.stream(),
             &account::Command::PurgeInactive { as_of },
             &metadata,

@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use keys::KeyRing;
+use migrations::sealed::Opener;
 use store::{EventStore, SubscriptionItem};
 use tokio::sync::watch;
 
@@ -86,8 +88,10 @@ const BATCH: usize = 1024;
 impl Projections {
     /// Start from `initial` (empty, or a snapshot) and follow the log live;
     /// never writes a snapshot.
+    /// Sealed personal data reads as erased: [`Projections::start_with`]
+    /// opens it with a key ring.
     pub fn start(store: Arc<dyn EventStore>, initial: ReadModel) -> Projections {
-        Self::start_with(store, initial, None)
+        Self::start_with(store, initial, None, None)
     }
 
     /// Start from the snapshot of `data_dir` as `mode` says. A snapshot of
@@ -98,19 +102,22 @@ impl Projections {
         store: Arc<dyn EventStore>,
         data_dir: &Path,
         mode: SnapshotMode,
+        ring: Option<Arc<KeyRing>>,
     ) -> Projections {
         let settings = SnapshotSettings::for_data_dir(data_dir);
         let initial = initial_model(&settings.path, mode);
         let writes = matches!(mode, SnapshotMode::ReadWrite | SnapshotMode::Rebuild);
-        Self::start_with(store, initial, writes.then_some(settings))
+        Self::start_with(store, initial, writes.then_some(settings), ring)
     }
 
     /// Start from `initial`, writing snapshots as `snapshots` says (none
-    /// when `None`).
+    /// when `None`), opening sealed personal data with `ring` (erased
+    /// without one).
     pub fn start_with(
         store: Arc<dyn EventStore>,
         initial: ReadModel,
         snapshots: Option<SnapshotSettings>,
+        ring: Option<Arc<KeyRing>>,
     ) -> Projections {
         let from = initial.position;
         let model = Arc::new(RwLock::new(initial));
@@ -126,7 +133,7 @@ impl Projections {
             saved_at: Instant::now(),
             writing: Arc::new(Mutex::new(())),
         });
-        tokio::spawn(follow(store, writer, tx, from, snapshotter));
+        tokio::spawn(follow(store, writer, tx, from, snapshotter, ring));
         Projections {
             model,
             progress: rx,
@@ -217,7 +224,15 @@ async fn follow(
     tx: watch::Sender<Progress>,
     mut from: u64,
     mut snapshotter: Option<Snapshotter>,
+    ring: Option<Arc<KeyRing>>,
 ) {
+    if from == 0
+        && let Some(ring) = &ring
+        && let Err(error) = ring.load_all(store.as_ref()).await
+    {
+        // Each batch loads what it misses below.
+        tracing::warn!(%error, "loading the data keys at once failed");
+    }
     if from > 0
         && let Ok(head) = store.head_position().await
         && head < from
@@ -260,11 +275,21 @@ async fn follow(
             None => items.next().await,
         };
         let Some(batch) = batch else { return };
+        if let Some(ring) = &ring {
+            load_keys(ring, store.as_ref(), &batch).await;
+        }
+        let opener = ring.as_deref().map(|ring| ring as &dyn Opener);
         let mut decoded = Vec::with_capacity(batch.len());
         for item in batch {
             match item {
                 Ok(SubscriptionItem::Event(e)) => {
-                    match migrations::decode(&e.type_name, e.schema_version, &e.payload) {
+                    match migrations::sealed::decode_opened(
+                        &e.type_name,
+                        e.schema_version,
+                        &e.payload,
+                        e.id,
+                        opener,
+                    ) {
                         Ok(event) => decoded.push((e.position, e.stream, event)),
                         Err(err) => {
                             progress.undecodable += 1;
@@ -358,5 +383,34 @@ impl Drop for Snapshotter {
                 tracing::error!(error = %e, "could not write the read model snapshot at stop")
             }
         }
+    }
+}
+
+/// Load the data keys `batch` is sealed under, waiting out a store that
+/// cannot be reached (the models must not skip a person's data).
+async fn load_keys(
+    ring: &KeyRing,
+    store: &dyn EventStore,
+    batch: &[Result<SubscriptionItem, store::StoreError>],
+) {
+    let events: Vec<store::RecordedEvent> = batch
+        .iter()
+        .filter_map(|item| match item {
+            Ok(SubscriptionItem::Event(e))
+                if migrations::sealed::sealed_key(e.schema_version, &e.payload).is_some() =>
+            {
+                Some(e.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    if events.is_empty() {
+        return;
+    }
+    let mut wait = std::time::Duration::from_millis(100);
+    while let Err(error) = ring.load_for(store, &events).await {
+        tracing::warn!(%error, "loading data keys failed; trying again");
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(std::time::Duration::from_secs(5));
     }
 }
