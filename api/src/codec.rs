@@ -32,7 +32,8 @@ impl EventCodec {
     fn subjects(&self, events: impl Iterator<Item = DomainEvent>) -> Vec<String> {
         events
             .filter_map(|event| {
-                migrations::sealed::personal(&event).map(|(subject, _)| self.ring.subject_name(subject))
+                migrations::sealed::personal(&event)
+                    .map(|(subject, _)| self.ring.subject_name(subject))
             })
             .collect()
     }

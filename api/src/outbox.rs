@@ -331,7 +331,8 @@ impl Outbox {
                         ..
                     } => (kind, email, account.is_some(), code),
                     flow::Event::CodeResent { code, .. } => {
-                        let (kind, email, known) = flow_address(&self.ring, store, &recorded.stream).await?;
+                        let (kind, email, known) =
+                            flow_address(&self.ring, store, &recorded.stream).await?;
                         (kind, email, known, code)
                     }
                     _ => return None,

@@ -229,13 +229,7 @@ pub async fn run(
             app.projections().clone(),
             app.codec.ring().clone(),
         )
-        .run(
-            store.clone(),
-            lease,
-            outbox_tx,
-            lease_tx,
-            stop_rx,
-        ),
+        .run(store.clone(), lease, outbox_tx, lease_tx, stop_rx),
     );
 
     let activity = {

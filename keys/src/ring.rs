@@ -211,7 +211,11 @@ impl KeyRing {
 
     /// Destroy every data key of `subject` in the store and here; returns
     /// how many the store held.
-    pub async fn destroy(&self, store: &dyn EventStore, subject: Subject<'_>) -> Result<u64, StoreError> {
+    pub async fn destroy(
+        &self,
+        store: &dyn EventStore,
+        subject: Subject<'_>,
+    ) -> Result<u64, StoreError> {
         let name = self.subject_name(subject);
         let destroyed = store.destroy_keys(&name).await?;
         let mut ring = self.write();
@@ -279,7 +283,8 @@ impl Sealer for KeyRing {
                             subject: name.clone(),
                             wrapped,
                         });
-                        ring.keys.insert(id, (name.clone(), Some(Arc::clone(&cipher))));
+                        ring.keys
+                            .insert(id, (name.clone(), Some(Arc::clone(&cipher))));
                         ring.current.insert(name, id);
                         (id, cipher)
                     }
@@ -331,7 +336,8 @@ mod tests {
         DomainEvent::Account(domain::account::Event::PasswordAccountRegistered {
             email: Email::parse(email).unwrap(),
             name: name.to_owned(),
-            password_phc: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into(),
+            password_phc: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
+                .into(),
             at: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
         })
     }
@@ -340,14 +346,23 @@ mod tests {
     async fn a_destroyed_subject_reads_as_erased_everywhere_and_others_stay() {
         let store = MemoryStore::new();
         let ring = KeyRing::new(Keyer::new([7; 32]));
-        let (kari, ola) = (registration("kari@example.no", "Kari"), registration("ola@example.no", "Ola"));
+        let (kari, ola) = (
+            registration("kari@example.no", "Kari"),
+            registration("ola@example.no", "Ola"),
+        );
         let (id_kari, id_ola) = (Uuid::now_v7(), Uuid::now_v7());
         let sealed_kari = encode_sealed(&kari, id_kari, &ring).unwrap();
         let sealed_ola = encode_sealed(&ola, id_ola, &ring).unwrap();
         ring.commit(&store).await.unwrap();
         assert_eq!(store.read_keys(None, 10).await.unwrap().len(), 2);
         let open = |ring: &KeyRing, e: &migrations::Encoded, id| {
-            decode_opened(e.type_name, e.schema_version, &e.payload, id, Some(ring as &dyn Opener))
+            decode_opened(
+                e.type_name,
+                e.schema_version,
+                &e.payload,
+                id,
+                Some(ring as &dyn Opener),
+            )
         };
         assert_eq!(open(&ring, &sealed_kari, id_kari).unwrap(), kari);
         // Bound to the event: the same bytes under another id do not open.
@@ -363,10 +378,18 @@ mod tests {
         assert_eq!(open(&auditor, &sealed_kari, id_kari).unwrap(), kari);
 
         let subject = Email::parse("kari@example.no").unwrap();
-        assert_eq!(ring.destroy(&store, Subject::Email(&subject)).await.unwrap(), 1);
+        assert_eq!(
+            ring.destroy(&store, Subject::Email(&subject))
+                .await
+                .unwrap(),
+            1
+        );
         let erased = open(&ring, &sealed_kari, id_kari).unwrap();
-        let DomainEvent::Account(domain::account::Event::PasswordAccountRegistered { email, name, .. }) =
-            &erased
+        let DomainEvent::Account(domain::account::Event::PasswordAccountRegistered {
+            email,
+            name,
+            ..
+        }) = &erased
         else {
             panic!("{erased:?}")
         };
@@ -376,17 +399,29 @@ mod tests {
 
         // A fresh reader finds the key gone: erased, not an error.
         let later = KeyRing::new(Keyer::new([7; 32]));
-        later.load_for(&store, &[recorded(&sealed_kari, id_kari)]).await.unwrap();
+        later
+            .load_for(&store, &[recorded(&sealed_kari, id_kari)])
+            .await
+            .unwrap();
         assert_eq!(open(&later, &sealed_kari, id_kari).unwrap(), erased);
 
         // The same person registering again gets a new key.
         let again = Uuid::now_v7();
-        ring.prepare_seal(&store, &[ring.subject_name(Subject::Email(&subject))]).await.unwrap();
+        ring.prepare_seal(&store, &[ring.subject_name(Subject::Email(&subject))])
+            .await
+            .unwrap();
         let sealed_again = encode_sealed(&kari, again, &ring).unwrap();
         ring.commit(&store).await.unwrap();
-        later.load_for(&store, &[recorded(&sealed_again, again)]).await.unwrap();
+        later
+            .load_for(&store, &[recorded(&sealed_again, again)])
+            .await
+            .unwrap();
         assert_eq!(open(&later, &sealed_again, again).unwrap(), kari);
-        assert_eq!(open(&later, &sealed_kari, id_kari).unwrap(), erased, "the old one stays erased");
+        assert_eq!(
+            open(&later, &sealed_kari, id_kari).unwrap(),
+            erased,
+            "the old one stays erased"
+        );
     }
 
     #[tokio::test]

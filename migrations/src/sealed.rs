@@ -15,7 +15,7 @@
 
 use domain::account::Event as A;
 use domain::flow::Event as F;
-use domain::{Email, ERASED};
+use domain::{ERASED, Email};
 use uuid::Uuid;
 
 use crate::{CodecError, DomainEvent, Encoded};
@@ -239,7 +239,12 @@ mod tests {
     }
 
     impl Sealer for Toy {
-        fn seal(&self, _: Subject<'_>, _: Uuid, plaintext: &[u8]) -> Result<(Uuid, Vec<u8>), String> {
+        fn seal(
+            &self,
+            _: Subject<'_>,
+            _: Uuid,
+            plaintext: &[u8],
+        ) -> Result<(Uuid, Vec<u8>), String> {
             let key = Uuid::from_u128(0x42);
             self.sealed.borrow_mut().push(key);
             Ok((key, plaintext.iter().map(|b| b ^ 0x42).collect()))
@@ -272,14 +277,27 @@ mod tests {
             let id = Uuid::now_v7();
             let encoded = encode_sealed(&event, id, &toy(false)).expect("seal");
             let Some(_) = personal(&event) else {
-                assert_eq!(encoded, crate::encode(&event), "no personal data: stored as before");
+                assert_eq!(
+                    encoded,
+                    crate::encode(&event),
+                    "no personal data: stored as before"
+                );
                 continue;
             };
             sealed_kinds += 1;
             assert_ne!(encoded.schema_version & SEALED, 0);
-            assert_eq!(sealed_key(encoded.schema_version, &encoded.payload), Some(Uuid::from_u128(0x42)));
+            assert_eq!(
+                sealed_key(encoded.schema_version, &encoded.payload),
+                Some(Uuid::from_u128(0x42))
+            );
             let open = |opener: Option<&dyn Opener>| {
-                decode_opened(encoded.type_name, encoded.schema_version, &encoded.payload, id, opener)
+                decode_opened(
+                    encoded.type_name,
+                    encoded.schema_version,
+                    &encoded.payload,
+                    id,
+                    opener,
+                )
             };
             assert_eq!(open(Some(&toy(false))).expect("open"), event);
             let erased = open(Some(&toy(true))).expect("erased");
@@ -288,13 +306,19 @@ mod tests {
             assert_eq!(open(None).expect("keyless"), redact(&event));
             for (field, value) in personal(&event).expect("personal").1.iter().enumerate() {
                 assert!(
-                    !encoded.payload.windows(value.len()).any(|w| w == value.as_bytes()),
+                    !encoded
+                        .payload
+                        .windows(value.len())
+                        .any(|w| w == value.as_bytes()),
                     "field {field} of {} is not in clear",
                     encoded.type_name
                 );
             }
         }
-        assert_eq!(sealed_kinds, 3, "registration, ID-porten account, flow start");
+        assert_eq!(
+            sealed_kinds, 3,
+            "registration, ID-porten account, flow start"
+        );
     }
 
     #[test]
@@ -312,7 +336,13 @@ mod tests {
             }
         }
         assert!(matches!(
-            decode_opened(encoded.type_name, encoded.schema_version, &encoded.payload, id, Some(&Nobody)),
+            decode_opened(
+                encoded.type_name,
+                encoded.schema_version,
+                &encoded.payload,
+                id,
+                Some(&Nobody)
+            ),
             Err(CodecError::KeyNotLoaded(_))
         ));
         for cut in 0..encoded.payload.len() {

@@ -150,8 +150,12 @@ fn a_restart_from_a_snapshot_resumes_where_it_stopped() {
     // runtime's shutdown drops the runner, which writes the snapshot.
     let k = runtime().block_on(async {
         let k = common::append_all(&store, first).await;
-        let projections =
-            Projections::start_in_data_dir(store.clone(), dir.path(), SnapshotMode::ReadWrite, None);
+        let projections = Projections::start_in_data_dir(
+            store.clone(),
+            dir.path(),
+            SnapshotMode::ReadWrite,
+            None,
+        );
         projections.wait_for(k, WAIT).await.unwrap();
         k
     });
@@ -338,8 +342,12 @@ fn an_unusable_snapshot_makes_the_server_rebuild_from_zero() {
     for (case, bytes) in corrupt_cases(&good) {
         std::fs::write(&path, bytes).unwrap();
         runtime.block_on(async {
-            let projections =
-                Projections::start_in_data_dir(store.clone(), dir.path(), SnapshotMode::ReadOnly, None);
+            let projections = Projections::start_in_data_dir(
+                store.clone(),
+                dir.path(),
+                SnapshotMode::ReadOnly,
+                None,
+            );
             assert_eq!(projections.started_from(), 0, "{case}: starts from zero");
             projections.wait_for(head, WAIT).await.unwrap();
             assert_eq!(projections.read(|m| m.digest()), full.digest(), "{case}");
@@ -440,8 +448,12 @@ fn an_older_snapshot_is_absent_and_the_server_rebuilds_from_zero() {
     let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
     let head = runtime.block_on(common::append_all(&store, &history));
     runtime.block_on(async {
-        let projections =
-            Projections::start_in_data_dir(store.clone(), dir.path(), SnapshotMode::ReadWrite, None);
+        let projections = Projections::start_in_data_dir(
+            store.clone(),
+            dir.path(),
+            SnapshotMode::ReadWrite,
+            None,
+        );
         assert_eq!(projections.started_from(), 0, "starts from zero");
         projections.wait_for(head, WAIT).await.unwrap();
         assert_eq!(projections.read(|m| m.digest()), full.digest());

@@ -51,15 +51,20 @@ use kurrentdb::{
     StreamPosition, StreamState, SubscriptionFilter, TombstoneStreamOptions,
 };
 use store::chain::ChainLink;
-use store::rules::{check_expected, validate_append, validate_stream, validate_value};
+use store::rules::{
+    check_expected, key_mismatch, validate_append, validate_key, validate_key_subject,
+    validate_stream, validate_value,
+};
 use store::{
     AppendResult, CurrentRevision, Direction, EventStore, ExpectedRevision, NewEvent,
-    RecordedEvent, StoreError, StreamStart, SubscriptionItem,
+    RecordedEvent, StoreError, StoredKey, StreamStart, SubscriptionItem,
 };
 use tokio::sync::{Mutex, watch};
+use uuid::Uuid;
 
 pub mod chain;
 pub mod error;
+pub mod keys;
 pub mod mapping;
 pub mod names;
 pub mod subscription;
@@ -389,6 +394,58 @@ impl KurrentStore {
     }
 }
 
+/// What the key stream of an id holds.
+enum KeyState {
+    Absent,
+    Held(StoredKey),
+    Destroyed,
+}
+
+impl KurrentStore {
+    async fn key_state(&self, id: Uuid) -> Result<KeyState, StoreError> {
+        let stream = self.shared.names.key_stream(id);
+        match self.read_raw(&stream, StreamPosition::Start, true, 1).await {
+            Ok(Some(raw)) => match raw.first() {
+                Some(event) => keys::decode_key(id, &event.data).map(KeyState::Held),
+                None => Ok(KeyState::Absent),
+            },
+            Ok(None) => Ok(KeyState::Absent),
+            Err(error) => match classify(&error) {
+                Failure::Deleted => Ok(KeyState::Destroyed),
+                failure => Err(to_store_error(failure, "a data key")),
+            },
+        }
+    }
+
+    /// Every key ever put, each once, by id.
+    async fn key_index(&self) -> Result<Vec<(Uuid, String)>, StoreError> {
+        let stream = self.shared.names.key_index_stream();
+        let raw = self
+            .read_raw(&stream, StreamPosition::Start, true, usize::MAX)
+            .await
+            .map_err(|error| from_kurrent(&error, "the data key index"))?
+            .unwrap_or_default();
+        let entries = raw
+            .iter()
+            .map(|event| keys::decode_index_entry(&event.data))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(keys::indexed(entries))
+    }
+
+    /// The answer to a put of `key` when its id holds something already.
+    fn put_again(key: &StoredKey, state: KeyState) -> Option<Result<(), StoreError>> {
+        match state {
+            KeyState::Absent => None,
+            KeyState::Held(stored) if stored == *key => Some(Ok(())),
+            KeyState::Held(_) => Some(Err(key_mismatch(key.id))),
+            KeyState::Destroyed => Some(Err(StoreError::InvalidInput(format!(
+                "data key {} was destroyed; its id cannot be used again",
+                key.id
+            )))),
+        }
+    }
+}
+
 /// Up to `count` events of a KurrentDB stream; `None` when it does not
 /// exist.
 async fn read_raw(
@@ -713,5 +770,98 @@ impl EventStore for KurrentStore {
                 failure => Err(to_store_error(failure, name)),
             },
         }
+    }
+
+    async fn put_key(&self, key: &StoredKey) -> Result<(), StoreError> {
+        validate_key(key)?;
+        if let Some(answer) = Self::put_again(key, self.key_state(key.id).await?) {
+            return answer;
+        }
+        // Indexed first: a key the store holds is always found by its
+        // subject's destruction.
+        let entry = EventData::binary(
+            keys::INDEX_EVENT_TYPE,
+            Bytes::from(keys::encode_index_entry(key.id, &key.subject)),
+        )
+        .id(Uuid::now_v7());
+        self.client()
+            .append_to_stream(
+                self.shared.names.key_index_stream(),
+                &AppendToStreamOptions::default(),
+                entry,
+            )
+            .await
+            .map_err(|error| from_kurrent(&error, "the data key index"))?;
+        let event =
+            EventData::binary(keys::KEY_EVENT_TYPE, Bytes::from(keys::encode_key(key))).id(key.id);
+        let options = AppendToStreamOptions::default().stream_state(StreamState::NoStream);
+        match self
+            .client()
+            .append_to_stream(self.shared.names.key_stream(key.id), &options, event)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error) => match classify(&error) {
+                // Another put of the same id won the race, or a destruction
+                // came first: answer as to a put of a key already there.
+                Failure::WrongExpectedVersion(_) | Failure::Deleted => {
+                    Self::put_again(key, self.key_state(key.id).await?).unwrap_or_else(|| {
+                        Err(StoreError::Backend(format!(
+                            "KurrentDB: data key {} neither written nor readable",
+                            key.id
+                        )))
+                    })
+                }
+                failure => Err(to_store_error(failure, "a data key")),
+            },
+        }
+    }
+
+    async fn read_key(&self, id: Uuid) -> Result<Option<StoredKey>, StoreError> {
+        match self.key_state(id).await? {
+            KeyState::Held(key) => Ok(Some(key)),
+            KeyState::Absent | KeyState::Destroyed => Ok(None),
+        }
+    }
+
+    async fn read_keys(
+        &self,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<StoredKey>, StoreError> {
+        let index = self.key_index().await?;
+        let mut found = Vec::new();
+        for id in keys::ids_after(&index, after) {
+            if found.len() >= limit {
+                break;
+            }
+            if let KeyState::Held(key) = self.key_state(id).await? {
+                found.push(key);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn destroy_keys(&self, subject: &str) -> Result<u64, StoreError> {
+        validate_key_subject(subject)?;
+        let index = self.key_index().await?;
+        let mut destroyed = 0;
+        for id in keys::ids_of(&index, subject) {
+            // Expecting the stream to exist: an index entry of a put cut
+            // short, or a key destroyed before, is not counted.
+            let options = TombstoneStreamOptions::default().stream_state(StreamState::StreamExists);
+            match self
+                .client()
+                .tombstone_stream(self.shared.names.key_stream(id), &options)
+                .await
+            {
+                Ok(_) => destroyed += 1,
+                Err(error) => match classify(&error) {
+                    Failure::WrongExpectedVersion(_) | Failure::Deleted | Failure::NotFound => {}
+                    failure => return Err(to_store_error(failure, "a data key")),
+                },
+            }
+        }
+        Ok(destroyed)
     }
 }

@@ -34,7 +34,11 @@ pub trait Codec<E: Sync>: Send + Sync {
     fn decode(&self, recorded: &RecordedEvent) -> Result<E, CodecFailure>;
 
     /// Make ready what encoding `events` needs (the keys of their subjects).
-    async fn prepare_encode(&self, _store: &dyn EventStore, _events: &[E]) -> Result<(), StoreError> {
+    async fn prepare_encode(
+        &self,
+        _store: &dyn EventStore,
+        _events: &[E],
+    ) -> Result<(), StoreError> {
         Ok(())
     }
 
