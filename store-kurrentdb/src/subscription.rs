@@ -38,11 +38,12 @@ pub fn backoff(attempt: u32) -> Duration {
 /// and of one `CaughtUp`, apart from any IO.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Follower {
-    /// The position of the last event delivered (the checkpoint at first).
+    /// The position of the last event delivered (the checkpoint at first):
+    /// where a reconnect resumes, always an event's own position.
     delivered: u64,
-    /// Where a reconnect resumes: the last delivered position, or a later
-    /// checkpoint of the server's filter.
-    resume: u64,
+    /// How far the server is known to have looked: the last delivered
+    /// position, or a later checkpoint of its filter or skipped event.
+    scanned: u64,
     /// The head when the subscription started: reaching it is catching up.
     target: Option<u64>,
     caught_up: bool,
@@ -53,7 +54,7 @@ impl Follower {
     pub fn new(after: u64) -> Follower {
         Follower {
             delivered: after,
-            resume: after,
+            scanned: after,
             target: None,
             caught_up: false,
         }
@@ -70,21 +71,20 @@ impl Follower {
     }
 
     /// The event to deliver, or `None` when it was delivered already (the
-    /// server repeats what it sent before a reconnect, or a checkpoint's
-    /// neighbourhood).
+    /// server repeats what it sent before a reconnect).
     pub fn event(&mut self, event: RecordedEvent) -> Option<RecordedEvent> {
         if event.position <= self.delivered {
             return None;
         }
         self.delivered = event.position;
-        self.resume = self.resume.max(event.position);
+        self.scanned = self.scanned.max(event.position);
         Some(event)
     }
 
-    /// A checkpoint of the server's filter: nothing of the namespace up to
-    /// `position` is left to deliver.
+    /// A checkpoint of the server's filter, or an event of the namespace
+    /// that is not the port's: nothing up to `position` is left to deliver.
     pub fn checkpoint(&mut self, position: u64) {
-        self.resume = self.resume.max(position);
+        self.scanned = self.scanned.max(position);
     }
 
     /// Whether to say `CaughtUp` now: once, when everything up to the
@@ -94,9 +94,7 @@ impl Follower {
         if self.caught_up {
             return false;
         }
-        let reached = self
-            .target
-            .is_some_and(|target| self.delivered.max(self.resume) >= target);
+        let reached = self.target.is_some_and(|target| self.scanned >= target);
         if reached || (server && self.target.is_some()) {
             self.caught_up = true;
             return true;
@@ -109,9 +107,10 @@ impl Follower {
         self.caught_up
     }
 
-    /// The position a reconnect subscribes after.
+    /// The position a reconnect subscribes after: the last event
+    /// delivered, so that it starts from a position the server handed out.
     pub fn resume_after(&self) -> u64 {
-        self.resume
+        self.delivered
     }
 }
 
@@ -147,9 +146,9 @@ pub(crate) fn subscribe(
             return None;
         }
         let item = state.next().await;
-        if matches!(item, Err(StoreError::Closed)) {
-            state.ended = true;
-        }
+        // An error ends the subscription: the consumer subscribes again
+        // from its checkpoint (outages are ridden out before this).
+        state.ended = item.is_err();
         Some((item, state))
     })
     .boxed()
@@ -331,15 +330,23 @@ mod tests {
     }
 
     #[test]
-    fn checkpoints_move_the_resume_position_but_deliver_nothing() {
+    fn checkpoints_deliver_nothing_and_a_reconnect_resumes_at_an_event() {
         let mut follower = Follower::new(0);
+        follower.set_target(80);
         assert_eq!(positions(&mut follower, &[10]), vec![10]);
-        follower.checkpoint(80);
-        assert_eq!(follower.resume_after(), 80);
-        // A checkpoint never moves the resume position back.
         follower.checkpoint(40);
-        assert_eq!(follower.resume_after(), 80);
+        assert!(!follower.caught_up_now(false));
+        assert_eq!(follower.resume_after(), 10);
+        follower.checkpoint(80);
+        assert!(
+            follower.caught_up_now(false),
+            "the server looked past the head"
+        );
+        // A checkpoint never moves anything back.
+        follower.checkpoint(20);
+        assert_eq!(follower.resume_after(), 10);
         assert_eq!(positions(&mut follower, &[90]), vec![90]);
+        assert_eq!(follower.resume_after(), 90);
     }
 
     #[test]
