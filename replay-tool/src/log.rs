@@ -1,5 +1,6 @@
 //! Read access to an event log: the embedded file of a data dir, opened
-//! read-only, or any store through the port (`--store postgres://…`);
+//! read-only, or any store through the port (`--store postgres://…`, and
+//! `esdb://…` / `kurrentdb://…` when built with the `kurrentdb` feature);
 //! paged scans of the global log with a progress bar, and the server secret
 //! for keyed stream names. Nothing here writes.
 
@@ -38,6 +39,14 @@ pub fn open(source: &Source) -> anyhow::Result<Log> {
     if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
         return PortLog::postgres(raw).map(Log::Port);
     }
+    if is_kurrentdb_url(raw) {
+        #[cfg(feature = "kurrentdb")]
+        return PortLog::kurrentdb(raw).map(Log::Port);
+        #[cfg(not(feature = "kurrentdb"))]
+        anyhow::bail!(
+            "--store esdb://… / kurrentdb://…: this replay-tool was built without KurrentDB support; build it with `cargo build --release -p replay-tool --features kurrentdb`"
+        );
+    }
     let path = match raw.strip_prefix("sqlite:") {
         Some(path) => PathBuf::from(path.strip_prefix("//").unwrap_or(path)),
         None if raw.is_empty() => store_path(&source.data_dir),
@@ -65,6 +74,19 @@ pub fn decode(
         .get()
         .map(|ring| ring as &dyn migrations::sealed::Opener);
     migrations::sealed::decode_opened(type_name, version, payload, id, opener)
+}
+
+/// Whether `url` is a KurrentDB connection string (`esdb://`,
+/// `kurrentdb://`, each also `+discover`).
+fn is_kurrentdb_url(url: &str) -> bool {
+    let Some((scheme, _)) = url.split_once("://") else {
+        return false;
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    matches!(
+        scheme.strip_suffix("+discover").unwrap_or(&scheme),
+        "esdb" | "kurrentdb"
+    )
 }
 
 /// The keyed hashing of the server secret, read (never created).
@@ -226,6 +248,25 @@ impl PortLog {
                 store_postgres::PostgresOptions::default(),
             ))
             .context("opening the PostgreSQL event store")?;
+        Ok(PortLog {
+            runtime,
+            store: Arc::new(store),
+            numbers: HashMap::new(),
+            names: Vec::new(),
+        })
+    }
+
+    /// A KurrentDB namespace through the port; connecting only reads.
+    #[cfg(feature = "kurrentdb")]
+    fn kurrentdb(url: &str) -> anyhow::Result<PortLog> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .context("starting the runtime")?;
+        let store = runtime
+            .block_on(store_kurrentdb::KurrentStore::connect(url))
+            .context("opening the KurrentDB event store")?;
         Ok(PortLog {
             runtime,
             store: Arc::new(store),
@@ -476,5 +517,33 @@ mod tests {
         assert_eq!(secret, [10; 32]);
         assert!(decode_hex("0a").is_err());
         assert!(decode_hex(&"zz".repeat(32)).is_err());
+    }
+
+    #[test]
+    fn kurrentdb_urls_are_recognised() {
+        for url in [
+            "esdb://node:2113?tls=false",
+            "esdb+discover://cluster:2113",
+            "kurrentdb://auditor:pw@node:2113",
+            "KurrentDB+discover://cluster",
+        ] {
+            assert!(is_kurrentdb_url(url), "{url}");
+        }
+        for url in ["postgres://x@y/z", "sqlite:/x", "esdbx://node", "esdb"] {
+            assert!(!is_kurrentdb_url(url), "{url}");
+        }
+    }
+
+    #[cfg(not(feature = "kurrentdb"))]
+    #[test]
+    fn without_the_feature_a_kurrentdb_url_says_how_to_build() {
+        let source = Source {
+            data_dir: PathBuf::from("/nonexistent"),
+            store: Some("esdb://auditor:pw@node:2113".to_owned()),
+            secret_file: None,
+        };
+        let error = open(&source).err().expect("refused").to_string();
+        assert!(error.contains("--features kurrentdb"), "{error}");
+        assert!(!error.contains("pw"), "{error}");
     }
 }
