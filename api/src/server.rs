@@ -1,4 +1,5 @@
-//! The HTTP server: `/graphql` (a query console on GET), `/healthz`, `/readyz`,
+//! The HTTP server: the portal at `/` ([`crate::portal`]), `/graphql` (a
+//! query console on GET), `/healthz`, `/readyz`,
 //! `/metrics` (behind a token), the ID-porten login under `/auth/idporten/`;
 //! sessions by bearer token or cookie (with a CSRF header bound to the
 //! session); the edge: JSON only, same-origin browsers only, security
@@ -272,7 +273,9 @@ pub async fn run(
     };
     let router = router(state, config.hsts);
     let address = listener.local_addr()?;
-    println!("caseledger listening on http://{address} (GraphiQL: http://{address}/graphql)");
+    println!(
+        "caseledger listening on http://{address} (portal: http://{address}/, GraphiQL: http://{address}/graphql)"
+    );
     tracing::info!(%address, "listening");
     axum::serve(
         listener,
@@ -299,6 +302,7 @@ fn router(state: ServerState, hsts: bool) -> Router {
             state.idporten.clone(),
             Some(state.limits.clone()),
         ))
+        .merge(crate::portal::router(state.idporten.is_some()))
         .route("/graphql", get(graphiql).post(graphql))
         .route("/graphql/console.js", get(console_js))
         .route("/graphql/console.css", get(console_css))
