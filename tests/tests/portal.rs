@@ -128,14 +128,21 @@ impl Page {
         field.send_keys(text).await.expect("type");
     }
 
+    /// Click `css` (found again if the page redrew it meanwhile).
     async fn click(&self, css: &str) {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no {css}: {e}"))
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+        let mut tries = 0;
+        loop {
+            let element = self
+                .client
+                .find(Locator::Css(css))
+                .await
+                .unwrap_or_else(|e| panic!("no {css}: {e}"));
+            match element.click().await {
+                Ok(()) => return,
+                Err(e) if tries < 3 && e.to_string().contains("stale element") => tries += 1,
+                Err(e) => panic!("click {css}: {e}"),
+            }
+        }
     }
 
     async fn choose(&self, css: &str, value: &str) {
@@ -625,6 +632,7 @@ async fn journeys_through_the_portal_in_a_real_browser() {
     page.client.refresh().await.expect("reload");
     page.wait_heading("Mine søknader").await;
     page.wait_text("#lang-switch", "English").await;
+    page.wait_text("#apps-count", "Viser 10 av 12").await;
     page.click("#nav-new").await;
     page.wait_heading("Ny søknad").await;
     page.screen("ny-soknad").await;

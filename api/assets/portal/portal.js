@@ -1386,6 +1386,12 @@
     const nav = $("nav");
     nav.setAttribute("aria-label", t("nav.label"));
     const route = parseRoute().name;
+    // Redrawn only when it changes, so that a link keeps its focus.
+    const key = [state.lang, route, state.viewer ? state.viewer.name : ""].join("|");
+    if (nav.dataset.key === key) {
+      return;
+    }
+    nav.dataset.key = key;
     const link = (href, key, names, id) =>
       h("li", {}, h("a", { href, id, text: t(key), "aria-current": names.includes(route) ? "page" : null }));
     const items = state.viewer
