@@ -139,10 +139,9 @@ fn answer(
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         let mut response = body;
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(content_type),
-        );
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         response
     };
     let out = response.headers_mut();

@@ -101,9 +101,8 @@ impl ChromeDriver {
             if let Ok(mut stream) = std::net::TcpStream::connect(&address) {
                 use std::io::Write;
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-                let request = format!(
-                    "GET /status HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-                );
+                let request =
+                    format!("GET /status HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
                 if stream.write_all(request.as_bytes()).is_ok() {
                     let mut answer = Vec::new();
                     let mut chunk = [0u8; 4096];

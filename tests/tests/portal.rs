@@ -74,7 +74,10 @@ impl Page {
 
     /// Run `script` (a function body) and return its value.
     async fn js(&self, script: &str, args: Vec<Value>) -> Value {
-        self.client.execute(script, args).await.expect("run a script")
+        self.client
+            .execute(script, args)
+            .await
+            .expect("run a script")
     }
 
     /// Wait until `condition` (a JavaScript expression) is true.
@@ -224,11 +227,7 @@ fn server() -> Server {
 
 async fn password_policy(server: &Server) -> Value {
     server
-        .gql(
-            None,
-            "{ passwordPolicy { rules ruleCodes } }",
-            json!({}),
-        )
+        .gql(None, "{ passwordPolicy { rules ruleCodes } }", json!({}))
         .await["data"]["passwordPolicy"]
         .clone()
 }
@@ -362,17 +361,25 @@ async fn journeys_through_the_portal_in_a_real_browser() {
     page.fill("#email", "not an address").await;
     page.click("#register-email-form button[type=submit]").await;
     page.wait_text("#email-error", "email").await;
-    assert_eq!(page.focused().await, "email", "the refused field has the focus");
     assert_eq!(
-        page.js("return document.getElementById('email').getAttribute('aria-invalid');", vec![])
-            .await,
+        page.focused().await,
+        "email",
+        "the refused field has the focus"
+    );
+    assert_eq!(
+        page.js(
+            "return document.getElementById('email').getAttribute('aria-invalid');",
+            vec![]
+        )
+        .await,
         json!("true")
     );
     page.screen("register-bad-email").await;
     page.fill("#email", EMAIL).await;
     page.click("#register-email-form button[type=submit]").await;
     page.wait_text("#step", "Step 2 of 3").await;
-    page.wait_text("#code-validity", "The code is valid for").await;
+    page.wait_text("#code-validity", "The code is valid for")
+        .await;
     let code = server
         .wait_mail(EMAIL, "registration-code")
         .await
@@ -404,8 +411,10 @@ async fn journeys_through_the_portal_in_a_real_browser() {
         "FORBIDDEN_CHARACTER",
     ];
     assert_eq!(unmet, json!(broken), "the live checklist");
-    page.click("#register-complete-form button[type=submit]").await;
-    page.wait_text("#new-password-error", "breaks 4 rules").await;
+    page.click("#register-complete-form button[type=submit]")
+        .await;
+    page.wait_text("#new-password-error", "breaks 4 rules")
+        .await;
     let error = page.text("#new-password-error").await;
     for code in broken {
         assert!(
@@ -425,11 +434,13 @@ async fn journeys_through_the_portal_in_a_real_browser() {
         .await;
     assert_eq!(unmet, json!(0));
     page.shot("register-good-password").await;
-    page.click("#register-complete-form button[type=submit]").await;
+    page.click("#register-complete-form button[type=submit]")
+        .await;
 
     // ---- My applications: empty, then a new application.
     page.wait_heading("My applications").await;
-    page.wait_text("#notice", "Your user account is created").await;
+    page.wait_text("#notice", "Your user account is created")
+        .await;
     page.wait_text("#no-applications", "no applications").await;
     page.wait_text("#nav", "Logged in as Kari Nordmann").await;
     page.screen("my-applications-empty").await;
@@ -442,11 +453,13 @@ async fn journeys_through_the_portal_in_a_real_browser() {
     page.fill("#birth-date-month", "02").await;
     page.fill("#birth-date-year", "2015").await;
     page.fill("#nationality", "swe").await;
-    page.click("#new-application-form button[type=submit]").await;
+    page.click("#new-application-form button[type=submit]")
+        .await;
     page.wait_text("#birth-date-error", "date").await;
     page.screen("new-application-bad-date").await;
     page.fill("#birth-date-day", "28").await;
-    page.click("#new-application-form button[type=submit]").await;
+    page.click("#new-application-form button[type=submit]")
+        .await;
     page.wait_heading("Application for Nora Nordmann").await;
     page.wait_text("[data-fact=status]", "Draft").await;
     page.screen("application-draft").await;
@@ -467,17 +480,22 @@ async fn journeys_through_the_portal_in_a_real_browser() {
     page.choose("#book-time", "10:30").await;
     page.screen("booking-form").await;
     page.click("#book-form button[type=submit]").await;
-    page.wait_text("[data-fact=status]", "Appointment booked").await;
+    page.wait_text("[data-fact=status]", "Appointment booked")
+        .await;
     page.wait_text("[data-fact=appointment]", "Oslo politidistrikt")
         .await;
     page.wait_text("[data-fact=appointment]", "10:30").await;
-    page.wait_text("[data-fact=appointment]", "Hand in the application documents")
-        .await;
+    page.wait_text(
+        "[data-fact=appointment]",
+        "Hand in the application documents",
+    )
+    .await;
     let mail = server.wait_mail(EMAIL, "appointment-confirmation").await;
     assert!(mail.body.contains("Oslo politidistrikt"));
     page.screen("appointment-booked").await;
     page.click("#cancel-form button").await;
-    page.wait_text("#notice", "The appointment is cancelled").await;
+    page.wait_text("#notice", "The appointment is cancelled")
+        .await;
     page.wait_text("[data-fact=status]", "Submitted").await;
     page.wait_text("[data-fact=appointment]", "No appointment booked")
         .await;
@@ -573,15 +591,16 @@ async fn journeys_through_the_portal_in_a_real_browser() {
     page.wait_text("#apps-count", "Showing 12 of 12").await;
     assert!(!page.exists("#more-applications").await);
     let focused = page.focused().await;
-    assert!(focused.starts_with("open-"), "focus on the first new one: {focused}");
+    assert!(
+        focused.starts_with("open-"),
+        "focus on the first new one: {focused}"
+    );
 
     // ---- Log out.
     page.click("#logout").await;
     page.wait_heading("Log in").await;
     page.wait_text("#notice", "You are logged out").await;
-    let me = server
-        .gql(Some(&token), "{ me { id } }", json!({}))
-        .await;
+    let me = server.gql(Some(&token), "{ me { id } }", json!({})).await;
     assert!(me["data"]["me"].is_null(), "the session ended: {me}");
     page.screen("logged-out").await;
 
@@ -608,14 +627,18 @@ async fn journeys_through_the_portal_in_a_real_browser() {
     page.wait_text("#step", "Step 3 of 3").await;
     page.fill("#new-password", NEW_PASSWORD).await;
     page.screen("forgot-new-password").await;
-    page.click("#forgot-complete-form button[type=submit]").await;
+    page.click("#forgot-complete-form button[type=submit]")
+        .await;
     page.wait_heading("Log in").await;
     page.wait_text("#notice", "Your password is changed").await;
     page.fill("#login-email", EMAIL).await;
     page.fill("#login-password", GOOD_PASSWORD).await;
     page.click("#login-form button[type=submit]").await;
-    page.wait_text("#login-password-error", "The email address or the password is wrong")
-        .await;
+    page.wait_text(
+        "#login-password-error",
+        "The email address or the password is wrong",
+    )
+    .await;
     page.screen("login-refused").await;
     page.fill("#login-password", NEW_PASSWORD).await;
     page.click("#login-form button[type=submit]").await;
@@ -625,9 +648,14 @@ async fn journeys_through_the_portal_in_a_real_browser() {
     // ---- Norwegian: switched on the page, remembered after a reload.
     page.click("#lang-switch").await;
     page.wait_heading("Mine søknader").await;
-    assert_eq!(page.js("return document.documentElement.lang;", vec![]).await, json!("nb"));
+    assert_eq!(
+        page.js("return document.documentElement.lang;", vec![])
+            .await,
+        json!("nb")
+    );
     assert_eq!(page.focused().await, "lang-switch");
-    page.wait_text(".application [data-fact=status]", "Utkast").await;
+    page.wait_text(".application [data-fact=status]", "Utkast")
+        .await;
     page.screen("mine-soknader").await;
     page.client.refresh().await.expect("reload");
     page.wait_heading("Mine søknader").await;
@@ -643,15 +671,21 @@ async fn journeys_through_the_portal_in_a_real_browser() {
     norwegian.goto("/").await;
     norwegian.wait_heading("Logg inn").await;
     assert_eq!(
-        norwegian.js("return document.documentElement.lang;", vec![]).await,
+        norwegian
+            .js("return document.documentElement.lang;", vec![])
+            .await,
         json!("nb")
     );
-    norwegian.wait_text("#forgot-link", "Har du glemt passordet?").await;
+    norwegian
+        .wait_text("#forgot-link", "Har du glemt passordet?")
+        .await;
     norwegian.screen("logg-inn").await;
     norwegian.click("#forgot-link").await;
     norwegian.wait_heading("Glemt passord").await;
     norwegian.fill("#email", "ukjent").await;
-    norwegian.click("#forgot-email-form button[type=submit]").await;
+    norwegian
+        .click("#forgot-email-form button[type=submit]")
+        .await;
     norwegian.wait_text("#email-error", "e-post").await;
     norwegian.screen("glemt-passord-feil").await;
     norwegian.client.close().await.expect("close the browser");
