@@ -187,6 +187,12 @@ impl Page {
     /// violation.
     async fn screen(&mut self, name: &str) {
         self.shot(name).await;
+        let words = self.js("return document.body.innerText;", vec![]).await;
+        let words = words.as_str().unwrap_or("");
+        assert!(
+            !words.contains("null") && !words.contains("undefined") && !words.contains("[object"),
+            "the {name} screen shows a programming value: {words}"
+        );
         if self.js("return typeof window.axe;", vec![]).await != json!("object") {
             self.js(AXE, vec![]).await;
         }
@@ -689,4 +695,144 @@ async fn journeys_through_the_portal_in_a_real_browser() {
     norwegian.wait_text("#email-error", "e-post").await;
     norwegian.screen("glemt-passord-feil").await;
     norwegian.client.close().await.expect("close the browser");
+}
+
+/// The ID-porten stand-in (tests/oidc/provider.mjs, the npm package
+/// `oidc-provider` on Node), stopped on drop.
+struct IdPortenStandIn {
+    child: std::process::Child,
+    issuer: String,
+    _dir: tempfile::TempDir,
+}
+
+impl IdPortenStandIn {
+    const CLIENT_ID: &str = "caseledger";
+    const CLIENT_SECRET: &str = "caseledger-test-secret";
+
+    fn start(redirect_uri: &str, post_logout_redirect_uri: &str) -> IdPortenStandIn {
+        use std::io::BufRead;
+        let oidc = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("oidc");
+        let node = std::env::var("NODE").unwrap_or_else(|_| "node".to_owned());
+        assert!(
+            oidc.join("node_modules/oidc-provider/package.json")
+                .exists(),
+            "the ID-porten browser test needs Node.js and the npm package oidc-provider: \
+             run `npm ci --prefix tests/oidc --no-audit --no-fund` (or `bash .ci/run`)"
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = std::fs::File::create(dir.path().join("provider.log")).expect("log file");
+        let mut child = std::process::Command::new(&node)
+            .arg(oidc.join("provider.mjs"))
+            .current_dir(&oidc)
+            .env("OIDC_CLIENT_ID", Self::CLIENT_ID)
+            .env("OIDC_CLIENT_SECRET", Self::CLIENT_SECRET)
+            .env("OIDC_REDIRECT_URI", redirect_uri)
+            .env("OIDC_POST_LOGOUT_REDIRECT_URI", post_logout_redirect_uri)
+            .env("OIDC_PRIVATE_KEY_FILE", dir.path().join("client-key.pem"))
+            .env("OIDC_PORT", "0")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting the ID-porten stand-in with {node}: {e}"));
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the issuer line");
+        let issuer = line.trim().to_owned();
+        assert!(
+            issuer.starts_with("http://127.0.0.1:"),
+            "the stand-in did not start: {line:?}; its log: {}",
+            std::fs::read_to_string(dir.path().join("provider.log")).unwrap_or_default()
+        );
+        IdPortenStandIn {
+            child,
+            issuer,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for IdPortenStandIn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn log_in_with_id_porten_in_a_real_browser() {
+    let driver = ChromeDriver::start();
+    let port = test_support::browser::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let redirect = format!("{base}/auth/idporten/callback");
+    let provider = IdPortenStandIn::start(&redirect, &format!("{base}/"));
+    let server = Server::start_listening(
+        &format!("127.0.0.1:{port}"),
+        &[
+            "--idporten-issuer",
+            &provider.issuer,
+            "--idporten-client-id",
+            IdPortenStandIn::CLIENT_ID,
+            "--idporten-client-secret",
+            IdPortenStandIn::CLIENT_SECRET,
+            "--idporten-redirect-uri",
+            &redirect,
+        ],
+    );
+    let mut page = Page::open(&driver, &server.url, "idporten", "en-GB").await;
+    page.goto("/").await;
+    page.wait_heading("Log in").await;
+    page.wait_text("#idporten-login", "Log in with ID-porten")
+        .await;
+    // The stand-in logs in as the persona its cookie names (cookies are
+    // per host, so the portal's page can set it for the provider too).
+    let persona = |name: &str| format!("document.cookie = 'persona={name}; path=/';");
+
+    // MinID (level substantial) is refused, and the page says why.
+    page.js(&persona("MinID"), vec![]).await;
+    page.click("#idporten-login").await;
+    page.wait_text("#message", "MinID is not enough").await;
+    assert_eq!(
+        page.js(
+            "return document.querySelector('main').dataset.code;",
+            vec![]
+        )
+        .await,
+        json!("INSUFFICIENT_LEVEL")
+    );
+    page.screen("idporten-level-refused").await;
+
+    // BankID (level high) logs in; an employer may not apply for an
+    // employee with ID-porten, and the form says so next to the choice.
+    // A fresh start at the provider too (cookies are per host: this
+    // clears the provider's session as well).
+    page.goto("/").await;
+    page.wait_heading("Log in").await;
+    page.client
+        .delete_all_cookies()
+        .await
+        .expect("clear the cookies");
+    page.js(&persona("BankID"), vec![]).await;
+    page.click("#idporten-login").await;
+    page.wait_heading("My applications").await;
+    page.wait_text("#nav", "Logged in as Kari Nordmann").await;
+    page.click("#nav-new").await;
+    page.wait_heading("New application").await;
+    page.wait_text("#relation-hint", "must log in with a username and password")
+        .await;
+    page.click("#relation-EMPLOYEE").await;
+    page.fill("#applicant-name", "Per Hansen").await;
+    page.fill("#birth-date-day", "01").await;
+    page.fill("#birth-date-month", "06").await;
+    page.fill("#birth-date-year", "1988").await;
+    page.fill("#nationality", "IND").await;
+    page.click("#new-application-form button[type=submit]")
+        .await;
+    page.wait_text("#relation-error", "ID-porten").await;
+    let refusal = page.text("#relation-error").await;
+    assert!(!refusal.contains("null"), "{refusal}");
+    assert_eq!(page.focused().await, "relation-SELF");
+    page.screen("idporten-employer-refused").await;
+    page.client.close().await.expect("close the browser");
 }

@@ -307,7 +307,7 @@
       group.classList.add("has-error");
       const error = $(fieldId + "-error");
       if (error) {
-        error.replaceChildren(h("span", { text }), list);
+        error.replaceChildren(...[h("span", { text }), list].filter(Boolean));
       }
       for (const control of controlsOf(target)) {
         control.setAttribute("aria-invalid", "true");
