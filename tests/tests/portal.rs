@@ -351,6 +351,21 @@ async fn journeys_through_the_portal_in_a_real_browser() {
     let driver = ChromeDriver::start();
     let server = server();
     let policy = password_policy(&server).await;
+    // An application from the old portal (before April 2022) with this email.
+    let legacy = server.data_path().join("legacy.jsonl");
+    std::fs::write(
+        &legacy,
+        format!(
+            "{{\"reference\": \"UDI-2021-0001\", \"submittedAt\": \"2021-06-01T10:00:00Z\", \"kind\": \"WORK\", \"email\": \"{EMAIL}\"}}\n"
+        ),
+    )
+    .expect("the legacy file");
+    let imported = server.cli(&["import-legacy", "--file", legacy.to_str().unwrap()]);
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
     let mut page = Page::open(&driver, &server.url, "journeys", "en-GB").await;
 
     // ---- Register: email, the code from the outbox, password and name.
@@ -448,6 +463,10 @@ async fn journeys_through_the_portal_in_a_real_browser() {
     page.wait_text("#notice", "Your user account is created")
         .await;
     page.wait_text("#no-applications", "no applications").await;
+    page.wait_text("#legacy", "Applications submitted before April 2022")
+        .await;
+    page.wait_text("#legacy", "UDI-2021-0001").await;
+    page.wait_text("#legacy .guidance", "police").await;
     page.wait_text("#nav", "Logged in as Kari Nordmann").await;
     page.screen("my-applications-empty").await;
     page.click("#new-application").await;
