@@ -337,6 +337,10 @@ pub struct PasswordPolicy {
     checks_common_passwords: bool,
     /// Every rule, in words, in the request's language.
     rules: Vec<String>,
+    /// The code of each rule of `rules`, in the same order (`TOO_SHORT`,
+    /// `MISSING_DIGIT`, ...; `CONTAINS_EMAIL` is reported in `violations`
+    /// as `COMMON_PASSWORD`), so a form can tick them off while typing.
+    rule_codes: Vec<String>,
 }
 
 /// A booked appointment.
@@ -543,7 +547,7 @@ impl QueryRoot {
     async fn password_policy(&self, ctx: &Context<'_>) -> PasswordPolicy {
         let policy = services(ctx).settings().password_policy;
         let d = policy.describe();
-        let rules = domain::password::PasswordViolation::ALL
+        let in_force: Vec<_> = domain::password::PasswordViolation::ALL
             .iter()
             .filter(|v| match v {
                 domain::password::PasswordViolation::MissingUppercase => d.requires_uppercase,
@@ -553,11 +557,15 @@ impl QueryRoot {
                 | domain::password::PasswordViolation::ContainsEmail => d.checks_common_passwords,
                 _ => true,
             })
+            .collect();
+        let rules = in_force
+            .iter()
             .map(|v| match lang(ctx) {
                 Lang::En => v.message_en(&policy),
                 Lang::Nb => v.message_nb(&policy),
             })
             .collect();
+        let rule_codes = in_force.iter().map(|v| v.code().to_owned()).collect();
         PasswordPolicy {
             kind: d.kind.to_owned(),
             min_length: d.min_length as i32,
@@ -568,6 +576,7 @@ impl QueryRoot {
             allowed_characters: d.allowed_characters.to_owned(),
             checks_common_passwords: d.checks_common_passwords,
             rules,
+            rule_codes,
         }
     }
 

@@ -19,6 +19,7 @@ pub mod mail;
 pub mod nesting;
 pub mod outbox;
 pub mod password_hashing;
+pub mod portal;
 pub mod positions;
 pub mod query_cache;
 pub mod query_guard;

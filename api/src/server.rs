@@ -1,5 +1,7 @@
-//! The HTTP server: `/graphql` (a query console on GET), the subscription
-//! socket at `/graphql/ws`, `/healthz`, `/readyz`, `/metrics` (behind a token), the ID-porten login under `/auth/idporten/`;
+//! The HTTP server: the portal at `/` ([`crate::portal`]), `/graphql` (a
+//! query console on GET), the subscription socket at `/graphql/ws`,
+//! `/healthz`, `/readyz`, `/metrics` (behind a token), the ID-porten login
+//! under `/auth/idporten/`;
 //! sessions by bearer token or cookie (with a CSRF header bound to the
 //! session); the edge: JSON only, same-origin browsers only, security
 //! headers, GraphQL-shaped bodies for every refusal; body-size, expansion,
@@ -291,7 +293,9 @@ pub async fn run(
     };
     let router = router(state, config.hsts);
     let address = listener.local_addr()?;
-    println!("caseledger listening on http://{address} (GraphiQL: http://{address}/graphql)");
+    println!(
+        "caseledger listening on http://{address} (portal: http://{address}/, GraphiQL: http://{address}/graphql)"
+    );
     tracing::info!(%address, "listening");
     axum::serve(
         listener,
@@ -327,6 +331,7 @@ fn router(state: ServerState, hsts: bool) -> Router {
             state.idporten.clone(),
             Some(state.limits.clone()),
         ))
+        .merge(crate::portal::router(state.idporten.is_some()))
         .route("/graphql", get(graphiql).post(graphql))
         .route("/graphql/ws", get(subscription_socket))
         .route("/graphql/console.js", get(console_js))
