@@ -77,11 +77,13 @@ pub use names::{Names, is_kurrentdb_url};
 
 /// How many of a stream's last events an append looks through for its ids.
 pub const IDEMPOTENCY_WINDOW: usize = 100;
-/// How many times an append expecting `Any` is pinned to a revision it
-/// read before it is sent as `Any`.
+/// How many rounds (read the tail, append) an append takes at most; an
+/// append expecting `Any` is sent as `Any` in the last one.
 pub const ANY_ATTEMPTS: usize = 16;
 /// How many events of `$all` one page of a read asks for at most.
 const PAGE: usize = 512;
+/// How many events one round of linking reads and links at most.
+const LINK_PAGE: usize = 64;
 /// How many rounds a linker takes before it gives up (another linker wins
 /// each round it loses, so this is reached only under a storm).
 const LINK_ROUNDS: usize = 256;
@@ -275,6 +277,18 @@ impl KurrentStore {
                 }))
             }
             Err(error) => match classify(&error) {
+                // A reader that lags behind the leader (a follower by
+                // node preference) may keep saying the expectation holds:
+                // after the last round, KurrentDB's word is final.
+                Failure::WrongExpectedVersion(reported)
+                    if expected != ExpectedRevision::Any && attempt + 1 >= ANY_ATTEMPTS =>
+                {
+                    Err(StoreError::Conflict {
+                        stream: stream.to_owned(),
+                        expected,
+                        actual: reported.unwrap_or(current),
+                    })
+                }
                 // Read again: the next round reports a retry, a mismatch
                 // or the conflict with the revision it finds.
                 Failure::WrongExpectedVersion(_) => Ok(None),
@@ -316,7 +330,7 @@ impl KurrentStore {
                 *cached = Some(head);
                 return Ok(());
             }
-            let events = read_all_page(&self.shared, head.position, PAGE).await?;
+            let events = read_all_page(&self.shared, head.position, LINK_PAGE).await?;
             let links = chain::links_after(&head, &events)?;
             if links.is_empty() {
                 if cached.take().is_some() {
@@ -602,7 +616,7 @@ impl EventStore for KurrentStore {
                     )))
             })
             .collect();
-        for attempt in 0.. {
+        for attempt in 0..ANY_ATTEMPTS {
             if let Some(result) = self
                 .append_once(stream, expected, &events, &data, attempt)
                 .await?
@@ -610,7 +624,9 @@ impl EventStore for KurrentStore {
                 return Ok(result);
             }
         }
-        unreachable!("the rounds above end with a result or an error")
+        Err(StoreError::Backend(format!(
+            "KurrentDB: an append to {stream} expecting any revision was refused {ANY_ATTEMPTS} times"
+        )))
     }
 
     async fn read_stream(
