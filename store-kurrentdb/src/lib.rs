@@ -881,3 +881,68 @@ impl EventStore for KurrentStore {
         Ok(destroyed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(wrapped: u8) -> StoredKey {
+        StoredKey {
+            id: Uuid::from_u128(5),
+            subject: "subject-a".to_owned(),
+            wrapped: vec![wrapped; 40],
+        }
+    }
+
+    #[test]
+    fn putting_a_key_again_is_a_no_op_only_with_the_same_content() {
+        assert!(KurrentStore::put_again(&key(1), KeyState::Absent).is_none());
+        assert!(matches!(
+            KurrentStore::put_again(&key(1), KeyState::Held(key(1))),
+            Some(Ok(()))
+        ));
+        assert!(matches!(
+            KurrentStore::put_again(&key(1), KeyState::Held(key(2))),
+            Some(Err(StoreError::InvalidInput(_)))
+        ));
+        let other_subject = StoredKey {
+            subject: "subject-b".to_owned(),
+            ..key(1)
+        };
+        assert!(matches!(
+            KurrentStore::put_again(&key(1), KeyState::Held(other_subject)),
+            Some(Err(StoreError::InvalidInput(_)))
+        ));
+        assert!(matches!(
+            KurrentStore::put_again(&key(1), KeyState::Destroyed),
+            Some(Err(StoreError::InvalidInput(message))) if message.contains("destroyed")
+        ));
+    }
+
+    #[test]
+    fn a_connection_string_is_checked_without_contacting_the_server() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let store = KurrentStore::open(
+            "esdb://admin:changeit@localhost:2113?tls=false&caseledgerNamespace=staging",
+            runtime.handle().clone(),
+        )
+        .expect("a valid connection string");
+        assert_eq!(store.names().namespace(), "staging");
+        assert_eq!(store.names().event_stream("account-1"), "staging/account-1");
+        for bad in [
+            "esdb://admin:changeit@localhost:2113/some/path",
+            "esdb://admin:changeit@localhost:2113?tls=maybe",
+            "postgres://admin:changeit@localhost/db",
+        ] {
+            let error = KurrentStore::open(bad, runtime.handle().clone()).unwrap_err();
+            assert!(
+                matches!(error, StoreError::InvalidInput(_)),
+                "{bad}: {error}"
+            );
+            assert!(!error.to_string().contains("changeit"), "{bad}: {error}");
+        }
+    }
+}
