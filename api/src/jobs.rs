@@ -72,6 +72,9 @@ pub struct PurgeSummary {
     pub deleted: usize,
     pub released: usize,
     pub skipped: usize,
+    /// Deleted accounts not yet erased: their deletion mail is not sent yet
+    /// (no server is running); the next run erases them.
+    pub awaiting_mail: usize,
 }
 
 /// `caseledger purge-inactive`.
@@ -103,6 +106,13 @@ pub async fn purge_inactive(
         summary.released,
         summary.skipped,
     );
+    if summary.awaiting_mail > 0 {
+        println!(
+            "{} deleted account(s) keep their email and name sealed until their deletion mail \
+             is sent (a server sends it); run purge-inactive again then to erase them",
+            summary.awaiting_mail
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -139,13 +149,8 @@ pub async fn run_purge(
     }
     let actor = "job:purge-inactive";
     let bar = progress(summary.scanned as u64, "purge");
-    // Finish deletions an earlier run left half done.
-    for id in unreleased {
-        if release_email(app, id, actor).await? {
-            summary.released += 1;
-        }
-        bar.inc(1);
-    }
+    // Deletions an earlier run left half done come first.
+    let mut to_erase = unreleased;
     for id in due {
         let command = account::Command::PurgeInactive { as_of };
         match app
@@ -154,9 +159,7 @@ pub async fn run_purge(
         {
             Ok(executed) if !executed.events.is_empty() => {
                 summary.deleted += 1;
-                if release_email(app, id, actor).await? {
-                    summary.released += 1;
-                }
+                to_erase.push(id);
             }
             Ok(_) | Err(ExecuteError::Domain(_)) => summary.skipped += 1,
             Err(e) => return Err(anyhow::anyhow!("deleting account {id}: {e}")),
@@ -176,28 +179,66 @@ pub async fn run_purge(
         bar.inc(1);
     }
     bar.finish_and_clear();
+    if !to_erase.is_empty() {
+        // Each deleted person is told by mail, at the address only their
+        // data keys still open: erase once the outbox has sent those mails.
+        let deleted_up_to = app.store.head_position().await?;
+        if mails_sent_up_to(app, deleted_up_to).await? {
+            for id in to_erase {
+                if erase(app, id, actor).await? {
+                    summary.released += 1;
+                }
+            }
+        } else {
+            summary.awaiting_mail = to_erase.len();
+        }
+    }
     let head = app.store.head_position().await?;
     app.wait_for(head).await;
     Ok(summary)
 }
 
-/// Release the email of a deleted account; true when it was still held.
-async fn release_email(app: &App, id: AccountId, actor: &str) -> anyhow::Result<bool> {
+/// How long a purge waits for the outbox to send the deletion mails before
+/// it erases the people they go to.
+const MAIL_WAIT: Duration = Duration::from_secs(30);
+
+/// Wait (up to [`MAIL_WAIT`]) until the cluster's outbox has handled every
+/// mail owed up to `position`.
+async fn mails_sent_up_to(app: &App, position: u64) -> anyhow::Result<bool> {
+    let deadline = tokio::time::Instant::now() + MAIL_WAIT;
+    app.wait_for(position).await;
+    loop {
+        let checkpoint = crate::outbox::read_checkpoint(app.store.as_ref()).await?;
+        let first_pending = app
+            .projections()
+            .read(|model| model.mail_outbox(checkpoint).first_pending);
+        if first_pending.is_none_or(|pending| pending > position) {
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Erase a deleted account: destroy its person's data keys (their email and
+/// name then read as erased in every event, for good), then release its
+/// email. True when the email was still held.
+async fn erase(app: &App, id: AccountId, actor: &str) -> anyhow::Result<bool> {
     let state = app
         .load::<account::Account>(&id.stream())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let Some(email) = state.email else {
+    // The address as the read models hold it (its events may read as
+    // erased already, after a run stopped between the two steps).
+    let email = state.email.filter(|email| !email.is_erased()).or_else(|| {
+        app.projections()
+            .read(|model| model.account(id).and_then(|a| a.email.clone()))
+    });
+    let Some(email) = email else {
         return Ok(false);
     };
-    let stream = keys::email_stream(&app.keyer.email_key(&email));
-    let command = reservation::Command::Release { account: id };
-    let executed = app
-        .run::<reservation::Reservation>(&stream, &command, actor)
-        .await
-        .map_err(|e| anyhow::anyhow!("releasing the email of account {id}: {e}"))?;
-    // Last, with the email no longer needed: destroy the person's data
-    // keys, which erases their email and name from every event for good.
     app.codec
         .ring()
         .destroy(
@@ -206,6 +247,12 @@ async fn release_email(app: &App, id: AccountId, actor: &str) -> anyhow::Result<
         )
         .await
         .map_err(|e| anyhow::anyhow!("destroying the data keys of account {id}: {e}"))?;
+    let stream = keys::email_stream(&app.keyer.email_key(&email));
+    let command = reservation::Command::Release { account: id };
+    let executed = app
+        .run::<reservation::Reservation>(&stream, &command, actor)
+        .await
+        .map_err(|e| anyhow::anyhow!("releasing the email of account {id}: {e}"))?;
     Ok(!executed.events.is_empty())
 }
 

@@ -847,6 +847,35 @@ impl App {
         })
     }
 
+    /// Until when the session whose token has `token_digest` is live for
+    /// sure, looking without counting as a use of it (an open subscription
+    /// does not keep a session alive); `Ok(None)` once it has ended (logout,
+    /// expiry, idle timeout). `Err` when the sessions' shared activity
+    /// could not be read: ask again later.
+    pub async fn session_live_until(
+        &self,
+        token_digest: &[u8; 32],
+    ) -> Result<Option<DateTime<Utc>>, store::StoreError> {
+        let Some(session) = self.projections.read(|m| m.session(token_digest).copied()) else {
+            return Ok(None);
+        };
+        let now = self.now();
+        if now >= session.expires_at {
+            return Ok(None);
+        }
+        let idle = Duration::seconds(i64::from(session.idle_timeout_seconds));
+        let seen = self
+            .activity
+            .last_seen(session.id, now - idle)
+            .await?
+            .unwrap_or(session.started_at)
+            .max(session.started_at);
+        if now - seen > idle {
+            return Ok(None);
+        }
+        Ok(Some((seen + idle).min(session.expires_at)))
+    }
+
     /// Tell the other nodes which sessions this node saw used since the
     /// last call (see [`crate::activity`]).
     pub async fn share_session_activity(&self) {

@@ -44,6 +44,8 @@ struct Ring {
     current: HashMap<String, Uuid>,
     /// Keys made here and not yet known to be in the store.
     pending: Vec<StoredKey>,
+    /// Whether every key of the store is held (a key not held is destroyed).
+    complete: bool,
 }
 
 impl KeyRing {
@@ -209,6 +211,26 @@ impl KeyRing {
         }
     }
 
+    /// Hold `keys` as read from a key table (an audit's tool reading a
+    /// store file directly).
+    pub fn hold(&self, keys: &[StoredKey]) -> Result<(), StoreError> {
+        let mut loaded = Vec::with_capacity(keys.len());
+        for stored in keys {
+            loaded.push((stored.id, stored.subject.clone(), self.unwrap_key(stored)?));
+        }
+        let mut ring = self.write();
+        for (id, subject, cipher) in loaded {
+            ring.keys.insert(id, (subject, Some(Arc::new(cipher))));
+        }
+        Ok(())
+    }
+
+    /// Count every key id not held as destroyed: for a reader that holds
+    /// the whole key table, a sealed event under any other key is erased.
+    pub fn treat_missing_as_destroyed(&self) {
+        self.write().complete = true;
+    }
+
     /// Destroy every data key of `subject` in the store and here; returns
     /// how many the store held.
     pub async fn destroy(
@@ -307,6 +329,7 @@ impl Sealer for KeyRing {
 impl Opener for KeyRing {
     fn open(&self, key: Uuid, event_id: Uuid, ciphertext: &[u8]) -> Opened {
         let cipher = match self.read().keys.get(&key) {
+            None if self.read().complete => return Opened::Destroyed,
             None => return Opened::Unknown,
             Some((_, None)) => return Opened::Destroyed,
             Some((_, Some(cipher))) => Arc::clone(cipher),

@@ -295,10 +295,13 @@ impl ReadModel {
             DomainEvent::Legacy(e) => self.applications.apply_legacy(e),
             DomainEvent::Reservation(domain::reservation::Event::Released { account }) => {
                 self.deleted_unreleased.remove(account);
+                // Released last, once the person's data keys are destroyed:
+                // what the models held of them goes too.
                 if let Some(view) = self.accounts.get_mut(account)
                     && view.status == AccountStatus::Deleted
                 {
                     view.email = None;
+                    view.name = domain::ERASED.to_owned();
                 }
             }
             DomainEvent::Flow(_) | DomainEvent::Reservation(_) | DomainEvent::Address(_) => {}
@@ -461,8 +464,6 @@ impl ReadModel {
                     return;
                 };
                 account.status = AccountStatus::Deleted;
-                // The name goes with the account; the email once released.
-                account.name = domain::ERASED.to_owned();
                 if account.email.is_some() {
                     self.deleted_unreleased.insert(id);
                 }

@@ -1,20 +1,23 @@
 //! Runs the read models live: consume `subscribe_all` from a checkpoint,
 //! apply events in batches under one write lock, publish the applied
-//! position so callers can wait for their own writes, and (in the server
-//! only) keep the snapshot in the data dir fresh.
+//! position so callers can wait for their own writes, tell listeners which
+//! applications changed, and (in the server only) keep the snapshot in the
+//! data dir fresh.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use domain::{AccountId, ApplicationId};
 use futures::StreamExt;
 use keys::KeyRing;
+use migrations::DomainEvent;
 use migrations::sealed::Opener;
 use store::{EventStore, SubscriptionItem};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
-use crate::ReadModel;
 use crate::snapshot;
+use crate::{ReadModel, StreamKey};
 
 /// How a process uses the snapshot in its data dir.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -74,11 +77,28 @@ pub struct Progress {
     pub undecodable: u64,
 }
 
+/// One application changed: the read models have applied the event at
+/// `position` of its stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApplicationChanged {
+    pub application: ApplicationId,
+    /// The account that owns the application.
+    pub owner: AccountId,
+    /// Global position of the event that changed it.
+    pub position: u64,
+}
+
+/// Changes kept for a listener that has not taken them yet; one that falls
+/// further behind is told how many it missed (and reads the current state
+/// instead).
+pub const APPLICATION_CHANGES_BUFFER: usize = 4096;
+
 /// The live read models.
 #[derive(Clone)]
 pub struct Projections {
     model: Arc<RwLock<ReadModel>>,
     progress: watch::Receiver<Progress>,
+    changes: broadcast::Sender<ApplicationChanged>,
     started_from: u64,
 }
 
@@ -125,6 +145,7 @@ impl Projections {
             position: from,
             ..Progress::default()
         });
+        let (changes, _) = broadcast::channel(APPLICATION_CHANGES_BUFFER);
         let writer = model.clone();
         let snapshotter = snapshots.map(|settings| Snapshotter {
             settings,
@@ -133,10 +154,19 @@ impl Projections {
             saved_at: Instant::now(),
             writing: Arc::new(Mutex::new(())),
         });
-        tokio::spawn(follow(store, writer, tx, from, snapshotter, ring));
+        tokio::spawn(follow(
+            store,
+            writer,
+            tx,
+            changes.clone(),
+            from,
+            snapshotter,
+            ring,
+        ));
         Projections {
             model,
             progress: rx,
+            changes,
             started_from: from,
         }
     }
@@ -150,6 +180,15 @@ impl Projections {
     /// else a snapshot's checkpoint).
     pub fn started_from(&self) -> u64 {
         self.started_from
+    }
+
+    /// Every application change from now on, each sent once the read
+    /// models have applied it (and everything before it), in log order,
+    /// whichever node wrote it. A receiver that falls more than
+    /// [`APPLICATION_CHANGES_BUFFER`] changes behind gets
+    /// `RecvError::Lagged` and should read the current state.
+    pub fn application_changes(&self) -> broadcast::Receiver<ApplicationChanged> {
+        self.changes.subscribe()
     }
 
     /// Current progress.
@@ -222,6 +261,7 @@ async fn follow(
     store: Arc<dyn EventStore>,
     writer: Arc<RwLock<ReadModel>>,
     tx: watch::Sender<Progress>,
+    changes: broadcast::Sender<ApplicationChanged>,
     mut from: u64,
     mut snapshotter: Option<Snapshotter>,
     ring: Option<Arc<KeyRing>>,
@@ -305,15 +345,39 @@ async fn follow(
                 }
             }
         }
+        // Nobody listens while the server starts or in batch jobs: the
+        // changes are then not even worked out.
+        let listened = changes.receiver_count() > 0;
+        let mut changed = Vec::new();
         if let Some((last, _, _)) = decoded.last() {
             progress.position = progress.position.max(*last);
             let mut model = writer.write().expect("read model lock");
             for (position, stream, event) in &decoded {
-                model.apply(*position, stream, event);
+                let key = StreamKey::of(stream);
+                let fresh = *position > model.position;
+                model.apply_keyed(*position, key, event);
+                if listened
+                    && fresh
+                    && let (DomainEvent::Application(_), StreamKey::Application(id)) = (event, key)
+                {
+                    let application = ApplicationId(id);
+                    if let Some(found) = model.application(application) {
+                        changed.push(ApplicationChanged {
+                            application,
+                            owner: found.owner.account,
+                            position: *position,
+                        });
+                    }
+                }
             }
         }
         if tx.send(progress).is_err() {
             return;
+        }
+        // Sent once the models show the change (a query made on receipt
+        // sees it); an error only means that nobody listens any more.
+        for change in changed {
+            let _ = changes.send(change);
         }
         if let Some(s) = &mut snapshotter
             && progress.position >= s.saved_at_position + s.settings.every_events
@@ -347,6 +411,10 @@ impl Snapshotter {
         tokio::task::spawn_blocking(move || {
             let _one_at_a_time = writing.lock().unwrap_or_else(|e| e.into_inner());
             let started = Instant::now();
+            if newer_on_disk(&path, position) {
+                let _ = released_tx.send(());
+                return;
+            }
             let written = {
                 let model = model.read().expect("read model lock");
                 snapshot::write_unsynced(&path, &model)
@@ -371,7 +439,9 @@ impl Drop for Snapshotter {
     fn drop(&mut self) {
         let _one_at_a_time = self.writing.lock().unwrap_or_else(|e| e.into_inner());
         let Ok(model) = self.model.read() else { return };
-        if model.position <= self.saved_at_position {
+        if model.position <= self.saved_at_position
+            || newer_on_disk(&self.settings.path, model.position)
+        {
             return;
         }
         match snapshot::save(&self.settings.path, &model) {
@@ -384,6 +454,13 @@ impl Drop for Snapshotter {
             }
         }
     }
+}
+
+/// Whether the snapshot at `path` is ahead of `position`: written by
+/// another process of the data dir (a purge rewrites it), it is never
+/// replaced by an older state.
+fn newer_on_disk(path: &Path, position: u64) -> bool {
+    matches!(snapshot::read_digest(path), Ok(Some(on_disk)) if on_disk.position > position)
 }
 
 /// Load the data keys `batch` is sealed under, waiting out a store that

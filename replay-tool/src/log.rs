@@ -57,6 +57,25 @@ pub fn open(source: &Source) -> anyhow::Result<Log> {
         .with_context(|| format!("opening the event store {} read-only", path.display()))
 }
 
+/// The key ring the commands of this process open sealed personal data
+/// with ([`Log::install_key_ring`]); without it sealed fields read as erased.
+static RING: std::sync::OnceLock<keys::KeyRing> = std::sync::OnceLock::new();
+
+/// Decode stored bytes, opening sealed personal data with the installed
+/// key ring.
+pub fn decode(
+    type_name: &str,
+    version: u16,
+    payload: &[u8],
+    id_bytes: &[u8],
+) -> Result<migrations::DomainEvent, migrations::CodecError> {
+    let id = uuid::Uuid::from_slice(id_bytes).unwrap_or_default();
+    let opener = RING
+        .get()
+        .map(|ring| ring as &dyn migrations::sealed::Opener);
+    migrations::sealed::decode_opened(type_name, version, payload, id, opener)
+}
+
 /// Whether `url` is a KurrentDB connection string (`esdb://`,
 /// `kurrentdb://`, each also `+discover`).
 fn is_kurrentdb_url(url: &str) -> bool {
@@ -307,6 +326,45 @@ impl PortLog {
 }
 
 impl Log {
+    /// The data keys of the log's key table, held to open sealed personal
+    /// data (`None` without the server secret: sealed fields then read as
+    /// erased, and a note says so).
+    pub fn key_ring(&mut self, source: &Source) -> anyhow::Result<Option<keys::KeyRing>> {
+        let keyer = match keyer(source) {
+            Ok(keyer) => keyer,
+            Err(error) => {
+                eprintln!(
+                    "note: without the server secret ({error:#}), sealed personal data reads as erased"
+                );
+                return Ok(None);
+            }
+        };
+        let ring = keys::KeyRing::new(keyer);
+        match self {
+            Log::File(reader) => ring
+                .hold(&reader.data_keys()?)
+                .context("unwrapping the data keys")?,
+            Log::Port(log) => {
+                log.runtime
+                    .block_on(ring.load_all(log.store.as_ref()))
+                    .context("reading the data keys")?;
+            }
+        }
+        ring.treat_missing_as_destroyed();
+        Ok(Some(ring))
+    }
+
+    /// Hold the log's data keys for [`decode`] (read them after the head
+    /// the command works to, so that every key up to it is there).
+    pub fn install_key_ring(&mut self, source: &Source) -> anyhow::Result<()> {
+        if RING.get().is_none()
+            && let Some(ring) = self.key_ring(source)?
+        {
+            let _ = RING.set(ring);
+        }
+        Ok(())
+    }
+
     /// Position of the last event.
     pub fn head(&mut self) -> Result<u64, StoreError> {
         match self {
@@ -426,6 +484,7 @@ impl Log {
                     type_name: event.type_name,
                     schema_version: event.schema_version,
                     payload: event.payload,
+                    id_bytes: event.id_bytes,
                 })
             }),
         }
