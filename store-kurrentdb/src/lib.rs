@@ -33,14 +33,30 @@
 //! returns the original result, one reusing ids otherwise is
 //! [`StoreError::IdempotencyMismatch`]. An append expecting `Any` is then
 //! sent pinned to the revision just read (and read again on a race), so
-//! KurrentDB's guarantee covers it too; only after [`ANY_ATTEMPTS`] lost
-//! races is it sent as `Any`. Ids stored in another stream, or further back
-//! than the window, are not seen.
+//! KurrentDB's guarantee covers it too; only in the last of
+//! [`ANY_ATTEMPTS`] rounds is it sent as `Any`. Ids stored in another
+//! stream, or further back than the window, are not seen.
+//!
+//! # Positions handed in
+//! A position to read or subscribe after must be 0 or one this store
+//! handed out (an event's, a head, a checkpoint made of them): commit
+//! positions are byte offsets, and the server reads `$all` from a record.
+//!
+//! # Following live
+//! See [`subscription`]: a catch-up subscription that rides out outages
+//! and ends with [`StoreError::Closed`] once the store is dropped; any
+//! other error ends it too, and the consumer subscribes again from its
+//! checkpoint.
 //!
 //! # The hash chain
 //! See [`chain`]: links are kept in the chain stream, computed right after
 //! each append by the appender, serialised by the chain stream's expected
 //! revision.
+//!
+//! # Beside the log
+//! See [`values`] (compare-and-swap by expected revision) and [`keys`] (a
+//! stream per data key, tombstoned on destroy; the bytes leave the disk
+//! only after a scavenge on every node).
 
 use std::sync::Arc;
 
