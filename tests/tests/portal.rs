@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::Server;
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use test_support::browser::{ChromeDriver, chromium_args, screenshot_dir};
@@ -165,6 +166,17 @@ impl Page {
         )
         .await
             == json!(true)
+    }
+
+    /// Keys typed into whatever has the focus.
+    async fn press(&self, keys: &str) {
+        self.client
+            .active_element()
+            .await
+            .expect("the focused element")
+            .send_keys(keys)
+            .await
+            .expect("type");
     }
 
     /// The id of the element that has the keyboard focus.
@@ -713,6 +725,24 @@ async fn journeys_through_the_portal_in_a_real_browser() {
         .wait_text("#forgot-link", "Har du glemt passordet?")
         .await;
     norwegian.screen("logg-inn").await;
+    // With the keyboard alone: the heading has the focus after the page
+    // loads, Tab goes through the form in order, Enter sends it.
+    assert_eq!(norwegian.focused().await, "page-heading");
+    norwegian.press(&Key::Tab.to_string()).await;
+    assert_eq!(norwegian.focused().await, "login-email");
+    norwegian.press(EMAIL).await;
+    norwegian.press(&Key::Tab.to_string()).await;
+    assert_eq!(norwegian.focused().await, "login-password");
+    norwegian.press("Feil1passord").await;
+    norwegian.press(&Key::Enter.to_string()).await;
+    norwegian
+        .wait_text(
+            "#login-password-error",
+            "E-postadressen eller passordet er feil",
+        )
+        .await;
+    assert_eq!(norwegian.focused().await, "login-password");
+    norwegian.screen("logg-inn-feil").await;
     norwegian.click("#forgot-link").await;
     norwegian.wait_heading("Glemt passord").await;
     norwegian.fill("#email", "ukjent").await;
