@@ -14,6 +14,7 @@ use domain::password::PasswordPolicyKind;
 use crate::idporten::{ClientAuth, IdPortenConfig};
 use crate::limits::LimitSettings;
 use crate::server::ServeConfig;
+use crate::subscription::SubscriptionSettings;
 
 /// caseledger: an event-sourced account and case system for a self-service
 /// immigration portal.
@@ -175,6 +176,43 @@ pub struct ServeArgs {
     pub rebuild_projections: bool,
     #[command(flatten)]
     pub edge: EdgeArgs,
+    #[command(flatten)]
+    pub subscriptions: SubscriptionArgs,
+}
+
+/// The limits of the subscription socket (`GET /graphql/ws`).
+#[derive(Debug, clap::Args)]
+pub struct SubscriptionArgs {
+    /// Subscriptions one socket may run at once; one more is refused
+    /// (reason TOO_MANY_SUBSCRIPTIONS).
+    #[arg(long, env = "CASELEDGER_MAX_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = SubscriptionSettings::default().max_per_connection as u32, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_subscriptions_per_connection: u32,
+    /// Subscription sockets one session may hold open at once; one more is
+    /// closed with 4429.
+    #[arg(long, env = "CASELEDGER_MAX_SUBSCRIPTION_SOCKETS_PER_SESSION", default_value_t = SubscriptionSettings::default().max_sockets_per_session as u32, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_subscription_sockets_per_session: u32,
+    /// Subscription sockets this node holds open at once, logged in or
+    /// not; one more is answered 503.
+    #[arg(long, env = "CASELEDGER_MAX_SUBSCRIPTION_SOCKETS", default_value_t = SubscriptionSettings::default().max_sockets as u32, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_subscription_sockets: u32,
+    /// How long a socket may stay open before its `connection_init`
+    /// (closed with 4408 after).
+    #[arg(long, env = "CASELEDGER_SUBSCRIPTION_INIT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub subscription_init_timeout: chrono::Duration,
+}
+
+impl SubscriptionArgs {
+    fn settings(&self) -> anyhow::Result<SubscriptionSettings> {
+        Ok(SubscriptionSettings {
+            max_per_connection: self.max_subscriptions_per_connection as usize,
+            max_sockets_per_session: self.max_subscription_sockets_per_session as usize,
+            max_sockets: self.max_subscription_sockets as usize,
+            init_timeout: self
+                .subscription_init_timeout
+                .to_std()
+                .context("--subscription-init-timeout")?,
+        })
+    }
 }
 
 /// What the server lets in from the network.
@@ -321,6 +359,7 @@ impl ServeArgs {
             allowed_origins: self.edge.origins()?,
             hsts: self.edge.hsts,
             metrics_token: self.edge.metrics_token.clone().filter(|t| !t.is_empty()),
+            subscriptions: self.subscriptions.settings()?,
         })
     }
 }

@@ -1,35 +1,75 @@
 //! Binds the events of each `domain` aggregate to their stored form in
 //! `migrations`, behind the store's `Codec` trait: what the command loop
-//! needs besides the aggregate's `domain::Decider`.
+//! needs besides the aggregate's `domain::Decider`. Personal data is sealed
+//! under its subject's data key (`migrations::sealed`, `keys::KeyRing`).
 
+use std::sync::Arc;
+
+use keys::KeyRing;
 use migrations::DomainEvent;
-use store::RecordedEvent;
+use migrations::sealed::Opener;
 use store::command::{Codec, CodecFailure, EncodedEvent};
+use store::{EventStore, RecordedEvent, StoreError};
 
-/// The codec of every stream: `migrations` behind the store's `Codec` trait.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct EventCodec;
+/// The codec of every stream: `migrations` behind the store's `Codec` trait,
+/// sealing and opening with the server's key ring.
+#[derive(Debug, Clone)]
+pub struct EventCodec {
+    ring: Arc<KeyRing>,
+}
+
+impl EventCodec {
+    /// A codec sealing with `ring`.
+    pub fn new(ring: Arc<KeyRing>) -> EventCodec {
+        EventCodec { ring }
+    }
+
+    /// The key ring it seals and opens with.
+    pub fn ring(&self) -> &Arc<KeyRing> {
+        &self.ring
+    }
+
+    fn subjects(&self, events: impl Iterator<Item = DomainEvent>) -> Vec<String> {
+        events
+            .filter_map(|event| {
+                migrations::sealed::personal(&event)
+                    .map(|(subject, _)| self.ring.subject_name(subject))
+            })
+            .collect()
+    }
+}
 
 macro_rules! codec {
     ($module:ident, $variant:ident) => {
+        #[async_trait::async_trait]
         impl Codec<domain::$module::Event> for EventCodec {
-            fn encode(&self, event: &domain::$module::Event) -> EncodedEvent {
-                let encoded = migrations::encode(&DomainEvent::$variant(event.clone()));
-                EncodedEvent {
+            fn encode(
+                &self,
+                id: uuid::Uuid,
+                event: &domain::$module::Event,
+            ) -> Result<EncodedEvent, CodecFailure> {
+                let encoded = migrations::sealed::encode_sealed(
+                    &DomainEvent::$variant(event.clone()),
+                    id,
+                    self.ring.as_ref(),
+                )?;
+                Ok(EncodedEvent {
                     type_name: encoded.type_name,
                     schema_version: encoded.schema_version,
                     payload: encoded.payload,
-                }
+                })
             }
 
             fn decode(
                 &self,
                 recorded: &RecordedEvent,
             ) -> Result<domain::$module::Event, CodecFailure> {
-                match migrations::decode(
+                match migrations::sealed::decode_opened(
                     &recorded.type_name,
                     recorded.schema_version,
                     &recorded.payload,
+                    recorded.id,
+                    Some(self.ring.as_ref() as &dyn Opener),
                 )? {
                     DomainEvent::$variant(event) => Ok(event),
                     other => {
@@ -39,6 +79,31 @@ macro_rules! codec {
                         )
                     }
                 }
+            }
+
+            async fn prepare_encode(
+                &self,
+                store: &dyn EventStore,
+                events: &[domain::$module::Event],
+            ) -> Result<(), StoreError> {
+                let subjects =
+                    self.subjects(events.iter().map(|e| DomainEvent::$variant(e.clone())));
+                if subjects.is_empty() {
+                    return Ok(());
+                }
+                self.ring.prepare_seal(store, &subjects).await
+            }
+
+            async fn commit_keys(&self, store: &dyn EventStore) -> Result<(), StoreError> {
+                self.ring.commit(store).await
+            }
+
+            async fn prepare_decode(
+                &self,
+                store: &dyn EventStore,
+                events: &[RecordedEvent],
+            ) -> Result<(), StoreError> {
+                self.ring.load_for(store, events).await
             }
         }
     };

@@ -6,8 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use async_graphql::{
-    Context, EmptySubscription, Enum, ID, InputObject, Object, Scalar, ScalarType, Schema,
-    SimpleObject, Value,
+    Context, Enum, ID, InputObject, Object, Scalar, ScalarType, Schema, SimpleObject, Value,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -19,9 +18,10 @@ use crate::case_services::{NewApplication, NewAppointment};
 use crate::error::{ApiError, Lang};
 use crate::limits::Limits;
 use crate::services::{App, Caller, IssuedSession};
+use crate::subscription::SubscriptionRoot;
 
-/// The schema type served at `/graphql`.
-pub type CaseledgerSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+/// The schema type served at `/graphql` (subscriptions at `/graphql/ws`).
+pub type CaseledgerSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// What the HTTP layer knows about one request.
 #[derive(Debug, Clone)]
@@ -57,7 +57,7 @@ impl RequestContext {
 
 /// Build the schema over the services.
 pub fn schema(app: Option<App>, limits: Option<Arc<Limits>>) -> CaseledgerSchema {
-    let mut builder = Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+    let mut builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .limit_depth(12)
         .limit_complexity(2_000)
         .limit_recursive_depth(32);
@@ -371,7 +371,7 @@ pub struct Decision {
 }
 
 /// One application, as its owner sees it.
-pub struct Application(ApplicationView);
+pub struct Application(pub(crate) ApplicationView);
 
 #[Object]
 impl Application {

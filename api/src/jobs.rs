@@ -52,6 +52,18 @@ async fn open_app(place: &StoreConfig) -> anyhow::Result<App> {
     Ok(app)
 }
 
+/// Write the data dir's snapshot of the read models anew (when it has one),
+/// so that it holds nothing of the accounts just deleted.
+fn rewrite_snapshot(app: &App, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let path = projections::snapshot::snapshot_path(data_dir);
+    if !path.exists() {
+        return Ok(());
+    }
+    app.projections()
+        .read(|model| projections::snapshot::save(&path, model))
+        .with_context(|| format!("rewriting {}", path.display()))
+}
+
 /// What a purge run did (or, dry, would do).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct PurgeSummary {
@@ -60,6 +72,9 @@ pub struct PurgeSummary {
     pub deleted: usize,
     pub released: usize,
     pub skipped: usize,
+    /// Deleted accounts not yet erased: their deletion mail is not sent yet
+    /// (no server is running); the next run erases them.
+    pub awaiting_mail: usize,
 }
 
 /// `caseledger purge-inactive`.
@@ -70,6 +85,9 @@ pub async fn purge_inactive(
 ) -> anyhow::Result<ExitCode> {
     let app = open_app(place).await?;
     let summary = run_purge(&app, as_of, dry_run).await?;
+    if !dry_run && summary.deleted + summary.released > 0 {
+        rewrite_snapshot(&app, &place.data_dir)?;
+    }
     let verb = if dry_run { "would be " } else { "" };
     println!(
         "purge-inactive as of {}{}: scanned {}, warned {}{}, deleted {}{}, emails released {}{}, skipped {}",
@@ -88,6 +106,13 @@ pub async fn purge_inactive(
         summary.released,
         summary.skipped,
     );
+    if summary.awaiting_mail > 0 {
+        println!(
+            "{} deleted account(s) keep their email and name sealed until their deletion mail \
+             is sent (a server sends it); run purge-inactive again then to erase them",
+            summary.awaiting_mail
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -124,13 +149,8 @@ pub async fn run_purge(
     }
     let actor = "job:purge-inactive";
     let bar = progress(summary.scanned as u64, "purge");
-    // Finish deletions an earlier run left half done.
-    for id in unreleased {
-        if release_email(app, id, actor).await? {
-            summary.released += 1;
-        }
-        bar.inc(1);
-    }
+    // Deletions an earlier run left half done come first.
+    let mut to_erase = unreleased;
     for id in due {
         let command = account::Command::PurgeInactive { as_of };
         match app
@@ -139,9 +159,7 @@ pub async fn run_purge(
         {
             Ok(executed) if !executed.events.is_empty() => {
                 summary.deleted += 1;
-                if release_email(app, id, actor).await? {
-                    summary.released += 1;
-                }
+                to_erase.push(id);
             }
             Ok(_) | Err(ExecuteError::Domain(_)) => summary.skipped += 1,
             Err(e) => return Err(anyhow::anyhow!("deleting account {id}: {e}")),
@@ -161,20 +179,74 @@ pub async fn run_purge(
         bar.inc(1);
     }
     bar.finish_and_clear();
+    if !to_erase.is_empty() {
+        // Each deleted person is told by mail, at the address only their
+        // data keys still open: erase once the outbox has sent those mails.
+        let deleted_up_to = app.store.head_position().await?;
+        if mails_sent_up_to(app, deleted_up_to).await? {
+            for id in to_erase {
+                if erase(app, id, actor).await? {
+                    summary.released += 1;
+                }
+            }
+        } else {
+            summary.awaiting_mail = to_erase.len();
+        }
+    }
     let head = app.store.head_position().await?;
     app.wait_for(head).await;
     Ok(summary)
 }
 
-/// Release the email of a deleted account; true when it was still held.
-async fn release_email(app: &App, id: AccountId, actor: &str) -> anyhow::Result<bool> {
+/// How long a purge waits for the outbox to send the deletion mails before
+/// it erases the people they go to.
+const MAIL_WAIT: Duration = Duration::from_secs(30);
+
+/// Wait (up to [`MAIL_WAIT`]) until the cluster's outbox has handled every
+/// mail owed up to `position`.
+async fn mails_sent_up_to(app: &App, position: u64) -> anyhow::Result<bool> {
+    let deadline = tokio::time::Instant::now() + MAIL_WAIT;
+    app.wait_for(position).await;
+    loop {
+        let checkpoint = crate::outbox::read_checkpoint(app.store.as_ref()).await?;
+        let first_pending = app
+            .projections()
+            .read(|model| model.mail_outbox(checkpoint).first_pending);
+        if first_pending.is_none_or(|pending| pending > position) {
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Erase a deleted account: destroy its person's data keys (their email and
+/// name then read as erased in every event, for good), then release its
+/// email. True when the email was still held.
+async fn erase(app: &App, id: AccountId, actor: &str) -> anyhow::Result<bool> {
     let state = app
         .load::<account::Account>(&id.stream())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let Some(email) = state.email else {
+    // The address as the read models hold it (its events may read as
+    // erased already, after a run stopped between the two steps).
+    let email = state.email.filter(|email| !email.is_erased()).or_else(|| {
+        app.projections()
+            .read(|model| model.account(id).and_then(|a| a.email.clone()))
+    });
+    let Some(email) = email else {
         return Ok(false);
     };
+    app.codec
+        .ring()
+        .destroy(
+            app.store.as_ref(),
+            migrations::sealed::Subject::Email(&email),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("destroying the data keys of account {id}: {e}"))?;
     let stream = keys::email_stream(&app.keyer.email_key(&email));
     let command = reservation::Command::Release { account: id };
     let executed = app

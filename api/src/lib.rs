@@ -26,3 +26,4 @@ pub mod query_guard;
 pub mod server;
 pub mod services;
 pub mod stores;
+pub mod subscription;

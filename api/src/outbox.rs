@@ -33,7 +33,7 @@ use store::{Direction, EventStore, RecordedEvent, StreamStart, SubscriptionItem}
 
 use crate::lease::{HeldLease, Lease};
 use crate::mail::{MailContent, MailSender, OutgoingMail};
-use keys::Keyer;
+use keys::{KeyRing, Keyer};
 
 /// The value beside the log that holds the position of the last mail
 /// handed to the transport.
@@ -48,6 +48,7 @@ pub struct Outbox {
     sender: MailSender,
     legacy_checkpoint: PathBuf,
     projections: Projections,
+    ring: Arc<KeyRing>,
 }
 
 /// Read the outbox checkpoint from the store (0 when none).
@@ -114,12 +115,14 @@ impl Outbox {
         sender: MailSender,
         data_dir: &Path,
         projections: Projections,
+        ring: Arc<KeyRing>,
     ) -> Outbox {
         Outbox {
             keyer,
             sender,
             legacy_checkpoint: data_dir.join(LEGACY_CHECKPOINT_FILE),
             projections,
+            ring,
         }
     }
 
@@ -301,12 +304,7 @@ impl Outbox {
         {
             return None;
         }
-        let event = migrations::decode(
-            &recorded.type_name,
-            recorded.schema_version,
-            &recorded.payload,
-        )
-        .ok()?;
+        let event = open_event(&self.ring, store, recorded).await?;
         let mail = |to: String, content: MailContent| OutgoingMail {
             key: recorded.id.to_string(),
             position: recorded.position,
@@ -333,7 +331,8 @@ impl Outbox {
                         ..
                     } => (kind, email, account.is_some(), code),
                     flow::Event::CodeResent { code, .. } => {
-                        let (kind, email, known) = flow_address(store, &recorded.stream).await?;
+                        let (kind, email, known) =
+                            flow_address(&self.ring, store, &recorded.stream).await?;
                         (kind, email, known, code)
                     }
                     _ => return None,
@@ -408,14 +407,18 @@ impl Outbox {
 
 /// What a flow's first event says about its mails: the kind, the address,
 /// and whether an account has it.
-async fn flow_address(store: &dyn EventStore, stream: &str) -> Option<(FlowKind, Email, bool)> {
+async fn flow_address(
+    ring: &KeyRing,
+    store: &dyn EventStore,
+    stream: &str,
+) -> Option<(FlowKind, Email, bool)> {
     let first = store
         .read_stream(stream, StreamStart::Edge, Direction::Forwards, 1)
         .await
         .ok()?
         .into_iter()
         .next()?;
-    match migrations::decode(&first.type_name, first.schema_version, &first.payload).ok()? {
+    match open_event(ring, store, &first).await? {
         DomainEvent::Flow(flow::Event::Started {
             kind,
             email,
@@ -424,4 +427,29 @@ async fn flow_address(store: &dyn EventStore, stream: &str) -> Option<(FlowKind,
         }) => Some((kind, email, account.is_some())),
         _ => None,
     }
+}
+
+/// `recorded` decoded with its sealed personal data opened (`None` when it
+/// does not decode, or its data was erased: no mail goes to an erased
+/// address).
+async fn open_event(
+    ring: &KeyRing,
+    store: &dyn EventStore,
+    recorded: &RecordedEvent,
+) -> Option<DomainEvent> {
+    if let Err(error) = ring.load_for(store, std::slice::from_ref(recorded)).await {
+        tracing::warn!(%error, position = recorded.position, "loading a data key failed");
+        return None;
+    }
+    let event = migrations::sealed::decode_opened(
+        &recorded.type_name,
+        recorded.schema_version,
+        &recorded.payload,
+        recorded.id,
+        Some(ring as &dyn migrations::sealed::Opener),
+    )
+    .ok()?;
+    let erased = migrations::sealed::personal(&event)
+        .is_some_and(|(_, fields)| fields.contains(&domain::ERASED));
+    (!erased).then_some(event)
 }

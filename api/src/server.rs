@@ -1,6 +1,7 @@
 //! The HTTP server: the portal at `/` ([`crate::portal`]), `/graphql` (a
-//! query console on GET), `/healthz`, `/readyz`,
-//! `/metrics` (behind a token), the ID-porten login under `/auth/idporten/`;
+//! query console on GET), the subscription socket at `/graphql/ws`,
+//! `/healthz`, `/readyz`, `/metrics` (behind a token), the ID-porten login
+//! under `/auth/idporten/`;
 //! sessions by bearer token or cookie (with a CSRF header bound to the
 //! session); the edge: JSON only, same-origin browsers only, security
 //! headers, GraphQL-shaped bodies for every refusal; body-size, expansion,
@@ -17,6 +18,7 @@ use anyhow::Context as _;
 use async_graphql_axum::GraphQLResponse;
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::Next;
@@ -42,6 +44,7 @@ use crate::password_hashing::{HashParams, PasswordHasher, default_max_concurrent
 use crate::query_cache::ParsedQueries;
 use crate::query_guard::QueryBounds;
 use crate::services::{App, Settings};
+use crate::subscription::{SubscriptionEndpoint, SubscriptionSettings};
 use keys::Keyer;
 
 /// Header that carries the caseworker service credential.
@@ -94,6 +97,8 @@ pub struct ServeConfig {
     pub hsts: bool,
     /// The bearer token of `/metrics`; `/metrics` is off without one.
     pub metrics_token: Option<String>,
+    /// The limits of the subscription socket at `/graphql/ws`.
+    pub subscriptions: SubscriptionSettings,
 }
 
 impl ServeConfig {
@@ -120,6 +125,7 @@ impl ServeConfig {
             allowed_origins: Vec::new(),
             hsts: false,
             metrics_token: None,
+            subscriptions: SubscriptionSettings::default(),
         }
     }
 }
@@ -140,10 +146,12 @@ pub fn open_store(
 
 /// Build the services over a store (also used by the batch jobs).
 pub fn build_app(store: Arc<dyn EventStore>, keyer: Keyer, config: &ServeConfig) -> App {
+    let ring = Arc::new(keys::KeyRing::new(keyer.clone()));
     let projections = projections::Projections::start_in_data_dir(
         store.clone(),
         &config.data_dir,
         config.projections,
+        Some(ring.clone()),
     );
     let hasher = PasswordHasher::new(HashParams::owasp(), default_max_concurrent());
     let settings = Settings {
@@ -155,7 +163,7 @@ pub fn build_app(store: Arc<dyn EventStore>, keyer: Keyer, config: &ServeConfig)
         booking_horizon: config.booking_horizon,
         ..Settings::default()
     };
-    App::new(store, projections, hasher, keyer, settings)
+    App::new(store, projections, hasher, keyer, ring, settings)
 }
 
 #[derive(Clone)]
@@ -174,6 +182,7 @@ struct ServerState {
     request_budget: Duration,
     allowed_origins: Arc<[String]>,
     metrics_token: Option<Arc<str>>,
+    subscriptions: SubscriptionEndpoint,
 }
 
 /// Serve until `shutdown` completes; then stop taking requests, finish the
@@ -221,13 +230,14 @@ pub async fn run(
     let exclusive = matches!(config.store.store, crate::stores::StoreLocation::Sqlite(_));
     let lease = Lease::new(store.clone(), LeaseSettings::default(), exclusive);
     let outbox = tokio::spawn(
-        Outbox::new(keyer, sender, &config.data_dir, app.projections().clone()).run(
-            store.clone(),
-            lease,
-            outbox_tx,
-            lease_tx,
-            stop_rx,
-        ),
+        Outbox::new(
+            keyer,
+            sender,
+            &config.data_dir,
+            app.projections().clone(),
+            app.codec.ring().clone(),
+        )
+        .run(store.clone(), lease, outbox_tx, lease_tx, stop_rx),
     );
 
     let activity = {
@@ -256,8 +266,18 @@ pub async fn run(
             }
         })
     };
+    let schema = schema(Some(app.clone()), Some(limits.clone()));
+    let query_bounds = QueryBounds::with_max_nodes(config.max_query_nodes);
+    let subscriptions = SubscriptionEndpoint::new(
+        app.clone(),
+        schema.clone(),
+        query_bounds,
+        config.subscriptions,
+    );
+    let sockets = subscriptions.sockets().clone();
     let state = ServerState {
-        schema: schema(Some(app.clone()), Some(limits.clone())),
+        schema,
+        subscriptions,
         limits,
         app,
         service_token: config.service_token.as_deref().map(Arc::from),
@@ -266,7 +286,7 @@ pub async fn run(
         outbox_lease: lease_rx,
         idporten,
         parsed_queries: Arc::new(ParsedQueries::default()),
-        query_bounds: QueryBounds::with_max_nodes(config.max_query_nodes),
+        query_bounds,
         request_budget: config.request_budget,
         allowed_origins: config.allowed_origins.clone().into(),
         metrics_token: config.metrics_token.as_deref().map(Arc::from),
@@ -281,9 +301,18 @@ pub async fn run(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
+    .with_graceful_shutdown({
+        // Upgraded sockets are not requests in flight: they are told to
+        // close as soon as the server starts stopping.
+        let sockets = sockets.clone();
+        async move {
+            shutdown.await;
+            sockets.close_all(Duration::ZERO).await;
+        }
+    })
     .await
     .context("serving HTTP")?;
+    sockets.close_all(Duration::from_secs(2)).await;
     let _ = stop_tx.send(true);
     let _ = outbox.await;
     let _ = activity.await;
@@ -304,6 +333,7 @@ fn router(state: ServerState, hsts: bool) -> Router {
         ))
         .merge(crate::portal::router(state.idporten.is_some()))
         .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql/ws", get(subscription_socket))
         .route("/graphql/console.js", get(console_js))
         .route("/graphql/console.css", get(console_css))
         .route("/healthz", get(healthz))
@@ -562,7 +592,10 @@ async fn metrics(State(state): State<ServerState>, headers: HeaderMap) -> Respon
          caseledger_password_hashes_waiting {}\n\
          # HELP caseledger_graphql_parsed_query_hits_total GraphQL requests whose query text was parsed before.\n\
          # TYPE caseledger_graphql_parsed_query_hits_total counter\n\
-         caseledger_graphql_parsed_query_hits_total {}\n",
+         caseledger_graphql_parsed_query_hits_total {}\n\
+         # HELP caseledger_subscription_sockets Subscription sockets open on this node.\n\
+         # TYPE caseledger_subscription_sockets gauge\n\
+         caseledger_subscription_sockets {}\n",
         state.requests.load(Ordering::Relaxed),
         progress.position,
         progress.undecodable,
@@ -570,6 +603,7 @@ async fn metrics(State(state): State<ServerState>, headers: HeaderMap) -> Respon
         hasher.in_flight(),
         hasher.waiting(),
         state.parsed_queries.hits(),
+        state.subscriptions.sockets().open(),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
@@ -623,6 +657,41 @@ fn json_content_type(headers: &HeaderMap) -> bool {
         }
         _ => true,
     })
+}
+
+/// `GET /graphql/ws`: the subscription socket, for pages of this server or
+/// an allowed origin (a browser always sends `Origin` on an upgrade) and
+/// for clients that are not browsers.
+async fn subscription_socket(
+    State(state): State<ServerState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    uri: Uri,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let lang = lang_of(&headers);
+    if !same_origin(&headers, &uri, &state.allowed_origins) {
+        let error = ApiError::new(
+            "INVALID_INPUT",
+            "Connections from other sites are not accepted.",
+            "Tilkoblinger fra andre nettsteder tas ikke imot.",
+        )
+        .with("reason", json!("CROSS_ORIGIN"));
+        return error_response(StatusCode::FORBIDDEN, &error, lang);
+    }
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(_not_an_upgrade) => {
+            let error = ApiError::new(
+                "INVALID_INPUT",
+                "Open a WebSocket here with the graphql-transport-ws subprotocol; send queries and mutations to POST /graphql.",
+                "Åpne en WebSocket her med underprotokollen graphql-transport-ws; send spørringer og endringer til POST /graphql.",
+            )
+            .with("reason", json!("NOT_A_WEBSOCKET"));
+            return error_response(StatusCode::UPGRADE_REQUIRED, &error, lang);
+        }
+    };
+    state.subscriptions.upgrade(upgrade, &headers, peer, lang)
 }
 
 async fn graphql(

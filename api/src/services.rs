@@ -118,6 +118,8 @@ pub struct App {
     pub(crate) projections: Projections,
     pub(crate) hasher: PasswordHasher,
     pub(crate) keyer: Keyer,
+    /// Seals and opens personal data with the data keys of the store.
+    pub(crate) codec: EventCodec,
     pub(crate) settings: Settings,
     activity: Arc<SessionActivity>,
 }
@@ -169,6 +171,7 @@ impl App {
         projections: Projections,
         hasher: PasswordHasher,
         keyer: Keyer,
+        ring: Arc<keys::KeyRing>,
         settings: Settings,
     ) -> App {
         let activity = Arc::new(SessionActivity::new(store.clone(), settings.session_idle));
@@ -178,6 +181,7 @@ impl App {
             projections,
             hasher,
             keyer,
+            codec: EventCodec::new(ring),
             settings,
         }
     }
@@ -232,7 +236,7 @@ impl App {
     {
         let executed = command::execute_loaded::<D, EventCodec>(
             self.store.as_ref(),
-            &EventCodec,
+            &self.codec,
             stream,
             command,
             &self.metadata(actor),
@@ -266,7 +270,7 @@ impl App {
         D: domain::Decider,
         EventCodec: Codec<D::Event>,
     {
-        command::load::<D, EventCodec>(self.store.as_ref(), &EventCodec, stream)
+        command::load::<D, EventCodec>(self.store.as_ref(), &self.codec, stream)
             .await
             .map_err(|e| store_failure("loading a stream failed", e))
     }
@@ -841,6 +845,35 @@ impl App {
             method: session.method,
             session: session.id,
         })
+    }
+
+    /// Until when the session whose token has `token_digest` is live for
+    /// sure, looking without counting as a use of it (an open subscription
+    /// does not keep a session alive); `Ok(None)` once it has ended (logout,
+    /// expiry, idle timeout). `Err` when the sessions' shared activity
+    /// could not be read: ask again later.
+    pub async fn session_live_until(
+        &self,
+        token_digest: &[u8; 32],
+    ) -> Result<Option<DateTime<Utc>>, store::StoreError> {
+        let Some(session) = self.projections.read(|m| m.session(token_digest).copied()) else {
+            return Ok(None);
+        };
+        let now = self.now();
+        if now >= session.expires_at {
+            return Ok(None);
+        }
+        let idle = Duration::seconds(i64::from(session.idle_timeout_seconds));
+        let seen = self
+            .activity
+            .last_seen(session.id, now - idle)
+            .await?
+            .unwrap_or(session.started_at)
+            .max(session.started_at);
+        if now - seen > idle {
+            return Ok(None);
+        }
+        Ok(Some((seen + idle).min(session.expires_at)))
     }
 
     /// Tell the other nodes which sessions this node saw used since the

@@ -1,5 +1,6 @@
 //! Where a command's data lives: the event store (`--store`: the embedded
-//! SQLite file in the data dir, another SQLite file, or PostgreSQL) and the
+//! SQLite file in the data dir, another SQLite file, PostgreSQL, or
+//! KurrentDB when built with the `kurrentdb` feature) and the
 //! server secret (`--secret-file`), which the store remembers by its
 //! fingerprint so that a node or job with another secret is refused.
 
@@ -26,6 +27,9 @@ pub enum StoreLocation {
     Sqlite(PathBuf),
     /// A PostgreSQL database, by its connection URL.
     Postgres(String),
+    /// A KurrentDB (EventStoreDB) cluster, by its connection string.
+    #[cfg(feature = "kurrentdb")]
+    KurrentDb(String),
 }
 
 impl std::fmt::Debug for StoreLocation {
@@ -51,8 +55,17 @@ impl StoreLocation {
         if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
             return Ok(StoreLocation::Postgres(raw.to_owned()));
         }
+        if is_kurrentdb_url(raw) {
+            #[cfg(feature = "kurrentdb")]
+            return Ok(StoreLocation::KurrentDb(raw.to_owned()));
+            #[cfg(not(feature = "kurrentdb"))]
+            anyhow::bail!(
+                "--store {}: this caseledger was built without KurrentDB support; build it with `cargo build --release -p api --features kurrentdb`",
+                redacted(raw)
+            );
+        }
         anyhow::bail!(
-            "--store takes sqlite:<path> or postgres://user@host:port/db, not {:?}",
+            "--store takes sqlite:<path>, postgres://user@host:port/db or esdb://host:port (kurrentdb://, +discover), not {:?}",
             redacted(raw)
         )
     }
@@ -62,8 +75,24 @@ impl StoreLocation {
         match self {
             StoreLocation::Sqlite(path) => format!("sqlite:{}", path.display()),
             StoreLocation::Postgres(url) => redacted(url),
+            #[cfg(feature = "kurrentdb")]
+            StoreLocation::KurrentDb(url) => redacted(url),
         }
     }
+}
+
+/// Whether `url` is a KurrentDB connection string (`esdb://`,
+/// `kurrentdb://`, each also `+discover`), recognised whether or not this
+/// build can open one.
+fn is_kurrentdb_url(url: &str) -> bool {
+    let Some((scheme, _)) = url.split_once("://") else {
+        return false;
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    matches!(
+        scheme.strip_suffix("+discover").unwrap_or(&scheme),
+        "esdb" | "kurrentdb"
+    )
 }
 
 /// `url` with any password replaced by `***`.
@@ -138,6 +167,8 @@ impl StoreConfig {
                 Ok(Arc::new(store))
             }
             StoreLocation::Postgres(url) => open_postgres(url).await,
+            #[cfg(feature = "kurrentdb")]
+            StoreLocation::KurrentDb(url) => open_kurrentdb(url).await,
         }
     }
 }
@@ -160,6 +191,14 @@ async fn open_postgres(url: &str) -> anyhow::Result<Arc<dyn EventStore>> {
         ..store_postgres::PostgresOptions::default()
     };
     let store = store_postgres::PostgresStore::connect(url, options)
+        .await
+        .with_context(|| format!("opening the event store {}", redacted(url)))?;
+    Ok(Arc::new(store))
+}
+
+#[cfg(feature = "kurrentdb")]
+async fn open_kurrentdb(url: &str) -> anyhow::Result<Arc<dyn EventStore>> {
+    let store = store_kurrentdb::KurrentStore::connect(url)
         .await
         .with_context(|| format!("opening the event store {}", redacted(url)))?;
     Ok(Arc::new(store))
@@ -225,6 +264,33 @@ mod tests {
         let error = StoreLocation::parse(Some("mysql://root:pw@x/y"), dir).unwrap_err();
         assert!(!error.to_string().contains("pw"), "{error}");
         assert!(StoreLocation::parse(Some("sqlite:"), dir).is_err());
+    }
+
+    #[test]
+    fn kurrentdb_urls_are_recognised_and_need_the_feature() {
+        let dir = Path::new("/data");
+        for url in [
+            "esdb://admin:hemmelig@node:2113?tls=false",
+            "esdb+discover://admin:hemmelig@cluster:2113",
+            "kurrentdb://admin:hemmelig@node:2113",
+            "kurrentdb+discover://admin:hemmelig@cluster:2113",
+        ] {
+            let parsed = StoreLocation::parse(Some(url), dir);
+            #[cfg(feature = "kurrentdb")]
+            {
+                let location = parsed.unwrap();
+                assert_eq!(location, StoreLocation::KurrentDb(url.to_owned()));
+                assert!(location.describe().contains("admin:***@"), "{location:?}");
+            }
+            #[cfg(not(feature = "kurrentdb"))]
+            {
+                let error = parsed.unwrap_err().to_string();
+                assert!(error.contains("--features kurrentdb"), "{error}");
+                assert!(!error.contains("hemmelig"), "{error}");
+            }
+        }
+        assert!(!is_kurrentdb_url("esdbx://node"));
+        assert!(!is_kurrentdb_url("postgres://x@y/z"));
     }
 
     #[tokio::test]

@@ -17,8 +17,13 @@ async fn two_hundred_racing_registrations_of_one_email_give_one_account() {
     let dir = tempfile::tempdir().unwrap();
     let store = api::server::open_store(dir.path(), true).unwrap();
     let keyer = Keyer::new([5; 32]);
-    let projections =
-        projections::Projections::start(store.clone(), projections::ReadModel::default());
+    let ring = std::sync::Arc::new(keys::KeyRing::new(keyer.clone()));
+    let projections = projections::Projections::start_with(
+        store.clone(),
+        projections::ReadModel::default(),
+        None,
+        Some(ring.clone()),
+    );
     let hasher = api::password_hashing::PasswordHasher::with_limits(
         api::password_hashing::HashParams::owasp(),
         api::password_hashing::default_max_concurrent(),
@@ -29,6 +34,7 @@ async fn two_hundred_racing_registrations_of_one_email_give_one_account() {
         projections,
         hasher,
         keyer.clone(),
+        ring.clone(),
         Settings {
             recipient_mail_limit: domain::address::MailLimit {
                 max: 1000,
@@ -44,7 +50,7 @@ async fn two_hundred_racing_registrations_of_one_email_give_one_account() {
         let started = app.start_registration("race@example.no").await.unwrap();
         let (state, _) = command::load::<domain::flow::Flow, _>(
             store.as_ref(),
-            &api::codec::EventCodec,
+            &api::codec::EventCodec::new(ring.clone()),
             &started.flow_id.stream(),
         )
         .await

@@ -12,7 +12,7 @@ pub trait Decider {
     /// What a caller asks for.
     type Command;
     /// What happened.
-    type Event;
+    type Event: Send + Sync;
     /// A business refusal.
     type Error;
 

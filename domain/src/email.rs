@@ -39,6 +39,25 @@ impl fmt::Display for EmailError {
 pub struct Email(String);
 
 impl Email {
+    /// The address that was here and is erased ([`crate::ERASED`]).
+    pub fn erased() -> Email {
+        Email(crate::ERASED.to_owned())
+    }
+
+    /// Whether this address was erased.
+    pub fn is_erased(&self) -> bool {
+        self.0 == crate::ERASED
+    }
+
+    /// An address as stored: [`Email::parse`], or [`Email::erased`].
+    pub fn from_recorded(raw: &str) -> Result<Email, EmailError> {
+        if raw == crate::ERASED {
+            Ok(Email::erased())
+        } else {
+            Email::parse(raw)
+        }
+    }
+
     /// Parse and normalise.
     pub fn parse(raw: &str) -> Result<Email, EmailError> {
         let trimmed = raw.trim();

@@ -18,6 +18,11 @@ pub mod text;
 pub mod time;
 
 pub use decider::Decider;
+
+/// What a piece of personal data reads as once its data key was destroyed
+/// (an erased email or name): never a valid email nor name, so never
+/// confused with one.
+pub const ERASED: &str = "<erased>";
 pub use email::Email;
 pub use ids::{AccountId, ApplicationId, FlowId, SessionId};
 

@@ -5,6 +5,10 @@
 //! emailed codes (derived, never stored), session token digests, device
 //! cookies and the CSRF tokens bound to sessions.
 
+pub mod ring;
+
+pub use ring::KeyRing;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -161,6 +165,11 @@ impl Keyer {
             mac.update(part);
         }
         mac.finalize().into_bytes().into()
+    }
+
+    /// The key that wraps the data keys in the store's key table.
+    pub(crate) fn wrapping_key(&self) -> [u8; 32] {
+        self.mac("data key wrapping", &[])
     }
 
     /// Key of a normalised email (reservation streams, legacy owners).

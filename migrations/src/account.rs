@@ -318,7 +318,7 @@ pub(crate) fn decode(
 
 fn decode_v1(ty: &str, p: &[u8]) -> Result<DomainEvent, CodecError> {
     let t = |us: i64| instant(ty, 1, us);
-    let email = |s: &str| Email::parse(s).map_err(|e| malformed(ty, 1, e.to_string()));
+    let email = |s: &str| Email::from_recorded(s).map_err(|e| malformed(ty, 1, e.to_string()));
     Ok(match ty {
         "PasswordAccountRegistered" => {
             let w: PasswordAccountRegisteredV1 = from_bytes(ty, 1, p)?;

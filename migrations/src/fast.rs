@@ -117,7 +117,7 @@ pub(crate) fn decode(type_name: &str, version: u16, payload: &[u8]) -> Option<Do
         }),
         ("LoginFailed", 1) => DomainEvent::Account(A::LoginFailed { at: r.instant()? }),
         ("PasswordAccountRegistered", 1) => {
-            let email = Email::parse(r.str()?).ok()?;
+            let email = Email::from_recorded(r.str()?).ok()?;
             DomainEvent::Account(A::PasswordAccountRegistered {
                 email,
                 name: r.str()?.to_owned(),
@@ -138,7 +138,7 @@ pub(crate) fn decode(type_name: &str, version: u16, payload: &[u8]) -> Option<Do
             };
             DomainEvent::Flow(F::Started {
                 kind,
-                email: Email::parse(r.str()?).ok()?,
+                email: Email::from_recorded(r.str()?).ok()?,
                 account: r.option(Reader::uuid)?.map(AccountId),
                 code: IssuedCode {
                     nonce: r.array()?,

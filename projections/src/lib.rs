@@ -3,8 +3,9 @@
 //!
 //! A [`ReadModel`] is a pure fold of decoded events in global order (a
 //! position guard makes re-application a no-op). [`Projections`] runs it
-//! live over `EventStore::subscribe_all` and lets a caller wait until a
-//! given position is applied (read-your-writes). [`snapshot`] persists the
+//! live over `EventStore::subscribe_all`, lets a caller wait until a
+//! given position is applied (read-your-writes) and tells listeners which
+//! applications changed. [`snapshot`] persists the
 //! state and its checkpoint together in the data dir, gives the digest of a
 //! state and rebuilds from zero.
 
@@ -22,4 +23,6 @@ mod table;
 
 pub use model::{AccountView, ApplicationView, ReadModel, SessionView, StreamKey};
 pub use model_mail::MailOutboxState;
-pub use runner::{Projections, SnapshotMode, WaitError};
+pub use runner::{
+    APPLICATION_CHANGES_BUFFER, ApplicationChanged, Projections, SnapshotMode, WaitError,
+};

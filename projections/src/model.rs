@@ -295,6 +295,14 @@ impl ReadModel {
             DomainEvent::Legacy(e) => self.applications.apply_legacy(e),
             DomainEvent::Reservation(domain::reservation::Event::Released { account }) => {
                 self.deleted_unreleased.remove(account);
+                // Released last, once the person's data keys are destroyed:
+                // what the models held of them goes too.
+                if let Some(view) = self.accounts.get_mut(account)
+                    && view.status == AccountStatus::Deleted
+                {
+                    view.email = None;
+                    view.name = domain::ERASED.to_owned();
+                }
             }
             DomainEvent::Flow(_) | DomainEvent::Reservation(_) | DomainEvent::Address(_) => {}
         }
@@ -350,10 +358,12 @@ impl ReadModel {
                 self.end_all_sessions(id);
                 self.forget_email(id);
                 let applications = self.take_application_slots(id);
+                // Erased (its data key destroyed): a deleted account's.
+                let email = (!email.is_erased()).then(|| email.clone());
                 let filed = self.accounts.insert(AccountView {
                     id,
                     method: LoginMethod::Password,
-                    email: Some(email.clone()),
+                    email: email.clone(),
                     name: name.clone(),
                     status: AccountStatus::Active,
                     created_at: *at,
@@ -362,7 +372,7 @@ impl ReadModel {
                     pid_key: None,
                     applications,
                 });
-                if let Some((slot, _)) = filed {
+                if let (Some((slot, _)), Some(email)) = (filed, &email) {
                     self.file_email(email.as_str(), slot);
                 }
             }

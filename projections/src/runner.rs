@@ -1,18 +1,23 @@
 //! Runs the read models live: consume `subscribe_all` from a checkpoint,
 //! apply events in batches under one write lock, publish the applied
-//! position so callers can wait for their own writes, and (in the server
-//! only) keep the snapshot in the data dir fresh.
+//! position so callers can wait for their own writes, tell listeners which
+//! applications changed, and (in the server only) keep the snapshot in the
+//! data dir fresh.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use domain::{AccountId, ApplicationId};
 use futures::StreamExt;
+use keys::KeyRing;
+use migrations::DomainEvent;
+use migrations::sealed::Opener;
 use store::{EventStore, SubscriptionItem};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
-use crate::ReadModel;
 use crate::snapshot;
+use crate::{ReadModel, StreamKey};
 
 /// How a process uses the snapshot in its data dir.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -72,11 +77,28 @@ pub struct Progress {
     pub undecodable: u64,
 }
 
+/// One application changed: the read models have applied the event at
+/// `position` of its stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApplicationChanged {
+    pub application: ApplicationId,
+    /// The account that owns the application.
+    pub owner: AccountId,
+    /// Global position of the event that changed it.
+    pub position: u64,
+}
+
+/// Changes kept for a listener that has not taken them yet; one that falls
+/// further behind is told how many it missed (and reads the current state
+/// instead).
+pub const APPLICATION_CHANGES_BUFFER: usize = 4096;
+
 /// The live read models.
 #[derive(Clone)]
 pub struct Projections {
     model: Arc<RwLock<ReadModel>>,
     progress: watch::Receiver<Progress>,
+    changes: broadcast::Sender<ApplicationChanged>,
     started_from: u64,
 }
 
@@ -86,8 +108,10 @@ const BATCH: usize = 1024;
 impl Projections {
     /// Start from `initial` (empty, or a snapshot) and follow the log live;
     /// never writes a snapshot.
+    /// Sealed personal data reads as erased: [`Projections::start_with`]
+    /// opens it with a key ring.
     pub fn start(store: Arc<dyn EventStore>, initial: ReadModel) -> Projections {
-        Self::start_with(store, initial, None)
+        Self::start_with(store, initial, None, None)
     }
 
     /// Start from the snapshot of `data_dir` as `mode` says. A snapshot of
@@ -98,19 +122,22 @@ impl Projections {
         store: Arc<dyn EventStore>,
         data_dir: &Path,
         mode: SnapshotMode,
+        ring: Option<Arc<KeyRing>>,
     ) -> Projections {
         let settings = SnapshotSettings::for_data_dir(data_dir);
         let initial = initial_model(&settings.path, mode);
         let writes = matches!(mode, SnapshotMode::ReadWrite | SnapshotMode::Rebuild);
-        Self::start_with(store, initial, writes.then_some(settings))
+        Self::start_with(store, initial, writes.then_some(settings), ring)
     }
 
     /// Start from `initial`, writing snapshots as `snapshots` says (none
-    /// when `None`).
+    /// when `None`), opening sealed personal data with `ring` (erased
+    /// without one).
     pub fn start_with(
         store: Arc<dyn EventStore>,
         initial: ReadModel,
         snapshots: Option<SnapshotSettings>,
+        ring: Option<Arc<KeyRing>>,
     ) -> Projections {
         let from = initial.position;
         let model = Arc::new(RwLock::new(initial));
@@ -118,6 +145,7 @@ impl Projections {
             position: from,
             ..Progress::default()
         });
+        let (changes, _) = broadcast::channel(APPLICATION_CHANGES_BUFFER);
         let writer = model.clone();
         let snapshotter = snapshots.map(|settings| Snapshotter {
             settings,
@@ -126,10 +154,19 @@ impl Projections {
             saved_at: Instant::now(),
             writing: Arc::new(Mutex::new(())),
         });
-        tokio::spawn(follow(store, writer, tx, from, snapshotter));
+        tokio::spawn(follow(
+            store,
+            writer,
+            tx,
+            changes.clone(),
+            from,
+            snapshotter,
+            ring,
+        ));
         Projections {
             model,
             progress: rx,
+            changes,
             started_from: from,
         }
     }
@@ -143,6 +180,15 @@ impl Projections {
     /// else a snapshot's checkpoint).
     pub fn started_from(&self) -> u64 {
         self.started_from
+    }
+
+    /// Every application change from now on, each sent once the read
+    /// models have applied it (and everything before it), in log order,
+    /// whichever node wrote it. A receiver that falls more than
+    /// [`APPLICATION_CHANGES_BUFFER`] changes behind gets
+    /// `RecvError::Lagged` and should read the current state.
+    pub fn application_changes(&self) -> broadcast::Receiver<ApplicationChanged> {
+        self.changes.subscribe()
     }
 
     /// Current progress.
@@ -215,9 +261,18 @@ async fn follow(
     store: Arc<dyn EventStore>,
     writer: Arc<RwLock<ReadModel>>,
     tx: watch::Sender<Progress>,
+    changes: broadcast::Sender<ApplicationChanged>,
     mut from: u64,
     mut snapshotter: Option<Snapshotter>,
+    ring: Option<Arc<KeyRing>>,
 ) {
+    if from == 0
+        && let Some(ring) = &ring
+        && let Err(error) = ring.load_all(store.as_ref()).await
+    {
+        // Each batch loads what it misses below.
+        tracing::warn!(%error, "loading the data keys at once failed");
+    }
     if from > 0
         && let Ok(head) = store.head_position().await
         && head < from
@@ -260,11 +315,21 @@ async fn follow(
             None => items.next().await,
         };
         let Some(batch) = batch else { return };
+        if let Some(ring) = &ring {
+            load_keys(ring, store.as_ref(), &batch).await;
+        }
+        let opener = ring.as_deref().map(|ring| ring as &dyn Opener);
         let mut decoded = Vec::with_capacity(batch.len());
         for item in batch {
             match item {
                 Ok(SubscriptionItem::Event(e)) => {
-                    match migrations::decode(&e.type_name, e.schema_version, &e.payload) {
+                    match migrations::sealed::decode_opened(
+                        &e.type_name,
+                        e.schema_version,
+                        &e.payload,
+                        e.id,
+                        opener,
+                    ) {
                         Ok(event) => decoded.push((e.position, e.stream, event)),
                         Err(err) => {
                             progress.undecodable += 1;
@@ -280,15 +345,39 @@ async fn follow(
                 }
             }
         }
+        // Nobody listens while the server starts or in batch jobs: the
+        // changes are then not even worked out.
+        let listened = changes.receiver_count() > 0;
+        let mut changed = Vec::new();
         if let Some((last, _, _)) = decoded.last() {
             progress.position = progress.position.max(*last);
             let mut model = writer.write().expect("read model lock");
             for (position, stream, event) in &decoded {
-                model.apply(*position, stream, event);
+                let key = StreamKey::of(stream);
+                let fresh = *position > model.position;
+                model.apply_keyed(*position, key, event);
+                if listened
+                    && fresh
+                    && let (DomainEvent::Application(_), StreamKey::Application(id)) = (event, key)
+                {
+                    let application = ApplicationId(id);
+                    if let Some(found) = model.application(application) {
+                        changed.push(ApplicationChanged {
+                            application,
+                            owner: found.owner.account,
+                            position: *position,
+                        });
+                    }
+                }
             }
         }
         if tx.send(progress).is_err() {
             return;
+        }
+        // Sent once the models show the change (a query made on receipt
+        // sees it); an error only means that nobody listens any more.
+        for change in changed {
+            let _ = changes.send(change);
         }
         if let Some(s) = &mut snapshotter
             && progress.position >= s.saved_at_position + s.settings.every_events
@@ -322,6 +411,10 @@ impl Snapshotter {
         tokio::task::spawn_blocking(move || {
             let _one_at_a_time = writing.lock().unwrap_or_else(|e| e.into_inner());
             let started = Instant::now();
+            if newer_on_disk(&path, position) {
+                let _ = released_tx.send(());
+                return;
+            }
             let written = {
                 let model = model.read().expect("read model lock");
                 snapshot::write_unsynced(&path, &model)
@@ -346,7 +439,9 @@ impl Drop for Snapshotter {
     fn drop(&mut self) {
         let _one_at_a_time = self.writing.lock().unwrap_or_else(|e| e.into_inner());
         let Ok(model) = self.model.read() else { return };
-        if model.position <= self.saved_at_position {
+        if model.position <= self.saved_at_position
+            || newer_on_disk(&self.settings.path, model.position)
+        {
             return;
         }
         match snapshot::save(&self.settings.path, &model) {
@@ -358,5 +453,41 @@ impl Drop for Snapshotter {
                 tracing::error!(error = %e, "could not write the read model snapshot at stop")
             }
         }
+    }
+}
+
+/// Whether the snapshot at `path` is ahead of `position`: written by
+/// another process of the data dir (a purge rewrites it), it is never
+/// replaced by an older state.
+fn newer_on_disk(path: &Path, position: u64) -> bool {
+    matches!(snapshot::read_digest(path), Ok(Some(on_disk)) if on_disk.position > position)
+}
+
+/// Load the data keys `batch` is sealed under, waiting out a store that
+/// cannot be reached (the models must not skip a person's data).
+async fn load_keys(
+    ring: &KeyRing,
+    store: &dyn EventStore,
+    batch: &[Result<SubscriptionItem, store::StoreError>],
+) {
+    let events: Vec<store::RecordedEvent> = batch
+        .iter()
+        .filter_map(|item| match item {
+            Ok(SubscriptionItem::Event(e))
+                if migrations::sealed::sealed_key(e.schema_version, &e.payload).is_some() =>
+            {
+                Some(e.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    if events.is_empty() {
+        return;
+    }
+    let mut wait = std::time::Duration::from_millis(100);
+    while let Err(error) = ring.load_for(store, &events).await {
+        tracing::warn!(%error, "loading data keys failed; trying again");
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(std::time::Duration::from_secs(5));
     }
 }

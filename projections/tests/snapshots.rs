@@ -150,8 +150,12 @@ fn a_restart_from_a_snapshot_resumes_where_it_stopped() {
     // runtime's shutdown drops the runner, which writes the snapshot.
     let k = runtime().block_on(async {
         let k = common::append_all(&store, first).await;
-        let projections =
-            Projections::start_in_data_dir(store.clone(), dir.path(), SnapshotMode::ReadWrite);
+        let projections = Projections::start_in_data_dir(
+            store.clone(),
+            dir.path(),
+            SnapshotMode::ReadWrite,
+            None,
+        );
         projections.wait_for(k, WAIT).await.unwrap();
         k
     });
@@ -166,7 +170,7 @@ fn a_restart_from_a_snapshot_resumes_where_it_stopped() {
     runtime().block_on(async {
         let head = common::append_all(&store, rest).await;
         let projections =
-            Projections::start_in_data_dir(store.clone(), dir.path(), SnapshotMode::ReadOnly);
+            Projections::start_in_data_dir(store.clone(), dir.path(), SnapshotMode::ReadOnly, None);
         assert_eq!(projections.started_from(), k, "resumes at the checkpoint");
         projections.wait_for(head, WAIT).await.unwrap();
         let rebuilt = snapshot::rebuild_from_log(store.as_ref())
@@ -198,6 +202,7 @@ fn the_runner_writes_a_snapshot_every_so_many_events() {
                 every_events: 100,
                 every: Duration::from_secs(3600),
             }),
+            None,
         );
         let head = common::append_all(&store, &history).await;
         projections.wait_for(head, WAIT).await.unwrap();
@@ -337,8 +342,12 @@ fn an_unusable_snapshot_makes_the_server_rebuild_from_zero() {
     for (case, bytes) in corrupt_cases(&good) {
         std::fs::write(&path, bytes).unwrap();
         runtime.block_on(async {
-            let projections =
-                Projections::start_in_data_dir(store.clone(), dir.path(), SnapshotMode::ReadOnly);
+            let projections = Projections::start_in_data_dir(
+                store.clone(),
+                dir.path(),
+                SnapshotMode::ReadOnly,
+                None,
+            );
             assert_eq!(projections.started_from(), 0, "{case}: starts from zero");
             projections.wait_for(head, WAIT).await.unwrap();
             assert_eq!(projections.read(|m| m.digest()), full.digest(), "{case}");
@@ -362,7 +371,7 @@ fn a_snapshot_ahead_of_the_log_is_discarded() {
         let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
         let head = common::append_all(&store, &history[..100]).await;
         let projections =
-            Projections::start_in_data_dir(store.clone(), dir.path(), SnapshotMode::ReadOnly);
+            Projections::start_in_data_dir(store.clone(), dir.path(), SnapshotMode::ReadOnly, None);
         projections.wait_for(head, WAIT).await.unwrap();
         let rebuilt = snapshot::rebuild_from_log(store.as_ref())
             .await
@@ -399,7 +408,7 @@ fn rebuild_mode_deletes_the_snapshot_and_starts_from_zero() {
     let head = runtime.block_on(common::append_all(&store, &history));
     runtime.block_on(async {
         let projections =
-            Projections::start_in_data_dir(store.clone(), dir.path(), SnapshotMode::Rebuild);
+            Projections::start_in_data_dir(store.clone(), dir.path(), SnapshotMode::Rebuild, None);
         assert_eq!(projections.started_from(), 0);
         assert!(!path.exists(), "the snapshot is gone");
         projections.wait_for(head, WAIT).await.unwrap();
@@ -439,8 +448,12 @@ fn an_older_snapshot_is_absent_and_the_server_rebuilds_from_zero() {
     let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
     let head = runtime.block_on(common::append_all(&store, &history));
     runtime.block_on(async {
-        let projections =
-            Projections::start_in_data_dir(store.clone(), dir.path(), SnapshotMode::ReadWrite);
+        let projections = Projections::start_in_data_dir(
+            store.clone(),
+            dir.path(),
+            SnapshotMode::ReadWrite,
+            None,
+        );
         assert_eq!(projections.started_from(), 0, "starts from zero");
         projections.wait_for(head, WAIT).await.unwrap();
         assert_eq!(projections.read(|m| m.digest()), full.digest());

@@ -57,7 +57,12 @@ pub fn fold_until(
             return Err(Stop);
         }
         folded.events += 1;
-        match migrations::decode(event.type_name, event.schema_version, event.payload) {
+        match crate::log::decode(
+            event.type_name,
+            event.schema_version,
+            event.payload,
+            event.id_bytes,
+        ) {
             Ok(decoded) => {
                 if watch == Some(event.stream)
                     && let DomainEvent::Reservation(reservation) = &decoded
@@ -97,6 +102,7 @@ pub fn run(
     disclosure: Disclosure,
 ) -> anyhow::Result<ExitCode> {
     let mut reader = log::open(source)?;
+    reader.install_key_ring(source)?;
     let watch = match who {
         Who::Account(_) => None,
         Who::Email(email) => {

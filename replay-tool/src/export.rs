@@ -22,8 +22,13 @@ pub fn line(event: &EventRef<'_>, disclosure: Disclosure) -> anyhow::Result<Valu
         )
     };
     let metadata = event.metadata().with_context(bad)?;
-    let data = migrations::decode(event.type_name, event.schema_version, event.payload)
-        .with_context(bad)?;
+    let data = crate::log::decode(
+        event.type_name,
+        event.schema_version,
+        event.payload,
+        event.id_bytes,
+    )
+    .with_context(bad)?;
     Ok(json!({
         "position": event.position,
         "stream": event.stream,
@@ -50,6 +55,7 @@ pub fn run(
     disclosure: Disclosure,
 ) -> anyhow::Result<ExitCode> {
     let mut reader = log::open(source)?;
+    reader.install_key_ring(source)?;
     let head = reader.head()?;
     let sink: Box<dyn Write> = match output {
         Some(path) => Box::new(

@@ -39,6 +39,7 @@ pub fn run(
     disclosure: Disclosure,
 ) -> anyhow::Result<ExitCode> {
     let mut reader = log::open(source)?;
+    reader.install_key_ring(source)?;
     let text = match subject {
         Subject::Application(id) => application_history(&mut reader, *id, disclosure)?,
         Subject::Account(id) => {
@@ -115,7 +116,12 @@ fn application_history(
 }
 
 fn decode(event: &RecordedEvent) -> Result<DomainEvent, migrations::CodecError> {
-    migrations::decode(&event.type_name, event.schema_version, &event.payload)
+    crate::log::decode(
+        &event.type_name,
+        event.schema_version,
+        &event.payload,
+        event.id.as_bytes(),
+    )
 }
 
 /// The two passes of an account or email history.
@@ -193,8 +199,12 @@ impl Search {
             return Ok(());
         }
         // An event that does not decode links nothing; `verify` names it.
-        let Ok(decoded) = migrations::decode(event.type_name, event.schema_version, event.payload)
-        else {
+        let Ok(decoded) = crate::log::decode(
+            event.type_name,
+            event.schema_version,
+            event.payload,
+            event.id_bytes,
+        ) else {
             return Ok(());
         };
         let in_email_stream = self

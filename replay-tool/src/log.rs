@@ -1,5 +1,6 @@
 //! Read access to an event log: the embedded file of a data dir, opened
-//! read-only, or any store through the port (`--store postgres://…`);
+//! read-only, or any store through the port (`--store postgres://…`, and
+//! `esdb://…` / `kurrentdb://…` when built with the `kurrentdb` feature);
 //! paged scans of the global log with a progress bar, and the server secret
 //! for keyed stream names. Nothing here writes.
 
@@ -38,6 +39,14 @@ pub fn open(source: &Source) -> anyhow::Result<Log> {
     if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
         return PortLog::postgres(raw).map(Log::Port);
     }
+    if is_kurrentdb_url(raw) {
+        #[cfg(feature = "kurrentdb")]
+        return PortLog::kurrentdb(raw).map(Log::Port);
+        #[cfg(not(feature = "kurrentdb"))]
+        anyhow::bail!(
+            "--store esdb://… / kurrentdb://…: this replay-tool was built without KurrentDB support; build it with `cargo build --release -p replay-tool --features kurrentdb`"
+        );
+    }
     let path = match raw.strip_prefix("sqlite:") {
         Some(path) => PathBuf::from(path.strip_prefix("//").unwrap_or(path)),
         None if raw.is_empty() => store_path(&source.data_dir),
@@ -46,6 +55,38 @@ pub fn open(source: &Source) -> anyhow::Result<Log> {
     SqliteLogReader::open(&path)
         .map(Log::File)
         .with_context(|| format!("opening the event store {} read-only", path.display()))
+}
+
+/// The key ring the commands of this process open sealed personal data
+/// with ([`Log::install_key_ring`]); without it sealed fields read as erased.
+static RING: std::sync::OnceLock<keys::KeyRing> = std::sync::OnceLock::new();
+
+/// Decode stored bytes, opening sealed personal data with the installed
+/// key ring.
+pub fn decode(
+    type_name: &str,
+    version: u16,
+    payload: &[u8],
+    id_bytes: &[u8],
+) -> Result<migrations::DomainEvent, migrations::CodecError> {
+    let id = uuid::Uuid::from_slice(id_bytes).unwrap_or_default();
+    let opener = RING
+        .get()
+        .map(|ring| ring as &dyn migrations::sealed::Opener);
+    migrations::sealed::decode_opened(type_name, version, payload, id, opener)
+}
+
+/// Whether `url` is a KurrentDB connection string (`esdb://`,
+/// `kurrentdb://`, each also `+discover`).
+fn is_kurrentdb_url(url: &str) -> bool {
+    let Some((scheme, _)) = url.split_once("://") else {
+        return false;
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    matches!(
+        scheme.strip_suffix("+discover").unwrap_or(&scheme),
+        "esdb" | "kurrentdb"
+    )
 }
 
 /// The keyed hashing of the server secret, read (never created).
@@ -215,6 +256,25 @@ impl PortLog {
         })
     }
 
+    /// A KurrentDB namespace through the port; connecting only reads.
+    #[cfg(feature = "kurrentdb")]
+    fn kurrentdb(url: &str) -> anyhow::Result<PortLog> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .context("starting the runtime")?;
+        let store = runtime
+            .block_on(store_kurrentdb::KurrentStore::connect(url))
+            .context("opening the KurrentDB event store")?;
+        Ok(PortLog {
+            runtime,
+            store: Arc::new(store),
+            numbers: HashMap::new(),
+            names: Vec::new(),
+        })
+    }
+
     fn number(&mut self, name: &Arc<str>) -> u64 {
         if let Some(number) = self.numbers.get(name) {
             return *number;
@@ -266,6 +326,45 @@ impl PortLog {
 }
 
 impl Log {
+    /// The data keys of the log's key table, held to open sealed personal
+    /// data (`None` without the server secret: sealed fields then read as
+    /// erased, and a note says so).
+    pub fn key_ring(&mut self, source: &Source) -> anyhow::Result<Option<keys::KeyRing>> {
+        let keyer = match keyer(source) {
+            Ok(keyer) => keyer,
+            Err(error) => {
+                eprintln!(
+                    "note: without the server secret ({error:#}), sealed personal data reads as erased"
+                );
+                return Ok(None);
+            }
+        };
+        let ring = keys::KeyRing::new(keyer);
+        match self {
+            Log::File(reader) => ring
+                .hold(&reader.data_keys()?)
+                .context("unwrapping the data keys")?,
+            Log::Port(log) => {
+                log.runtime
+                    .block_on(ring.load_all(log.store.as_ref()))
+                    .context("reading the data keys")?;
+            }
+        }
+        ring.treat_missing_as_destroyed();
+        Ok(Some(ring))
+    }
+
+    /// Hold the log's data keys for [`decode`] (read them after the head
+    /// the command works to, so that every key up to it is there).
+    pub fn install_key_ring(&mut self, source: &Source) -> anyhow::Result<()> {
+        if RING.get().is_none()
+            && let Some(ring) = self.key_ring(source)?
+        {
+            let _ = RING.set(ring);
+        }
+        Ok(())
+    }
+
     /// Position of the last event.
     pub fn head(&mut self) -> Result<u64, StoreError> {
         match self {
@@ -385,6 +484,7 @@ impl Log {
                     type_name: event.type_name,
                     schema_version: event.schema_version,
                     payload: event.payload,
+                    id_bytes: event.id_bytes,
                 })
             }),
         }
@@ -417,5 +517,33 @@ mod tests {
         assert_eq!(secret, [10; 32]);
         assert!(decode_hex("0a").is_err());
         assert!(decode_hex(&"zz".repeat(32)).is_err());
+    }
+
+    #[test]
+    fn kurrentdb_urls_are_recognised() {
+        for url in [
+            "esdb://node:2113?tls=false",
+            "esdb+discover://cluster:2113",
+            "kurrentdb://auditor:pw@node:2113",
+            "KurrentDB+discover://cluster",
+        ] {
+            assert!(is_kurrentdb_url(url), "{url}");
+        }
+        for url in ["postgres://x@y/z", "sqlite:/x", "esdbx://node", "esdb"] {
+            assert!(!is_kurrentdb_url(url), "{url}");
+        }
+    }
+
+    #[cfg(not(feature = "kurrentdb"))]
+    #[test]
+    fn without_the_feature_a_kurrentdb_url_says_how_to_build() {
+        let source = Source {
+            data_dir: PathBuf::from("/nonexistent"),
+            store: Some("esdb://auditor:pw@node:2113".to_owned()),
+            secret_file: None,
+        };
+        let error = open(&source).err().expect("refused").to_string();
+        assert!(error.contains("--features kurrentdb"), "{error}");
+        assert!(!error.contains("pw"), "{error}");
     }
 }

@@ -20,15 +20,18 @@ pub struct Fold {
     pub undecodable: Vec<u64>,
     /// Time spent reading, decoding and applying events (digests excluded).
     pub folding: std::time::Duration,
+    /// Opens sealed personal data, as the live runner does.
+    pub ring: Option<keys::KeyRing>,
 }
 
 impl Fold {
-    fn new() -> Fold {
+    fn new(ring: Option<keys::KeyRing>) -> Fold {
         Fold {
             model: ReadModel::default(),
             events: 0,
             undecodable: Vec::new(),
             folding: std::time::Duration::ZERO,
+            ring,
         }
     }
 
@@ -49,7 +52,11 @@ impl Fold {
             events,
             undecodable,
             folding,
+            ring,
         } = self;
+        let opener = ring
+            .as_ref()
+            .map(|ring| ring as &dyn migrations::sealed::Opener);
         *events += log::scan_payloads(reader, after, until, &bar, |event| {
             let Some(key) = usize::try_from(event.stream_number)
                 .ok()
@@ -61,7 +68,14 @@ impl Fold {
                     event.stream_number
                 );
             };
-            match migrations::decode(event.type_name, event.schema_version, event.payload) {
+            let id = uuid::Uuid::from_slice(event.id_bytes).unwrap_or_default();
+            match migrations::sealed::decode_opened(
+                event.type_name,
+                event.schema_version,
+                event.payload,
+                id,
+                opener,
+            ) {
                 Ok(decoded) => model.apply_keyed(event.position, key, &decoded),
                 Err(_) => undecodable.push(event.position),
             }
@@ -106,7 +120,9 @@ pub fn run(source: &log::Source) -> anyhow::Result<ExitCode> {
     // Read after the head: every stream of an event up to it is in there.
     let keys = stream_keys(&mut reader)?;
     reader.skip_stream_names(true);
-    let mut fold = Fold::new();
+    // Read after the head too: the key of every event up to it is there.
+    let ring = reader.key_ring(source)?;
+    let mut fold = Fold::new(ring);
     // Reading the names is part of reading the log.
     fold.folding = started.elapsed();
     let mut matched = true;
@@ -138,6 +154,7 @@ pub fn run(source: &log::Source) -> anyhow::Result<ExitCode> {
             )?;
             let rebuilt = fold.model.digest();
             matched = rebuilt == live.digest;
+
             at_snapshot = Some((fold.events, rebuilt));
             println!(
                 "rebuilt from zero to position {}: digest {} ({})",

@@ -121,4 +121,78 @@ impl PostgresStore {
         };
         Ok(changed == 1)
     }
+
+    /// [`store::EventStore::put_key`].
+    pub(crate) async fn key_put(&self, key: &store::StoredKey) -> Result<(), StoreError> {
+        let client = self.kv_client().await?;
+        let statement = client
+            .prepare_cached(
+                "WITH inserted AS (INSERT INTO caseledger_keys (id, subject, wrapped) \
+                 VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING RETURNING subject, wrapped) \
+                 SELECT subject, wrapped FROM inserted UNION ALL \
+                 SELECT subject, wrapped FROM caseledger_keys WHERE id = $1 LIMIT 1",
+            )
+            .await
+            .map_err(from_postgres)?;
+        let row = client
+            .query_opt(&statement, &[&key.id, &key.subject, &key.wrapped])
+            .await
+            .map_err(from_postgres)?;
+        match row {
+            Some(row)
+                if row.get::<_, String>(0) == key.subject
+                    && row.get::<_, Vec<u8>>(1) == key.wrapped =>
+            {
+                Ok(())
+            }
+            Some(_) => Err(store::rules::key_mismatch(key.id)),
+            // Destroyed between the insert's conflict and the read: the id
+            // was taken, and is gone for good.
+            None => Err(store::rules::key_mismatch(key.id)),
+        }
+    }
+
+    /// [`store::EventStore::read_keys`] (and `read_key` with `only`).
+    pub(crate) async fn key_read(
+        &self,
+        after: Option<uuid::Uuid>,
+        only: Option<uuid::Uuid>,
+        limit: usize,
+    ) -> Result<Vec<store::StoredKey>, StoreError> {
+        let client = self.kv_client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT id, subject, wrapped FROM caseledger_keys \
+                 WHERE ($1::uuid IS NULL OR id > $1) AND ($2::uuid IS NULL OR id = $2) \
+                 ORDER BY id LIMIT $3",
+            )
+            .await
+            .map_err(from_postgres)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(&statement, &[&after, &only, &limit])
+            .await
+            .map_err(from_postgres)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| store::StoredKey {
+                id: row.get(0),
+                subject: row.get(1),
+                wrapped: row.get(2),
+            })
+            .collect())
+    }
+
+    /// [`store::EventStore::destroy_keys`].
+    pub(crate) async fn key_destroy(&self, subject: &str) -> Result<u64, StoreError> {
+        let client = self.kv_client().await?;
+        let statement = client
+            .prepare_cached("DELETE FROM caseledger_keys WHERE subject = $1")
+            .await
+            .map_err(from_postgres)?;
+        client
+            .execute(&statement, &[&subject])
+            .await
+            .map_err(from_postgres)
+    }
 }

@@ -327,6 +327,28 @@ impl EventStore for PostgresStore {
         self.kv_compare_and_set(VALUES_NAMESPACE, name, expected, value)
             .await
     }
+
+    async fn put_key(&self, key: &store::StoredKey) -> Result<(), StoreError> {
+        store::rules::validate_key(key)?;
+        self.key_put(key).await
+    }
+
+    async fn read_key(&self, id: uuid::Uuid) -> Result<Option<store::StoredKey>, StoreError> {
+        Ok(self.key_read(None, Some(id), 1).await?.pop())
+    }
+
+    async fn read_keys(
+        &self,
+        after: Option<uuid::Uuid>,
+        limit: usize,
+    ) -> Result<Vec<store::StoredKey>, StoreError> {
+        self.key_read(after, None, limit).await
+    }
+
+    async fn destroy_keys(&self, subject: &str) -> Result<u64, StoreError> {
+        store::rules::validate_key_subject(subject)?;
+        self.key_destroy(subject).await
+    }
 }
 
 /// The namespace of the port's values beside the log in the key-value table.

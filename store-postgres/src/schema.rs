@@ -9,7 +9,7 @@ use tokio_postgres::Client;
 use crate::error::from_postgres;
 
 /// The schema version this program writes and understands.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Advisory lock key of the schema set-up ("caseledger schema").
 const SCHEMA_LOCK: i64 = 0x6361_7365_7363_6801;
@@ -195,6 +195,16 @@ END
 $$;
 ";
 
+/// Version 3: the key table (data keys for crypto-shredding, wrapped).
+const VERSION_3: &str = "
+CREATE TABLE caseledger_keys (
+    id      uuid  PRIMARY KEY,
+    subject text  NOT NULL,
+    wrapped bytea NOT NULL
+);
+CREATE INDEX caseledger_keys_subject ON caseledger_keys (subject);
+";
+
 /// Create the schema when the database has none, upgrade an older one,
 /// refuse a newer one. `endpoint` names the database in errors.
 pub(crate) async fn ensure(client: &mut Client, endpoint: &str) -> Result<bool, StoreError> {
@@ -242,6 +252,12 @@ pub(crate) async fn ensure(client: &mut Client, endpoint: &str) -> Result<bool, 
     if found < 2 {
         transaction
             .batch_execute(VERSION_2)
+            .await
+            .map_err(from_postgres)?;
+    }
+    if found < 3 {
+        transaction
+            .batch_execute(VERSION_3)
             .await
             .map_err(from_postgres)?;
     }

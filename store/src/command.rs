@@ -22,9 +22,40 @@ pub struct EncodedEvent {
 pub type CodecFailure = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Maps domain events to stored bytes and back (implemented in `migrations`).
-pub trait Codec<E>: Send + Sync {
-    fn encode(&self, event: &E) -> EncodedEvent;
+///
+/// A codec that seals personal data (see `migrations::sealed`) needs its
+/// data keys at hand: the command loop calls [`Codec::prepare_encode`]
+/// before encoding, [`Codec::commit_keys`] after encoding and before the
+/// append, and [`Codec::prepare_decode`] before decoding what it read.
+#[async_trait::async_trait]
+pub trait Codec<E: Sync>: Send + Sync {
+    /// The stored form of `event`, to be appended with id `id`.
+    fn encode(&self, id: Uuid, event: &E) -> Result<EncodedEvent, CodecFailure>;
     fn decode(&self, recorded: &RecordedEvent) -> Result<E, CodecFailure>;
+
+    /// Make ready what encoding `events` needs (the keys of their subjects).
+    async fn prepare_encode(
+        &self,
+        _store: &dyn EventStore,
+        _events: &[E],
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Keep what encoding created (new data keys) in the store, before the
+    /// events that need it are appended.
+    async fn commit_keys(&self, _store: &dyn EventStore) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Make ready what decoding `events` needs.
+    async fn prepare_decode(
+        &self,
+        _store: &dyn EventStore,
+        _events: &[RecordedEvent],
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Why a command was not carried out.
@@ -35,6 +66,11 @@ pub enum ExecuteError<E> {
     Domain(E),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("an event for {stream} does not encode: {source}")]
+    Encode {
+        stream: String,
+        source: CodecFailure,
+    },
     #[error("event {revision} of {stream} does not decode: {source}")]
     Decode {
         stream: String,
@@ -90,6 +126,7 @@ pub async fn load<D: Decider, C: Codec<D::Event> + ?Sized>(
             )
             .await?;
         let len = page.len();
+        codec.prepare_decode(store, &page).await?;
         for recorded in &page {
             let event = codec
                 .decode(recorded)
@@ -147,19 +184,27 @@ pub async fn execute_loaded<D: Decider, C: Codec<D::Event> + ?Sized>(
                 append: None,
             });
         }
+        codec.prepare_encode(store, &events).await?;
         let new_events = events
             .iter()
             .map(|event| {
-                let encoded = codec.encode(event);
-                NewEvent {
-                    id: Uuid::now_v7(),
+                let id = Uuid::now_v7();
+                let encoded = codec
+                    .encode(id, event)
+                    .map_err(|source| ExecuteError::Encode {
+                        stream: stream.to_owned(),
+                        source,
+                    })?;
+                Ok(NewEvent {
+                    id,
                     type_name: encoded.type_name.to_owned(),
                     schema_version: encoded.schema_version,
                     metadata: metadata.clone(),
                     payload: encoded.payload,
-                }
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>, ExecuteError<D::Error>>>()?;
+        codec.commit_keys(store).await?;
         match store.append(stream, expected, new_events).await {
             Ok(append) => {
                 return Ok(Executed {

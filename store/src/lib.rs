@@ -257,7 +257,56 @@ pub trait EventStore: Send + Sync + 'static {
         expected: Option<&[u8]>,
         value: &[u8],
     ) -> Result<bool, StoreError>;
+
+    /// Keep a data key in the key table beside the log. Writing the same
+    /// key again is a no-op; the same id with another subject or material
+    /// is [`StoreError::InvalidInput`].
+    async fn put_key(&self, key: &StoredKey) -> Result<(), StoreError>;
+
+    /// The data key `id`: `None` when it was never written or was destroyed.
+    async fn read_key(&self, id: Uuid) -> Result<Option<StoredKey>, StoreError>;
+
+    /// Up to `limit` data keys with an id greater than `after` (all from
+    /// the first with `None`), by id ascending; destroyed keys are absent.
+    async fn read_keys(
+        &self,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<StoredKey>, StoreError>;
+
+    /// Destroy every data key of `subject` for good (nothing of them stays
+    /// readable in the store's files where the backend allows it); returns
+    /// how many there were.
+    async fn destroy_keys(&self, subject: &str) -> Result<u64, StoreError>;
 }
+
+/// A data key as the store keeps it: wrapped (encrypted) under a key the
+/// store never sees. Erasure destroys it, and with it every field sealed
+/// under it (crypto-shredding): the log itself stays append-only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    /// The key's id, as sealed fields name it.
+    pub id: Uuid,
+    /// Whose data the key seals: an opaque keyed digest, never personal
+    /// data in clear ([`MAX_KEY_SUBJECT`] bytes at most).
+    pub subject: String,
+    /// The key material, wrapped ([`MAX_WRAPPED_KEY`] bytes at most).
+    pub wrapped: Vec<u8>,
+}
+
+impl fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("id", &self.id)
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Longest subject of a data key.
+pub const MAX_KEY_SUBJECT: usize = 200;
+/// Largest wrapped data key.
+pub const MAX_WRAPPED_KEY: usize = 1024;
 
 /// Longest name of a value beside the log.
 pub const MAX_VALUE_NAME: usize = 200;

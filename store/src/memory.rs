@@ -45,6 +45,8 @@ struct Log {
     values: HashMap<String, Vec<u8>>,
     /// `links[i]`: the hash-chain link of `events[i]`.
     links: Vec<crate::chain::Link>,
+    /// The key table.
+    keys: std::collections::BTreeMap<Uuid, crate::StoredKey>,
 }
 
 #[derive(Default)]
@@ -348,6 +350,47 @@ impl EventStore for MemoryStore {
         }
         log.values.insert(name.to_owned(), value.to_vec());
         Ok(true)
+    }
+
+    async fn put_key(&self, key: &crate::StoredKey) -> Result<(), StoreError> {
+        crate::rules::validate_key(key)?;
+        let mut log = self.lock();
+        match log.keys.get(&key.id) {
+            Some(stored) if stored == key => Ok(()),
+            Some(_) => Err(crate::rules::key_mismatch(key.id)),
+            None => {
+                log.keys.insert(key.id, key.clone());
+                Ok(())
+            }
+        }
+    }
+
+    async fn read_key(&self, id: Uuid) -> Result<Option<crate::StoredKey>, StoreError> {
+        Ok(self.lock().keys.get(&id).cloned())
+    }
+
+    async fn read_keys(
+        &self,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<crate::StoredKey>, StoreError> {
+        use std::ops::Bound;
+        let log = self.lock();
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(log
+            .keys
+            .range((start, Bound::Unbounded))
+            .take(limit)
+            .map(|(_, key)| key.clone())
+            .collect())
+    }
+
+    async fn destroy_keys(&self, subject: &str) -> Result<u64, StoreError> {
+        crate::rules::validate_key_subject(subject)?;
+        let mut log = self.lock();
+        let before = log.keys.len();
+        log.keys.retain(|_, key| key.subject != subject);
+        Ok((before - log.keys.len()) as u64)
     }
 }
 

@@ -72,3 +72,31 @@ pub fn validate_value(name: &str, value: &[u8]) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+/// Refuse a data key the port never accepts.
+pub fn validate_key(key: &crate::StoredKey) -> Result<(), StoreError> {
+    validate_key_subject(&key.subject)?;
+    if key.wrapped.is_empty() || key.wrapped.len() > crate::MAX_WRAPPED_KEY {
+        return Err(StoreError::InvalidInput(format!(
+            "a wrapped data key holds 1 to {} bytes",
+            crate::MAX_WRAPPED_KEY
+        )));
+    }
+    Ok(())
+}
+
+/// Refuse a data key subject the port never accepts.
+pub fn validate_key_subject(subject: &str) -> Result<(), StoreError> {
+    if subject.is_empty() || subject.len() > crate::MAX_KEY_SUBJECT || subject.contains('\0') {
+        return Err(StoreError::InvalidInput(format!(
+            "a data key subject holds 1 to {} bytes and no NUL",
+            crate::MAX_KEY_SUBJECT
+        )));
+    }
+    Ok(())
+}
+
+/// The error for a key id already used with other content.
+pub fn key_mismatch(id: uuid::Uuid) -> StoreError {
+    StoreError::InvalidInput(format!("data key {id} exists with other content"))
+}

@@ -115,7 +115,7 @@ use crate::{
 };
 
 /// The schema version this program writes and understands.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const CREATE_SCHEMA: &str = "
 CREATE TABLE streams (
@@ -148,6 +148,16 @@ CREATE TABLE store_values (
 /// Version 3: each event's hash-chain link ([`crate::chain`]), filled in
 /// for the events a file already holds when it is upgraded.
 const ADD_CHAIN: &str = "ALTER TABLE events ADD COLUMN chain BLOB NOT NULL DEFAULT x''";
+
+/// Version 4: the key table (data keys for crypto-shredding, wrapped).
+const CREATE_KEYS: &str = "
+CREATE TABLE data_keys (
+    id      BLOB NOT NULL PRIMARY KEY,
+    subject TEXT NOT NULL,
+    wrapped BLOB NOT NULL
+) STRICT;
+CREATE INDEX data_keys_subject ON data_keys (subject);
+";
 
 const SELECT_EVENT_COLUMNS: &str = "SELECT position, stream_id, revision, event_id, type_name, \
      schema_version, recorded_at, metadata, payload FROM events";
@@ -238,9 +248,12 @@ impl SqliteStore {
         let path = path.to_path_buf();
         let mut write_connection = open_write_connection(&path, &options)?;
         ensure_schema(&mut write_connection, &path)?;
-        let values = Arc::new(std::sync::Mutex::new(open_write_connection(
-            &path, &options,
-        )?));
+        let values = open_write_connection(&path, &options)?;
+        // Destroyed data keys are overwritten in the file, not just unlinked.
+        values
+            .execute_batch("PRAGMA secure_delete = ON")
+            .map_err(backend)?;
+        let values = Arc::new(std::sync::Mutex::new(values));
         let readers = Arc::new(ReaderPool {
             path: path.clone(),
             busy_timeout: options.busy_timeout,
@@ -394,15 +407,18 @@ fn ensure_schema(connection: &mut Connection, path: &Path) -> Result<(), StoreEr
         .map_err(backend)?;
     match user_version(&transaction)? {
         found @ 0..SCHEMA_VERSION => {
-            // Each step in order: version 1, 2 (values), 3 (chain).
+            // Each step in order: version 1, 2 (values), 3 (chain), 4 (keys).
             if found < 1 {
                 transaction.execute_batch(CREATE_SCHEMA).map_err(backend)?;
             }
             if found < 2 {
                 transaction.execute_batch(CREATE_VALUES).map_err(backend)?;
             }
-            transaction.execute_batch(ADD_CHAIN).map_err(backend)?;
-            fill_chain(&transaction)?;
+            if found < 3 {
+                transaction.execute_batch(ADD_CHAIN).map_err(backend)?;
+                fill_chain(&transaction)?;
+            }
+            transaction.execute_batch(CREATE_KEYS).map_err(backend)?;
             transaction
                 .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
                 .map_err(backend)?;
@@ -1805,6 +1821,118 @@ impl EventStore for SqliteStore {
         .await
         .map_err(|_| StoreError::Closed)?
     }
+
+    async fn put_key(&self, key: &crate::StoredKey) -> Result<(), StoreError> {
+        crate::rules::validate_key(key)?;
+        let key = key.clone();
+        self.with_values(move |connection| {
+            let transaction = connection
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let stored = read_key_row(&transaction, key.id)?;
+            match stored {
+                Some(stored) if stored == key => return Ok(()),
+                Some(_) => return Err(crate::rules::key_mismatch(key.id)),
+                None => {}
+            }
+            transaction
+                .execute(
+                    "INSERT INTO data_keys (id, subject, wrapped) VALUES (?1, ?2, ?3)",
+                    rusqlite::params![key.id.as_bytes().as_slice(), key.subject, key.wrapped],
+                )
+                .map_err(backend)?;
+            transaction.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn read_key(&self, id: Uuid) -> Result<Option<crate::StoredKey>, StoreError> {
+        self.with_values(move |connection| read_key_row(connection, id))
+            .await
+    }
+
+    async fn read_keys(
+        &self,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<crate::StoredKey>, StoreError> {
+        self.with_values(move |connection| {
+            let after = after.map(|id| id.as_bytes().to_vec()).unwrap_or_default();
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT id, subject, wrapped FROM data_keys WHERE id > ?1 \
+                     ORDER BY id LIMIT ?2",
+                )
+                .map_err(backend)?;
+            let rows = statement
+                .query_map(rusqlite::params![after, limit_i64(limit)], key_row)
+                .map_err(backend)?;
+            rows.map(|row| row.map_err(backend)?).collect()
+        })
+        .await
+    }
+
+    async fn destroy_keys(&self, subject: &str) -> Result<u64, StoreError> {
+        crate::rules::validate_key_subject(subject)?;
+        let subject = subject.to_owned();
+        self.with_values(move |connection| {
+            let removed = connection
+                .execute("DELETE FROM data_keys WHERE subject = ?1", [&subject])
+                .map_err(backend)?;
+            if removed > 0 {
+                // Move the overwritten pages from the WAL into the file and
+                // empty the WAL, so that no old copy of the key stays in
+                // either (best effort while readers hold old snapshots: the
+                // next checkpoint finishes it).
+                if let Err(error) =
+                    connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                {
+                    tracing::warn!(%error, "checkpoint after destroying data keys failed");
+                }
+            }
+            Ok(removed as u64)
+        })
+        .await
+    }
+}
+
+impl SqliteStore {
+    /// Run `work` on the connection for what is kept beside the log.
+    async fn with_values<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let values = Arc::clone(&self.values);
+        tokio::task::spawn_blocking(move || {
+            let mut connection = values.lock().unwrap_or_else(|p| p.into_inner());
+            work(&mut connection)
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+}
+
+fn key_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<crate::StoredKey, StoreError>> {
+    let id: Vec<u8> = row.get(0)?;
+    let subject: String = row.get(1)?;
+    let wrapped: Vec<u8> = row.get(2)?;
+    Ok(Uuid::from_slice(&id)
+        .map(|id| crate::StoredKey {
+            id,
+            subject,
+            wrapped,
+        })
+        .map_err(|_| StoreError::Backend("a data key with a malformed id".to_owned())))
+}
+
+fn read_key_row(connection: &Connection, id: Uuid) -> Result<Option<crate::StoredKey>, StoreError> {
+    connection
+        .prepare_cached("SELECT id, subject, wrapped FROM data_keys WHERE id = ?1")
+        .map_err(backend)?
+        .query_row([id.as_bytes().as_slice()], key_row)
+        .optional()
+        .map_err(backend)?
+        .transpose()
 }
 
 #[cfg(test)]

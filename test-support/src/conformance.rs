@@ -224,6 +224,70 @@ pub mod cases {
         assert_eq!(won, 1, "exactly one racer sets a fresh value");
     }
 
+    pub async fn data_keys_are_kept_listed_and_destroyed_by_subject(store: Arc<dyn EventStore>) {
+        use store::StoredKey;
+        let key = |n: u8, subject: &str| StoredKey {
+            id: uuid::Uuid::now_v7(),
+            subject: subject.to_owned(),
+            wrapped: vec![n; 40],
+        };
+        let (a1, a2, b1) = (
+            key(1, "subject-a"),
+            key(2, "subject-a"),
+            key(3, "subject-b"),
+        );
+        for k in [&a1, &a2, &b1] {
+            store.put_key(k).await.expect("put");
+        }
+        store
+            .put_key(&a1)
+            .await
+            .expect("putting the same key again is a no-op");
+        assert!(
+            matches!(
+                store
+                    .put_key(&StoredKey {
+                        wrapped: vec![9; 40],
+                        ..a1.clone()
+                    })
+                    .await,
+                Err(StoreError::InvalidInput(_))
+            ),
+            "an id is never given other material"
+        );
+        assert!(matches!(
+            store
+                .put_key(&StoredKey {
+                    wrapped: Vec::new(),
+                    ..key(0, "s")
+                })
+                .await,
+            Err(StoreError::InvalidInput(_))
+        ));
+        assert_eq!(store.read_key(a2.id).await.expect("read"), Some(a2.clone()));
+        assert_eq!(
+            store.read_key(uuid::Uuid::now_v7()).await.expect("read"),
+            None
+        );
+        assert_eq!(
+            store.read_keys(None, 10).await.expect("list"),
+            vec![a1.clone(), a2.clone(), b1.clone()]
+        );
+        assert_eq!(
+            store.read_keys(Some(a1.id), 1).await.expect("list"),
+            vec![a2.clone()],
+            "paged by id"
+        );
+        assert_eq!(store.destroy_keys("subject-a").await.expect("destroy"), 2);
+        assert_eq!(store.destroy_keys("subject-a").await.expect("destroy"), 0);
+        assert_eq!(store.read_key(a1.id).await.expect("read"), None);
+        assert_eq!(
+            store.read_keys(None, 10).await.expect("list"),
+            vec![b1.clone()]
+        );
+        assert_eq!(store.read_key(b1.id).await.expect("read"), Some(b1));
+    }
+
     pub async fn two_writers_racing_on_one_revision_exactly_one_wins(store: Arc<dyn EventStore>) {
         for round in 0..20u64 {
             let stream = format!("race-{round}");
@@ -949,13 +1013,14 @@ impl domain::Decider for Counter {
 /// A toy codec: the counter value as postcard.
 struct CounterCodec;
 
+#[async_trait::async_trait]
 impl Codec<Incremented> for CounterCodec {
-    fn encode(&self, event: &Incremented) -> EncodedEvent {
-        EncodedEvent {
+    fn encode(&self, _id: uuid::Uuid, event: &Incremented) -> Result<EncodedEvent, CodecFailure> {
+        Ok(EncodedEvent {
             type_name: "Incremented",
             schema_version: 1,
-            payload: postcard::to_stdvec(&event.0).expect("encode"),
-        }
+            payload: postcard::to_stdvec(&event.0)?,
+        })
     }
 
     fn decode(&self, recorded: &RecordedEvent) -> Result<Incremented, CodecFailure> {
@@ -1092,6 +1157,7 @@ macro_rules! conformance_suite {
             concurrent_commands_land_with_contiguous_revisions,
             a_preloaded_state_decides_once_and_a_stale_one_is_reloaded,
             values_beside_the_log_are_compared_and_swapped,
+            data_keys_are_kept_listed_and_destroyed_by_subject,
             the_chain_links_every_event_to_the_one_before,
         );
     };

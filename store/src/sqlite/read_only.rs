@@ -126,6 +126,8 @@ pub struct PayloadRef<'a> {
     pub schema_version: u16,
     /// postcard bytes of the versioned wire type.
     pub payload: &'a [u8],
+    /// The event's id (16 bytes): what its sealed fields are bound to.
+    pub id_bytes: &'a [u8],
 }
 
 /// A read-only reader of an embedded store file. Synchronous; safe while
@@ -282,6 +284,38 @@ impl SqliteLogReader {
         self.version >= 3
     }
 
+    /// Every data key of the file's key table (none before version 4).
+    pub fn data_keys(&mut self) -> Result<Vec<crate::StoredKey>, StoreError> {
+        if self.version < 4 {
+            return Ok(Vec::new());
+        }
+        let mut statement = self
+            .reader
+            .connection
+            .prepare_cached("SELECT id, subject, wrapped FROM data_keys ORDER BY id")
+            .map_err(backend)?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, Vec<u8>>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, Vec<u8>>(2)?,
+                ))
+            })
+            .map_err(backend)?;
+        rows.map(|row| {
+            let (id, subject, wrapped) = row.map_err(backend)?;
+            let id = Uuid::from_slice(&id)
+                .map_err(|_| StoreError::Backend("a data key with a malformed id".to_owned()))?;
+            Ok(crate::StoredKey {
+                id,
+                subject,
+                wrapped,
+            })
+        })
+        .collect()
+    }
+
     /// The file's schema version.
     pub fn schema_version(&self) -> i64 {
         self.version
@@ -315,13 +349,13 @@ impl SqliteLogReader {
         self.scan_rows(
             &format!(
                 "SELECT position, stream_id, type_name, schema_version, payload, \
-                 revision, event_id, recorded_at, metadata, {chain} FROM events \
+                 event_id, revision, recorded_at, metadata, {chain} FROM events \
                  WHERE position > ?1 AND position <= ?2 ORDER BY position LIMIT ?3"
             ),
             (after, until, limit),
             |payload, row| {
-                let revision: i64 = row.get(5).map_err(backend)?;
-                let id_bytes = blob(row, 6)?;
+                let revision: i64 = row.get(6).map_err(backend)?;
+                let id_bytes = payload.id_bytes;
                 let recorded_at_micros: i64 = row.get(7).map_err(backend)?;
                 let metadata_bytes = blob(row, 8)?;
                 let chain = blob(row, 9)?;
@@ -354,14 +388,14 @@ impl SqliteLogReader {
         mut visit: impl FnMut(&PayloadRef<'_>) -> Result<(), E>,
     ) -> Result<usize, E> {
         self.scan_rows(
-            "SELECT position, stream_id, type_name, schema_version, payload FROM events \
+            "SELECT position, stream_id, type_name, schema_version, payload, event_id FROM events \
              WHERE position > ?1 AND position <= ?2 ORDER BY position LIMIT ?3",
             (after, until, limit),
             |payload, _row| visit(payload),
         )
     }
 
-    /// Run `sql` (whose first five columns are those of [`PayloadRef`]) over
+    /// Run `sql` (whose first six columns are those of [`PayloadRef`]) over
     /// `(after, until, limit)` and hand each row to `visit`, with its
     /// [`PayloadRef`] already taken from it.
     fn scan_rows<E: From<StoreError>>(
@@ -391,6 +425,7 @@ impl SqliteLogReader {
                 .map_err(backend)?;
             let schema_version: u16 = row.get(3).map_err(backend)?;
             let payload = blob(row, 4)?;
+            let id_bytes = blob(row, 5)?;
             let stream = if *skip_names {
                 ""
             } else {
@@ -403,6 +438,7 @@ impl SqliteLogReader {
                 type_name,
                 schema_version,
                 payload,
+                id_bytes,
             };
             visit(&payload, row)?;
             visited += 1;

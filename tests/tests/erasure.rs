@@ -1,0 +1,184 @@
+//! Erasure that really erases: after `purge-inactive`, no byte of the
+//! person's email or name is in any file of the data dir (the mail outbox's
+//! `.eml` files aside), while the history still replays: `verify` passes,
+//! `history` shows the fields erased, and a rebuild gives the live digest.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+
+const PASSWORD: &str = "Sommer2026abc";
+const EMAIL: &str = "eira.slettesen@example.no";
+const NAME: &str = "Eira Slettesen";
+const KEPT_EMAIL: &str = "kjell.beholder@example.no";
+const KEPT_NAME: &str = "Kjell Beholder";
+
+/// The auditors' CLI, built beside the program under test.
+fn replay_tool() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf();
+    let tool = dir.join("replay-tool");
+    assert!(
+        tool.exists(),
+        "{} is missing: build it with `cargo build -p replay-tool` (cargo test --workspace does)",
+        tool.display()
+    );
+    tool
+}
+
+fn replay(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(replay_tool())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .output()
+        .expect("run replay-tool")
+}
+
+/// Every file under `dir` (recursively) holding `needle`, `.eml` aside.
+fn files_holding(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            if path.extension().is_some_and(|e| e == "eml") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            if bytes.windows(needle.len()).any(|w| w == needle) {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+async fn log_in(server: &Server, email: &str) -> bool {
+    server.login(email, PASSWORD).await.is_ok()
+}
+
+#[tokio::test]
+async fn a_purged_person_leaves_no_byte_of_email_or_name_and_the_history_still_replays() {
+    let server = Server::start(&[]);
+    let token = server.register(EMAIL, PASSWORD, NAME).await;
+    let application = server.create_application(&token, "SELF", true).await;
+    // A recovery flow too: its email is personal data of the same person.
+    let recovery = server
+        .gql(
+            None,
+            "mutation($e: String!) { startPasswordRecovery(email: $e) { flowId } }",
+            serde_json::json!({"e": EMAIL}),
+        )
+        .await;
+    assert!(
+        recovery["data"]["startPasswordRecovery"]["flowId"].is_string(),
+        "{recovery}"
+    );
+    let data = server.data_path().to_path_buf();
+    // The log keeps personal data only sealed (the read models' snapshot
+    // holds the living in clear, and is rewritten when they go).
+    let in_store = |needle: &str| -> Vec<PathBuf> {
+        files_holding(&data, needle.as_bytes())
+            .into_iter()
+            .filter(|path| path.to_string_lossy().contains("events"))
+            .collect()
+    };
+    assert!(
+        in_store(EMAIL).is_empty() && in_store(NAME).is_empty(),
+        "{:?} {:?}",
+        in_store(EMAIL),
+        in_store(NAME)
+    );
+    let before = replay(
+        &data,
+        &["history", "--email", EMAIL, "--show-personal-data"],
+    );
+    let before = String::from_utf8_lossy(&before.stdout).into_owned();
+    assert!(
+        before.contains(NAME),
+        "the history opens sealed fields: {before}"
+    );
+
+    // Stop the server so that it writes its snapshot (names in it), then purge.
+    let dir = server.stop_gracefully();
+    let in_two_years = (chrono::Utc::now() + chrono::Duration::days(2 * 366)).to_rfc3339();
+    let server = Server::start_in(dir, &[]);
+    let kept = server.register(KEPT_EMAIL, PASSWORD, KEPT_NAME).await;
+    let run = server.cli(&["purge-inactive", "--as-of", &in_two_years]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let purged = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        purged.contains("deleted 2") && purged.contains("emails released 2"),
+        "{purged}"
+    );
+    let dir = server.stop_gracefully();
+    let data = dir.path().to_path_buf();
+
+    for needle in [EMAIL, NAME, KEPT_EMAIL, KEPT_NAME] {
+        let found = files_holding(&data, needle.as_bytes());
+        assert!(found.is_empty(), "{needle:?} is still in {found:?}");
+    }
+
+    let verify = replay(&data, &["verify"]);
+    assert!(verify.status.success(), "{verify:?}");
+    let rebuild = replay(&data, &["rebuild"]);
+    let rebuilt = String::from_utf8_lossy(&rebuild.stdout);
+    assert!(
+        rebuild.status.success() && rebuilt.contains("MATCHES the snapshot"),
+        "{rebuilt} {}",
+        String::from_utf8_lossy(&rebuild.stderr)
+    );
+    let after = replay(
+        &data,
+        &[
+            "history",
+            "--application",
+            &application,
+            "--show-personal-data",
+        ],
+    );
+    let after = String::from_utf8_lossy(&after.stdout).into_owned();
+    assert!(
+        after.contains("ApplicationSubmitted") || after.contains("Submitted"),
+        "{after}"
+    );
+    let export = replay(&data, &["export", "--show-personal-data"]);
+    let exported = String::from_utf8_lossy(&export.stdout);
+    assert!(export.status.success(), "{export:?}");
+    assert!(
+        !exported.contains(EMAIL) && !exported.contains(NAME),
+        "{exported}"
+    );
+    assert!(
+        exported.contains(domain_erased()),
+        "the export shows the fields erased"
+    );
+
+    // The server starts again on the data dir; the person is gone, the
+    // address free again.
+    let server = Server::start_in(dir, &[]);
+    assert!(!log_in(&server, EMAIL).await);
+    let again = server.register(EMAIL, PASSWORD, NAME).await;
+    assert!(!again.is_empty());
+    drop(kept);
+}
+
+fn domain_erased() -> &'static str {
+    "<erased>"
+}
