@@ -893,3 +893,84 @@ async fn log_in_with_id_porten_in_a_real_browser() {
     page.screen("idporten-employer-refused").await;
     page.client.close().await.expect("close the browser");
 }
+
+/// A Chrome DevTools command through chromedriver (`goog/cdp/execute`).
+#[derive(Debug)]
+struct DevTools {
+    method: &'static str,
+    params: Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for DevTools {
+    fn endpoint(
+        &self,
+        base_url: &reqwest::Url,
+        session_id: Option<&str>,
+    ) -> Result<reqwest::Url, <reqwest::Url as std::str::FromStr>::Err> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &reqwest::Url) -> (reqwest::Method, Option<String>) {
+        let body = json!({ "cmd": self.method, "params": self.params });
+        (reqwest::Method::POST, Some(body.to_string()))
+    }
+}
+
+#[tokio::test]
+async fn without_a_socket_the_page_polls_and_still_shows_a_caseworker_change() {
+    let driver = ChromeDriver::start();
+    let server = server();
+    let token = server.register(EMAIL, GOOD_PASSWORD, "Kari Nordmann").await;
+    let id = server.create_application(&token, "SELF", true).await;
+    let mut page = Page::open(&driver, &server.url, "polling", "en-GB").await;
+    // A browser (or a proxy) without WebSockets.
+    page.client
+        .issue_cmd(DevTools {
+            method: "Page.addScriptToEvaluateOnNewDocument",
+            params: json!({ "source": "window.WebSocket = undefined;" }),
+        })
+        .await
+        .expect("hide WebSocket from the page");
+    page.goto("/").await;
+    page.wait_heading("Log in").await;
+    page.fill("#login-email", EMAIL).await;
+    page.fill("#login-password", GOOD_PASSWORD).await;
+    page.click("#login-form button[type=submit]").await;
+    page.wait_heading("My applications").await;
+    page.wait_text(".application [data-fact=status]", "Submitted")
+        .await;
+    page.js("window.stillTheSamePage = true;", vec![]).await;
+    let received = server
+        .gql_with(
+            &[("x-service-token", SERVICE_TOKEN)],
+            "mutation($id: ID!) { registerDocumentsReceived(applicationId: $id) { status } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(
+        received["data"]["registerDocumentsReceived"]["status"], "DOCUMENTS_RECEIVED",
+        "{received}"
+    );
+    page.wait_until(
+        "the caseworker's change",
+        "document.querySelector('.application').dataset.status === 'DOCUMENTS_RECEIVED'",
+        LIVE_WAIT,
+    )
+    .await;
+    assert_eq!(
+        page.js("return window.stillTheSamePage === true;", vec![])
+            .await,
+        json!(true),
+        "the page was not reloaded"
+    );
+    assert_eq!(
+        page.js("return document.documentElement.dataset.live;", vec![])
+            .await,
+        json!("polling")
+    );
+    page.screen("polled-change").await;
+    page.client.close().await.expect("close the browser");
+}
