@@ -33,14 +33,30 @@
 //! returns the original result, one reusing ids otherwise is
 //! [`StoreError::IdempotencyMismatch`]. An append expecting `Any` is then
 //! sent pinned to the revision just read (and read again on a race), so
-//! KurrentDB's guarantee covers it too; only after [`ANY_ATTEMPTS`] lost
-//! races is it sent as `Any`. Ids stored in another stream, or further back
-//! than the window, are not seen.
+//! KurrentDB's guarantee covers it too; only in the last of
+//! [`ANY_ATTEMPTS`] rounds is it sent as `Any`. Ids stored in another
+//! stream, or further back than the window, are not seen.
+//!
+//! # Positions handed in
+//! A position to read or subscribe after must be 0 or one this store
+//! handed out (an event's, a head, a checkpoint made of them): commit
+//! positions are byte offsets, and the server reads `$all` from a record.
+//!
+//! # Following live
+//! See [`subscription`]: a catch-up subscription that rides out outages
+//! and ends with [`StoreError::Closed`] once the store is dropped; any
+//! other error ends it too, and the consumer subscribes again from its
+//! checkpoint.
 //!
 //! # The hash chain
 //! See [`chain`]: links are kept in the chain stream, computed right after
 //! each append by the appender, serialised by the chain stream's expected
 //! revision.
+//!
+//! # Beside the log
+//! See [`values`] (compare-and-swap by expected revision) and [`keys`] (a
+//! stream per data key, tombstoned on destroy; the bytes leave the disk
+//! only after a scavenge on every node).
 
 use std::sync::Arc;
 
@@ -77,11 +93,13 @@ pub use names::{Names, is_kurrentdb_url};
 
 /// How many of a stream's last events an append looks through for its ids.
 pub const IDEMPOTENCY_WINDOW: usize = 100;
-/// How many times an append expecting `Any` is pinned to a revision it
-/// read before it is sent as `Any`.
+/// How many rounds (read the tail, append) an append takes at most; an
+/// append expecting `Any` is sent as `Any` in the last one.
 pub const ANY_ATTEMPTS: usize = 16;
 /// How many events of `$all` one page of a read asks for at most.
 const PAGE: usize = 512;
+/// How many events one round of linking reads and links at most.
+const LINK_PAGE: usize = 64;
 /// How many rounds a linker takes before it gives up (another linker wins
 /// each round it loses, so this is reached only under a storm).
 const LINK_ROUNDS: usize = 256;
@@ -275,6 +293,18 @@ impl KurrentStore {
                 }))
             }
             Err(error) => match classify(&error) {
+                // A reader that lags behind the leader (a follower by
+                // node preference) may keep saying the expectation holds:
+                // after the last round, KurrentDB's word is final.
+                Failure::WrongExpectedVersion(reported)
+                    if expected != ExpectedRevision::Any && attempt + 1 >= ANY_ATTEMPTS =>
+                {
+                    Err(StoreError::Conflict {
+                        stream: stream.to_owned(),
+                        expected,
+                        actual: reported.unwrap_or(current),
+                    })
+                }
                 // Read again: the next round reports a retry, a mismatch
                 // or the conflict with the revision it finds.
                 Failure::WrongExpectedVersion(_) => Ok(None),
@@ -316,7 +346,7 @@ impl KurrentStore {
                 *cached = Some(head);
                 return Ok(());
             }
-            let events = read_all_page(&self.shared, head.position, PAGE).await?;
+            let events = read_all_page(&self.shared, head.position, LINK_PAGE).await?;
             let links = chain::links_after(&head, &events)?;
             if links.is_empty() {
                 if cached.take().is_some() {
@@ -602,7 +632,7 @@ impl EventStore for KurrentStore {
                     )))
             })
             .collect();
-        for attempt in 0.. {
+        for attempt in 0..ANY_ATTEMPTS {
             if let Some(result) = self
                 .append_once(stream, expected, &events, &data, attempt)
                 .await?
@@ -610,7 +640,9 @@ impl EventStore for KurrentStore {
                 return Ok(result);
             }
         }
-        unreachable!("the rounds above end with a result or an error")
+        Err(StoreError::Backend(format!(
+            "KurrentDB: an append to {stream} expecting any revision was refused {ANY_ATTEMPTS} times"
+        )))
     }
 
     async fn read_stream(
@@ -863,5 +895,70 @@ impl EventStore for KurrentStore {
             }
         }
         Ok(destroyed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(wrapped: u8) -> StoredKey {
+        StoredKey {
+            id: Uuid::from_u128(5),
+            subject: "subject-a".to_owned(),
+            wrapped: vec![wrapped; 40],
+        }
+    }
+
+    #[test]
+    fn putting_a_key_again_is_a_no_op_only_with_the_same_content() {
+        assert!(KurrentStore::put_again(&key(1), KeyState::Absent).is_none());
+        assert!(matches!(
+            KurrentStore::put_again(&key(1), KeyState::Held(key(1))),
+            Some(Ok(()))
+        ));
+        assert!(matches!(
+            KurrentStore::put_again(&key(1), KeyState::Held(key(2))),
+            Some(Err(StoreError::InvalidInput(_)))
+        ));
+        let other_subject = StoredKey {
+            subject: "subject-b".to_owned(),
+            ..key(1)
+        };
+        assert!(matches!(
+            KurrentStore::put_again(&key(1), KeyState::Held(other_subject)),
+            Some(Err(StoreError::InvalidInput(_)))
+        ));
+        assert!(matches!(
+            KurrentStore::put_again(&key(1), KeyState::Destroyed),
+            Some(Err(StoreError::InvalidInput(message))) if message.contains("destroyed")
+        ));
+    }
+
+    #[test]
+    fn a_connection_string_is_checked_without_contacting_the_server() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let store = KurrentStore::open(
+            "esdb://admin:changeit@localhost:2113?tls=false&caseledgerNamespace=staging",
+            runtime.handle().clone(),
+        )
+        .expect("a valid connection string");
+        assert_eq!(store.names().namespace(), "staging");
+        assert_eq!(store.names().event_stream("account-1"), "staging/account-1");
+        for bad in [
+            "esdb://admin:changeit@localhost:2113/some/path",
+            "esdb://admin:changeit@localhost:2113?tls=maybe",
+            "postgres://admin:changeit@localhost/db",
+        ] {
+            let error = KurrentStore::open(bad, runtime.handle().clone()).unwrap_err();
+            assert!(
+                matches!(error, StoreError::InvalidInput(_)),
+                "{bad}: {error}"
+            );
+            assert!(!error.to_string().contains("changeit"), "{bad}: {error}");
+        }
     }
 }

@@ -1,8 +1,9 @@
 //! The conformance kit (`test_support::conformance`) on a real KurrentDB,
 //! one fresh namespace per case, when `CASELEDGER_TEST_KURRENTDB` names a
-//! server (a connection string) at build time. Without one the kit is not
-//! compiled in: a single test says loudly that it did not run, and none of
-//! its cases is counted as passed.
+//! server (a connection string) at build time, plus what only this adapter
+//! has: several stores (processes) linking one chain, destroyed keys.
+//! Without a server the kit is not compiled in: a single test says loudly
+//! that it did not run, and none of its cases is counted as passed.
 
 /// The command that starts a server for these tests on a developer's
 /// machine (README, "Tests").
@@ -66,4 +67,96 @@ mod with_server {
     }
 
     test_support::conformance_suite!(kurrentdb, crate::with_server::harness, 8);
+
+    mod kurrentdb_only {
+        use super::*;
+        use store::{EventStore, ExpectedRevision, StoredKey};
+        use test_support::conformance::{events, read_all_from};
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn stores_of_several_processes_link_one_chain_in_all_order() {
+            let url = fresh_namespace_url();
+            let stores: Vec<Arc<KurrentStore>> = vec![
+                Arc::new(KurrentStore::connect(&url).await.expect("connect")),
+                Arc::new(KurrentStore::connect(&url).await.expect("connect")),
+                Arc::new(KurrentStore::connect(&url).await.expect("connect")),
+            ];
+            let writers: Vec<_> = (0..12)
+                .map(|i| {
+                    let store = Arc::clone(&stores[i % stores.len()]);
+                    tokio::spawn(async move {
+                        for round in 0..3 {
+                            store
+                                .append(&format!("w-{i}"), ExpectedRevision::Any, events(round + 1))
+                                .await
+                                .expect("append");
+                        }
+                    })
+                })
+                .collect();
+            for writer in writers {
+                writer.await.expect("writer");
+            }
+            let all = read_all_from(&*stores[0], 0).await;
+            assert_eq!(all.len(), 12 * (1 + 2 + 3));
+            assert!(
+                all.windows(2)
+                    .all(|pair| pair[0].position < pair[1].position)
+            );
+            let links = stores[1].read_chain(0, 10_000).await.expect("chain");
+            assert_eq!(links.len(), all.len());
+            let mut previous = store::chain::genesis();
+            for (event, stored) in all.iter().zip(&links) {
+                let metadata = store::encode_metadata(&event.metadata);
+                previous = store::chain::link(
+                    &previous,
+                    &store::chain::ChainedEvent {
+                        position: event.position,
+                        stream: &event.stream,
+                        revision: event.revision,
+                        id: event.id.as_bytes(),
+                        type_name: &event.type_name,
+                        schema_version: event.schema_version,
+                        recorded_at_micros: event.recorded_at.timestamp_micros(),
+                        metadata: &metadata,
+                        payload: &event.payload,
+                    },
+                );
+                assert_eq!(stored.position, event.position);
+                assert_eq!(stored.link, previous, "the link at {}", event.position);
+            }
+            // Paging from any linked position finds the next link.
+            for (index, link) in links.iter().enumerate().step_by(7) {
+                let page = stores[2].read_chain(link.position, 3).await.expect("page");
+                let end = (index + 4).min(links.len());
+                assert_eq!(page.as_slice(), &links[index + 1..end]);
+            }
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_destroyed_key_reads_as_gone_from_every_store_and_its_id_is_spent() {
+            let url = fresh_namespace_url();
+            let one = KurrentStore::connect(&url).await.expect("connect");
+            let other = KurrentStore::connect(&url).await.expect("connect");
+            let key = StoredKey {
+                id: uuid::Uuid::now_v7(),
+                subject: "subject-a".to_owned(),
+                wrapped: vec![7; 40],
+            };
+            one.put_key(&key).await.expect("put");
+            assert_eq!(
+                other.read_key(key.id).await.expect("read"),
+                Some(key.clone())
+            );
+            assert_eq!(other.destroy_keys("subject-a").await.expect("destroy"), 1);
+            assert_eq!(one.read_key(key.id).await.expect("read"), None);
+            assert!(one.read_keys(None, 10).await.expect("list").is_empty());
+            assert!(matches!(
+                one.put_key(&key).await,
+                Err(store::StoreError::InvalidInput(_))
+            ));
+            // Nothing of the key table is an event of the log.
+            assert_eq!(one.head_position().await.expect("head"), 0);
+        }
+    }
 }
