@@ -604,6 +604,8 @@
         })
       )
     );
+    // One countdown, however often the step is drawn.
+    stopTimers();
     startTimer(() => tickValidity(flow), 1000);
     setTimeout(() => tickValidity(flow), 0);
     return [form, resend];
