@@ -21,7 +21,10 @@ const NEW_PASSWORD: &str = "Vinter2027xyz";
 const SERVICE_TOKEN: &str = "caseworker-credential";
 const AXE: &str = include_str!("../vendor/axe-core/axe.min.js");
 /// How long a page may take to show what a test waits for.
-const WAIT: Duration = Duration::from_secs(10);
+const WAIT: Duration = Duration::from_secs(15);
+/// One browser at a time: the tests of this file take turns, so that a
+/// small machine is not asked to run several Chromiums at once.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// How long a caseworker's change may take to appear: the polling
 /// fallback asks every 10 s.
 const LIVE_WAIT: Duration = Duration::from_secs(30);
@@ -360,6 +363,7 @@ async fn the_portal_page_is_served_with_strict_headers_and_cacheable_assets() {
 
 #[tokio::test]
 async fn journeys_through_the_portal_in_a_real_browser() {
+    let _turn = ONE_BROWSER.lock().await;
     let driver = ChromeDriver::start();
     let server = server();
     let policy = password_policy(&server).await;
@@ -819,6 +823,7 @@ impl Drop for IdPortenStandIn {
 
 #[tokio::test]
 async fn log_in_with_id_porten_in_a_real_browser() {
+    let _turn = ONE_BROWSER.lock().await;
     let driver = ChromeDriver::start();
     let port = test_support::browser::free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -921,6 +926,7 @@ impl fantoccini::wd::WebDriverCompatibleCommand for DevTools {
 
 #[tokio::test]
 async fn without_a_socket_the_page_polls_and_still_shows_a_caseworker_change() {
+    let _turn = ONE_BROWSER.lock().await;
     let driver = ChromeDriver::start();
     let server = server();
     let token = server.register(EMAIL, GOOD_PASSWORD, "Kari Nordmann").await;
