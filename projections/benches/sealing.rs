@@ -83,10 +83,13 @@ impl Side {
                             Some(ring) => {
                                 if let Some((subject, _)) = migrations::sealed::personal(event) {
                                     let name = ring.subject_name(subject);
-                                    ring.prepare_seal(store.as_ref(), &[name]).await.expect("check");
+                                    ring.prepare_seal(store.as_ref(), &[name])
+                                        .await
+                                        .expect("check");
                                 }
-                                let encoded = migrations::sealed::encode_sealed(event, id, ring.as_ref())
-                                    .expect("seal");
+                                let encoded =
+                                    migrations::sealed::encode_sealed(event, id, ring.as_ref())
+                                        .expect("seal");
                                 ring.commit(store.as_ref()).await.expect("keys");
                                 encoded
                             }
