@@ -124,8 +124,16 @@ impl PostgresStore {
 
     /// [`store::EventStore::put_key`].
     pub(crate) async fn key_put(&self, key: &store::StoredKey) -> Result<(), StoreError> {
-        let client = self.kv_client().await?;
-        let statement = client
+        let mut client = self.kv_client().await?;
+        let transaction = client.transaction().await.map_err(from_postgres)?;
+        // The commit need not wait for the WAL flush: every event sealed
+        // under the key is appended after it, and that commit's flush makes
+        // the WAL durable up to there, the key's record included.
+        transaction
+            .batch_execute("SET LOCAL synchronous_commit TO OFF")
+            .await
+            .map_err(from_postgres)?;
+        let statement = transaction
             .prepare_cached(
                 "WITH inserted AS (INSERT INTO caseledger_keys (id, subject, wrapped) \
                  VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING RETURNING subject, wrapped) \
@@ -134,10 +142,11 @@ impl PostgresStore {
             )
             .await
             .map_err(from_postgres)?;
-        let row = client
+        let row = transaction
             .query_opt(&statement, &[&key.id, &key.subject, &key.wrapped])
             .await
             .map_err(from_postgres)?;
+        transaction.commit().await.map_err(from_postgres)?;
         match row {
             Some(row)
                 if row.get::<_, String>(0) == key.subject

@@ -229,6 +229,8 @@ pub struct SqliteStore {
     heads: Arc<watch::Sender<u64>>,
     /// The connection for values beside the log (rare, small writes).
     values: Arc<std::sync::Mutex<Connection>>,
+    /// The connection for the key table.
+    keys: Arc<std::sync::Mutex<Connection>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -248,12 +250,18 @@ impl SqliteStore {
         let path = path.to_path_buf();
         let mut write_connection = open_write_connection(&path, &options)?;
         ensure_schema(&mut write_connection, &path)?;
-        let values = open_write_connection(&path, &options)?;
-        // Destroyed data keys are overwritten in the file, not just unlinked.
-        values
-            .execute_batch("PRAGMA secure_delete = ON")
+        let values = Arc::new(std::sync::Mutex::new(open_write_connection(
+            &path, &options,
+        )?));
+        let keys = open_write_connection(&path, &options)?;
+        // Destroyed data keys are overwritten in the file, not just
+        // unlinked. A key's commit need not wait for the disk: every event
+        // sealed under it is appended after it, and that append's sync
+        // makes the WAL durable up to there, the key included (a key lost
+        // with no event after it was never needed).
+        keys.execute_batch("PRAGMA secure_delete = ON; PRAGMA synchronous = NORMAL;")
             .map_err(backend)?;
-        let values = Arc::new(std::sync::Mutex::new(values));
+        let keys = Arc::new(std::sync::Mutex::new(keys));
         let readers = Arc::new(ReaderPool {
             path: path.clone(),
             busy_timeout: options.busy_timeout,
@@ -302,6 +310,7 @@ impl SqliteStore {
             readers,
             heads,
             values,
+            keys,
         })
     }
 
@@ -1825,7 +1834,7 @@ impl EventStore for SqliteStore {
     async fn put_key(&self, key: &crate::StoredKey) -> Result<(), StoreError> {
         crate::rules::validate_key(key)?;
         let key = key.clone();
-        self.with_values(move |connection| {
+        self.with_keys(move |connection| {
             let transaction = connection
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(backend)?;
@@ -1847,7 +1856,7 @@ impl EventStore for SqliteStore {
     }
 
     async fn read_key(&self, id: Uuid) -> Result<Option<crate::StoredKey>, StoreError> {
-        self.with_values(move |connection| read_key_row(connection, id))
+        self.with_keys(move |connection| read_key_row(connection, id))
             .await
     }
 
@@ -1856,7 +1865,7 @@ impl EventStore for SqliteStore {
         after: Option<Uuid>,
         limit: usize,
     ) -> Result<Vec<crate::StoredKey>, StoreError> {
-        self.with_values(move |connection| {
+        self.with_keys(move |connection| {
             let after = after.map(|id| id.as_bytes().to_vec()).unwrap_or_default();
             let mut statement = connection
                 .prepare_cached(
@@ -1875,7 +1884,7 @@ impl EventStore for SqliteStore {
     async fn destroy_keys(&self, subject: &str) -> Result<u64, StoreError> {
         crate::rules::validate_key_subject(subject)?;
         let subject = subject.to_owned();
-        self.with_values(move |connection| {
+        self.with_keys(move |connection| {
             let removed = connection
                 .execute("DELETE FROM data_keys WHERE subject = ?1", [&subject])
                 .map_err(backend)?;
@@ -1897,12 +1906,12 @@ impl EventStore for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Run `work` on the connection for what is kept beside the log.
-    async fn with_values<T: Send + 'static>(
+    /// Run `work` on the connection of the key table.
+    async fn with_keys<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let values = Arc::clone(&self.values);
+        let values = Arc::clone(&self.keys);
         tokio::task::spawn_blocking(move || {
             let mut connection = values.lock().unwrap_or_else(|p| p.into_inner());
             work(&mut connection)
