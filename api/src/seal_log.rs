@@ -1,0 +1,490 @@
+//! `caseledger seal-log`: rewrites an embedded store written before
+//! personal data was sealed (events with emails and names in clear) into
+//! the sealed form, in a new file beside the old one, which is kept.
+//!
+//! The old file is never edited: its WAL is folded in, its write lock held
+//! while the work runs, and it is copied (`VACUUM INTO`) to
+//! `<file>.sealing`. In the copy, each event in clear that carries personal
+//! data is encoded anew, sealed under its subject's data key, with its own
+//! id, at its own position; the new keys are committed to the copy's key
+//! table before the rewritten events; the chain is linked anew and the copy
+//! vacuumed. Only when the copy holds the same events, in the same places,
+//! decoding to the same domain events, does it take the old file's name;
+//! the old file is kept as `<file>.before-seal-<UTC time>`.
+//!
+//! A person deleted by a purge before the log was sealed keeps their email
+//! and name in the clear events written before their deletion: those are
+//! sealed under a key that is never stored, so that they read as erased,
+//! as the purge promised.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use chrono::Utc;
+use keys::{KeyRing, Keyer};
+use migrations::DomainEvent;
+use migrations::sealed::{Opener, SEALED, Subject};
+use store::StoreError;
+use store::sqlite::rewrite::{self, PayloadRewriter};
+use store::sqlite::{SqliteLogReader, SqliteOptions, SqliteStore};
+use uuid::Uuid;
+
+use crate::data_dir::ServeLock;
+use crate::stores::{StoreConfig, StoreLocation};
+
+/// Suffix of the new file while it is being written.
+pub const SEALING_SUFFIX: &str = ".sealing";
+/// Infix of the name the old file is kept under (`<file>.before-seal-<time>`).
+pub const KEPT_INFIX: &str = ".before-seal-";
+
+/// Events read from a log file per page.
+const PAGE: usize = 4096;
+
+/// Why a PostgreSQL store is not rewritten.
+const POSTGRES_REFUSAL: &str = "seal-log rewrites embedded (SQLite) stores only; sealing a \
+    PostgreSQL store is not supported yet. A PostgreSQL store first written by a release \
+    without sealed personal data keeps the emails and names of those events in clear; one \
+    created since seals every personal field as it is written and needs no rewrite";
+
+/// `path` with `suffix` appended to its file name.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = OsString::from(path.as_os_str());
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// An event of the old log to be sealed.
+struct ToSeal {
+    position: u64,
+    id: Uuid,
+    event: DomainEvent,
+}
+
+/// What the scan of the old log found.
+#[derive(Default)]
+struct Scan {
+    events: u64,
+    /// Position of the last event.
+    head: u64,
+    to_seal: Vec<ToSeal>,
+    /// Reservation stream -> position of its last `Released` event.
+    released: HashMap<String, u64>,
+}
+
+/// `caseledger seal-log` over `place`.
+pub async fn seal_log(place: &StoreConfig) -> anyhow::Result<ExitCode> {
+    let path = match &place.store {
+        StoreLocation::Sqlite(path) => path.clone(),
+        StoreLocation::Postgres(_) => anyhow::bail!("{POSTGRES_REFUSAL}"),
+        #[cfg(feature = "kurrentdb")]
+        StoreLocation::KurrentDb(_) => anyhow::bail!(
+            "seal-log rewrites embedded (SQLite) stores only; a KurrentDB store was never \
+             written without sealed personal data"
+        ),
+    };
+    let _lock = ServeLock::acquire(&place.data_dir)
+        .context("seal-log rewrites the log only while no server runs on its data dir")?;
+    anyhow::ensure!(path.is_file(), "no event store at {}", path.display());
+    let sealing = with_suffix(&path, SEALING_SUFFIX);
+    for leftover in [
+        sealing.clone(),
+        with_suffix(&sealing, "-wal"),
+        with_suffix(&sealing, "-shm"),
+    ] {
+        anyhow::ensure!(
+            !leftover.exists(),
+            "{} is left from an earlier seal-log that did not finish; look into it, remove it \
+             (the log {} was not changed by that run) and run seal-log again",
+            leftover.display(),
+            path.display()
+        );
+    }
+
+    rewrite::checkpoint(&path).with_context(|| format!("checkpointing {}", path.display()))?;
+    let hold = rewrite::hold_writes(&path)?;
+    let scan = scan(&path)?;
+    if scan.to_seal.is_empty() {
+        hold.release()?;
+        println!(
+            "seal-log {}: read {} events, sealed 0: no event keeps personal data in clear; \
+             nothing was changed or renamed",
+            path.display(),
+            scan.events
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let keyer = Keyer::load_file(&place.secret_file).with_context(|| {
+        format!(
+            "the server secret {} (seal-log needs the secret the server runs with)",
+            place.secret_file.display()
+        )
+    })?;
+    rewrite::copy_store(&path, &sealing)?;
+    let outcome = rewrite_copy(place, &keyer, &scan, &sealing).await;
+    let sealed = match outcome {
+        Ok(sealed) => sealed,
+        Err(error) => {
+            hold.release()?;
+            return Err(error.context(format!(
+                "sealing the copy {} failed; the log {} is unchanged, the copy is left for \
+                 inspection (remove it before running seal-log again)",
+                sealing.display(),
+                path.display()
+            )));
+        }
+    };
+    if let Err(why) = compare(&path, &sealing, &keyer, &sealed.erased) {
+        hold.release()?;
+        anyhow::bail!(
+            "the sealed copy {} does not hold the same events as {}: {why}. The log is \
+             unchanged and stays in use; the copy is left for inspection (remove it before \
+             running seal-log again)",
+            sealing.display(),
+            path.display()
+        );
+    }
+    hold.release()?;
+    let kept = replace(&path, &sealing, scan.head)?;
+
+    let snapshot = projections::snapshot::snapshot_path(&place.data_dir);
+    match std::fs::remove_file(&snapshot) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => {
+            return Err(error).with_context(|| {
+                format!(
+                    "removing the read models' snapshot {} (it holds names and emails in \
+                     clear; remove it before starting the server)",
+                    snapshot.display()
+                )
+            });
+        }
+    }
+    let head = sealed.head.map_or_else(
+        || "empty log".to_owned(),
+        |head| format!("position {} link {}", head.position, hex::encode(head.link)),
+    );
+    println!(
+        "seal-log {}: read {} events, sealed {}, keys made {}{}",
+        path.display(),
+        scan.events,
+        scan.to_seal.len(),
+        sealed.keys_made,
+        if sealed.erased.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {} event(s) of deleted accounts sealed as erased",
+                sealed.erased.len()
+            )
+        }
+    );
+    println!(
+        "old file kept at {} until you remove it: it still holds emails and names in clear; \
+         delete it once the server runs on the sealed log and a backup of the new one is taken",
+        kept.display()
+    );
+    println!(
+        "the read models' snapshot was removed; the server rebuilds it from the sealed log at \
+         its next start"
+    );
+    println!(
+        "new head of the chain: {head}; the chain changed, so save a new head with \
+         `replay-tool head --out FILE` and discard heads saved before"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Read the old log: count its events and find those in clear that carry
+/// personal data, and the releases of reserved emails.
+fn scan(path: &Path) -> anyhow::Result<Scan> {
+    let mut reader = SqliteLogReader::open(path)?;
+    let head = reader.head()?;
+    let bar = crate::jobs::progress(head, "scan");
+    let mut scan = Scan::default();
+    let mut after = 0;
+    loop {
+        let mut last = None;
+        let read = reader.for_each_between::<anyhow::Error>(after, u64::MAX, PAGE, |stored| {
+            last = Some(stored.position);
+            scan.events += 1;
+            scan.head = stored.position;
+            if stored.schema_version & SEALED != 0 {
+                return Ok(());
+            }
+            let event = migrations::decode(stored.type_name, stored.schema_version, stored.payload)
+                .with_context(|| {
+                    format!(
+                        "the event at position {} does not decode (run replay-tool verify)",
+                        stored.position
+                    )
+                })?;
+            if let DomainEvent::Reservation(domain::reservation::Event::Released { .. }) = &event {
+                scan.released
+                    .insert(stored.stream.to_owned(), stored.position);
+            }
+            if migrations::sealed::personal(&event).is_some() {
+                scan.to_seal.push(ToSeal {
+                    position: stored.position,
+                    id: stored.id()?,
+                    event,
+                });
+            }
+            Ok(())
+        })?;
+        bar.inc(read as u64);
+        match last {
+            Some(position) if read == PAGE => after = position,
+            _ => break,
+        }
+    }
+    bar.finish_and_clear();
+    Ok(scan)
+}
+
+/// What sealing the copy did.
+struct Sealed {
+    keys_made: usize,
+    /// Positions of events sealed under a key never stored (their person
+    /// was deleted before): they read as erased.
+    erased: HashSet<u64>,
+    head: Option<store::chain::ChainLink>,
+}
+
+/// Seal the events of `scan` in the copy at `sealing`, link its chain
+/// anew and compact it.
+async fn rewrite_copy(
+    place: &StoreConfig,
+    keyer: &Keyer,
+    scan: &Scan,
+    sealing: &Path,
+) -> anyhow::Result<Sealed> {
+    let copy = SqliteStore::open(sealing, SqliteOptions::default())?;
+    crate::stores::check_secret(&copy, keyer, &place.secret_file).await?;
+    let ring = KeyRing::new(keyer.clone());
+    // Keys of this ring are never stored: what it seals reads as erased.
+    let erasing = KeyRing::new(keyer.clone());
+    let mut subjects = HashSet::new();
+    let mut erased = HashSet::new();
+    let mut encoded = Vec::with_capacity(scan.to_seal.len());
+    for item in &scan.to_seal {
+        let Some((subject, _)) = migrations::sealed::personal(&item.event) else {
+            continue;
+        };
+        let deleted_since = match subject {
+            Subject::Email(email) => scan
+                .released
+                .get(&keys::email_stream(&keyer.email_key(email)))
+                .is_some_and(|released| *released > item.position),
+            Subject::IdPorten(_) => false,
+        };
+        let sealer = if deleted_since {
+            erased.insert(item.position);
+            &erasing
+        } else {
+            subjects.insert(ring.subject_name(subject));
+            &ring
+        };
+        let sealed =
+            migrations::sealed::encode_sealed(&item.event, item.id, sealer).map_err(|why| {
+                anyhow::anyhow!("sealing the event at position {}: {why}", item.position)
+            })?;
+        encoded.push((item.position, item.id, sealed));
+    }
+    // The keys are in the copy before any event sealed under them.
+    ring.commit(&copy)
+        .await
+        .context("storing the new data keys")?;
+    drop(copy);
+
+    let bar = crate::jobs::progress(encoded.len() as u64, "seal");
+    let mut rewriter = PayloadRewriter::begin(sealing)?;
+    for (position, id, sealed) in &encoded {
+        rewriter.replace(*position, *id, sealed.schema_version, &sealed.payload)?;
+        bar.inc(1);
+    }
+    rewriter.commit()?;
+    bar.finish_and_clear();
+    let head = rewrite::rechain(sealing)?;
+    rewrite::compact(sealing)?;
+    Ok(Sealed {
+        keys_made: subjects.len(),
+        erased,
+        head,
+    })
+}
+
+/// One event as compared: everything stored but its payload and link, and
+/// what it decodes to.
+#[derive(Debug, Clone, PartialEq)]
+struct Compared {
+    position: u64,
+    id: Vec<u8>,
+    stream: String,
+    revision: u64,
+    type_name: String,
+    recorded_at: i64,
+    metadata: Vec<u8>,
+    sealed: bool,
+    event: DomainEvent,
+}
+
+/// Check that the copy at `sealing` holds the events of `original`, in the
+/// same places, each decoding (with the copy's keys) to the same domain
+/// event, its personal data sealed (and erased where `erased` says so).
+fn compare(
+    original: &Path,
+    sealing: &Path,
+    keyer: &Keyer,
+    erased: &HashSet<u64>,
+) -> Result<(), String> {
+    let fail = |error: StoreError| error.to_string();
+    let mut old = SqliteLogReader::open(original).map_err(fail)?;
+    let mut new = SqliteLogReader::open(sealing).map_err(fail)?;
+    let ring = KeyRing::new(keyer.clone());
+    ring.hold(&new.data_keys().map_err(fail)?).map_err(fail)?;
+    ring.treat_missing_as_destroyed();
+    let old_head = old.head().map_err(fail)?;
+    let new_head = new.head().map_err(fail)?;
+    if old_head != new_head {
+        return Err(format!(
+            "the log ends at position {old_head}, the copy at {new_head}"
+        ));
+    }
+    let bar = crate::jobs::progress(old_head, "check");
+    let mut after = 0;
+    loop {
+        let old_page = page(&mut old, after, &ring)?;
+        let new_page = page(&mut new, after, &ring)?;
+        if old_page.len() != new_page.len() {
+            return Err(format!(
+                "after position {after} the log holds {} events, the copy {}",
+                old_page.len(),
+                new_page.len()
+            ));
+        }
+        for (was, now) in old_page.iter().zip(&new_page) {
+            let position = was.position;
+            let expected = if erased.contains(&position) {
+                migrations::sealed::redact(&was.event)
+            } else {
+                was.event.clone()
+            };
+            let personal = migrations::sealed::personal(&was.event).is_some();
+            let same_place = Compared {
+                sealed: now.sealed,
+                event: expected.clone(),
+                ..was.clone()
+            };
+            if same_place != *now {
+                return Err(format!(
+                    "the event at position {position} differs (id, stream, revision, type, \
+                     time, metadata or what it decodes to)"
+                ));
+            }
+            if personal && !now.sealed {
+                return Err(format!(
+                    "the event at position {position} still holds personal data in clear"
+                ));
+            }
+        }
+        bar.inc(old_page.len() as u64);
+        match old_page.last() {
+            Some(last) if old_page.len() == PAGE => after = last.position,
+            _ => break,
+        }
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// A page of events after `after`, decoded with `ring`.
+fn page(reader: &mut SqliteLogReader, after: u64, ring: &KeyRing) -> Result<Vec<Compared>, String> {
+    let mut events = Vec::with_capacity(PAGE);
+    let read = reader.for_each_between::<anyhow::Error>(after, u64::MAX, PAGE, |stored| {
+        let id = stored.id()?;
+        let event = migrations::sealed::decode_opened(
+            stored.type_name,
+            stored.schema_version,
+            stored.payload,
+            id,
+            Some(ring as &dyn Opener),
+        )
+        .with_context(|| format!("position {}", stored.position))?;
+        events.push(Compared {
+            position: stored.position,
+            id: stored.id_bytes.to_vec(),
+            stream: stored.stream.to_owned(),
+            revision: stored.revision,
+            type_name: stored.type_name.to_owned(),
+            recorded_at: stored.recorded_at_micros,
+            metadata: stored.metadata_bytes.to_vec(),
+            sealed: stored.schema_version & SEALED != 0,
+            event,
+        });
+        Ok(())
+    });
+    read.map_err(|error| format!("{error:#}"))?;
+    Ok(events)
+}
+
+/// Give the sealed copy the log's name, keeping the old file under a name
+/// of its own; returns that name. The log's name always names a whole log:
+/// the old file is linked to its kept name first, then the copy renamed
+/// over it.
+fn replace(path: &Path, sealing: &Path, head: u64) -> anyhow::Result<PathBuf> {
+    // Nothing was appended since the scan (the write hold is let go now;
+    // positions are handed out in order, so a later append moves the head).
+    let now = SqliteLogReader::open(path)?.head()?;
+    let (wal, shm) = (with_suffix(path, "-wal"), with_suffix(path, "-shm"));
+    let wal_len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    anyhow::ensure!(
+        now == head && wal_len == 0,
+        "{} was written to while seal-log ran; the log is unchanged and stays in use; remove \
+         {} and run seal-log again with the server and every job stopped",
+        path.display(),
+        sealing.display()
+    );
+    // The WALs are folded in and empty; the old file's must not stay
+    // beside the new file under its name, nor the copy's under no file.
+    let (sealing_wal, sealing_shm) = (with_suffix(sealing, "-wal"), with_suffix(sealing, "-shm"));
+    let sealing_wal_len = std::fs::metadata(&sealing_wal)
+        .map(|m| m.len())
+        .unwrap_or(0);
+    anyhow::ensure!(
+        sealing_wal_len == 0,
+        "{} was written to after it was checked; the log is unchanged and stays in use",
+        sealing.display()
+    );
+    for file in [&wal, &shm, &sealing_wal, &sealing_shm] {
+        match std::fs::remove_file(file) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => {
+                return Err(error).with_context(|| format!("removing {}", file.display()));
+            }
+        }
+    }
+    let stamp = Utc::now().format("%Y%m%dT%H%M%SZ");
+    let kept = with_suffix(path, &format!("{KEPT_INFIX}{stamp}"));
+    std::fs::hard_link(path, &kept)
+        .with_context(|| format!("keeping {} as {}", path.display(), kept.display()))?;
+    std::fs::rename(sealing, path).with_context(|| {
+        format!(
+            "renaming {} to {} (the old log is also kept as {})",
+            sealing.display(),
+            path.display(),
+            kept.display()
+        )
+    })?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)
+            .and_then(|dir| dir.sync_all())
+            .with_context(|| format!("syncing {}", dir.display()))?;
+    }
+    Ok(kept)
+}
