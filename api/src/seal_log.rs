@@ -488,3 +488,121 @@ fn replace(path: &Path, sealing: &Path, head: u64) -> anyhow::Result<PathBuf> {
     }
     Ok(kept)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use store::{EventMetadata, EventStore, ExpectedRevision, NewEvent};
+
+    /// A data dir whose log holds every golden sample in clear, one stream
+    /// each; its store config.
+    async fn clear_log(dir: &Path) -> StoreConfig {
+        let place = StoreConfig::embedded(dir);
+        Keyer::create_new(&place.secret_file).expect("secret");
+        let StoreLocation::Sqlite(path) = &place.store else {
+            unreachable!("embedded")
+        };
+        let store = SqliteStore::open(path, SqliteOptions::default()).expect("log");
+        for (index, (_, _, event)) in migrations::samples::all().iter().enumerate() {
+            let encoded = migrations::encode(event);
+            store
+                .append(
+                    &format!("sample-{index}"),
+                    ExpectedRevision::NoStream,
+                    vec![NewEvent {
+                        id: Uuid::now_v7(),
+                        type_name: encoded.type_name.to_owned(),
+                        schema_version: encoded.schema_version,
+                        metadata: EventMetadata {
+                            actor: "test".into(),
+                            correlation_id: Uuid::nil(),
+                            causation_id: None,
+                            occurred_at: Utc::now(),
+                        },
+                        payload: encoded.payload,
+                    }],
+                )
+                .await
+                .expect("append");
+        }
+        place
+    }
+
+    #[tokio::test]
+    async fn a_copy_that_differs_from_the_log_in_any_event_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let place = clear_log(dir.path()).await;
+        let path = dir.path().join(crate::stores::EMBEDDED_FILE);
+        let keyer = Keyer::load_file(&place.secret_file).expect("secret");
+        let scan = scan(&path).expect("scan");
+        assert_eq!(scan.to_seal.len(), 3);
+        let sealing = with_suffix(&path, SEALING_SUFFIX);
+        rewrite::copy_store(&path, &sealing).expect("copy");
+        let sealed = rewrite_copy(&place, &keyer, &scan, &sealing)
+            .await
+            .expect("seal the copy");
+        assert_eq!(sealed.keys_made, 2);
+        compare(&path, &sealing, &keyer, &sealed.erased).expect("the same events");
+
+        // The registration read as erased is not the registration.
+        let registration = scan.to_seal[0].position;
+        let erased_too = HashSet::from([registration]);
+        let refused = compare(&path, &sealing, &keyer, &erased_too).unwrap_err();
+        assert!(
+            refused.contains(&format!("position {registration}")),
+            "{refused}"
+        );
+
+        // Another event's bytes, at the place of the last one.
+        let mut reader = SqliteLogReader::open(&sealing).expect("copy");
+        let (mut last, mut first) = (None, None);
+        reader
+            .for_each_between::<StoreError>(0, u64::MAX, usize::MAX, |stored| {
+                let row = (stored.position, stored.id().expect("id"));
+                first.get_or_insert((stored.schema_version, stored.payload.to_vec()));
+                last = Some(row);
+                Ok(())
+            })
+            .expect("scan copy");
+        let ((position, id), (version, payload)) = (last.unwrap(), first.unwrap());
+        let mut rewriter = PayloadRewriter::begin(&sealing).expect("rewrite");
+        rewriter
+            .replace(position, id, version, &payload)
+            .expect("replace");
+        rewriter.commit().expect("commit");
+        let refused = compare(&path, &sealing, &keyer, &sealed.erased).unwrap_err();
+        assert!(
+            refused.contains(&format!("position {position}")),
+            "{refused}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_copy_left_by_an_unfinished_run_is_not_overwritten() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let place = clear_log(dir.path()).await;
+        let path = dir.path().join(crate::stores::EMBEDDED_FILE);
+        let before = std::fs::read(&path).expect("log");
+        let sealing = with_suffix(&path, SEALING_SUFFIX);
+        std::fs::write(&sealing, b"left over").expect("leftover");
+        let refused = seal_log(&place).await.unwrap_err().to_string();
+        assert!(refused.contains("did not finish"), "{refused}");
+        assert_eq!(std::fs::read(&sealing).expect("kept"), b"left over");
+        assert_eq!(std::fs::read(&path).expect("log"), before);
+        std::fs::remove_file(&sealing).expect("remove");
+        assert_eq!(seal_log(&place).await.expect("seal"), ExitCode::SUCCESS);
+        assert!(!sealing.exists());
+        let kept: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .filter_map(|entry| {
+                let name = entry.ok()?.file_name().to_string_lossy().into_owned();
+                name.contains(KEPT_INFIX).then_some(name)
+            })
+            .collect();
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        assert_eq!(
+            std::fs::read(dir.path().join(&kept[0])).expect("kept"),
+            before
+        );
+    }
+}

@@ -227,6 +227,8 @@ async fn an_old_data_dir_is_sealed_then_a_purge_erases_the_person_for_good() {
     let server = Server::start_in(old, &[]);
     server.login(EMAIL, PASSWORD).await.expect("log in again");
     let old = server.stop();
+    let wal = std::fs::metadata(data.join("events.sqlite3-wal")).map_or(0, |m| m.len());
+    assert!(wal > 0, "the killed server left its WAL");
     assert!(
         data.join("projections.snapshot").exists(),
         "a snapshot to remove"
