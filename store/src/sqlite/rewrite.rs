@@ -245,7 +245,10 @@ mod tests {
         }
     }
 
-    fn scan(path: &Path) -> Vec<(u64, Vec<u8>, u16, Vec<u8>, Vec<u8>)> {
+    /// Position, id, schema version, payload and link of a stored event.
+    type Row = (u64, Vec<u8>, u16, Vec<u8>, Vec<u8>);
+
+    fn scan(path: &Path) -> Vec<Row> {
         let mut reader = SqliteLogReader::open(path).unwrap();
         let mut rows = Vec::new();
         reader
