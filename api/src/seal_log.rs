@@ -605,4 +605,44 @@ mod tests {
             before
         );
     }
+
+    #[tokio::test]
+    async fn a_log_of_schema_version_2_is_sealed_and_upgraded_in_the_copy_only() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let place = clear_log(dir.path()).await;
+        let path = dir.path().join(crate::stores::EMBEDDED_FILE);
+        {
+            // As written before the hash chain and the key table.
+            let connection = rusqlite::Connection::open(&path).expect("open");
+            connection
+                .execute_batch(
+                    "DROP TABLE data_keys; ALTER TABLE events DROP COLUMN chain; \
+                     PRAGMA user_version = 2;",
+                )
+                .expect("downgrade");
+        }
+        let events = migrations::samples::all().len() as u64;
+        assert_eq!(seal_log(&place).await.expect("seal"), ExitCode::SUCCESS);
+
+        let mut sealed = SqliteLogReader::open(&path).expect("sealed log");
+        assert_eq!(sealed.schema_version(), store::sqlite::SCHEMA_VERSION);
+        assert_eq!(sealed.data_keys().expect("keys").len(), 2);
+        let head = sealed.chain_head().expect("chain").expect("a head");
+        assert_eq!(head.position, events);
+        let mut link = store::chain::genesis();
+        sealed
+            .for_each_between::<StoreError>(0, u64::MAX, usize::MAX, |stored| {
+                link = store::chain::link(&link, &stored.chained());
+                assert_eq!(stored.chain, &link[..], "position {}", stored.position);
+                Ok(())
+            })
+            .expect("scan");
+        let kept = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .find(|path| path.to_string_lossy().contains(KEPT_INFIX))
+            .expect("the old log kept");
+        let old = SqliteLogReader::open(&kept).expect("old log");
+        assert_eq!(old.schema_version(), 2, "the old file is not upgraded");
+    }
 }
