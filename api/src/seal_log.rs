@@ -85,8 +85,10 @@ pub async fn seal_log(place: &StoreConfig) -> anyhow::Result<ExitCode> {
              written without sealed personal data"
         ),
     };
-    let _lock = ServeLock::acquire(&place.data_dir)
-        .context("seal-log rewrites the log only while no server runs on its data dir")?;
+    let _lock = ServeLock::acquire_advising(
+        &place.data_dir,
+        "seal-log rewrites the log only while no server runs on it: stop the server first",
+    )?;
     anyhow::ensure!(path.is_file(), "no event store at {}", path.display());
     let sealing = with_suffix(&path, SEALING_SUFFIX);
     for leftover in [

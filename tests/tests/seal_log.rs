@@ -289,7 +289,8 @@ async fn an_old_data_dir_is_sealed_then_a_purge_erases_the_person_for_good() {
     let refused = caseledger(&["seal-log"], &data);
     assert!(!refused.status.success());
     assert!(
-        text(&refused).contains("in use by another caseledger server"),
+        text(&refused).contains("in use by another caseledger server")
+            && text(&refused).contains("stop the server first"),
         "{}",
         text(&refused)
     );
