@@ -131,10 +131,16 @@ pub async fn seal_log(place: &StoreConfig) -> anyhow::Result<ExitCode> {
         Ok(sealed) => sealed,
         Err(error) => {
             hold.release()?;
+            // Nothing of the copy was checked: it is of no use to anyone.
+            for file in [
+                sealing.clone(),
+                with_suffix(&sealing, "-wal"),
+                with_suffix(&sealing, "-shm"),
+            ] {
+                let _ = std::fs::remove_file(file);
+            }
             return Err(error.context(format!(
-                "sealing the copy {} failed; the log {} is unchanged, the copy is left for \
-                 inspection (remove it before running seal-log again)",
-                sealing.display(),
+                "sealing a copy of {} failed; the log is unchanged",
                 path.display()
             )));
         }
@@ -646,5 +652,31 @@ mod tests {
             .expect("the old log kept");
         let old = SqliteLogReader::open(&kept).expect("old log");
         assert_eq!(old.schema_version(), 2, "the old file is not upgraded");
+    }
+
+    #[tokio::test]
+    async fn another_secret_is_refused_and_leaves_the_log_as_it_was() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let place = clear_log(dir.path()).await;
+        let path = dir.path().join(crate::stores::EMBEDDED_FILE);
+        {
+            let store = SqliteStore::open(&path, SqliteOptions::default()).expect("log");
+            let other = Keyer::new([7; 32]);
+            crate::stores::check_secret(&store, &other, &place.secret_file)
+                .await
+                .expect("the store remembers the other secret");
+        }
+        let before = std::fs::read(&path).expect("log");
+        let refused = format!("{:#}", seal_log(&place).await.unwrap_err());
+        assert!(refused.contains("not the one this store"), "{refused}");
+        assert!(refused.contains("the log is unchanged"), "{refused}");
+        assert_eq!(std::fs::read(&path).expect("log"), before);
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .filter_map(|entry| entry.ok())
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.contains(SEALING_SUFFIX) || name.contains(KEPT_INFIX))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 }
