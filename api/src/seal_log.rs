@@ -158,20 +158,7 @@ pub async fn seal_log(place: &StoreConfig) -> anyhow::Result<ExitCode> {
     hold.release()?;
     let kept = replace(&path, &sealing, scan.head)?;
 
-    let snapshot = projections::snapshot::snapshot_path(&place.data_dir);
-    match std::fs::remove_file(&snapshot) {
-        Ok(()) => {}
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-        Err(error) => {
-            return Err(error).with_context(|| {
-                format!(
-                    "removing the read models' snapshot {} (it holds names and emails in \
-                     clear; remove it before starting the server)",
-                    snapshot.display()
-                )
-            });
-        }
-    }
+    remove_snapshots(&place.data_dir)?;
     let head = sealed.head.map_or_else(
         || "empty log".to_owned(),
         |head| format!("position {} link {}", head.position, hex::encode(head.link)),
@@ -197,14 +184,47 @@ pub async fn seal_log(place: &StoreConfig) -> anyhow::Result<ExitCode> {
         kept.display()
     );
     println!(
-        "the read models' snapshot was removed; the server rebuilds it from the sealed log at \
-         its next start"
+        "the read models' snapshot (names and emails in clear) was removed; the server \
+         rebuilds it from the sealed log at its next start"
     );
     println!(
         "new head of the chain: {head}; the chain changed, so save a new head with \
          `replay-tool head --out FILE` and discard heads saved before"
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Remove the read models' snapshot of `data_dir` (it holds names and
+/// emails in clear), and any temporary one a server left when it stopped
+/// while writing it.
+fn remove_snapshots(data_dir: &Path) -> anyhow::Result<()> {
+    let snapshot = projections::snapshot::snapshot_path(data_dir);
+    let temporary = format!("{}.tmp-", projections::snapshot::SNAPSHOT_FILE);
+    let mut doomed = vec![snapshot];
+    for entry in
+        std::fs::read_dir(data_dir).with_context(|| format!("listing {}", data_dir.display()))?
+    {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with(&temporary) {
+            doomed.push(entry.path());
+        }
+    }
+    for file in doomed {
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => {
+                return Err(error).with_context(|| {
+                    format!(
+                        "removing the read models' snapshot {} (it holds names and emails in \
+                         clear; remove it before starting the server)",
+                        file.display()
+                    )
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Read the old log: count its events and find those in clear that carry

@@ -233,6 +233,12 @@ async fn an_old_data_dir_is_sealed_then_a_purge_erases_the_person_for_good() {
         data.join("projections.snapshot").exists(),
         "a snapshot to remove"
     );
+    // And one a server left half written when it was killed.
+    std::fs::copy(
+        data.join("projections.snapshot"),
+        data.join("projections.snapshot.tmp-4242-0"),
+    )
+    .expect("a leftover snapshot");
     let verify = replay(&data, &["verify"]);
     assert!(verify.status.success(), "{}", text(&verify));
 
