@@ -499,11 +499,15 @@ fn replace(path: &Path, sealing: &Path, head: u64) -> anyhow::Result<PathBuf> {
     }
     let stamp = Utc::now().format("%Y%m%dT%H%M%SZ");
     let kept = with_suffix(path, &format!("{KEPT_INFIX}{stamp}"));
-    std::fs::hard_link(path, &kept)
-        .with_context(|| format!("keeping {} as {}", path.display(), kept.display()))?;
+    if std::fs::hard_link(path, &kept).is_err() {
+        // A file system without hard links: move the old file aside first.
+        std::fs::rename(path, &kept)
+            .with_context(|| format!("keeping {} as {}", path.display(), kept.display()))?;
+    }
     std::fs::rename(sealing, path).with_context(|| {
         format!(
-            "renaming {} to {} (the old log is also kept as {})",
+            "renaming {} to {}; the old log is kept as {}: give one of the two the log's name \
+             before starting the server",
             sealing.display(),
             path.display(),
             kept.display()
