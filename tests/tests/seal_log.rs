@@ -172,13 +172,21 @@ async fn as_previous_release(source: &Path, target: &Path) {
     }
 }
 
+/// Whether `/readyz` answers 200 within ten seconds (a server is ready
+/// once its read models have caught up with the log).
 async fn ready(server: &Server) -> bool {
-    server
-        .client
-        .get(format!("{}/readyz", server.url))
-        .send()
-        .await
-        .is_ok_and(|response| response.status() == 200)
+    for _ in 0..200 {
+        let answer = server
+            .client
+            .get(format!("{}/readyz", server.url))
+            .send()
+            .await;
+        if answer.is_ok_and(|response| response.status() == 200) {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
 }
 
 #[tokio::test]
