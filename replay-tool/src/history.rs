@@ -299,13 +299,18 @@ fn timeline(title: &str, events: &[RecordedEvent], disclosure: Disclosure, extra
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "{}  #{}  {} r{}  {} v{}: {}",
+            "{}  #{}  {} r{}  {} v{}{}: {}",
             instant(&event.recorded_at),
             event.position,
             event.stream,
             event.revision,
             event.type_name,
-            event.schema_version,
+            event.schema_version & !migrations::sealed::SEALED,
+            if event.schema_version & migrations::sealed::SEALED != 0 {
+                " (sealed)"
+            } else {
+                ""
+            },
             describe(&event.type_name),
         );
         let metadata = &event.metadata;

@@ -279,7 +279,7 @@ fn a_version_2_file_verifies_without_a_chain_and_gains_one_when_opened() {
     let version: i64 = connection(&dir)
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, store::sqlite::SCHEMA_VERSION);
     let unlinked: i64 = connection(&dir)
         .query_row(
             "SELECT count(*) FROM events WHERE length(chain) != 32",

@@ -94,3 +94,24 @@ fn as_of_by_email_shows_each_account_that_held_it() {
     );
     assert!(before_registration.contains("No account held this email by then."));
 }
+
+/// The story as today's server seals it reads as the clear one while the
+/// keys are kept; once the first account's purge destroyed its person's
+/// keys, that account's email and name read as erased, the second
+/// account's (a new key) as they were, and the log still verifies.
+#[test]
+fn a_history_before_and_after_the_purge_erased_the_person() {
+    let args = ["history", "--email", KARI_EMAIL, "--show-personal-data"];
+    let clear = stdout_ok(story_data_dir().path(), &args);
+    let kept = sealed_story_data_dir(Keys::Kept);
+    let before = stdout_ok(kept.path(), &args);
+    assert!(before.contains(" v1 (sealed): "), "{before}");
+    assert_eq!(before.replace(" (sealed)", ""), clear);
+
+    let erased = sealed_story_data_dir(Keys::ErasedAtThePurge);
+    let after = stdout_ok(erased.path(), &args);
+    expect_file!["snapshots/history_email_after_erasure.txt"].assert_eq(&after);
+    assert!(after.contains("<erased>"), "{after}");
+    let verified = stdout_ok(erased.path(), &["verify"]);
+    assert!(verified.contains("result: OK"), "{verified}");
+}

@@ -157,12 +157,12 @@ const ADD_CHAIN: &str = "ALTER TABLE events ADD COLUMN chain BLOB NOT NULL DEFAU
 
 /// Version 4: the key table (data keys for crypto-shredding, wrapped).
 const CREATE_KEYS: &str = "
-CREATE TABLE data_keys (
+CREATE TABLE IF NOT EXISTS data_keys (
     id      BLOB NOT NULL PRIMARY KEY,
     subject TEXT NOT NULL,
     wrapped BLOB NOT NULL
 ) STRICT;
-CREATE INDEX data_keys_subject ON data_keys (subject);
+CREATE INDEX IF NOT EXISTS data_keys_subject ON data_keys (subject);
 ";
 
 const SELECT_EVENT_COLUMNS: &str = "SELECT position, stream_id, revision, event_id, type_name, \

@@ -179,6 +179,61 @@ async fn a_purged_person_leaves_no_byte_of_email_or_name_and_the_history_still_r
     drop(kept);
 }
 
+/// Rows of `sql` (one count) on the PostgreSQL store at `url`.
+async fn count(url: &str, sql: &str, needle: &[u8]) -> i64 {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test PostgreSQL");
+    tokio::spawn(connection);
+    let row = if sql.contains("$1") {
+        client.query_one(sql, &[&needle]).await
+    } else {
+        client.query_one(sql, &[]).await
+    };
+    row.expect("count").get(0)
+}
+
+#[tokio::test]
+async fn on_postgres_the_key_row_goes_and_no_stored_byte_holds_the_person() {
+    let server = Server::start_postgres(&[]);
+    let url = server.store_args[1].clone();
+    let email = "pia.postgres@example.no";
+    let name = "Pia Postgresdottir";
+    server.register(email, PASSWORD, name).await;
+    let in_events = "SELECT count(*) FROM caseledger_events \
+                     WHERE position($1::bytea IN payload) > 0 OR position($1::bytea IN metadata) > 0";
+    for needle in [email, name] {
+        assert_eq!(
+            count(&url, in_events, needle.as_bytes()).await,
+            0,
+            "{needle} sealed"
+        );
+    }
+    let keys = "SELECT count(*) FROM caseledger_keys";
+    let before = count(&url, keys, b"").await;
+    assert!(before >= 1);
+
+    let in_two_years = (chrono::Utc::now() + chrono::Duration::days(2 * 366)).to_rfc3339();
+    let run = server.cli(&["purge-inactive", "--as-of", &in_two_years]);
+    let purged = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        purged.contains("deleted 1") && purged.contains("emails released 1"),
+        "{purged} {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(
+        count(&url, keys, b"").await,
+        before - 1,
+        "the person's key row is gone"
+    );
+    let dir = server.stop_gracefully();
+    for needle in [email, name] {
+        let found = files_holding(dir.path(), needle.as_bytes());
+        assert!(found.is_empty(), "{needle:?} is still in {found:?}");
+        assert_eq!(count(&url, in_events, needle.as_bytes()).await, 0);
+    }
+}
+
 fn domain_erased() -> &'static str {
     "<erased>"
 }

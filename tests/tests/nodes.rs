@@ -245,10 +245,11 @@ async fn three_nodes_share_one_journey_send_each_mail_once_and_survive_the_sende
         "kari@example.no"
     );
 
-    // An application created on node 2 is listed on node 3.
+    // An application created on node 2 (which reads the new session once
+    // it has applied the position that wrote it) is listed on node 3.
     let (created, created_at) = gql(
         all[1],
-        &[bearer(&token)],
+        &[bearer(&token), min_position(position)],
         "mutation { createApplication(input: { kind: WORK, relation: SELF, applicant: { name: \"Nora Nordmann\", birthDate: \"1990-05-17\", nationality: \"SWE\" } }) { id } }",
         json!({}),
     )

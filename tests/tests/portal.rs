@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::Server;
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use test_support::browser::{ChromeDriver, chromium_args, screenshot_dir};
@@ -20,7 +21,10 @@ const NEW_PASSWORD: &str = "Vinter2027xyz";
 const SERVICE_TOKEN: &str = "caseworker-credential";
 const AXE: &str = include_str!("../vendor/axe-core/axe.min.js");
 /// How long a page may take to show what a test waits for.
-const WAIT: Duration = Duration::from_secs(10);
+const WAIT: Duration = Duration::from_secs(15);
+/// One browser at a time: the tests of this file take turns, so that a
+/// small machine is not asked to run several Chromiums at once.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// How long a caseworker's change may take to appear: the polling
 /// fallback asks every 10 s.
 const LIVE_WAIT: Duration = Duration::from_secs(30);
@@ -165,6 +169,17 @@ impl Page {
         )
         .await
             == json!(true)
+    }
+
+    /// Keys typed into whatever has the focus.
+    async fn press(&self, keys: &str) {
+        self.client
+            .active_element()
+            .await
+            .expect("the focused element")
+            .send_keys(keys)
+            .await
+            .expect("type");
     }
 
     /// The id of the element that has the keyboard focus.
@@ -348,6 +363,7 @@ async fn the_portal_page_is_served_with_strict_headers_and_cacheable_assets() {
 
 #[tokio::test]
 async fn journeys_through_the_portal_in_a_real_browser() {
+    let _turn = ONE_BROWSER.lock().await;
     let driver = ChromeDriver::start();
     let server = server();
     let policy = password_policy(&server).await;
@@ -713,6 +729,24 @@ async fn journeys_through_the_portal_in_a_real_browser() {
         .wait_text("#forgot-link", "Har du glemt passordet?")
         .await;
     norwegian.screen("logg-inn").await;
+    // With the keyboard alone: the heading has the focus after the page
+    // loads, Tab goes through the form in order, Enter sends it.
+    assert_eq!(norwegian.focused().await, "page-heading");
+    norwegian.press(&Key::Tab.to_string()).await;
+    assert_eq!(norwegian.focused().await, "login-email");
+    norwegian.press(EMAIL).await;
+    norwegian.press(&Key::Tab.to_string()).await;
+    assert_eq!(norwegian.focused().await, "login-password");
+    norwegian.press("Feil1passord").await;
+    norwegian.press(&Key::Enter.to_string()).await;
+    norwegian
+        .wait_text(
+            "#login-password-error",
+            "E-postadressen eller passordet er feil",
+        )
+        .await;
+    assert_eq!(norwegian.focused().await, "login-password");
+    norwegian.screen("logg-inn-feil").await;
     norwegian.click("#forgot-link").await;
     norwegian.wait_heading("Glemt passord").await;
     norwegian.fill("#email", "ukjent").await;
@@ -789,6 +823,7 @@ impl Drop for IdPortenStandIn {
 
 #[tokio::test]
 async fn log_in_with_id_porten_in_a_real_browser() {
+    let _turn = ONE_BROWSER.lock().await;
     let driver = ChromeDriver::start();
     let port = test_support::browser::free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -861,5 +896,87 @@ async fn log_in_with_id_porten_in_a_real_browser() {
     assert!(!refusal.contains("null"), "{refusal}");
     assert_eq!(page.focused().await, "relation-SELF");
     page.screen("idporten-employer-refused").await;
+    page.client.close().await.expect("close the browser");
+}
+
+/// A Chrome DevTools command through chromedriver (`goog/cdp/execute`).
+#[derive(Debug)]
+struct DevTools {
+    method: &'static str,
+    params: Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for DevTools {
+    fn endpoint(
+        &self,
+        base_url: &reqwest::Url,
+        session_id: Option<&str>,
+    ) -> Result<reqwest::Url, <reqwest::Url as std::str::FromStr>::Err> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &reqwest::Url) -> (reqwest::Method, Option<String>) {
+        let body = json!({ "cmd": self.method, "params": self.params });
+        (reqwest::Method::POST, Some(body.to_string()))
+    }
+}
+
+#[tokio::test]
+async fn without_a_socket_the_page_polls_and_still_shows_a_caseworker_change() {
+    let _turn = ONE_BROWSER.lock().await;
+    let driver = ChromeDriver::start();
+    let server = server();
+    let token = server.register(EMAIL, GOOD_PASSWORD, "Kari Nordmann").await;
+    let id = server.create_application(&token, "SELF", true).await;
+    let mut page = Page::open(&driver, &server.url, "polling", "en-GB").await;
+    // A browser (or a proxy) without WebSockets.
+    page.client
+        .issue_cmd(DevTools {
+            method: "Page.addScriptToEvaluateOnNewDocument",
+            params: json!({ "source": "window.WebSocket = undefined;" }),
+        })
+        .await
+        .expect("hide WebSocket from the page");
+    page.goto("/").await;
+    page.wait_heading("Log in").await;
+    page.fill("#login-email", EMAIL).await;
+    page.fill("#login-password", GOOD_PASSWORD).await;
+    page.click("#login-form button[type=submit]").await;
+    page.wait_heading("My applications").await;
+    page.wait_text(".application [data-fact=status]", "Submitted")
+        .await;
+    page.js("window.stillTheSamePage = true;", vec![]).await;
+    let received = server
+        .gql_with(
+            &[("x-service-token", SERVICE_TOKEN)],
+            "mutation($id: ID!) { registerDocumentsReceived(applicationId: $id) { status } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(
+        received["data"]["registerDocumentsReceived"]["status"], "DOCUMENTS_RECEIVED",
+        "{received}"
+    );
+    page.wait_until(
+        "the caseworker's change",
+        "document.querySelector('.application').dataset.status === 'DOCUMENTS_RECEIVED'",
+        LIVE_WAIT,
+    )
+    .await;
+    assert_eq!(
+        page.js("return window.stillTheSamePage === true;", vec![])
+            .await,
+        json!(true),
+        "the page was not reloaded"
+    );
+    assert_eq!(
+        page.js("return document.documentElement.dataset.live;", vec![])
+            .await,
+        json!("polling")
+    );
+    page.screen("polled-change").await;
     page.client.close().await.expect("close the browser");
 }

@@ -461,8 +461,8 @@
       case "MISSING_DIGIT":
         return /[0-9]/.test(password);
       case "FORBIDDEN_CHARACTER":
-        // eslint-disable-next-line no-control-regex
-        return policy.kind === "seed" ? /^[A-Za-z0-9]*$/.test(password) : !/[\u0000-\u001f\u007f]/.test(password);
+        // Only the seed policy limits the characters.
+        return policy.kind === "seed" ? /^[A-Za-z0-9]*$/.test(password) : true;
       case "CONTAINS_EMAIL": {
         if (!email) {
           return null;
@@ -507,9 +507,6 @@
       let kept = ruleKept(policy, code, password, email);
       if (refused && refused.includes(code)) {
         kept = false;
-      }
-      if (password === "" && kept !== null && !refused) {
-        kept = code === "TOO_LONG" || code === "FORBIDDEN_CHARACTER" || code === "CONTAINS_EMAIL" ? kept : false;
       }
       const name = kept === null ? "unknown" : kept ? "met" : "unmet";
       item.className = "rule " + name;
@@ -607,6 +604,8 @@
         })
       )
     );
+    // One countdown, however often the step is drawn.
+    stopTimers();
     startTimer(() => tickValidity(flow), 1000);
     setTimeout(() => tickValidity(flow), 0);
     return [form, resend];

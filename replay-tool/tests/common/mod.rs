@@ -394,6 +394,26 @@ pub fn store_file(data_dir: &Path) -> PathBuf {
 
 /// A data dir holding the story, each event recorded at its own instant.
 pub fn story_data_dir() -> tempfile::TempDir {
+    story_dir(None)
+}
+
+/// How the sealed story treats its people's data keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keys {
+    /// Every key kept.
+    Kept,
+    /// The purge of the first account destroys its person's keys (before
+    /// the email is released, as `purge-inactive` does).
+    ErasedAtThePurge,
+}
+
+/// The story as today's server writes it: emails and names sealed under
+/// their person's data key (`migrations::sealed`), in the key table.
+pub fn sealed_story_data_dir(keys: Keys) -> tempfile::TempDir {
+    story_dir(Some(keys))
+}
+
+fn story_dir(sealed: Option<Keys>) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("secret.key"), hex::encode(SECRET)).unwrap();
     let steps = story();
@@ -403,13 +423,28 @@ pub fn story_data_dir() -> tempfile::TempDir {
         .unwrap();
     runtime.block_on(async {
         let store = SqliteStore::open(&store_file(dir.path()), SqliteOptions::default()).unwrap();
+        let ring = keys::KeyRing::new(keys::Keyer::new(SECRET));
         for (number, step) in steps.iter().enumerate() {
+            let mut event = new_event(number as u128, step);
+            if let Some(keys) = sealed {
+                if keys == Keys::ErasedAtThePurge
+                    && matches!(step.event, DomainEvent::Reservation(R::Released { .. }))
+                {
+                    let email = Email::parse(KARI_EMAIL).unwrap();
+                    ring.destroy(&store, migrations::sealed::Subject::Email(&email))
+                        .await
+                        .unwrap();
+                }
+                if step.old_version.is_none() {
+                    let encoded =
+                        migrations::sealed::encode_sealed(&step.event, event.id, &ring).unwrap();
+                    event.schema_version = encoded.schema_version;
+                    event.payload = encoded.payload;
+                    ring.commit(&store).await.unwrap();
+                }
+            }
             store
-                .append(
-                    &step.stream,
-                    ExpectedRevision::Any,
-                    vec![new_event(number as u128, step)],
-                )
+                .append(&step.stream, ExpectedRevision::Any, vec![event])
                 .await
                 .unwrap();
         }
