@@ -460,14 +460,11 @@ fn story_dir(sealed: Option<Keys>) -> tempfile::TempDir {
             )
             .unwrap();
     }
-    // Those instants are hashed into the chain: drop its links (and the
-    // key table, which came after) and let the store link the events
-    // again, as it upgrades a file of schema version 2.
+    // Those instants are hashed into the chain: drop its links and let
+    // the store link the events again, as it upgrades a file of schema
+    // version 2.
     connection
-        .execute_batch(
-            "DROP TABLE data_keys; ALTER TABLE events DROP COLUMN chain; \
-             PRAGMA user_version = 2;",
-        )
+        .execute_batch("ALTER TABLE events DROP COLUMN chain; PRAGMA user_version = 2;")
         .unwrap();
     drop(connection);
     drop(SqliteStore::open(&store_file(dir.path()), SqliteOptions::default()).unwrap());
