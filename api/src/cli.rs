@@ -1,5 +1,5 @@
-//! The `caseledger` command line: `serve`, `schema`, `purge-inactive`,
-//! `import-legacy`. Every flag is also an environment variable
+//! The `caseledger` command line: `serve`, `schema`, `new-secret`,
+//! `purge-inactive`, `import-legacy`, `seal-log`. Every flag is also an environment variable
 //! `CASELEDGER_<FLAG>`. Every command creates its files owner-only.
 
 use std::net::SocketAddr;
@@ -111,6 +111,35 @@ pub enum Command {
         /// The JSON-lines file.
         #[arg(long, env = "CASELEDGER_FILE")]
         file: PathBuf,
+    },
+    /// Rewrite an embedded event log written before personal data was sealed,
+    /// so that no email or name in it stays in clear.
+    ///
+    /// A data dir written by an earlier release holds events with emails and
+    /// names in clear; a purge cannot erase those. seal-log writes a new log
+    /// beside the old one (<file>.sealing): the same events, in the same
+    /// places, with the same ids, each email and name sealed under its
+    /// person's data key (kept in the new log's key table under the server
+    /// secret). Clear events of people whose account a purge already deleted
+    /// are sealed so that they read as erased. It links the new log's hash
+    /// chain anew, checks that every event decodes as before, and only then
+    /// gives the new log the old one's name.
+    ///
+    /// Stop the server first: seal-log takes the data dir's serve.lock and
+    /// refuses while a server holds it; run no job (purge-inactive,
+    /// import-legacy) meanwhile.
+    ///
+    /// The old file is kept, unchanged, as <file>.before-seal-<UTC time>
+    /// beside the new one until you remove it: it still holds emails and names
+    /// in clear. The read models' snapshot (projections.snapshot) is removed;
+    /// the server rebuilds it at its next start. The chain's head changes:
+    /// save a new one with `replay-tool head --out FILE`.
+    ///
+    /// Running it on a sealed log seals nothing and renames nothing.
+    /// Embedded (SQLite) stores only. Example: caseledger seal-log --data-dir ./data
+    SealLog {
+        #[command(flatten)]
+        data: DataDir,
     },
 }
 
@@ -468,6 +497,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::ImportLegacy { data, file } => {
             crate::jobs::import_legacy(&data.place()?, &file).await
         }
+        Command::SealLog { data } => crate::seal_log::seal_log(&data.place()?).await,
     }
 }
 

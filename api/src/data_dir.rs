@@ -72,6 +72,15 @@ impl ServeLock {
     /// id into it; fails at once, naming the holder, when another server
     /// holds it.
     pub fn acquire(data_dir: &Path) -> anyhow::Result<ServeLock> {
+        ServeLock::acquire_advising(
+            data_dir,
+            "stop that server first or give this one another --data-dir",
+        )
+    }
+
+    /// [`ServeLock::acquire`] for a command that needs the data dir to
+    /// itself (`seal-log`): a refusal ends with `advice`.
+    pub fn acquire_advising(data_dir: &Path, advice: &str) -> anyhow::Result<ServeLock> {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating {}", data_dir.display()))?;
         let path = data_dir.join(SERVE_LOCK_FILE);
@@ -92,7 +101,7 @@ impl ServeLock {
                     pid => format!(" (pid {pid})"),
                 };
                 anyhow::bail!(
-                    "the data dir {} is in use by another caseledger server{holder}; stop that server first or give this one another --data-dir",
+                    "the data dir {} is in use by another caseledger server{holder}; {advice}",
                     data_dir.display()
                 );
             }

@@ -31,7 +31,9 @@ use keys::Keyer;
 
 const JOB_CATCH_UP: Duration = Duration::from_secs(600);
 
-fn progress(len: u64, what: &str) -> ProgressBar {
+/// A progress bar of `len` steps named `what` (on stderr, hidden when it
+/// is not a terminal).
+pub(crate) fn progress(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
         ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({eta})")

@@ -23,6 +23,7 @@ pub mod portal;
 pub mod positions;
 pub mod query_cache;
 pub mod query_guard;
+pub mod seal_log;
 pub mod server;
 pub mod services;
 pub mod stores;

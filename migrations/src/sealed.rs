@@ -79,8 +79,9 @@ pub fn personal(event: &DomainEvent) -> Option<(Subject<'_>, Vec<&str>)> {
     }
 }
 
-/// `event` with its personal fields read as erased.
-fn redact(event: &DomainEvent) -> DomainEvent {
+/// `event` with its personal fields read as erased: what a sealed event
+/// decodes to once its data key is destroyed.
+pub fn redact(event: &DomainEvent) -> DomainEvent {
     let mut event = event.clone();
     match &mut event {
         DomainEvent::Account(A::PasswordAccountRegistered { email, name, .. }) => {

@@ -72,6 +72,10 @@
 //!   before a scavenge); reading or appending to it gives
 //!   [`StoreError::StreamDeleted`], whatever the expected revision.
 //!
+//! # Rewriting a copy
+//! [`rewrite`] copies a store file and rewrites events of the copy in
+//! place (`caseledger seal-log`), then links its chain anew ([`rechain`]).
+//!
 //! # Reading without writing
 //! [`SqliteLogReader`] opens an existing file read-only (no schema is
 //! created or migrated, no lock is taken) for tools beside the server.
@@ -100,10 +104,12 @@ use uuid::Uuid;
 
 mod known_streams;
 mod read_only;
+pub mod rewrite;
 
 use known_streams::{KnownStreams, StreamHead};
 
 pub use read_only::{EventRef, PayloadRef, SqliteLogReader};
+pub use rewrite::rechain;
 
 use crate::chain;
 use crate::metadata_wire::{DayCache, Interner};

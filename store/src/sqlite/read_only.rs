@@ -187,8 +187,9 @@ impl SqliteLogReader {
         connection.set_prepared_statement_cache_capacity(16);
         let version = user_version(&connection)?;
         match version {
-            // Version 1 differs by the values beside the log, 2 by the chain.
-            1 | 2 | SCHEMA_VERSION => {}
+            // Version 1 differs by the values beside the log, 2 by the
+            // chain, 3 by the key table.
+            1..=SCHEMA_VERSION => {}
             0 => {
                 return Err(StoreError::Backend(format!(
                     "{} holds no event store schema",
