@@ -94,8 +94,16 @@ macro_rules! codec {
                 self.ring.prepare_seal(store, &subjects).await
             }
 
-            async fn commit_keys(&self, store: &dyn EventStore) -> Result<(), StoreError> {
-                self.ring.commit(store).await
+            async fn commit_keys(
+                &self,
+                store: &dyn EventStore,
+                events: &[store::NewEvent],
+            ) -> Result<(), StoreError> {
+                let used: Vec<uuid::Uuid> = events
+                    .iter()
+                    .filter_map(|e| migrations::sealed::sealed_key(e.schema_version, &e.payload))
+                    .collect();
+                self.ring.commit_used(store, &used).await
             }
 
             async fn prepare_decode(

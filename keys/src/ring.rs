@@ -145,7 +145,36 @@ impl KeyRing {
     /// Keep the keys made since the last call in the store. Call before
     /// appending what was sealed under them.
     pub async fn commit(&self, store: &dyn EventStore) -> Result<(), StoreError> {
-        let pending = self.read().pending.clone();
+        self.commit_pending(store, |_| true).await
+    }
+
+    /// [`KeyRing::commit`] of the keys among `used` that are not stored
+    /// yet: what events about to be appended were sealed under (others'
+    /// new keys are theirs to store).
+    pub async fn commit_used(
+        &self,
+        store: &dyn EventStore,
+        used: &[Uuid],
+    ) -> Result<(), StoreError> {
+        if used.is_empty() {
+            return Ok(());
+        }
+        self.commit_pending(store, |key| used.contains(&key.id))
+            .await
+    }
+
+    async fn commit_pending(
+        &self,
+        store: &dyn EventStore,
+        wanted: impl Fn(&StoredKey) -> bool,
+    ) -> Result<(), StoreError> {
+        let pending: Vec<StoredKey> = self
+            .read()
+            .pending
+            .iter()
+            .filter(|key| wanted(key))
+            .cloned()
+            .collect();
         for key in &pending {
             store.put_key(key).await?;
         }

@@ -42,9 +42,13 @@ pub trait Codec<E: Sync>: Send + Sync {
         Ok(())
     }
 
-    /// Keep what encoding created (new data keys) in the store, before the
-    /// events that need it are appended.
-    async fn commit_keys(&self, _store: &dyn EventStore) -> Result<(), StoreError> {
+    /// Keep what encoding `events` created (new data keys) in the store,
+    /// before they are appended.
+    async fn commit_keys(
+        &self,
+        _store: &dyn EventStore,
+        _events: &[NewEvent],
+    ) -> Result<(), StoreError> {
         Ok(())
     }
 
@@ -204,7 +208,7 @@ pub async fn execute_loaded<D: Decider, C: Codec<D::Event> + ?Sized>(
                 })
             })
             .collect::<Result<Vec<_>, ExecuteError<D::Error>>>()?;
-        codec.commit_keys(store).await?;
+        codec.commit_keys(store, &new_events).await?;
         match store.append(stream, expected, new_events).await {
             Ok(append) => {
                 return Ok(Executed {

@@ -261,11 +261,8 @@ impl SqliteStore {
         )?));
         let keys = open_write_connection(&path, &options)?;
         // Destroyed data keys are overwritten in the file, not just
-        // unlinked. A key's commit need not wait for the disk: every event
-        // sealed under it is appended after it, and that append's sync
-        // makes the WAL durable up to there, the key included (a key lost
-        // with no event after it was never needed).
-        keys.execute_batch("PRAGMA secure_delete = ON; PRAGMA synchronous = NORMAL;")
+        // unlinked (keys are written by the writer, with the events).
+        keys.execute_batch("PRAGMA secure_delete = ON")
             .map_err(backend)?;
         let keys = Arc::new(std::sync::Mutex::new(keys));
         let readers = Arc::new(ReaderPool {
@@ -606,20 +603,30 @@ enum WriteRequest {
         /// Its result once run, answered after the commit.
         done: Option<Result<(), StoreError>>,
     },
+    /// A data key for the key table, committed with the batch it meets (a
+    /// connection of its own would wait for the writer's lock).
+    PutKey {
+        key: crate::StoredKey,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+        /// Its result once run, answered after the commit.
+        done: Option<Result<(), StoreError>>,
+    },
 }
 
 impl WriteRequest {
     fn event_count(&self) -> usize {
         match self {
             WriteRequest::Append { events, .. } => events.len(),
-            WriteRequest::Tombstone { .. } => 1,
+            WriteRequest::Tombstone { .. } | WriteRequest::PutKey { .. } => 1,
         }
     }
 
     fn succeeded(&self) -> bool {
         match self {
             WriteRequest::Append { done, .. } => matches!(done, Some(Ok(_))),
-            WriteRequest::Tombstone { done, .. } => matches!(done, Some(Ok(_))),
+            WriteRequest::Tombstone { done, .. } | WriteRequest::PutKey { done, .. } => {
+                matches!(done, Some(Ok(_)))
+            }
         }
     }
 
@@ -641,7 +648,9 @@ impl WriteRequest {
             WriteRequest::Append { done, .. } if !matches!(done, Some(Err(_))) => {
                 *done = Some(Err(error()));
             }
-            WriteRequest::Tombstone { done, .. } if !matches!(done, Some(Err(_))) => {
+            WriteRequest::Tombstone { done, .. } | WriteRequest::PutKey { done, .. }
+                if !matches!(done, Some(Err(_))) =>
+            {
                 *done = Some(Err(error()));
             }
             _ => {}
@@ -655,7 +664,8 @@ impl WriteRequest {
             WriteRequest::Append { reply, done, .. } => {
                 let _ = reply.send(done.unwrap_or_else(|| Err(never_run())));
             }
-            WriteRequest::Tombstone { reply, done, .. } => {
+            WriteRequest::Tombstone { reply, done, .. }
+            | WriteRequest::PutKey { reply, done, .. } => {
                 let _ = reply.send(done.unwrap_or_else(|| Err(never_run())));
             }
         }
@@ -841,6 +851,14 @@ impl Writer {
                         tombstone(connection, known, stream, *expected)
                     })
                     .map(|head| self.known.put(stream, head));
+                    let failed = result.is_err();
+                    *done = Some(result);
+                    failed
+                }
+                WriteRequest::PutKey { key, done, .. } => {
+                    let result = run_request(&self.connection, isolated, |connection| {
+                        put_key_row(connection, key)
+                    });
                     let failed = result.is_err();
                     *done = Some(result);
                     failed
@@ -1839,26 +1857,14 @@ impl EventStore for SqliteStore {
 
     async fn put_key(&self, key: &crate::StoredKey) -> Result<(), StoreError> {
         crate::rules::validate_key(key)?;
-        let key = key.clone();
-        self.with_keys(move |connection| {
-            let transaction = connection
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(backend)?;
-            let stored = read_key_row(&transaction, key.id)?;
-            match stored {
-                Some(stored) if stored == key => return Ok(()),
-                Some(_) => return Err(crate::rules::key_mismatch(key.id)),
-                None => {}
-            }
-            transaction
-                .execute(
-                    "INSERT INTO data_keys (id, subject, wrapped) VALUES (?1, ?2, ?3)",
-                    rusqlite::params![key.id.as_bytes().as_slice(), key.subject, key.wrapped],
-                )
-                .map_err(backend)?;
-            transaction.commit().map_err(backend)
+        let (reply, answer) = oneshot::channel();
+        self.send(WriteRequest::PutKey {
+            key: key.clone(),
+            reply,
+            done: None,
         })
-        .await
+        .await?;
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 
     async fn read_key(&self, id: Uuid) -> Result<Option<crate::StoredKey>, StoreError> {
@@ -1938,6 +1944,24 @@ fn key_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<crate::StoredKey,
             wrapped,
         })
         .map_err(|_| StoreError::Backend("a data key with a malformed id".to_owned())))
+}
+
+/// Keep `key` in the key table (the same key again is a no-op).
+fn put_key_row(connection: &Connection, key: &crate::StoredKey) -> Result<(), StoreError> {
+    match read_key_row(connection, key.id)? {
+        Some(stored) if stored == *key => Ok(()),
+        Some(_) => Err(crate::rules::key_mismatch(key.id)),
+        None => connection
+            .prepare_cached("INSERT INTO data_keys (id, subject, wrapped) VALUES (?1, ?2, ?3)")
+            .map_err(backend)?
+            .execute(rusqlite::params![
+                key.id.as_bytes().as_slice(),
+                key.subject,
+                key.wrapped
+            ])
+            .map(|_| ())
+            .map_err(backend),
+    }
 }
 
 fn read_key_row(connection: &Connection, id: Uuid) -> Result<Option<crate::StoredKey>, StoreError> {
