@@ -12,9 +12,10 @@
 //!    `BENCH_TOKENS` (default 200) accounts logged in;
 //! 3. `BENCH_ROUNDS` rounds (default 3), each measuring both set-ups, one
 //!    after the other (the order alternates from round to round): *one
-//!    node* (the node that holds the mail lease; the other two are paused
-//!    with `SIGSTOP`) and *three nodes* (all running; each client turns
-//!    to the next node for each step). In each set-up:
+//!    node* (the first; the other two are stopped with `SIGTERM`, so that the first node takes the mail lease)
+//!    and *three nodes* (the other two started again on their data dirs and
+//!    caught up; each client turns to the next node for each step). In
+//!    each set-up:
 //!    - `myApplications(first: 20)` from `BENCH_CONNECTIONS` (default 16)
 //!      keep-alive connections for `BENCH_SECONDS` (default 10);
 //!    - then, for as long again, a mixed load: `BENCH_JOURNEY_CLIENTS`
@@ -71,28 +72,48 @@ fn server_binary() -> PathBuf {
     )
 }
 
-/// One `caseledger serve` process of the cluster.
+/// One `caseledger serve` node of the cluster: its own port and data dir
+/// (and file outbox), kept across restarts.
 struct Node {
-    child: Child,
+    child: Option<Child>,
     url: String,
+    listen: String,
+    store: String,
+    secret: PathBuf,
     data_dir: tempfile::TempDir,
 }
 
 impl Node {
     fn start(store: &str, secret: &Path) -> Node {
-        let data_dir = tempfile::tempdir().expect("data dir");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
         let listen = format!("127.0.0.1:{port}");
+        let mut node = Node {
+            child: None,
+            url: format!("http://{listen}"),
+            listen,
+            store: store.to_owned(),
+            secret: secret.to_path_buf(),
+            data_dir: tempfile::tempdir().expect("data dir"),
+        };
+        node.run();
+        node
+    }
+
+    /// Start the process (again, on the same data dir) unless it runs.
+    fn run(&mut self) {
+        if self.child.is_some() {
+            return;
+        }
         let child = Command::new(server_binary())
             .arg("serve")
-            .args(["--listen", &listen, "--store", store])
+            .args(["--listen", &self.listen, "--store", &self.store])
             .arg("--secret-file")
-            .arg(secret)
+            .arg(&self.secret)
             .arg("--data-dir")
-            .arg(data_dir.path())
+            .arg(self.data_dir.path())
             .args(["--rate-limit-password", "0", "--rate-limit-mail", "0"])
             .env("CASELEDGER_LOG", "warn")
             .env("CASELEDGER_METRICS_TOKEN", METRICS_TOKEN)
@@ -100,20 +121,26 @@ impl Node {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start a node");
-        Node {
-            child,
-            url: format!("http://{listen}"),
-            data_dir,
-        }
+        self.child = Some(child);
     }
 
-    /// Pause (`SIGSTOP`) or resume (`SIGCONT`) the process.
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill {signal}");
+    /// Stop the process cleanly (`SIGTERM`: it releases the mail lease).
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while child.try_wait().ok().flatten().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn outbox(&self) -> PathBuf {
@@ -123,8 +150,10 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -192,21 +221,6 @@ async fn holds_lease(client: &reqwest::Client, base: &str) -> bool {
         l.strip_prefix("caseledger_outbox_lease_held ")
             .is_some_and(|v| v.trim() == "1")
     })
-}
-
-/// The index of the node that holds the mail lease, waiting up to 30 s for
-/// one to hold it.
-async fn lease_holder(client: &reqwest::Client, nodes: &[String]) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        for (i, node) in nodes.iter().enumerate() {
-            if holds_lease(client, node).await {
-                return i;
-            }
-        }
-        assert!(Instant::now() < deadline, "no node holds the mail lease");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// The codes of the registration mails in the nodes' outboxes, by
@@ -467,7 +481,8 @@ async fn mixed_load(
             let client = client.clone();
             let nodes = nodes.clone();
             let codes = codes.clone();
-            let set_up = set_up.to_owned();
+            // No space in an address.
+            let set_up = set_up.replace(' ', "-");
             tokio::spawn(async move {
                 let (mut latencies, mut errors) = (Vec::new(), 0);
                 let mut n = 0usize;
@@ -633,10 +648,11 @@ fn main() {
     let seed_seconds = seed_started.elapsed().as_secs_f64();
     eprintln!("seeded {events} events in {seed_seconds:.0} s");
 
-    let nodes: Vec<Node> = (0..3).map(|_| Node::start(&store_url, &secret)).collect();
+    let mut nodes: Vec<Node> = (0..3).map(|_| Node::start(&store_url, &secret)).collect();
     let report = runtime.block_on(async {
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(1024)
+            .timeout(Duration::from_secs(30))
             .build()
             .expect("client");
         let mut ready = Vec::new();
@@ -683,17 +699,26 @@ fn main() {
             };
             for set_up in order {
                 let targets = if set_up == "one node" {
-                    // The node that sends mail (it may change while all run).
-                    let single = lease_holder(&client, &all).await;
-                    for (i, node) in nodes.iter().enumerate() {
-                        if i != single {
-                            node.signal("-STOP");
-                        }
+                    for node in &mut nodes[1..] {
+                        node.stop();
                     }
-                    Arc::new(vec![all[single].clone()])
+                    // The lease is released at a clean stop: the first node
+                    // sends the mail now.
+                    let deadline = Instant::now() + Duration::from_secs(30);
+                    while !holds_lease(&client, &nodes[0].url).await {
+                        assert!(
+                            Instant::now() < deadline,
+                            "the first node never took the mail lease"
+                        );
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Arc::new(vec![all[0].clone()])
                 } else {
+                    for node in &mut nodes {
+                        node.run();
+                    }
                     for node in &nodes {
-                        node.signal("-CONT");
+                        wait_ready(&client, &node.url).await;
                     }
                     caught_up(&client, &all, &tokens[0]).await;
                     all.clone()
@@ -728,9 +753,6 @@ fn main() {
                 });
             }
         }
-        for node in &nodes {
-            node.signal("-CONT");
-        }
         stop.store(true, Ordering::Relaxed);
         watcher.await.expect("mail watcher");
         render(
@@ -743,6 +765,19 @@ fn main() {
         )
     });
     drop(nodes);
+    // The database is large; the server is a throwaway one, but its disk is not.
+    let server = test_support::postgres::server_url();
+    let database = store_url
+        .rsplit('/')
+        .next()
+        .and_then(|tail| tail.split('?').next())
+        .unwrap_or_default()
+        .to_owned();
+    if let Err(error) =
+        test_support::postgres::execute(&server, &format!("DROP DATABASE {database} WITH (FORCE)"))
+    {
+        eprintln!("dropping the bench database {database}: {error}");
+    }
     println!("{report}");
 }
 
