@@ -34,154 +34,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use chrono::{TimeZone, Utc};
-use domain::application::{Applicant, CountryCode, Event as P, Kind, Relation};
-use domain::text::PersonName;
-use domain::{AccountId, ApplicationId, Email, LoginMethod};
-use futures::StreamExt;
 use keys::Keyer;
-use migrations::DomainEvent;
 use serde_json::{Value, json};
-use store::{EventMetadata, ExpectedRevision, NewEvent};
-use uuid::Uuid;
 
-const PASSWORD: &str = "Benchmark2026";
+mod common;
+use common::{PASSWORD, Run, email, env_count};
+
 const TOKENS: usize = 200;
 const MY_APPLICATIONS: &str = "{ myApplications(first: 20) { edges { cursor node { id kind relation applicantName status createdAt submittedAt } } pageInfo { hasNextPage endCursor } } }";
 const LOGIN: &str =
     "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token expiresAt } }";
 
-fn env_count(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.replace('_', "").parse().ok())
-        .unwrap_or(default)
-}
-
-fn email(i: usize) -> String {
-    format!("person{i}@bench.example")
-}
-
-fn metadata(actor: &str, at: chrono::DateTime<Utc>) -> EventMetadata {
-    EventMetadata {
-        actor: actor.into(),
-        correlation_id: Uuid::now_v7(),
-        causation_id: None,
-        occurred_at: at,
-    }
-}
-
-fn new_event(event: &DomainEvent, metadata: &EventMetadata) -> NewEvent {
-    let encoded = migrations::encode(event);
-    NewEvent {
-        id: Uuid::now_v7(),
-        type_name: encoded.type_name.to_owned(),
-        schema_version: encoded.schema_version,
-        metadata: metadata.clone(),
-        payload: encoded.payload,
-    }
-}
-
-/// The streams of one account: its email reservation, the account, and
-/// three applications.
-fn account_streams(keyer: &Keyer, i: usize, phc: &str) -> Vec<(String, Vec<NewEvent>)> {
-    let created = Utc.with_ymd_and_hms(2026, 1, 1, 8, 0, 0).unwrap()
-        + chrono::Duration::seconds(i as i64 % 20_000_000);
-    let account = AccountId(Uuid::now_v7());
-    let actor = format!("account:{account}");
-    let meta = metadata(&actor, created);
-    let email = Email::parse(&email(i)).expect("bench email");
-    let mut streams = vec![
-        (
-            keys::email_stream(&keyer.email_key(&email)),
-            vec![new_event(
-                &DomainEvent::Reservation(domain::reservation::Event::Reserved {
-                    account,
-                    flow: None,
-                }),
-                &meta,
-            )],
-        ),
-        (
-            account.stream(),
-            vec![new_event(
-                &DomainEvent::Account(domain::account::Event::PasswordAccountRegistered {
-                    email,
-                    name: format!("Person {i}"),
-                    password_phc: phc.to_owned(),
-                    at: created,
-                }),
-                &meta,
-            )],
-        ),
-    ];
-    let kinds = [Kind::Work, Kind::Family, Kind::Study];
-    let relations = [Relation::Myself, Relation::FamilyMember, Relation::Employee];
-    for (n, (kind, relation)) in kinds.into_iter().zip(relations).enumerate() {
-        let id = ApplicationId(Uuid::now_v7());
-        let at = created + chrono::Duration::days(n as i64 + 1);
-        let mut events = vec![new_event(
-            &DomainEvent::Application(P::Created {
-                id,
-                owner: account,
-                owner_method: LoginMethod::Password,
-                kind,
-                relation,
-                applicant: Applicant {
-                    name: PersonName::parse(&format!("Applicant {i} {n}")).expect("bench name"),
-                    birth_date: chrono::NaiveDate::from_ymd_opt(1990, 1 + n as u32, 15)
-                        .expect("bench date"),
-                    nationality: CountryCode::parse("SWE").expect("bench country"),
-                },
-                at,
-            }),
-            &metadata(&actor, at),
-        )];
-        if n < 2 {
-            let submitted = at + chrono::Duration::hours(2);
-            events.push(new_event(
-                &DomainEvent::Application(P::Submitted { at: submitted }),
-                &metadata(&actor, submitted),
-            ));
-        }
-        streams.push((id.stream(), events));
-    }
-    streams
-}
-
 /// Fill `data_dir` with `accounts` accounts; returns the number of events.
 async fn seed(data_dir: &Path, accounts: usize, phc: &str) -> u64 {
     let keyer = Keyer::load_or_create(data_dir).expect("secret");
     let store = api::server::open_store(data_dir, false).expect("store");
-    let events = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let mut done = 0usize;
-    let mut appends = futures::stream::iter(0..accounts)
-        .map(|i| {
-            let store = store.clone();
-            let events = events.clone();
-            let streams = account_streams(&keyer, i, phc);
-            async move {
-                for (stream, batch) in streams {
-                    events.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    store
-                        .append(&stream, ExpectedRevision::NoStream, batch)
-                        .await
-                        .expect("seed append");
-                }
-            }
-        })
-        .buffer_unordered(256);
-    while appends.next().await.is_some() {
-        done += 1;
-        if done.is_multiple_of(100_000) {
-            eprintln!(
-                "seeded {done} accounts in {:.0} s",
-                started.elapsed().as_secs_f64()
-            );
-        }
-    }
-    events.load(Ordering::Relaxed)
+    common::seed_accounts(store, &keyer, accounts, phc).await
 }
 
 /// The release server binary next to this bench.
@@ -305,26 +173,6 @@ async fn wait_ready(client: &reqwest::Client, base: &str) -> Duration {
             return started.elapsed();
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Latencies in microseconds, sorted.
-struct Run {
-    latencies: Vec<u32>,
-    errors: u64,
-    elapsed: Duration,
-}
-
-impl Run {
-    fn per_second(&self) -> f64 {
-        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
-    }
-    fn percentile_ms(&self, p: f64) -> f64 {
-        if self.latencies.is_empty() {
-            return f64::NAN;
-        }
-        let index = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
-        f64::from(self.latencies[index]) / 1000.0
     }
 }
 
@@ -566,14 +414,7 @@ fn main() {
         .expect("runtime");
 
     // One real hash shared by every seeded account.
-    let phc = {
-        use argon2::password_hash::{PasswordHasher as _, SaltString};
-        let salt = SaltString::encode_b64(b"benchmark-salt-0").expect("salt");
-        argon2::Argon2::default()
-            .hash_password(PASSWORD.as_bytes(), &salt)
-            .expect("hash")
-            .to_string()
-    };
+    let phc = common::shared_phc();
     eprintln!(
         "seeding {accounts} accounts and {} applications",
         3 * accounts

@@ -234,6 +234,56 @@ impl Keyer {
         let mac = self.mac("device", &[email_key, &device]);
         domain::constant_time_eq(&mac[..16], &raw[16..]).then_some(device)
     }
+
+    /// A secret of an OpenID Connect login under way, derived from its
+    /// `state` for `purpose` (the PKCE verifier, the nonce): the callback
+    /// derives it again, so nothing secret is stored for it.
+    pub fn login_secret(&self, purpose: &str, state: &str) -> [u8; 32] {
+        self.mac("login secret", &[purpose.as_bytes(), state.as_bytes()])
+    }
+
+    /// Seal `plaintext` for keeping beside the log: XChaCha20-Poly1305
+    /// under a key derived for `purpose`, bound to `context` (associated
+    /// data), behind a random 24-byte nonce.
+    pub fn seal(&self, purpose: &str, context: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+        let cipher = chacha20poly1305::XChaCha20Poly1305::new(
+            &self.mac("sealed value", &[purpose.as_bytes()]).into(),
+        );
+        let nonce: [u8; 24] = rand::random();
+        let sealed = cipher
+            .encrypt(
+                chacha20poly1305::XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: context,
+                },
+            )
+            .expect("XChaCha20-Poly1305 seals any length kept beside the log");
+        let mut out = Vec::with_capacity(24 + sealed.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        out
+    }
+
+    /// What [`Keyer::seal`] sealed for `purpose` and `context`; `None`
+    /// when it was sealed for another, under another secret, or altered.
+    pub fn open(&self, purpose: &str, context: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+        let cipher = chacha20poly1305::XChaCha20Poly1305::new(
+            &self.mac("sealed value", &[purpose.as_bytes()]).into(),
+        );
+        let (nonce, body) = sealed.split_at_checked(24)?;
+        cipher
+            .decrypt(
+                chacha20poly1305::XNonce::from_slice(nonce),
+                Payload {
+                    msg: body,
+                    aad: context,
+                },
+            )
+            .ok()
+    }
 }
 
 /// SHA-256 of a session token (256 random bits need no key).
@@ -266,6 +316,44 @@ pub fn legacy_stream(key: &[u8; 32]) -> String {
 mod tests {
     use super::*;
     use uuid::Uuid;
+
+    #[test]
+    fn a_sealed_value_opens_only_for_its_purpose_context_and_secret() {
+        let keyer = Keyer::new([7; 32]);
+        let sealed = keyer.seal("hint", b"session-1", b"eyJ.token.sig");
+        assert!(!sealed.windows(5).any(|w| w == b"token"), "not in clear");
+        assert_eq!(
+            keyer.open("hint", b"session-1", &sealed).as_deref(),
+            Some(&b"eyJ.token.sig"[..])
+        );
+        assert_eq!(keyer.open("hint", b"session-2", &sealed), None);
+        assert_eq!(keyer.open("other", b"session-1", &sealed), None);
+        assert_eq!(
+            Keyer::new([8; 32]).open("hint", b"session-1", &sealed),
+            None
+        );
+        let mut altered = sealed.clone();
+        *altered.last_mut().unwrap() ^= 1;
+        assert_eq!(keyer.open("hint", b"session-1", &altered), None);
+        assert_eq!(keyer.open("hint", b"session-1", &sealed[..10]), None);
+        assert_ne!(
+            keyer.seal("hint", b"session-1", b"x"),
+            keyer.seal("hint", b"session-1", b"x")
+        );
+    }
+
+    #[test]
+    fn login_secrets_differ_by_purpose_state_and_secret() {
+        let keyer = Keyer::new([7; 32]);
+        let verifier = keyer.login_secret("pkce", "state-1");
+        assert_eq!(verifier, keyer.login_secret("pkce", "state-1"));
+        assert_ne!(verifier, keyer.login_secret("nonce", "state-1"));
+        assert_ne!(verifier, keyer.login_secret("pkce", "state-2"));
+        assert_ne!(
+            verifier,
+            Keyer::new([8; 32]).login_secret("pkce", "state-1")
+        );
+    }
 
     #[test]
     fn a_device_cookie_counts_only_for_its_address_and_its_server() {

@@ -146,6 +146,20 @@ impl PostgresStore {
             .query_opt(&statement, &[&key.id, &key.subject, &key.wrapped])
             .await
             .map_err(from_postgres)?;
+        let row = match row {
+            Some(row) => Some(row),
+            // Another transaction inserted the id while this statement ran:
+            // its conflict waited for that commit, but the statement's
+            // snapshot (taken before it) cannot see the row. A new
+            // statement can.
+            None => transaction
+                .query_opt(
+                    "SELECT subject, wrapped FROM caseledger_keys WHERE id = $1",
+                    &[&key.id],
+                )
+                .await
+                .map_err(from_postgres)?,
+        };
         transaction.commit().await.map_err(from_postgres)?;
         match row {
             Some(row)
@@ -155,8 +169,8 @@ impl PostgresStore {
                 Ok(())
             }
             Some(_) => Err(store::rules::key_mismatch(key.id)),
-            // Destroyed between the insert's conflict and the read: the id
-            // was taken, and is gone for good.
+            // Destroyed since it was inserted: the id was taken, and is
+            // gone for good.
             None => Err(store::rules::key_mismatch(key.id)),
         }
     }

@@ -216,4 +216,37 @@ mod postgres_only {
         );
         drop((one, two));
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_same_key_put_at_once_through_several_stores_is_kept_once_without_error() {
+        let database = TestDatabase::create("caseledger_test");
+        let mut stores = Vec::new();
+        for _ in 0..4 {
+            stores.push(Arc::new(
+                PostgresStore::connect(&database.url, PostgresOptions::default())
+                    .await
+                    .expect("connect"),
+            ));
+        }
+        for n in 0..50u8 {
+            let key = store::StoredKey {
+                id: uuid::Uuid::now_v7(),
+                subject: format!("subject-{n}"),
+                wrapped: vec![n; 40],
+            };
+            let puts: Vec<_> = stores
+                .iter()
+                .map(|store| {
+                    let (store, key) = (store.clone(), key.clone());
+                    tokio::spawn(async move { store.put_key(&key).await })
+                })
+                .collect();
+            for put in puts {
+                put.await
+                    .expect("task")
+                    .expect("the same key again is a no-op");
+            }
+            assert_eq!(stores[0].read_key(key.id).await.unwrap(), Some(key));
+        }
+    }
 }

@@ -1106,11 +1106,10 @@ async fn an_incomplete_configuration_refuses_to_start_and_none_runs_without_id_p
     }
 }
 
-#[tokio::test]
-async fn a_login_started_on_one_node_is_called_back_on_another() {
-    // Two nodes of one PostgreSQL store and one secret, as behind a load
-    // balancer: the browser starts on the first and the provider's callback
-    // reaches the second.
+/// Two nodes of one PostgreSQL store and one secret, as behind a load
+/// balancer: the setup's server and another (the secret's directory lives
+/// as long as they do).
+fn two_nodes() -> (Setup, Server, tempfile::TempDir) {
     let secret_dir = tempfile::tempdir().unwrap();
     let secret = secret_dir.path().join("cluster.key");
     let made = Command::new(common::program())
@@ -1138,7 +1137,14 @@ async fn a_login_started_on_one_node_is_called_back_on_another() {
     ];
     flags.extend(shared);
     let other = Server::start(&flags);
+    (setup, other, secret_dir)
+}
 
+#[tokio::test]
+async fn a_login_started_on_one_node_is_called_back_on_another() {
+    // The browser starts on the first node and the provider's callback
+    // reaches the second.
+    let (setup, other, _secret) = two_nodes();
     let browser = Browser::as_persona(&setup.provider, "BankID");
     let callback = setup.until_callback(&browser).await;
     // One origin for the browser: the login cookie goes along.
@@ -1170,4 +1176,80 @@ async fn a_login_started_on_one_node_is_called_back_on_another() {
         StatusCode::BAD_REQUEST,
         "{replay:?}"
     );
+}
+
+/// The claims of a JWT (its middle part), unverified.
+fn jwt_claims(jwt: &str) -> Value {
+    use base64::Engine as _;
+    let claims = jwt.split('.').nth(1).expect("a JWT has three parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(claims)
+        .expect("base64url claims");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
+
+#[tokio::test]
+async fn a_logout_on_another_node_than_the_login_sends_the_login_s_id_token_to_the_provider() {
+    let (setup, other, _secret) = two_nodes();
+    let browser = Browser::as_persona(&setup.provider, "BankID");
+    let token = setup
+        .login(&browser)
+        .await
+        .expect("a login on the first node");
+    // One origin for the browser: its session cookie goes to the other node.
+    browser.set_cookie(&other.url, "caseledger_session", &token);
+    let response = browser
+        .get(&format!("{}/auth/idporten/logout", other.url))
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let end_session = response.headers()[reqwest::header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        end_session.starts_with(&format!("{}/session/end?", setup.provider.issuer)),
+        "{end_session}"
+    );
+    let hint = param(&end_session, "id_token_hint")
+        .unwrap_or_else(|| panic!("no id_token_hint: {end_session}"));
+    let claims = jwt_claims(&hint);
+    assert_eq!(claims["iss"], json!(setup.provider.issuer), "{claims}");
+    assert_eq!(claims["aud"], json!(CLIENT_ID), "{claims}");
+    assert!(claims["sid"].is_string(), "{claims}");
+    assert!(me(&other, &token).await.is_null(), "the session ended");
+
+    // The provider accepts the hint (a forged one is refused): it asks to
+    // confirm, and confirming ends its session.
+    let forged = with_param(&end_session, "id_token_hint", &format!("{hint}x"));
+    let refused = browser.get(&forged).await;
+    assert!(
+        refused.status().is_client_error(),
+        "a forged hint was accepted: {}",
+        refused.status()
+    );
+    let page = browser.get(&end_session).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let page = page.text().await.unwrap();
+    let xsrf = page
+        .split("name=\"xsrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no logout form: {page}"))
+        .to_owned();
+    let confirmed = browser
+        .post_form(
+            &format!("{}/session/end/confirm", setup.provider.issuer),
+            &[("xsrf", &xsrf), ("logout", "yes")],
+        )
+        .await;
+    assert_eq!(confirmed.status(), StatusCode::SEE_OTHER);
+    let back = confirmed.headers()[reqwest::header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(back.starts_with(&setup.post_logout), "{back}");
+    let fresh = browser
+        .walk(&setup.login_url(), landed_home(&setup.server))
+        .await;
+    assert!(fresh.went_through("/interaction/"), "{fresh:?}");
 }

@@ -111,6 +111,7 @@ pub struct IdPorten {
     pub(super) client_id: String,
     pub(super) config: IdPortenConfig,
     pub(super) pending: PendingLogins,
+    pub(super) hints: LogoutHints,
     pub(super) live_sessions: Mutex<HashMap<SessionId, LiveSession>>,
 }
 
@@ -225,6 +226,7 @@ impl IdPorten {
             client_id: config.client_id.clone(),
             config,
             pending: PendingLogins::new(PENDING_TTL, MAX_PENDING),
+            hints: LogoutHints::new(MAX_LOGOUT_HINTS),
             live_sessions: Mutex::new(HashMap::new()),
         })
     }
@@ -307,16 +309,19 @@ impl IdPorten {
     pub(super) async fn begin(
         &self,
         store: &dyn store::EventStore,
+        keyer: &keys::Keyer,
         binding: &str,
         lang: Lang,
     ) -> Result<String, store::StoreError> {
-        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let state = CsrfToken::new_random();
+        let LoginSecrets { verifier, nonce } = login_secrets(keyer, state.secret());
+        let challenge = PkceCodeChallenge::from_code_verifier_sha256(&verifier);
         let client = self.client();
         let mut request = client
             .authorize_url(
                 CoreAuthenticationFlow::AuthorizationCode,
-                CsrfToken::new_random,
-                Nonce::new_random,
+                move || state,
+                move || nonce,
             )
             .add_scope(Scope::new("profile".to_owned()))
             .add_auth_context_value(AuthenticationContextClass::new(LEVEL_HIGH.to_owned()))
@@ -324,14 +329,12 @@ impl IdPorten {
         if lang == Lang::Nb {
             request = request.add_ui_locale(LanguageTag::new("nb".to_owned()));
         }
-        let (url, state, nonce) = request.url();
+        let (url, state, _) = request.url();
         self.pending
             .insert(
                 store,
                 state.secret(),
                 PendingLogin {
-                    verifier,
-                    nonce,
                     binding: sha256(binding.as_bytes()),
                     started_ms: Utc::now().timestamp_millis(),
                 },
@@ -378,7 +381,7 @@ impl IdPorten {
     pub(super) async fn redeem(
         &self,
         code: String,
-        login: PendingLogin,
+        login: LoginSecrets,
     ) -> Result<(IdPortenIdToken, VerifiedLogin), Refusal> {
         let mut client = self.client();
         let mut request = client
@@ -471,12 +474,11 @@ impl IdPorten {
         Ok((id_token, verified))
     }
 
-    /// Keep the ID token and `sid` of a new session for logout; drop those
-    /// of sessions past their lifetime.
+    /// Keep the `sid` of a new session for the provider's logout; drop
+    /// those of sessions past their lifetime.
     pub(super) fn remember_session(
         &self,
         caller: Caller,
-        id_token: IdPortenIdToken,
         sid: Option<String>,
         expires_at: chrono::DateTime<Utc>,
     ) {
@@ -487,7 +489,6 @@ impl IdPorten {
             caller.session,
             LiveSession {
                 caller,
-                id_token,
                 sid,
                 expires_at,
             },
@@ -513,12 +514,30 @@ impl IdPorten {
             .collect()
     }
 
-    pub(super) fn take_id_token(&self, session: SessionId) -> Option<IdPortenIdToken> {
+    /// The ID token of `session` for `id_token_hint`, taken from the store
+    /// (the login may have been on another node); `None` when none is kept
+    /// or the store cannot be read (the logout then names the client).
+    pub(super) async fn take_id_token(
+        &self,
+        store: &dyn store::EventStore,
+        keyer: &keys::Keyer,
+        session: SessionId,
+    ) -> Option<IdPortenIdToken> {
         self.live_sessions
             .lock()
             .expect("live sessions lock")
-            .remove(&session)
-            .map(|t| t.id_token)
+            .remove(&session);
+        match self
+            .hints
+            .take(store, keyer, session, Utc::now().timestamp_millis())
+            .await
+        {
+            Ok(token) => token.and_then(|token| token.parse().ok()),
+            Err(error) => {
+                tracing::warn!(error = %error, "reading the ID token for single logout failed");
+                None
+            }
+        }
     }
 
     /// The provider's end-session URL for a logout, if it has one.

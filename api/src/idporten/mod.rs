@@ -3,11 +3,13 @@
 //! `GET /auth/idporten/logout`.
 //!
 //! The login is the authorization-code flow with PKCE (S256), `state`,
-//! `nonce` and `acr_values=idporten-loa-high`. What the callback needs (the
-//! PKCE verifier and the nonce) is kept in the store beside the log, so the
-//! callback may reach any node: found by the SHA-256 of `state`, each entry
-//! living at most [`PENDING_TTL`] and used once; at most [`MAX_PENDING`] are
-//! kept (the oldest gives way). The entry is also
+//! `nonce` and `acr_values=idporten-loa-high`. The PKCE verifier and the
+//! nonce are derived from the server secret and `state` (HMAC), so nothing
+//! secret is kept for a login; what is kept (when it started, and the
+//! browser it belongs to) lives in the store beside the log, so the callback
+//! may reach any node: found by the SHA-256 of `state`, each entry living at
+//! most [`PENDING_TTL`] and used once; at most [`MAX_PENDING`] are kept (the
+//! oldest gives way). The entry is also
 //! bound to the browser that started the login by a random value in the
 //! HttpOnly cookie [`LOGIN_COOKIE`] (only its digest is kept), so a callback
 //! link cannot be completed in another browser.
@@ -29,11 +31,13 @@
 //! so a key rotation at the provider needs no restart.
 //!
 //! Logout ends the local session and sends the browser to the provider's
-//! `end_session_endpoint` with `id_token_hint` (single logout); the ID token
-//! of each live ID-porten session is kept in memory for that alone. The
+//! `end_session_endpoint` with `id_token_hint` (single logout), on whichever
+//! node the logout lands: the ID token of each live ID-porten session is
+//! kept for that alone in the store, sealed under the server secret and
+//! bound to its session, until the session's end (see [`LogoutHints`]). The
 //! other way round, the provider's front-channel logout
 //! (`GET /auth/idporten/frontchannel-logout?iss=…&sid=…`) ends the sessions
-//! started under its session `sid`.
+//! that the node it reaches started under the provider's session `sid`.
 //!
 //! Nothing personal (pid, name, tokens, codes) is logged: log lines name
 //! only the outcome and the kind of failure.
@@ -86,6 +90,9 @@ pub const LEVEL_HIGH: &str = "idporten-loa-high";
 pub const PENDING_TTL: Duration = Duration::from_secs(10 * 60);
 /// Most logins that may be under way at once.
 pub const MAX_PENDING: usize = 10_000;
+/// Most live ID-porten sessions whose ID token is kept for single logout
+/// (the store holds at most this many sealed tokens of some 1-2 KB).
+pub const MAX_LOGOUT_HINTS: usize = 100_000;
 /// Cookie that binds a started login to the browser that started it.
 pub const LOGIN_COOKIE: &str = "caseledger_idporten_login";
 /// Display name of an ID-porten account when the provider gives no name
@@ -239,8 +246,6 @@ mod tests {
 
     fn pending_at(binding: &str, started_ms: i64) -> PendingLogin {
         PendingLogin {
-            verifier: PkceCodeVerifier::new("v".repeat(43)),
-            nonce: Nonce::new("n".to_owned()),
             binding: sha256(binding.as_bytes()),
             started_ms,
         }
@@ -281,9 +286,54 @@ mod tests {
         let taken = take(&two, "s3", Some("browser-a"))
             .await
             .expect("taken on node two");
-        assert_eq!(taken.verifier.secret(), &"v".repeat(43));
-        assert_eq!(taken.nonce.secret(), "n");
+        assert_eq!(taken.started_ms, NOW);
         assert!(take(&one, "s3", Some("browser-a")).await.is_none(), "once");
+    }
+
+    #[tokio::test]
+    async fn a_pending_login_keeps_no_verifier_or_nonce_in_the_store() {
+        let store = store();
+        let keyer = keys::Keyer::new([5; 32]);
+        let logins = PendingLogins::new(PENDING_TTL, 10);
+        logins
+            .insert(&store, "state-1", pending("browser-a"))
+            .await
+            .unwrap();
+        let mut kept = Vec::new();
+        for slot in 0..10 {
+            if let Some(value) = store
+                .read_value(&format!("idporten.pending.{slot}"))
+                .await
+                .unwrap()
+            {
+                kept.push(value);
+            }
+        }
+        assert_eq!(kept.len(), 1);
+        let secrets = login_secrets(&keyer, "state-1");
+        let raw_verifier = keyer.login_secret("pkce", "state-1");
+        for secret in [
+            secrets.verifier.secret().as_bytes(),
+            secrets.nonce.secret().as_bytes(),
+            &raw_verifier[..],
+            &raw_verifier[..8],
+        ] {
+            assert!(
+                !kept[0].windows(secret.len()).any(|w| w == secret),
+                "a secret of the login is in the store"
+            );
+        }
+        assert_eq!(kept[0].len(), 72, "state digest, binding and start only");
+        // Derived again the same on any node; another state, another verifier.
+        assert_eq!(
+            login_secrets(&keyer, "state-1").verifier.secret(),
+            secrets.verifier.secret()
+        );
+        assert_ne!(
+            login_secrets(&keyer, "state-2").verifier.secret(),
+            secrets.verifier.secret()
+        );
+        assert_eq!(secrets.verifier.secret().len(), 43);
     }
 
     #[tokio::test]
@@ -339,6 +389,96 @@ mod tests {
         assert!(take("s1").await.is_none(), "the oldest gave way");
         assert!(take("s2").await.is_none());
         assert!(take("s5").await.is_some(), "the newest is kept");
+    }
+
+    #[tokio::test]
+    async fn a_logout_hint_is_sealed_and_taken_once_on_any_node_until_the_session_ends() {
+        let store = store();
+        let keyer = keys::Keyer::new([3; 32]);
+        let (one, two) = (LogoutHints::new(10), LogoutHints::new(10));
+        let token = "eyJhbGciOiJSUzI1NiJ9.eyJwaWQiOiIxMjM0NTY3ODkwMSJ9.c2lnbmF0dXJl";
+        let session = SessionId(uuid::Uuid::now_v7());
+        one.insert(&store, &keyer, session, token, NOW + 1_000, NOW)
+            .await
+            .unwrap();
+        let mut kept = Vec::new();
+        for slot in 0..10 {
+            if let Some(value) = store
+                .read_value(&format!("idporten.hint.{slot}"))
+                .await
+                .unwrap()
+            {
+                kept.push(value);
+            }
+        }
+        assert_eq!(kept.len(), 1);
+        assert!(
+            !kept[0]
+                .windows(20)
+                .any(|w| token.as_bytes().windows(20).any(|t| t == w)),
+            "the token is sealed"
+        );
+        let other = SessionId(uuid::Uuid::now_v7());
+        assert_eq!(two.take(&store, &keyer, other, NOW).await.unwrap(), None);
+        let wrong_secret = keys::Keyer::new([4; 32]);
+        assert_eq!(
+            two.take(&store, &wrong_secret, session, NOW).await.unwrap(),
+            None,
+            "another secret opens nothing (and the hint is used up)"
+        );
+        one.insert(&store, &keyer, session, token, NOW + 1_000, NOW)
+            .await
+            .unwrap();
+        assert_eq!(
+            two.take(&store, &keyer, session, NOW)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(token),
+            "taken on the other node"
+        );
+        assert_eq!(
+            one.take(&store, &keyer, session, NOW).await.unwrap(),
+            None,
+            "once"
+        );
+        one.insert(&store, &keyer, session, token, NOW + 1_000, NOW)
+            .await
+            .unwrap();
+        assert_eq!(
+            two.take(&store, &keyer, session, NOW + 1_000)
+                .await
+                .unwrap(),
+            None,
+            "the session has ended"
+        );
+    }
+
+    #[tokio::test]
+    async fn full_hint_slots_give_way_to_the_session_that_ends_first() {
+        let store = store();
+        let keyer = keys::Keyer::new([3; 32]);
+        let hints = LogoutHints::new(3);
+        let sessions: Vec<SessionId> = (0..5).map(|_| SessionId(uuid::Uuid::now_v7())).collect();
+        for (n, session) in sessions.iter().enumerate() {
+            let ends = NOW + 1_000 + if n == 0 { 10_000 } else { n as i64 };
+            hints
+                .insert(&store, &keyer, *session, "t", ends, NOW)
+                .await
+                .unwrap();
+        }
+        assert!(
+            store.read_value("idporten.hint.3").await.unwrap().is_none(),
+            "bounded"
+        );
+        let take =
+            async |session: SessionId| hints.take(&store, &keyer, session, NOW).await.unwrap();
+        assert!(take(sessions[0]).await.is_some(), "the longest-lived stays");
+        assert!(
+            take(sessions[1]).await.is_none(),
+            "the first to end gave way"
+        );
+        assert!(take(sessions[4]).await.is_some(), "the newest is kept");
     }
 
     #[test]

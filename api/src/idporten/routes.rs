@@ -115,7 +115,12 @@ pub(super) async fn login(
         .map(str::to_owned)
         .unwrap_or_else(|| hex::encode(rand::random::<[u8; 32]>()));
     let url = match idporten
-        .begin(state.app.store.as_ref(), &binding, answer.lang)
+        .begin(
+            state.app.store.as_ref(),
+            &state.app.keyer,
+            &binding,
+            answer.lang,
+        )
         .await
     {
         Ok(url) => url,
@@ -197,7 +202,7 @@ pub(super) async fn complete(
     params: CallbackParams,
 ) -> Result<crate::services::IssuedSession, ApiError> {
     let state = params.state.as_deref().unwrap_or("");
-    let login = idporten
+    idporten
         .pending
         .take(
             app.store.as_ref(),
@@ -232,7 +237,10 @@ pub(super) async fn complete(
         .code
         .filter(|c| !c.is_empty())
         .ok_or_else(|| Refusal::Provider.error())?;
-    let (id_token, verified) = idporten.redeem(code, login).await.map_err(Refusal::error)?;
+    let (id_token, verified) = idporten
+        .redeem(code, login_secrets(&app.keyer, state))
+        .await
+        .map_err(Refusal::error)?;
     let session = app
         .login_idporten(
             idporten.issuer(),
@@ -242,7 +250,23 @@ pub(super) async fn complete(
         )
         .await?;
     if let Some(caller) = app.authenticate(&session.token).await {
-        idporten.remember_session(caller, id_token, verified.sid, session.expires_at);
+        let now_ms = Utc::now().timestamp_millis();
+        if let Err(error) = idporten
+            .hints
+            .insert(
+                app.store.as_ref(),
+                &app.keyer,
+                caller.session,
+                &id_token.to_string(),
+                session.expires_at.timestamp_millis(),
+                now_ms,
+            )
+            .await
+        {
+            // The login stands; its logout will name the client instead.
+            tracing::warn!(error = %error, "keeping the ID token for single logout failed");
+        }
+        idporten.remember_session(caller, verified.sid, session.expires_at);
     }
     Ok(session)
 }
@@ -277,7 +301,9 @@ pub(super) async fn logout(State(state): State<IdPortenState>, headers: HeaderMa
     let mut id_token = None;
     if let Some(caller) = &caller {
         if caller.method == LoginMethod::IdPorten {
-            id_token = idporten.take_id_token(caller.session);
+            id_token = idporten
+                .take_id_token(state.app.store.as_ref(), &state.app.keyer, caller.session)
+                .await;
         }
         if let Err(error) = state.app.logout(caller).await {
             return refusal_page(
@@ -355,6 +381,10 @@ pub(super) async fn frontchannel_logout(
     };
     let callers = idporten.take_sessions_of(&sid);
     for caller in &callers {
+        // Their ID tokens are no longer needed.
+        let _ = idporten
+            .take_id_token(state.app.store.as_ref(), &state.app.keyer, caller.session)
+            .await;
         if let Err(error) = state.app.logout(caller).await {
             tracing::warn!(
                 code = error.code,
