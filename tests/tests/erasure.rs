@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
 
 use common::*;
 
@@ -15,55 +14,6 @@ const EMAIL: &str = "eira.slettesen@example.no";
 const NAME: &str = "Eira Slettesen";
 const KEPT_EMAIL: &str = "kjell.beholder@example.no";
 const KEPT_NAME: &str = "Kjell Beholder";
-
-/// The auditors' CLI, built beside the program under test.
-fn replay_tool() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .to_path_buf();
-    let tool = dir.join("replay-tool");
-    assert!(
-        tool.exists(),
-        "{} is missing: build it with `cargo build -p replay-tool` (cargo test --workspace does)",
-        tool.display()
-    );
-    tool
-}
-
-fn replay(data_dir: &Path, args: &[&str]) -> Output {
-    Command::new(replay_tool())
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .output()
-        .expect("run replay-tool")
-}
-
-/// Every file under `dir` (recursively) holding `needle`, `.eml` aside.
-fn files_holding(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).expect("read dir") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                pending.push(path);
-                continue;
-            }
-            if path.extension().is_some_and(|e| e == "eml") {
-                continue;
-            }
-            let bytes = std::fs::read(&path).unwrap_or_default();
-            if bytes.windows(needle.len()).any(|w| w == needle) {
-                found.push(path);
-            }
-        }
-    }
-    found
-}
 
 async fn log_in(server: &Server, email: &str) -> bool {
     server.login(email, PASSWORD).await.is_ok()

@@ -17,32 +17,6 @@ const PASSWORD: &str = "Sommer2026abc";
 const EMAIL: &str = "gunnhild.gammel@example.no";
 const NAME: &str = "Gunnhild Gammelsen";
 
-/// The auditors' CLI, built beside the program under test.
-fn replay_tool() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .to_path_buf();
-    let tool = dir.join("replay-tool");
-    assert!(
-        tool.exists(),
-        "{} is missing: build it with `cargo build -p replay-tool` (cargo test --workspace does)",
-        tool.display()
-    );
-    tool
-}
-
-fn replay(data_dir: &Path, args: &[&str]) -> Output {
-    Command::new(replay_tool())
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .output()
-        .expect("run replay-tool")
-}
-
 fn caseledger(args: &[&str], data_dir: &Path) -> Output {
     Command::new(program())
         .args(args)
@@ -58,30 +32,6 @@ fn text(output: &Output) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
-}
-
-/// Every file under `dir` (recursively) holding `needle`, `.eml` aside.
-fn files_holding(dir: &Path, needle: &str) -> Vec<PathBuf> {
-    let needle = needle.as_bytes();
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).expect("read dir") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                pending.push(path);
-                continue;
-            }
-            if path.extension().is_some_and(|e| e == "eml") {
-                continue;
-            }
-            let bytes = std::fs::read(&path).unwrap_or_default();
-            if bytes.windows(needle.len()).any(|w| w == needle) {
-                found.push(path);
-            }
-        }
-    }
-    found
 }
 
 /// The old logs `seal-log` kept in `dir`.
@@ -101,7 +51,7 @@ fn kept_logs(dir: &Path) -> Vec<PathBuf> {
 /// Files holding `needle` besides the kept old logs.
 fn outside_kept(dir: &Path, needle: &str) -> Vec<PathBuf> {
     let kept = kept_logs(dir);
-    files_holding(dir, needle)
+    files_holding(dir, needle.as_bytes())
         .into_iter()
         .filter(|path| !kept.contains(path))
         .collect()
@@ -221,7 +171,7 @@ async fn an_old_data_dir_is_sealed_then_a_purge_erases_the_person_for_good() {
     let log = data.join("events.sqlite3");
     for needle in [EMAIL, NAME] {
         assert!(
-            files_holding(&data, needle).contains(&log),
+            files_holding(&data, needle.as_bytes()).contains(&log),
             "{needle:?} is in clear in the old log"
         );
     }
@@ -268,7 +218,7 @@ async fn an_old_data_dir_is_sealed_then_a_purge_erases_the_person_for_good() {
             "{needle:?}"
         );
         assert_eq!(
-            files_holding(&data, needle),
+            files_holding(&data, needle.as_bytes()),
             kept,
             "the old log is kept as it was"
         );
@@ -411,7 +361,10 @@ async fn golden_vectors_stored_in_clear_are_sealed_and_those_of_a_released_email
         .collect();
     assert!(personal.len() >= 4, "{personal:?}");
     for field in &personal {
-        assert!(!files_holding(data, field).is_empty(), "{field:?} in clear");
+        assert!(
+            !files_holding(data, field.as_bytes()).is_empty(),
+            "{field:?} in clear"
+        );
     }
 
     let sealed = caseledger(&["seal-log"], data);

@@ -449,3 +449,54 @@ impl Server {
         None
     }
 }
+
+/// The auditors' CLI, built beside the program under test.
+pub fn replay_tool() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf();
+    let tool = dir.join("replay-tool");
+    assert!(
+        tool.exists(),
+        "{} is missing: build it with `cargo build -p replay-tool` (cargo test --workspace does)",
+        tool.display()
+    );
+    tool
+}
+
+/// Run the auditors' CLI over `data_dir`.
+pub fn replay(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(replay_tool())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .output()
+        .expect("run replay-tool")
+}
+
+/// Every file under `dir` (recursively) holding `needle`, the mail
+/// outbox's `.eml` files aside.
+pub fn files_holding(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            if path.extension().is_some_and(|e| e == "eml") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            if bytes.windows(needle.len()).any(|w| w == needle) {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
