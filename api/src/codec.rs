@@ -111,7 +111,14 @@ macro_rules! codec {
                 store: &dyn EventStore,
                 events: &[RecordedEvent],
             ) -> Result<(), StoreError> {
-                self.ring.load_for(store, events).await
+                let sealed: Vec<&RecordedEvent> = events
+                    .iter()
+                    .filter(|e| e.schema_version & migrations::sealed::SEALED != 0)
+                    .collect();
+                if sealed.is_empty() {
+                    return Ok(());
+                }
+                self.ring.load_for(store, &sealed).await
             }
         }
     };

@@ -437,7 +437,7 @@ async fn open_event(
     store: &dyn EventStore,
     recorded: &RecordedEvent,
 ) -> Option<DomainEvent> {
-    if let Err(error) = ring.load_for(store, std::slice::from_ref(recorded)).await {
+    if let Err(error) = ring.load_for(store, &[recorded]).await {
         tracing::warn!(%error, position = recorded.position, "loading a data key failed");
         return None;
     }

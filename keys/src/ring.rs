@@ -190,7 +190,7 @@ impl KeyRing {
     pub async fn load_for(
         &self,
         store: &dyn EventStore,
-        events: &[RecordedEvent],
+        events: &[&RecordedEvent],
     ) -> Result<(), StoreError> {
         for event in events {
             let Some(id) = migrations::sealed::sealed_key(event.schema_version, &event.payload)
@@ -229,14 +229,7 @@ impl KeyRing {
             };
             after = Some(last.id);
             count += page.len();
-            let mut loaded = Vec::with_capacity(page.len());
-            for stored in &page {
-                loaded.push((stored.id, stored.subject.clone(), self.unwrap_key(stored)?));
-            }
-            let mut ring = self.write();
-            for (id, subject, cipher) in loaded {
-                ring.keys.insert(id, (subject, Some(Arc::new(cipher))));
-            }
+            self.hold(&page)?;
         }
     }
 
@@ -357,11 +350,14 @@ impl Sealer for KeyRing {
 
 impl Opener for KeyRing {
     fn open(&self, key: Uuid, event_id: Uuid, ciphertext: &[u8]) -> Opened {
-        let cipher = match self.read().keys.get(&key) {
-            None if self.read().complete => return Opened::Destroyed,
-            None => return Opened::Unknown,
-            Some((_, None)) => return Opened::Destroyed,
-            Some((_, Some(cipher))) => Arc::clone(cipher),
+        let cipher = {
+            let ring = self.read();
+            match ring.keys.get(&key) {
+                None if ring.complete => return Opened::Destroyed,
+                None => return Opened::Unknown,
+                Some((_, None)) => return Opened::Destroyed,
+                Some((_, Some(cipher))) => Arc::clone(cipher),
+            }
         };
         match cipher.decrypt(
             &field_nonce(event_id),
@@ -452,7 +448,7 @@ mod tests {
         // A fresh reader finds the key gone: erased, not an error.
         let later = KeyRing::new(Keyer::new([7; 32]));
         later
-            .load_for(&store, &[recorded(&sealed_kari, id_kari)])
+            .load_for(&store, &[&recorded(&sealed_kari, id_kari)])
             .await
             .unwrap();
         assert_eq!(open(&later, &sealed_kari, id_kari).unwrap(), erased);
@@ -465,7 +461,7 @@ mod tests {
         let sealed_again = encode_sealed(&kari, again, &ring).unwrap();
         ring.commit(&store).await.unwrap();
         later
-            .load_for(&store, &[recorded(&sealed_again, again)])
+            .load_for(&store, &[&recorded(&sealed_again, again)])
             .await
             .unwrap();
         assert_eq!(open(&later, &sealed_again, again).unwrap(), kari);

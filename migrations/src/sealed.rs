@@ -98,8 +98,6 @@ pub fn redact(event: &DomainEvent) -> DomainEvent {
 /// Put the opened `fields` back into a redacted `event`.
 fn restore(event: &mut DomainEvent, fields: Vec<String>) -> Result<(), String> {
     let wrong = || "the sealed fields do not fit the event".to_owned();
-    // Sealed by this system after parsing, and authenticated on opening.
-    let email = |raw: String| -> Result<Email, String> { Ok(Email::from_authenticated(raw)) };
     let mut fields = fields.into_iter();
     match event {
         DomainEvent::Account(A::PasswordAccountRegistered {
@@ -107,14 +105,15 @@ fn restore(event: &mut DomainEvent, fields: Vec<String>) -> Result<(), String> {
             name,
             ..
         }) => {
-            *stored = email(fields.next().ok_or_else(wrong)?)?;
+            // Sealed by this system after parsing, authenticated on opening.
+            *stored = Email::from_authenticated(fields.next().ok_or_else(wrong)?);
             *name = fields.next().ok_or_else(wrong)?;
         }
         DomainEvent::Account(A::IdPortenAccountCreated { name, .. }) => {
             *name = fields.next().ok_or_else(wrong)?;
         }
         DomainEvent::Flow(F::Started { email: stored, .. }) => {
-            *stored = email(fields.next().ok_or_else(wrong)?)?;
+            *stored = Email::from_authenticated(fields.next().ok_or_else(wrong)?);
         }
         _ => return Err(wrong()),
     }

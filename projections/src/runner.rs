@@ -470,22 +470,22 @@ async fn load_keys(
     store: &dyn EventStore,
     batch: &[Result<SubscriptionItem, store::StoreError>],
 ) {
-    let events: Vec<store::RecordedEvent> = batch
+    let sealed: Vec<&store::RecordedEvent> = batch
         .iter()
         .filter_map(|item| match item {
             Ok(SubscriptionItem::Event(e))
                 if migrations::sealed::sealed_key(e.schema_version, &e.payload).is_some() =>
             {
-                Some(e.clone())
+                Some(e)
             }
             _ => None,
         })
         .collect();
-    if events.is_empty() {
+    if sealed.is_empty() {
         return;
     }
     let mut wait = std::time::Duration::from_millis(100);
-    while let Err(error) = ring.load_for(store, &events).await {
+    while let Err(error) = ring.load_for(store, &sealed).await {
         tracing::warn!(%error, "loading data keys failed; trying again");
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(std::time::Duration::from_secs(5));
