@@ -94,16 +94,16 @@ macro_rules! codec {
                 self.ring.prepare_seal(store, &subjects).await
             }
 
-            async fn commit_keys(
-                &self,
-                store: &dyn EventStore,
-                events: &[store::NewEvent],
-            ) -> Result<(), StoreError> {
+            fn new_keys(&self, events: &[store::NewEvent]) -> Vec<store::StoredKey> {
                 let used: Vec<uuid::Uuid> = events
                     .iter()
                     .filter_map(|e| migrations::sealed::sealed_key(e.schema_version, &e.payload))
                     .collect();
-                self.ring.commit_used(store, &used).await
+                self.ring.unstored(&used)
+            }
+
+            fn keys_stored(&self, keys: &[store::StoredKey]) {
+                self.ring.stored(keys)
             }
 
             async fn prepare_decode(

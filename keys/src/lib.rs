@@ -167,9 +167,16 @@ impl Keyer {
         mac.finalize().into_bytes().into()
     }
 
-    /// The key that wraps the data keys in the store's key table.
+    /// The key that wrapped the data keys of the key table's first form
+    /// (XChaCha20-Poly1305).
     pub(crate) fn wrapping_key(&self) -> [u8; 32] {
         self.mac("data key wrapping", &[])
+    }
+
+    /// The key that wraps the data keys in the store's key table
+    /// (AES-256-GCM).
+    pub(crate) fn aes_wrapping_key(&self) -> [u8; 32] {
+        self.mac("data key wrapping aes-256-gcm", &[])
     }
 
     /// Key of a normalised email (reservation streams, legacy owners).

@@ -1,16 +1,24 @@
 //! The data keys that seal personal data (crypto-shredding): one per data
-//! subject, XChaCha20-Poly1305, kept in the store's key table wrapped under
-//! a key derived from the server secret, cached here.
+//! subject, AES-256-GCM, kept in the store's key table wrapped under a key
+//! derived from the server secret, cached here. Keys made before AES-256-GCM
+//! are XChaCha20-Poly1305 keys; they keep opening what they sealed.
 //!
 //! A field is sealed under its subject's key with the event's id as
 //! associated data and a nonce derived from that id (each event id seals
 //! once per key). Destroying a subject's keys ([`KeyRing::destroy`]) leaves
 //! its sealed fields unreadable for good; the events still decode, with
 //! those fields erased.
+//!
+//! A wrapped key in the key table is either 72 bytes (the first form: a
+//! 24-byte nonce and the XChaCha20-Poly1305 wrapping of an XChaCha20-Poly1305
+//! key) or 61 bytes (the form byte [`AES_FORM`], a 12-byte nonce and the
+//! AES-256-GCM wrapping of an AES-256-GCM key); both bind the key's id and
+//! subject as associated data.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 
+use aes_gcm::Aes256Gcm;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use migrations::sealed::{Opened, Opener, Sealer, Subject};
@@ -23,11 +31,63 @@ use crate::Keyer;
 /// Keys a page of [`KeyRing::load_all`] reads at a time.
 const PAGE: usize = 1024;
 
+/// First byte of a key wrapped in the AES-256-GCM form.
+const AES_FORM: u8 = 2;
+/// Length of a key wrapped in the first (XChaCha20-Poly1305) form.
+const XCHACHA_FORM_LEN: usize = 24 + 32 + 16;
+/// Length of a key wrapped in the AES-256-GCM form.
+const AES_FORM_LEN: usize = 1 + 12 + 32 + 16;
+
 /// The data keys of one store, for sealing and opening.
 pub struct KeyRing {
     keyer: Keyer,
-    wrapping: XChaCha20Poly1305,
+    /// Unwraps keys of the first form.
+    wrapping_xchacha: XChaCha20Poly1305,
+    /// Wraps new keys and unwraps keys of the AES-256-GCM form.
+    wrapping: Aes256Gcm,
     state: RwLock<Ring>,
+}
+
+/// A data key held in memory: 33 bytes, its cipher set up when used (a
+/// node may hold every key of the store).
+#[derive(Clone, Copy)]
+enum DataKey {
+    /// A key made before AES-256-GCM.
+    XChaCha([u8; 32]),
+    /// Every key made now.
+    Aes([u8; 32]),
+}
+
+impl DataKey {
+    fn seal(&self, event_id: Uuid, plaintext: &[u8]) -> Result<Vec<u8>, aes_gcm::Error> {
+        let payload = Payload {
+            msg: plaintext,
+            aad: event_id.as_bytes(),
+        };
+        match self {
+            DataKey::XChaCha(key) => {
+                XChaCha20Poly1305::new(key.into()).encrypt(&xchacha_field_nonce(event_id), payload)
+            }
+            DataKey::Aes(key) => {
+                Aes256Gcm::new(key.into()).encrypt(&aes_field_nonce(event_id), payload)
+            }
+        }
+    }
+
+    fn open(&self, event_id: Uuid, ciphertext: &[u8]) -> Result<Vec<u8>, aes_gcm::Error> {
+        let payload = Payload {
+            msg: ciphertext,
+            aad: event_id.as_bytes(),
+        };
+        match self {
+            DataKey::XChaCha(key) => {
+                XChaCha20Poly1305::new(key.into()).decrypt(&xchacha_field_nonce(event_id), payload)
+            }
+            DataKey::Aes(key) => {
+                Aes256Gcm::new(key.into()).decrypt(&aes_field_nonce(event_id), payload)
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -38,8 +98,8 @@ impl std::fmt::Debug for KeyRing {
 
 #[derive(Default)]
 struct Ring {
-    /// Key id -> (subject, cipher); `None`: destroyed.
-    keys: HashMap<Uuid, (String, Option<Arc<XChaCha20Poly1305>>)>,
+    /// Key id -> (subject, key); `None`: destroyed.
+    keys: HashMap<Uuid, (String, Option<DataKey>)>,
     /// Subject -> the key new seals use.
     current: HashMap<String, Uuid>,
     /// Keys made here and not yet known to be in the store.
@@ -51,9 +111,11 @@ struct Ring {
 impl KeyRing {
     /// An empty ring under the server secret behind `keyer`.
     pub fn new(keyer: Keyer) -> KeyRing {
-        let wrapping = XChaCha20Poly1305::new(&keyer.wrapping_key().into());
+        let wrapping_xchacha = XChaCha20Poly1305::new(&keyer.wrapping_key().into());
+        let wrapping = Aes256Gcm::new(&keyer.aes_wrapping_key().into());
         KeyRing {
             keyer,
+            wrapping_xchacha,
             wrapping,
             state: RwLock::new(Ring::default()),
         }
@@ -76,42 +138,59 @@ impl KeyRing {
         self.state.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// `key` wrapped in the AES-256-GCM form, bound to its id and subject.
     fn wrap(&self, id: Uuid, subject: &str, key: &[u8; 32]) -> Vec<u8> {
-        let nonce: [u8; 24] = rand::random();
-        let mut wrapped = nonce.to_vec();
+        let nonce: [u8; 12] = rand::random();
         let sealed = self
             .wrapping
             .encrypt(
-                XNonce::from_slice(&nonce),
+                &nonce.into(),
                 Payload {
                     msg: key,
                     aad: &wrap_aad(id, subject),
                 },
             )
             .unwrap_or_default();
+        let mut wrapped = Vec::with_capacity(AES_FORM_LEN);
+        wrapped.push(AES_FORM);
+        wrapped.extend_from_slice(&nonce);
         wrapped.extend_from_slice(&sealed);
         wrapped
     }
 
-    fn unwrap_key(&self, stored: &StoredKey) -> Result<XChaCha20Poly1305, StoreError> {
+    fn unwrap_key(&self, stored: &StoredKey) -> Result<DataKey, StoreError> {
         let fail = || {
             StoreError::Backend(format!(
                 "data key {} does not unwrap under this server secret",
                 stored.id
             ))
         };
-        let (nonce, sealed) = stored.wrapped.split_at_checked(24).ok_or_else(fail)?;
-        let key = self
-            .wrapping
-            .decrypt(
+        let aad = wrap_aad(stored.id, &stored.subject);
+        let wrapped = &stored.wrapped;
+        let key = if wrapped.len() == AES_FORM_LEN && wrapped[0] == AES_FORM {
+            let (nonce, sealed) = wrapped[1..].split_at(12);
+            let key = self.wrapping.decrypt(
+                nonce.into(),
+                Payload {
+                    msg: sealed,
+                    aad: &aad,
+                },
+            );
+            DataKey::Aes(key.ok().and_then(|k| k.try_into().ok()).ok_or_else(fail)?)
+        } else if wrapped.len() == XCHACHA_FORM_LEN {
+            let (nonce, sealed) = wrapped.split_at(24);
+            let key = self.wrapping_xchacha.decrypt(
                 XNonce::from_slice(nonce),
                 Payload {
                     msg: sealed,
-                    aad: &wrap_aad(stored.id, &stored.subject),
+                    aad: &aad,
                 },
-            )
-            .map_err(|_| fail())?;
-        XChaCha20Poly1305::new_from_slice(&key).map_err(|_| fail())
+            );
+            DataKey::XChaCha(key.ok().and_then(|k| k.try_into().ok()).ok_or_else(fail)?)
+        } else {
+            return Err(fail());
+        };
+        Ok(key)
     }
 
     /// Before sealing `subjects`: forget a cached key of theirs that was
@@ -145,7 +224,8 @@ impl KeyRing {
     /// Keep the keys made since the last call in the store. Call before
     /// appending what was sealed under them.
     pub async fn commit(&self, store: &dyn EventStore) -> Result<(), StoreError> {
-        self.commit_pending(store, |_| true).await
+        let pending = self.read().pending.clone();
+        self.put(store, pending).await
     }
 
     /// [`KeyRing::commit`] of the keys among `used` that are not stored
@@ -156,34 +236,41 @@ impl KeyRing {
         store: &dyn EventStore,
         used: &[Uuid],
     ) -> Result<(), StoreError> {
-        if used.is_empty() {
-            return Ok(());
-        }
-        self.commit_pending(store, |key| used.contains(&key.id))
-            .await
+        let keys = self.unstored(used);
+        self.put(store, keys).await
     }
 
-    async fn commit_pending(
-        &self,
-        store: &dyn EventStore,
-        wanted: impl Fn(&StoredKey) -> bool,
-    ) -> Result<(), StoreError> {
-        let pending: Vec<StoredKey> = self
-            .read()
-            .pending
-            .iter()
-            .filter(|key| wanted(key))
-            .cloned()
-            .collect();
-        for key in &pending {
+    async fn put(&self, store: &dyn EventStore, keys: Vec<StoredKey>) -> Result<(), StoreError> {
+        for key in &keys {
             store.put_key(key).await?;
         }
-        if !pending.is_empty() {
+        self.stored(&keys);
+        Ok(())
+    }
+
+    /// The keys among `used` that are not known to be in the store yet:
+    /// to be stored with the events sealed under them
+    /// ([`EventStore::append_with_keys`]), then passed to
+    /// [`KeyRing::stored`].
+    pub fn unstored(&self, used: &[Uuid]) -> Vec<StoredKey> {
+        if used.is_empty() {
+            return Vec::new();
+        }
+        let ring = self.read();
+        ring.pending
+            .iter()
+            .filter(|key| used.contains(&key.id))
+            .cloned()
+            .collect()
+    }
+
+    /// `keys` are in the store now.
+    pub fn stored(&self, keys: &[StoredKey]) {
+        if !keys.is_empty() {
             self.write()
                 .pending
-                .retain(|key| !pending.iter().any(|done| done.id == key.id));
+                .retain(|key| !keys.iter().any(|done| done.id == key.id));
         }
-        Ok(())
     }
 
     /// Load the keys `events` are sealed under that this ring has not seen.
@@ -208,8 +295,8 @@ impl KeyRing {
     async fn load_one(&self, store: &dyn EventStore, id: Uuid) -> Result<(), StoreError> {
         let entry = match store.read_key(id).await? {
             Some(stored) => {
-                let cipher = self.unwrap_key(&stored)?;
-                (stored.subject, Some(Arc::new(cipher)))
+                let key = self.unwrap_key(&stored)?;
+                (stored.subject, Some(key))
             }
             // Written before any event that uses it: gone means destroyed.
             None => (String::new(), None),
@@ -241,8 +328,8 @@ impl KeyRing {
             loaded.push((stored.id, stored.subject.clone(), self.unwrap_key(stored)?));
         }
         let mut ring = self.write();
-        for (id, subject, cipher) in loaded {
-            ring.keys.insert(id, (subject, Some(Arc::new(cipher))));
+        for (id, subject, key) in loaded {
+            ring.keys.insert(id, (subject, Some(key)));
         }
         Ok(())
     }
@@ -264,9 +351,9 @@ impl KeyRing {
         let destroyed = store.destroy_keys(&name).await?;
         let mut ring = self.write();
         ring.current.remove(&name);
-        for (key_subject, cipher) in ring.keys.values_mut() {
+        for (key_subject, key) in ring.keys.values_mut() {
             if *key_subject == name {
-                *cipher = None;
+                *key = None;
             }
         }
         ring.pending.retain(|key| key.subject != name);
@@ -281,14 +368,28 @@ fn wrap_aad(id: Uuid, subject: &str) -> Vec<u8> {
     aad
 }
 
-/// The nonce of the fields sealed for `event_id`: each event id seals once
-/// under a key, so nonces never repeat under one key.
-fn field_nonce(event_id: Uuid) -> XNonce {
+/// The nonce of the fields sealed for `event_id` under a key of the first
+/// form: each event id seals once under a key, so nonces never repeat
+/// under one key.
+fn xchacha_field_nonce(event_id: Uuid) -> XNonce {
     let digest = Sha256::new()
         .chain_update(b"caseledger sealed fields v1")
         .chain_update(event_id.as_bytes())
         .finalize();
     *XNonce::from_slice(&digest[..24])
+}
+
+/// The 96-bit nonce of the fields sealed for `event_id` under an
+/// AES-256-GCM key. Each event id seals once under a key, and a key seals
+/// only the few events of one person, so two nonces of one key meet with a
+/// chance of about n² / 2⁹⁷.
+fn aes_field_nonce(event_id: Uuid) -> aes_gcm::Nonce<aes_gcm::aead::consts::U12> {
+    let digest = Sha256::new()
+        .chain_update(b"caseledger sealed fields aes-256-gcm")
+        .chain_update(event_id.as_bytes())
+        .finalize();
+    let nonce: [u8; 12] = digest[..12].try_into().expect("12 of 32 bytes");
+    nonce.into()
 }
 
 impl Sealer for KeyRing {
@@ -299,50 +400,37 @@ impl Sealer for KeyRing {
         plaintext: &[u8],
     ) -> Result<(Uuid, Vec<u8>), String> {
         let name = self.subject_name(subject);
-        let current = {
-            let ring = self.read();
-            ring.current.get(&name).and_then(|id| {
-                let cipher = ring.keys.get(id)?.1.clone()?;
-                Some((*id, cipher))
-            })
+        let current = |ring: &Ring| {
+            let id = ring.current.get(&name)?;
+            Some((*id, ring.keys.get(id)?.1?))
         };
-        let (id, cipher) = match current {
-            Some(current) => current,
+        let found = current(&self.read());
+        let (id, key) = match found {
+            Some(found) => found,
             None => {
                 let mut ring = self.write();
                 // Another task may have made one meanwhile.
-                match ring
-                    .current
-                    .get(&name)
-                    .and_then(|id| Some((*id, ring.keys.get(id)?.1.clone()?)))
-                {
-                    Some(current) => current,
+                match current(&ring) {
+                    Some(found) => found,
                     None => {
                         let id = Uuid::now_v7();
-                        let key: [u8; 32] = rand::random();
-                        let cipher = Arc::new(XChaCha20Poly1305::new(&key.into()));
-                        let wrapped = self.wrap(id, &name, &key);
+                        let bytes: [u8; 32] = rand::random();
+                        let wrapped = self.wrap(id, &name, &bytes);
                         ring.pending.push(StoredKey {
                             id,
                             subject: name.clone(),
                             wrapped,
                         });
-                        ring.keys
-                            .insert(id, (name.clone(), Some(Arc::clone(&cipher))));
+                        let key = DataKey::Aes(bytes);
+                        ring.keys.insert(id, (name.clone(), Some(key)));
                         ring.current.insert(name, id);
-                        (id, cipher)
+                        (id, key)
                     }
                 }
             }
         };
-        let sealed = cipher
-            .encrypt(
-                &field_nonce(event_id),
-                Payload {
-                    msg: plaintext,
-                    aad: event_id.as_bytes(),
-                },
-            )
+        let sealed = key
+            .seal(event_id, plaintext)
             .map_err(|_| "sealing failed".to_owned())?;
         Ok((id, sealed))
     }
@@ -350,22 +438,16 @@ impl Sealer for KeyRing {
 
 impl Opener for KeyRing {
     fn open(&self, key: Uuid, event_id: Uuid, ciphertext: &[u8]) -> Opened {
-        let cipher = {
+        let key = {
             let ring = self.read();
             match ring.keys.get(&key) {
                 None if ring.complete => return Opened::Destroyed,
                 None => return Opened::Unknown,
                 Some((_, None)) => return Opened::Destroyed,
-                Some((_, Some(cipher))) => Arc::clone(cipher),
+                Some((_, Some(key))) => *key,
             }
         };
-        match cipher.decrypt(
-            &field_nonce(event_id),
-            Payload {
-                msg: ciphertext,
-                aad: event_id.as_bytes(),
-            },
-        ) {
+        match key.open(event_id, ciphertext) {
             Ok(plaintext) => Opened::Clear(plaintext),
             Err(_) => Opened::Invalid,
         }
@@ -511,6 +593,81 @@ mod tests {
         };
         assert!(ring.unwrap_key(&good).is_ok());
         assert!(other.unwrap_key(&good).is_err());
+    }
+
+    /// A key and an event sealed by the first form (XChaCha20-Poly1305),
+    /// under the secret `[7; 32]`, as a store written then holds them.
+    const FIRST_FORM_KEY: &str = "45c3e02115d1b517de02f1d331c77b93e3e52271d20e3f30cce3ce0368d5691362a9e2eb6c10fde63d160b856ef2e91c52c42b991d747b91f12db3145c106b306772a1ab4453cb3f";
+    const FIRST_FORM_PAYLOAD: &str = "01a24f2de42370d6a781d465aace91e42f000000ac1fbfb6362094d098f76c414510cf8c09ffe250796b238ab81ee0361335fbfba85cb035447a6b070ae74131fe7218083c6572617365643e083c6572617365643e41246172676f6e32696424763d3139246d3d31393435362c743d322c703d31246332467364484e68624851246147467a614768686332686f59584e6f6147467a61418080f28183898506";
+
+    #[test]
+    fn keys_and_fields_of_the_first_form_still_open() {
+        let ring = KeyRing::new(Keyer::new([7; 32]));
+        let event_id = Uuid::parse_str("0190c0de-0000-7000-8000-0000000000aa").unwrap();
+        let stored = StoredKey {
+            id: Uuid::parse_str("01a24f2d-e423-70d6-a781-d465aace91e4").unwrap(),
+            subject: "email-224d8d61c7b030520de0d694d841083d138e01ae63589f2c056961fd5502c689"
+                .into(),
+            wrapped: hex::decode(FIRST_FORM_KEY).unwrap(),
+        };
+        ring.hold(std::slice::from_ref(&stored)).unwrap();
+        let payload = hex::decode(FIRST_FORM_PAYLOAD).unwrap();
+        let opened = decode_opened(
+            "PasswordAccountRegistered",
+            32769,
+            &payload,
+            event_id,
+            Some(&ring as &dyn Opener),
+        )
+        .unwrap();
+        let DomainEvent::Account(domain::account::Event::PasswordAccountRegistered {
+            email,
+            name,
+            ..
+        }) = &opened
+        else {
+            panic!("{opened:?}")
+        };
+        assert_eq!(
+            (email.as_str(), name.as_str()),
+            ("kari@example.no", "Kari Nordmann")
+        );
+        // Bound to the event, and a changed wrapped key does not unwrap.
+        assert!(
+            decode_opened(
+                "PasswordAccountRegistered",
+                32769,
+                &payload,
+                Uuid::nil(),
+                Some(&ring as &dyn Opener)
+            )
+            .is_err()
+        );
+        let mut altered = stored.clone();
+        altered.wrapped[30] ^= 1;
+        assert!(ring.unwrap_key(&altered).is_err());
+
+        // New keys of the same ring are of the AES-256-GCM form.
+        let again = Uuid::now_v7();
+        let fresh = KeyRing::new(Keyer::new([7; 32]));
+        let sealed = encode_sealed(&registration("ola@example.no", "Ola"), again, &fresh).unwrap();
+        let made = fresh.read().pending[0].clone();
+        assert_eq!(
+            (made.wrapped.len(), made.wrapped[0]),
+            (AES_FORM_LEN, AES_FORM)
+        );
+        ring.hold(&[made]).unwrap();
+        assert_eq!(
+            decode_opened(
+                sealed.type_name,
+                sealed.schema_version,
+                &sealed.payload,
+                again,
+                Some(&ring as &dyn Opener)
+            )
+            .unwrap(),
+            registration("ola@example.no", "Ola")
+        );
     }
 
     fn recorded(encoded: &migrations::Encoded, id: Uuid) -> RecordedEvent {

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::{
     AppendResult, Direction, EventMetadata, EventStore, ExpectedRevision, NewEvent, RecordedEvent,
-    StoreError, StreamStart,
+    StoreError, StoredKey, StreamStart,
 };
 
 /// An event turned into its stored form.
@@ -25,8 +25,10 @@ pub type CodecFailure = Box<dyn std::error::Error + Send + Sync + 'static>;
 ///
 /// A codec that seals personal data (see `migrations::sealed`) needs its
 /// data keys at hand: the command loop calls [`Codec::prepare_encode`]
-/// before encoding, [`Codec::commit_keys`] after encoding and before the
-/// append, and [`Codec::prepare_decode`] before decoding what it read.
+/// before encoding, appends the encoded events with [`Codec::new_keys`]
+/// (the keys they need stored, in the append's transaction), tells
+/// [`Codec::keys_stored`] once that append is in, and calls
+/// [`Codec::prepare_decode`] before decoding what it read.
 #[async_trait::async_trait]
 pub trait Codec<E: Sync>: Send + Sync {
     /// The stored form of `event`, to be appended with id `id`.
@@ -42,15 +44,15 @@ pub trait Codec<E: Sync>: Send + Sync {
         Ok(())
     }
 
-    /// Keep what encoding `events` created (new data keys) in the store,
-    /// before they are appended.
-    async fn commit_keys(
-        &self,
-        _store: &dyn EventStore,
-        _events: &[NewEvent],
-    ) -> Result<(), StoreError> {
-        Ok(())
+    /// What encoding `events` created that the store must hold with them
+    /// (new data keys): appended with them
+    /// ([`EventStore::append_with_keys`]).
+    fn new_keys(&self, _events: &[NewEvent]) -> Vec<StoredKey> {
+        Vec::new()
     }
+
+    /// `keys` (from [`Codec::new_keys`]) are in the store now.
+    fn keys_stored(&self, _keys: &[StoredKey]) {}
 
     /// Make ready what decoding `events` needs.
     async fn prepare_decode(
@@ -208,9 +210,17 @@ pub async fn execute_loaded<D: Decider, C: Codec<D::Event> + ?Sized>(
                 })
             })
             .collect::<Result<Vec<_>, ExecuteError<D::Error>>>()?;
-        codec.commit_keys(store, &new_events).await?;
-        match store.append(stream, expected, new_events).await {
+        let keys = codec.new_keys(&new_events);
+        let appended = if keys.is_empty() {
+            store.append(stream, expected, new_events).await
+        } else {
+            store
+                .append_with_keys(stream, expected, new_events, keys.clone())
+                .await
+        };
+        match appended {
             Ok(append) => {
+                codec.keys_stored(&keys);
                 return Ok(Executed {
                     events,
                     append: Some(append),

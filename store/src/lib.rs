@@ -209,6 +209,25 @@ pub trait EventStore: Send + Sync + 'static {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError>;
 
+    /// [`EventStore::append`] together with the data keys that `events` are
+    /// sealed under and that the key table may not hold yet
+    /// ([`EventStore::put_key`] of each): one transaction where the adapter
+    /// can, so that a new person's key and first event cost one commit.
+    /// Keys are stored before or with the events, never after; a failed
+    /// append may still have stored them (harmless: a key no event uses).
+    async fn append_with_keys(
+        &self,
+        stream: &str,
+        expected: ExpectedRevision,
+        events: Vec<NewEvent>,
+        keys: Vec<StoredKey>,
+    ) -> Result<AppendResult, StoreError> {
+        for key in &keys {
+            self.put_key(key).await?;
+        }
+        self.append(stream, expected, events).await
+    }
+
     /// Read up to `limit` events of one stream. A stream that never existed
     /// reads as empty; a tombstoned one is [`StoreError::StreamDeleted`].
     async fn read_stream(

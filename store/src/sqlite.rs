@@ -592,6 +592,8 @@ enum WriteRequest {
         stream: String,
         expected: ExpectedRevision,
         events: Vec<PreparedEvent>,
+        /// Data keys stored in the same transaction, after the events.
+        keys: Vec<crate::StoredKey>,
         reply: oneshot::Sender<Result<AppendResult, StoreError>>,
         /// Its result once run, answered after the commit.
         done: Option<Result<AppendResult, StoreError>>,
@@ -808,6 +810,7 @@ impl Writer {
                     stream,
                     expected,
                     events,
+                    keys,
                     done,
                     ..
                 } => {
@@ -819,8 +822,10 @@ impl Writer {
                         continue;
                     };
                     let mut tip = before;
+                    // The keys after the events: an append refused by its
+                    // expected revision then writes nothing at all.
                     let result = run_request(&self.connection, isolated, |connection| {
-                        append(
+                        let appended = append(
                             connection,
                             known,
                             stream,
@@ -828,7 +833,11 @@ impl Writer {
                             events,
                             recorded_at,
                             &mut tip,
-                        )
+                        )?;
+                        for key in keys.iter() {
+                            put_key_row(connection, key)?;
+                        }
+                        Ok(appended)
                     })
                     .map(|(result, head)| {
                         self.known.put(stream, head);
@@ -1714,12 +1723,27 @@ impl EventStore for SqliteStore {
         expected: ExpectedRevision,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
+        self.append_with_keys(stream, expected, events, Vec::new())
+            .await
+    }
+
+    async fn append_with_keys(
+        &self,
+        stream: &str,
+        expected: ExpectedRevision,
+        events: Vec<NewEvent>,
+        keys: Vec<crate::StoredKey>,
+    ) -> Result<AppendResult, StoreError> {
         validate_append(stream, &events)?;
+        for key in &keys {
+            crate::rules::validate_key(key)?;
+        }
         let (reply, answer) = oneshot::channel();
         self.send(WriteRequest::Append {
             stream: stream.to_owned(),
             expected,
             events: prepare(events),
+            keys,
             reply,
             done: None,
         })
@@ -2009,6 +2033,97 @@ mod tests {
         });
         let connection = Connection::open(&path).unwrap();
         assert_eq!(user_version(&connection).unwrap(), SCHEMA_VERSION);
+    }
+
+    fn new_event(n: u8) -> NewEvent {
+        NewEvent {
+            id: Uuid::now_v7(),
+            type_name: "Happened".into(),
+            schema_version: 1,
+            metadata: crate::EventMetadata {
+                actor: "system".into(),
+                correlation_id: Uuid::nil(),
+                causation_id: None,
+                occurred_at: Utc::now(),
+            },
+            payload: vec![n],
+        }
+    }
+
+    #[test]
+    fn a_key_appended_with_its_event_lands_with_it_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            SqliteStore::open(&dir.path().join("events.db"), SqliteOptions::default()).unwrap();
+        let key = |n: u8| crate::StoredKey {
+            id: Uuid::now_v7(),
+            subject: format!("email-{n:02x}"),
+            wrapped: vec![n; 61],
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (first, event) = (key(1), new_event(1));
+            let appended = store
+                .append_with_keys(
+                    "person",
+                    ExpectedRevision::NoStream,
+                    vec![event.clone()],
+                    vec![first.clone()],
+                )
+                .await
+                .unwrap();
+            assert_eq!(store.read_key(first.id).await.unwrap(), Some(first.clone()));
+            // A retry of the same append answers as the first time.
+            let again = store
+                .append_with_keys(
+                    "person",
+                    ExpectedRevision::NoStream,
+                    vec![event],
+                    vec![first.clone()],
+                )
+                .await
+                .unwrap();
+            assert_eq!(again, appended);
+
+            // Refused by its expected revision: neither event nor key.
+            let refused = key(2);
+            let conflict = store
+                .append_with_keys(
+                    "person",
+                    ExpectedRevision::NoStream,
+                    vec![new_event(2)],
+                    vec![refused.clone()],
+                )
+                .await;
+            assert!(
+                matches!(conflict, Err(StoreError::Conflict { .. })),
+                "{conflict:?}"
+            );
+            assert_eq!(store.read_key(refused.id).await.unwrap(), None);
+
+            // A key that clashes with a stored one: the events stay out too.
+            let clash = crate::StoredKey {
+                wrapped: vec![9; 61],
+                ..first.clone()
+            };
+            let mismatch = store
+                .append_with_keys(
+                    "other",
+                    ExpectedRevision::Any,
+                    vec![new_event(3)],
+                    vec![clash],
+                )
+                .await;
+            assert!(
+                matches!(mismatch, Err(StoreError::InvalidInput(_))),
+                "{mismatch:?}"
+            );
+            assert_eq!(store.head_position().await.unwrap(), appended.position);
+            assert_eq!(store.read_key(first.id).await.unwrap(), Some(first));
+        });
     }
 
     fn streams_table(ids: &[i64]) -> Connection {
