@@ -6,6 +6,11 @@
 //! (c) `read_all` + `migrations::decode` of the system's own mix
 //! (`test_support::workload`), events/s with the reader on one core.
 //! `BENCH_READ_ONLY=1` runs (c) alone.
+//!
+//! (b64) beside a published library's PostgreSQL store (cqrs-es with
+//! postgres-es), same appends on the same server: `peer-bench/`, a crate
+//! outside the workspace build (`cargo run --release --manifest-path
+//! peer-bench/Cargo.toml`).
 
 #[path = "../tests/support/mod.rs"]
 mod support;

@@ -1,0 +1,1 @@
+//! Empty: see this crate's `Cargo.toml`.
