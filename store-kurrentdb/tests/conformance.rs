@@ -27,7 +27,7 @@ mod with_server {
     use std::sync::Arc;
 
     use store_kurrentdb::KurrentStore;
-    use test_support::conformance::Harness;
+    use test_support::conformance::{Capabilities, Harness};
 
     /// A runtime for the store's client, shut down without blocking when
     /// the case ends (inside or outside the case's own runtime).
@@ -66,7 +66,19 @@ mod with_server {
         Harness::with_guard(Arc::new(store), ClientRuntime(Some(runtime)))
     }
 
-    test_support::conformance_suite!(kurrentdb, crate::with_server::harness, 8);
+    /// KurrentDB checks event ids within their own stream only, and the
+    /// adapter sees no further (ADR 0010, "Idempotency"): an append reusing
+    /// another stream's ids need not be refused. Nothing else is relaxed.
+    pub const CAPABILITIES: Capabilities = Capabilities {
+        event_ids_unique_across_streams: false,
+    };
+
+    test_support::conformance_suite!(
+        kurrentdb,
+        crate::with_server::harness,
+        8,
+        crate::with_server::CAPABILITIES
+    );
 
     mod kurrentdb_only {
         use super::*;

@@ -7,8 +7,12 @@
 //!
 //! Conventions every adapter keeps:
 //! - stream revisions start at 0 and are contiguous within a stream;
-//! - global positions start at 1 and strictly increase in commit order;
-//!   position 0 means "before the first event" (a checkpoint of 0 reads all);
+//! - global positions are above 0 and strictly increase in commit order;
+//!   position 0 means "before the first event" (a checkpoint of 0 reads all).
+//!   They need not be dense nor start at 1 (the in-memory, SQLite and
+//!   PostgreSQL adapters number 1, 2, 3, …; KurrentDB's are `$all` commit
+//!   positions): nothing computes with them, and a position handed in is 0
+//!   or one the store handed out;
 //! - an empty append is refused with [`StoreError::EmptyAppend`].
 
 use std::fmt;
@@ -117,7 +121,8 @@ pub struct RecordedEvent {
     pub stream: Arc<str>,
     /// Revision within the stream, from 0.
     pub revision: u64,
-    /// Position in the global log, from 1.
+    /// Position in the global log: above 0, strictly increasing, not
+    /// necessarily dense.
     pub position: u64,
     /// The type name, shared by every event of that type a reader returns.
     pub type_name: Arc<str>,

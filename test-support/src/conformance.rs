@@ -1,6 +1,10 @@
 //! The conformance kit of the EventStore port: every case an adapter must
 //! pass, run by an adapter crate's tests with one call of
 //! [`conformance_suite!`](crate::conformance_suite), giving one test per case.
+//!
+//! Positions are held only to what the port promises, strictly increasing
+//! (see [`assert_positions_increase`]): the cases read or subscribe after 0
+//! or a position the store handed out, never after one they computed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,6 +42,34 @@ impl Harness {
             store,
             guard: Some(Box::new(guard)),
         }
+    }
+}
+
+/// What an adapter's run of the suite may relax, each for a reason its ADR
+/// gives. [`Capabilities::STRICT`], the default, relaxes nothing; an
+/// adapter's test file passes anything else as the fourth argument of
+/// [`conformance_suite!`](crate::conformance_suite).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// An event id stored in one stream is refused in every other one
+    /// ([`StoreError::IdempotencyMismatch`]). When `false` (KurrentDB, ADR
+    /// 0010: ids are checked within their own stream only), an append
+    /// reusing another stream's ids may be refused or written; either
+    /// way it is written whole or not at all, once, and fails nothing
+    /// else. Ids reused within their own stream are refused all the same.
+    pub event_ids_unique_across_streams: bool,
+}
+
+impl Capabilities {
+    /// Every case as strict as the port allows.
+    pub const STRICT: Capabilities = Capabilities {
+        event_ids_unique_across_streams: true,
+    };
+}
+
+impl Default for Capabilities {
+    fn default() -> Capabilities {
+        Capabilities::STRICT
     }
 }
 
@@ -106,19 +138,77 @@ pub fn assert_conflict(
     }
 }
 
-/// The events hold the positions from `first` on, one after the other.
-pub fn assert_positions_from(events: &[RecordedEvent], first: u64) {
+/// The positions of `events`, in their order.
+pub fn positions(events: &[RecordedEvent]) -> Vec<u64> {
+    events.iter().map(|event| event.position).collect()
+}
+
+/// The events' positions strictly increase: all the port promises of them.
+/// They need not be dense nor start at 1 (KurrentDB's are `$all` commit
+/// positions), so the kit computes nothing from a position: it compares
+/// what the store reports (appends' results, `read_all`'s order) instead.
+pub fn assert_positions_increase(events: &[RecordedEvent]) {
     assert!(
         events
-            .iter()
-            .zip(first..)
-            .all(|(event, position)| event.position == position),
-        "positions from {first}: {:?}",
-        events
-            .iter()
-            .map(|event| event.position)
-            .collect::<Vec<_>>()
+            .windows(2)
+            .all(|pair| pair[0].position < pair[1].position),
+        "positions do not strictly increase: {:?}",
+        positions(events)
     );
+}
+
+/// `log` is the whole global log, read from position 0: positions
+/// strictly increase, and each stream's revisions count up from 0 in log
+/// order, without a gap or an event id twice in one stream.
+pub fn assert_whole_log(log: &[RecordedEvent]) {
+    assert_positions_increase(log);
+    let mut streams: HashMap<&str, Vec<Uuid>> = HashMap::new();
+    for event in log {
+        let ids = streams.entry(&event.stream).or_default();
+        assert_eq!(
+            event.revision,
+            ids.len() as u64,
+            "revision of {} at position {}",
+            event.stream,
+            event.position
+        );
+        assert!(
+            !ids.contains(&event.id),
+            "event {} twice in {}",
+            event.id,
+            event.stream
+        );
+        ids.push(event.id);
+    }
+}
+
+/// The append to `stream` that returned `result` ended with the event that
+/// `log` holds at `result.position`: that stream's event at revision
+/// `result.next_expected_revision`.
+pub fn assert_appended_at(log: &[RecordedEvent], stream: &str, result: AppendResult) {
+    let Some(event) = log.iter().find(|event| event.position == result.position) else {
+        panic!(
+            "no event at position {} (appended to {stream}): {:?}",
+            result.position,
+            positions(log)
+        )
+    };
+    assert_eq!(
+        (&*event.stream, event.revision),
+        (stream, result.next_expected_revision),
+        "the event at position {}",
+        result.position
+    );
+}
+
+/// The ids of `events`, in their order.
+pub fn ids(events: &[RecordedEvent]) -> Vec<Uuid> {
+    events.iter().map(|event| event.id).collect()
+}
+
+/// The ids of events about to be appended, in their order.
+pub fn new_ids(events: &[NewEvent]) -> Vec<Uuid> {
+    events.iter().map(|event| event.id).collect()
 }
 
 pub async fn next_item(
@@ -344,7 +434,12 @@ pub mod cases {
             .await
             .expect("any on an existing stream");
         assert_eq!(second.next_expected_revision, 2);
-        assert_eq!(second.position, first.position + 1);
+        assert!(second.position > first.position);
+        let log = read_all_from(&*store, 0).await;
+        assert_eq!(log.len(), 3);
+        assert_whole_log(&log);
+        assert_appended_at(&log, "any", first);
+        assert_appended_at(&log, "any", second);
     }
 
     pub async fn expected_no_stream_accepts_only_a_new_stream(store: Arc<dyn EventStore>) {
@@ -447,12 +542,19 @@ pub mod cases {
             .await
             .expect("retry of a prefix");
         assert_eq!(single.next_expected_revision, 0);
-        assert_eq!(single.position, original.position - 2);
         assert_eq!(store.head_position().await.expect("head"), head);
-        assert_eq!(read_whole_stream(&*store, "retry").await.len(), 4);
+        let stored = read_whole_stream(&*store, "retry").await;
+        assert_eq!(stored.len(), 4);
+        assert_eq!(ids(&stored[..3]), new_ids(&batch));
+        // Each result names the position its last event was stored at.
+        assert_eq!(single.position, stored[0].position);
+        assert_eq!(original.position, stored[2].position);
     }
 
-    pub async fn event_ids_used_differently_are_a_mismatch(store: Arc<dyn EventStore>) {
+    pub async fn event_ids_used_differently_are_a_mismatch(
+        store: Arc<dyn EventStore>,
+        capabilities: Capabilities,
+    ) {
         let batch = events(2);
         store
             .append("ids", ExpectedRevision::NoStream, batch.clone())
@@ -475,21 +577,47 @@ pub mod cases {
             // The ids belong to another stream.
             ("other", batch.clone()),
         ];
+        let mut written_elsewhere = Vec::new();
         // With an expected revision that holds, and with one that does not:
         // a stored first id is looked into before a conflict is reported.
         for expected in [ExpectedRevision::Any, ExpectedRevision::Exact(7)] {
             for (stream, attempt) in attempts.clone() {
                 let first_is_new = attempt[0].id == fresh.id;
+                // Another stream's ids are new to a store that checks ids
+                // within a stream only: it appends them (and repeats that
+                // append on a retry) or reports the conflict.
+                let new_here = stream != "ids" && !capabilities.event_ids_unique_across_streams;
                 match store.append(stream, expected, attempt).await {
                     Err(StoreError::Conflict { .. })
-                        if first_is_new && expected != ExpectedRevision::Any => {}
+                        if (first_is_new || new_here) && expected != ExpectedRevision::Any => {}
                     Err(StoreError::IdempotencyMismatch { stream: s }) => assert_eq!(s, stream),
+                    Ok(result) if new_here => written_elsewhere.push(result),
                     other => panic!("expected a mismatch with {expected:?}, got {other:?}"),
                 }
             }
         }
-        assert_eq!(store.head_position().await.expect("head"), head);
-        assert!(read_whole_stream(&*store, "other").await.is_empty());
+        assert_eq!(
+            ids(&read_whole_stream(&*store, "ids").await),
+            new_ids(&batch)
+        );
+        let elsewhere = read_whole_stream(&*store, "other").await;
+        if capabilities.event_ids_unique_across_streams || written_elsewhere.is_empty() {
+            assert!(elsewhere.is_empty(), "written elsewhere: {elsewhere:?}");
+            assert_eq!(store.head_position().await.expect("head"), head);
+        } else {
+            // Written once and whole, as the other stream's first append.
+            assert_eq!(ids(&elsewhere), new_ids(&batch));
+            assert_eq!(elsewhere[1].revision, 1);
+            let result = AppendResult {
+                next_expected_revision: 1,
+                position: elsewhere[1].position,
+            };
+            assert!(
+                written_elsewhere.iter().all(|written| *written == result),
+                "{written_elsewhere:?} for {result:?}"
+            );
+            assert_eq!(store.head_position().await.expect("head"), result.position);
+        }
         let twice = event("Happened", b"twice");
         assert!(matches!(
             store
@@ -520,10 +648,13 @@ pub mod cases {
                 })
             })
             .collect();
+        let mut written = Vec::new();
         for (i, attempt) in attempts.into_iter().enumerate() {
             let result = attempt.await.expect("task");
             if i % 2 == 0 {
-                assert_eq!(result.expect("good append").next_expected_revision, 2);
+                let result = result.expect("good append");
+                assert_eq!(result.next_expected_revision, 2);
+                written.push((format!("n-{i}"), result));
             } else {
                 assert_conflict(
                     result,
@@ -535,11 +666,18 @@ pub mod cases {
         }
         let all = read_all_from(&*store, 0).await;
         assert_eq!(all.len(), 16 + 8 * 2);
-        assert_positions_from(&all, 1);
+        assert_whole_log(&all);
+        for (stream, result) in written {
+            assert_appended_at(&all, &stream, result);
+        }
+        for i in (1..16).step_by(2) {
+            assert_eq!(read_whole_stream(&*store, &format!("n-{i}")).await.len(), 1);
+        }
     }
 
     pub async fn an_append_failing_halfway_does_not_fail_its_neighbours(
         store: Arc<dyn EventStore>,
+        capabilities: Capabilities,
     ) {
         let taken = events(2);
         store
@@ -550,14 +688,19 @@ pub mod cases {
         // The odd ones fail only after a part of them could be written: a
         // new stream whose first event is new and whose second is stored
         // already, or a new stream whose only event is another stream's.
-        let attempts: Vec<_> = (0..16)
-            .map(|i| {
+        let batches: Vec<Vec<NewEvent>> = (0..16)
+            .map(|i| match i % 4 {
+                1 => vec![event("Happened", b"new"), taken[1].clone()],
+                3 => vec![taken[0].clone()],
+                _ => events(2),
+            })
+            .collect();
+        let attempts: Vec<_> = batches
+            .iter()
+            .enumerate()
+            .map(|(i, batch)| {
                 let store = Arc::clone(&store);
-                let batch = match i % 4 {
-                    1 => vec![event("Happened", b"new"), taken[1].clone()],
-                    3 => vec![taken[0].clone()],
-                    _ => events(2),
-                };
+                let batch = batch.clone();
                 tokio::spawn(async move {
                     store
                         .append(&format!("h-{i}"), ExpectedRevision::NoStream, batch)
@@ -565,19 +708,41 @@ pub mod cases {
                 })
             })
             .collect();
+        let mut written = Vec::new();
         for (i, attempt) in attempts.into_iter().enumerate() {
             match attempt.await.expect("task") {
-                Ok(result) if i % 2 == 0 => assert_eq!(result.next_expected_revision, 1),
+                Ok(result) if i % 2 == 0 => {
+                    assert_eq!(result.next_expected_revision, 1);
+                    written.push((i, result));
+                }
                 Err(StoreError::IdempotencyMismatch { stream }) if i % 2 == 1 => {
                     assert_eq!(stream, format!("h-{i}"));
+                }
+                // Another stream's ids are new to a store that checks ids
+                // within a stream only: the batch is written whole.
+                Ok(result) if i % 2 == 1 && !capabilities.event_ids_unique_across_streams => {
+                    assert_eq!(result.next_expected_revision, batches[i].len() as u64 - 1);
+                    written.push((i, result));
                 }
                 other => panic!("append {i}: unexpected {other:?}"),
             }
         }
         let all = read_all_from(&*store, 0).await;
-        assert_eq!(all.len(), 2 + 8 * 2);
-        assert_positions_from(&all, 1);
+        let written_events: usize = written.iter().map(|(i, _)| batches[*i].len()).sum();
+        assert_eq!(all.len(), 2 + written_events);
+        assert_whole_log(&all);
+        for (i, result) in &written {
+            let stream = format!("h-{i}");
+            assert_appended_at(&all, &stream, *result);
+            assert_eq!(
+                ids(&read_whole_stream(&*store, &stream).await),
+                new_ids(&batches[*i])
+            );
+        }
         for i in (1..16).step_by(2) {
+            if written.iter().any(|(written, _)| *written == i) {
+                continue;
+            }
             assert!(
                 read_whole_stream(&*store, &format!("h-{i}"))
                     .await
@@ -667,16 +832,26 @@ pub mod cases {
         assert_eq!(store.head_position().await.expect("head"), 0);
         assert!(store.read_all(0, 10).await.expect("read").is_empty());
         let mut appended = Vec::new();
+        let mut results = Vec::new();
         for i in 0..10 {
             let batch = events(i % 3 + 1);
             appended.extend(batch.iter().map(|event| event.id));
-            store
-                .append(&format!("page-{}", i % 4), ExpectedRevision::Any, batch)
+            let stream = format!("page-{}", i % 4);
+            let result = store
+                .append(&stream, ExpectedRevision::Any, batch)
                 .await
                 .expect("append");
+            results.push((stream, result));
         }
         let head = store.head_position().await.expect("head");
-        assert_eq!(head, appended.len() as u64);
+        let log = read_all_from(&*store, 0).await;
+        assert_eq!(ids(&log), appended);
+        assert_whole_log(&log);
+        for (stream, result) in &results {
+            assert_appended_at(&log, stream, *result);
+        }
+        assert_eq!(head, results.last().expect("appended").1.position);
+        assert_eq!(head, log.last().expect("a log").position);
         for page_size in [1, 3, 7, 100] {
             let mut after = 0;
             let mut seen = Vec::new();
@@ -687,16 +862,14 @@ pub mod cases {
                 after = last.position;
                 seen.extend(page);
             }
-            let positions: Vec<u64> = seen.iter().map(|event| event.position).collect();
-            assert_eq!(positions, (1..=head).collect::<Vec<_>>());
-            let ids: Vec<Uuid> = seen.iter().map(|event| event.id).collect();
-            assert_eq!(ids, appended);
+            assert_eq!(seen, log, "pages of {page_size}");
         }
-        let tail = store.read_all(head - 2, 10).await.expect("read");
-        assert_eq!(
-            tail.iter().map(|e| e.position).collect::<Vec<_>>(),
-            vec![head - 1, head]
-        );
+        // After any position handed out: exactly the events after it.
+        for (index, event) in log.iter().enumerate() {
+            let page = store.read_all(event.position, 4).await.expect("read");
+            let end = (index + 5).min(log.len());
+            assert_eq!(page.as_slice(), &log[index + 1..end], "after {index}");
+        }
         assert!(store.read_all(head, 10).await.expect("read").is_empty());
         assert!(store.read_all(0, 0).await.expect("read").is_empty());
     }
@@ -733,25 +906,30 @@ pub mod cases {
             .append("sub", ExpectedRevision::Any, events(5))
             .await
             .expect("append");
-        let mut subscription = store.subscribe_all(2);
-        for position in 3..=5 {
+        let committed = read_all_from(&*store, 0).await;
+        assert_eq!(committed.len(), 5);
+        let mut subscription = store.subscribe_all(committed[1].position);
+        for expected in &committed[2..] {
             match next_item(&mut subscription).await {
-                SubscriptionItem::Event(event) => assert_eq!(event.position, position),
-                other => panic!("expected event {position}, got {other:?}"),
+                SubscriptionItem::Event(event) => assert_eq!(&event, expected),
+                other => panic!("expected the event at {}, got {other:?}", expected.position),
             }
         }
         assert_eq!(
             next_item(&mut subscription).await,
             SubscriptionItem::CaughtUp
         );
-        store
+        let live = store
             .append("sub", ExpectedRevision::Any, events(2))
             .await
             .expect("append");
-        for position in 6..=7 {
+        let appended = read_all_from(&*store, committed[4].position).await;
+        assert_eq!(appended.len(), 2);
+        assert_appended_at(&appended, "sub", live);
+        for expected in &appended {
             match next_item(&mut subscription).await {
-                SubscriptionItem::Event(event) => assert_eq!(event.position, position),
-                other => panic!("expected event {position}, got {other:?}"),
+                SubscriptionItem::Event(event) => assert_eq!(&event, expected),
+                other => panic!("expected the event at {}, got {other:?}", expected.position),
             }
         }
     }
@@ -1052,7 +1230,18 @@ pub async fn subscription_under_concurrent_appends(
             .expect("append before");
     }
     let head_before = store.head_position().await.expect("head");
-    let checkpoint = head_before * checkpoint_per_mille / 1000;
+    let log_before = read_all_from(&*store, 0).await;
+    assert_eq!(
+        log_before.last().map_or(0, |event| event.position),
+        head_before
+    );
+    // A checkpoint is 0 or a position the store handed out: here the
+    // position of an event some way into the log.
+    let index = (log_before.len() as u64 * checkpoint_per_mille / 1000) as usize;
+    let checkpoint = index
+        .checked_sub(1)
+        .map_or(0, |last_read| log_before[last_read].position);
+    let committed_after_checkpoint = &log_before[index..];
 
     let mut subscription = store.subscribe_all(checkpoint);
     let (items, mut received) = tokio::sync::mpsc::unbounded_channel();
@@ -1119,49 +1308,70 @@ pub async fn subscription_under_concurrent_appends(
         head_after
     );
     // Every event exactly once, in global order, nothing else.
+    assert_positions_increase(&expected);
     assert_eq!(delivered, expected);
     // Everything committed before subscribing came before CaughtUp.
     let before_caught_up = &delivered[..caught_up_at[0]];
-    let needed = (head_before - checkpoint) as usize;
-    assert!(before_caught_up.len() >= needed);
-    assert_positions_from(&before_caught_up[..needed], checkpoint + 1);
+    assert!(before_caught_up.len() >= committed_after_checkpoint.len());
+    assert_eq!(
+        &before_caught_up[..committed_after_checkpoint.len()],
+        committed_after_checkpoint
+    );
     drop(harness);
 }
 
 /// The whole suite for one adapter, as a module `$adapter` of tests: one
 /// `#[tokio::test]` per case and the subscription property with
 /// `$subscription_cases` runs. `$harness` is a `fn() -> Harness` that gives
-/// a fresh, empty store. The calling crate needs `tokio` (tests) among its
-/// dev-dependencies.
+/// a fresh, empty store. An optional fourth argument, a
+/// [`Capabilities`](crate::conformance::Capabilities) named by a full path
+/// (it is read inside the module), relaxes what the adapter's ADR says it
+/// cannot promise; without it every case is held to
+/// [`Capabilities::STRICT`](crate::conformance::Capabilities::STRICT). The
+/// calling crate needs `tokio` (tests) among its dev-dependencies.
 #[macro_export]
 macro_rules! conformance_suite {
     ($adapter:ident, $harness:path, $subscription_cases:expr) => {
-        $crate::conformance_suite!(@cases $adapter, $harness, $subscription_cases;
-            two_writers_racing_on_one_revision_exactly_one_wins,
-            expected_any_accepts_every_state,
-            expected_no_stream_accepts_only_a_new_stream,
-            expected_stream_exists_refuses_a_new_stream,
-            expected_exact_revision_must_be_the_last_one,
-            retried_append_returns_the_original_result_and_appends_nothing,
-            event_ids_used_differently_are_a_mismatch,
-            a_failing_append_does_not_fail_its_neighbours,
-            an_append_failing_halfway_does_not_fail_its_neighbours,
-            read_stream_forwards_and_backwards_with_start_and_limit,
-            read_all_pages_through_the_global_log,
-            envelope_round_trips,
-            subscription_catches_up_then_follows_live,
-            subscription_ends_when_the_store_is_dropped,
-            tombstoned_stream_is_gone_forever,
-            large_payloads_round_trip,
-            empty_appends_are_refused,
-            concurrent_commands_land_with_contiguous_revisions,
-            a_preloaded_state_decides_once_and_a_stale_one_is_reloaded,
-            values_beside_the_log_are_compared_and_swapped,
-            data_keys_are_kept_listed_and_destroyed_by_subject,
-            the_chain_links_every_event_to_the_one_before,
+        $crate::conformance_suite!(
+            $adapter,
+            $harness,
+            $subscription_cases,
+            $crate::conformance::Capabilities::STRICT
         );
     };
-    (@cases $adapter:ident, $harness:path, $subscription_cases:expr; $($case:ident),* $(,)?) => {
+    ($adapter:ident, $harness:path, $subscription_cases:expr, $capabilities:expr) => {
+        $crate::conformance_suite!(@cases $adapter, $harness, $subscription_cases, $capabilities;
+            [
+                two_writers_racing_on_one_revision_exactly_one_wins,
+                expected_any_accepts_every_state,
+                expected_no_stream_accepts_only_a_new_stream,
+                expected_stream_exists_refuses_a_new_stream,
+                expected_exact_revision_must_be_the_last_one,
+                retried_append_returns_the_original_result_and_appends_nothing,
+                a_failing_append_does_not_fail_its_neighbours,
+                read_stream_forwards_and_backwards_with_start_and_limit,
+                read_all_pages_through_the_global_log,
+                envelope_round_trips,
+                subscription_catches_up_then_follows_live,
+                subscription_ends_when_the_store_is_dropped,
+                tombstoned_stream_is_gone_forever,
+                large_payloads_round_trip,
+                empty_appends_are_refused,
+                concurrent_commands_land_with_contiguous_revisions,
+                a_preloaded_state_decides_once_and_a_stale_one_is_reloaded,
+                values_beside_the_log_are_compared_and_swapped,
+                data_keys_are_kept_listed_and_destroyed_by_subject,
+                the_chain_links_every_event_to_the_one_before,
+            ]
+            // The cases a capability relaxes.
+            [
+                event_ids_used_differently_are_a_mismatch,
+                an_append_failing_halfway_does_not_fail_its_neighbours,
+            ]
+        );
+    };
+    (@cases $adapter:ident, $harness:path, $subscription_cases:expr, $capabilities:expr;
+        [$($case:ident),* $(,)?] [$($relaxable:ident),* $(,)?]) => {
         mod $adapter {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1170,6 +1380,17 @@ macro_rules! conformance_suite {
                     let harness: $crate::conformance::Harness = $harness();
                     let guard = harness.guard;
                     $crate::conformance::cases::$case(harness.store).await;
+                    drop(guard);
+                }
+            )*
+
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $relaxable() {
+                    let capabilities: $crate::conformance::Capabilities = $capabilities;
+                    let harness: $crate::conformance::Harness = $harness();
+                    let guard = harness.guard;
+                    $crate::conformance::cases::$relaxable(harness.store, capabilities).await;
                     drop(guard);
                 }
             )*

@@ -7,6 +7,7 @@
 
 use std::future::Future;
 
+use store::RecordedEvent;
 use store_postgres::{PostgresOptions, PostgresStore};
 
 pub use test_support::postgres::{server_url, with_database};
@@ -127,4 +128,12 @@ impl Drop for StoreRuntime {
             runtime.shutdown_background();
         }
     }
+}
+
+/// `events`, a log read from its start, hold the positions 1, 2, 3, …
+/// without a hole: more than the port promises (positions only strictly
+/// increase), what PostgreSQL's serialised writers give (ADR 0007).
+pub fn assert_dense_from_one(events: &[RecordedEvent]) {
+    let expected: Vec<u64> = (1..=events.len() as u64).collect();
+    assert_eq!(test_support::conformance::positions(events), expected);
 }
