@@ -378,6 +378,68 @@ pub mod cases {
         assert_eq!(store.read_key(b1.id).await.expect("read"), Some(b1));
     }
 
+    pub async fn keys_appended_with_their_events_are_kept_with_them(store: Arc<dyn EventStore>) {
+        use store::StoredKey;
+        let key = |n: u8| StoredKey {
+            id: uuid::Uuid::now_v7(),
+            subject: format!("subject-{n}"),
+            wrapped: vec![n; 61],
+        };
+        let (first, second) = (key(1), key(2));
+        let sent = events(2);
+        let appended = store
+            .append_with_keys(
+                "sealed",
+                ExpectedRevision::NoStream,
+                sent.clone(),
+                vec![first.clone(), second.clone()],
+            )
+            .await
+            .expect("append with keys");
+        assert_eq!(appended.next_expected_revision, 1);
+        assert_appended_at(&read_all_from(store.as_ref(), 0).await, "sealed", appended);
+        assert_eq!(
+            store.read_key(first.id).await.expect("read"),
+            Some(first.clone())
+        );
+        assert_eq!(
+            store.read_key(second.id).await.expect("read"),
+            Some(second.clone())
+        );
+        // Retried as a whole: the first result, nothing twice.
+        let again = store
+            .append_with_keys(
+                "sealed",
+                ExpectedRevision::NoStream,
+                sent,
+                vec![first.clone(), second.clone()],
+            )
+            .await
+            .expect("retried");
+        assert_eq!(again, appended);
+        assert_eq!(read_whole_stream(store.as_ref(), "sealed").await.len(), 2);
+        assert_eq!(
+            store.read_keys(None, 10).await.expect("list"),
+            vec![first.clone(), second]
+        );
+        // Without keys it is a plain append; a key of other material fails it.
+        store
+            .append_with_keys("sealed", ExpectedRevision::Exact(1), events(1), Vec::new())
+            .await
+            .expect("no keys");
+        let clash = StoredKey {
+            wrapped: vec![9; 61],
+            ..first.clone()
+        };
+        assert!(matches!(
+            store
+                .append_with_keys("other", ExpectedRevision::Any, events(1), vec![clash])
+                .await,
+            Err(StoreError::InvalidInput(_))
+        ));
+        assert_eq!(store.read_key(first.id).await.expect("read"), Some(first));
+    }
+
     pub async fn two_writers_racing_on_one_revision_exactly_one_wins(store: Arc<dyn EventStore>) {
         for round in 0..20u64 {
             let stream = format!("race-{round}");
@@ -1361,6 +1423,7 @@ macro_rules! conformance_suite {
                 a_preloaded_state_decides_once_and_a_stale_one_is_reloaded,
                 values_beside_the_log_are_compared_and_swapped,
                 data_keys_are_kept_listed_and_destroyed_by_subject,
+                keys_appended_with_their_events_are_kept_with_them,
                 the_chain_links_every_event_to_the_one_before,
             ]
             // The cases a capability relaxes.
