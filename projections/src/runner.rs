@@ -96,8 +96,6 @@ pub const APPLICATION_CHANGES_BUFFER: usize = 4096;
 /// The live read models.
 #[derive(Clone)]
 pub struct Projections {
-    /// The log followed: nudged when a reader waits for a position.
-    store: Arc<dyn EventStore>,
     model: Arc<RwLock<ReadModel>>,
     progress: watch::Receiver<Progress>,
     changes: broadcast::Sender<ApplicationChanged>,
@@ -157,7 +155,7 @@ impl Projections {
             writing: Arc::new(Mutex::new(())),
         });
         tokio::spawn(follow(
-            Arc::clone(&store),
+            store,
             writer,
             tx,
             changes.clone(),
@@ -166,7 +164,6 @@ impl Projections {
             ring,
         ));
         Projections {
-            store,
             model,
             progress: rx,
             changes,
@@ -201,12 +198,6 @@ impl Projections {
 
     /// Wait until every event up to `position` is applied.
     pub async fn wait_for(&self, position: u64, timeout: Duration) -> Result<(), WaitError> {
-        if self.progress().position >= position {
-            return Ok(());
-        }
-        // Written elsewhere (another node): look now rather than at the
-        // store's next notification.
-        self.store.nudge();
         let mut rx = self.progress.clone();
         let reached = tokio::time::timeout(timeout, rx.wait_for(|p| p.position >= position)).await;
         match reached {

@@ -113,8 +113,6 @@ pub struct PostgresStore {
     reader: Arc<Reader>,
     writer: mpsc::Sender<Request>,
     heads: watch::Receiver<u64>,
-    /// Wakes the live subscriptions of this store (see `EventStore::nudge`).
-    nudges: watch::Sender<u64>,
     listener: tokio::task::JoinHandle<()>,
     created: bool,
 }
@@ -163,7 +161,7 @@ impl PostgresStore {
             Writer {
                 target,
                 session: Some(session),
-                heads: heads_sender.clone(),
+                heads: heads_sender,
                 options,
             }
             .run(requests),
@@ -177,7 +175,6 @@ impl PostgresStore {
             }),
             writer,
             heads,
-            nudges: heads_sender,
             listener,
             created,
         })
@@ -285,10 +282,6 @@ impl EventStore for PostgresStore {
         limit: usize,
     ) -> Result<Vec<store::chain::ChainLink>, StoreError> {
         self.reader.read_chain(after, limit).await
-    }
-
-    fn nudge(&self) {
-        self.nudges.send_modify(|head| *head += 1);
     }
 
     fn subscribe_all(

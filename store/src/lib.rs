@@ -258,13 +258,6 @@ pub trait EventStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<chain::ChainLink>, StoreError>;
 
-    /// Look for events committed by other processes now, rather than at
-    /// the next notification or poll: a reader waits for a position it has
-    /// not seen (read-your-writes across nodes). Subscriptions that are
-    /// live read again at once. A no-op where appends of this process are
-    /// all there is to see.
-    fn nudge(&self) {}
-
     /// Catch up from position > `after`, say [`SubscriptionItem::CaughtUp`],
     /// then follow live: every event exactly once, in global order.
     fn subscribe_all(&self, after: u64)

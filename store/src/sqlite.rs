@@ -1794,12 +1794,6 @@ impl EventStore for SqliteStore {
         self.readers.run(ReadConnection::head).await
     }
 
-    fn nudge(&self) {
-        // Wakes the live subscriptions: they read the file again and find
-        // what another process committed, before the next poll.
-        self.heads.send_modify(|_| {});
-    }
-
     fn subscribe_all(
         &self,
         after: u64,
@@ -2129,52 +2123,6 @@ mod tests {
             );
             assert_eq!(store.head_position().await.unwrap(), appended.position);
             assert_eq!(store.read_key(first.id).await.unwrap(), Some(first));
-        });
-    }
-
-    #[test]
-    fn a_nudge_shows_another_process_s_commit_before_the_next_poll() {
-        use futures::StreamExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("events.db");
-        let slow = SqliteOptions {
-            live_poll_interval: Duration::from_secs(3600),
-            ..SqliteOptions::default()
-        };
-        let (writer, follower) = (
-            SqliteStore::open(&path, slow.clone()).unwrap(),
-            SqliteStore::open(&path, slow).unwrap(),
-        );
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let mut live = follower.subscribe_all(0);
-            assert!(matches!(
-                live.next().await,
-                Some(Ok(SubscriptionItem::CaughtUp))
-            ));
-            // Live now: let it settle into waiting for news.
-            let idle = tokio::time::timeout(Duration::from_secs(2), live.next()).await;
-            assert!(idle.is_err(), "{idle:?}");
-            let written = writer
-                .append("elsewhere", ExpectedRevision::Any, vec![new_event(1)])
-                .await
-                .unwrap();
-            // Not seen without a poll or a nudge...
-            let waited = tokio::time::timeout(Duration::from_millis(500), live.next()).await;
-            assert!(waited.is_err(), "{waited:?}");
-            // ...and at once with one.
-            follower.nudge();
-            let seen = tokio::time::timeout(Duration::from_secs(30), live.next())
-                .await
-                .expect("seen after the nudge");
-            let Some(Ok(SubscriptionItem::Event(event))) = seen else {
-                panic!("{seen:?}")
-            };
-            assert_eq!(event.position, written.position);
         });
     }
 
