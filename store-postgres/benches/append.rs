@@ -77,9 +77,42 @@ async fn fresh_database() -> TestDatabase {
 }
 
 const RAW_INSERT: &str = "INSERT INTO caseledger_events (position, stream_id, revision, event_id, \
-     type_name, schema_version, recorded_at, metadata, payload) \
-     SELECT p, s, 0, i, 'RegistrationStarted', 1, now(), m, d FROM unnest($1::int8[], \
-     $2::int8[], $3::uuid[], $4::bytea[], $5::bytea[]) AS u(p, s, i, m, d)";
+     type_name, schema_version, recorded_at, metadata, payload, chain) \
+     SELECT p, s, 0, i, 'RegistrationStarted', 1, $6, m, d, c FROM unnest($1::int8[], \
+     $2::int8[], $3::uuid[], $4::bytea[], $5::bytea[], $7::bytea[]) AS u(p, s, i, m, d, c)";
+
+/// The hash-chain links of `events` (ADR 8) after `previous`, at
+/// `positions`, each in a stream named by its position, as the store
+/// computes them: the raw rows carry the same work and bytes.
+fn raw_links(
+    previous: &mut store::chain::Link,
+    positions: &[i64],
+    events: &[NewEvent],
+    metadata: &[u8],
+    recorded_at_micros: i64,
+) -> Vec<Vec<u8>> {
+    positions
+        .iter()
+        .zip(events)
+        .map(|(&position, event)| {
+            *previous = store::chain::link(
+                previous,
+                &store::chain::ChainedEvent {
+                    position: position as u64,
+                    stream: &position.to_string(),
+                    revision: 0,
+                    id: event.id.as_bytes(),
+                    type_name: &event.type_name,
+                    schema_version: event.schema_version,
+                    recorded_at_micros,
+                    metadata,
+                    payload: &event.payload,
+                },
+            );
+            previous.to_vec()
+        })
+        .collect()
+}
 
 /// (a): `rows` rows per transaction, `commits` times, positions from
 /// `first`; the duration of each.
@@ -88,16 +121,33 @@ async fn raw_inserts(url: &str, rows: usize, commits: usize, first: i64) -> Vec<
     let insert = client.prepare(RAW_INSERT).await.expect("prepare");
     let metadata = store::encode_metadata(&metadata());
     let mut next = first;
+    let mut previous = store::chain::genesis();
     let mut took = Vec::with_capacity(commits);
     for _ in 0..commits {
         let events: Vec<NewEvent> = (0..rows).map(new_event).collect();
         let positions: Vec<i64> = (next..next + rows as i64).collect();
         next += rows as i64;
+        let started = Instant::now();
+        let recorded_at = chrono::Utc::now();
+        let chain = raw_links(
+            &mut previous,
+            &positions,
+            &events,
+            &metadata,
+            recorded_at.timestamp_micros(),
+        );
         let ids: Vec<Uuid> = events.iter().map(|event| event.id).collect();
         let metadata: Vec<&[u8]> = events.iter().map(|_| &metadata[..]).collect();
         let payloads: Vec<&[u8]> = events.iter().map(|event| &event.payload[..]).collect();
-        let params: [&(dyn ToSql + Sync); 5] = [&positions, &positions, &ids, &metadata, &payloads];
-        let started = Instant::now();
+        let params: [&(dyn ToSql + Sync); 7] = [
+            &positions,
+            &positions,
+            &ids,
+            &metadata,
+            &payloads,
+            &recorded_at,
+            &chain,
+        ];
         futures::try_join!(
             client.batch_execute("BEGIN"),
             client.execute(&insert, &params),
@@ -172,7 +222,8 @@ async fn fill_mixed(url: &str, count: usize) -> f64 {
     let insert = client
         .prepare(
             "INSERT INTO caseledger_events (position, stream_id, revision, event_id, type_name, \
-             schema_version, recorded_at, metadata, payload) SELECT p, s, r, i, t, v, now(), m, d \
+             schema_version, recorded_at, metadata, payload, chain) \
+             SELECT p, s, r, i, t, v, now(), m, d, sha256(d) \
              FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::uuid[], $5::text[], \
              $6::int4[], $7::bytea[], $8::bytea[]) AS u(p, s, r, i, t, v, m, d)",
         )
