@@ -9,7 +9,7 @@ use tokio_postgres::Client;
 use crate::error::from_postgres;
 
 /// The schema version this program writes and understands.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Advisory lock key of the schema set-up ("caseledger schema").
 const SCHEMA_LOCK: i64 = 0x6361_7365_7363_6801;
@@ -205,6 +205,83 @@ CREATE TABLE caseledger_keys (
 CREATE INDEX caseledger_keys_subject ON caseledger_keys (subject);
 ";
 
+/// Version 4: the fast path links its events in one expression per event
+/// over local copies of the arrays (PL/pgSQL then subscripts them in
+/// place), instead of a SQL function call per event over the arguments:
+/// the same links, computed about three times as fast.
+const VERSION_4: &str = "
+CREATE OR REPLACE FUNCTION caseledger_append_fast(
+    lock_key bigint, names text[], kinds int2[], revisions int8[],
+    requests int4[], offsets int4[], ids uuid[], type_names text[],
+    schema_versions int4[], metadata bytea[], payloads bytea[],
+    recorded timestamptz, channel text
+) RETURNS int8[] LANGUAGE plpgsql AS $$
+DECLARE
+    head int8;
+    ok bool;
+    stream_ids int8[];
+    firsts int8[];
+    prev bytea;
+    links bytea[];
+    m bytea[];
+    d bytea[];
+    stream_bytes bytea;
+    type_bytes bytea;
+    recorded_bytes bytea;
+BEGIN
+    PERFORM pg_advisory_xact_lock(lock_key);
+    SELECT position, chain INTO head, prev FROM caseledger_events
+        ORDER BY position DESC LIMIT 1;
+    head := coalesce(head, 0);
+    prev := coalesce(prev, sha256(convert_to('caseledger event chain v1', 'UTF8')));
+    INSERT INTO caseledger_streams (name)
+        SELECT u.name FROM unnest(names, kinds) AS u(name, kind)
+        WHERE u.kind IN (0, 1)
+          AND NOT EXISTS (SELECT 1 FROM caseledger_streams s WHERE s.name = u.name)
+        ON CONFLICT DO NOTHING;
+    SELECT bool_and(coalesce(s.stream_id IS NOT NULL AND NOT s.deleted
+               AND (u.kind = 0 OR (u.kind = 1 AND l.revision IS NULL)
+                    OR (u.kind = 2 AND l.revision IS NOT NULL)
+                    OR (u.kind = 3 AND l.revision = u.expected)), false)),
+           array_agg(s.stream_id ORDER BY u.n),
+           array_agg(coalesce(l.revision, -1) + 1 ORDER BY u.n)
+        INTO ok, stream_ids, firsts
+        FROM unnest(names, kinds, revisions) WITH ORDINALITY AS u(name, kind, expected, n)
+        LEFT JOIN caseledger_streams s ON s.name = u.name
+        LEFT JOIN LATERAL (SELECT e.revision FROM caseledger_events e
+            WHERE e.stream_id = s.stream_id ORDER BY e.revision DESC LIMIT 1) l ON true;
+    IF NOT coalesce(ok, false) THEN
+        RETURN NULL;
+    END IF;
+    recorded_bytes := int8send((extract(epoch FROM recorded) * 1000000)::int8);
+    m := metadata;
+    d := payloads;
+    FOR i IN 1 .. coalesce(array_length(ids, 1), 0) LOOP
+        stream_bytes := convert_to(names[requests[i]], 'UTF8');
+        type_bytes := convert_to(type_names[i], 'UTF8');
+        prev := sha256(prev || int8send(head + i)
+            || int8send(octet_length(stream_bytes)::int8) || stream_bytes
+            || int8send(firsts[requests[i]] + offsets[i])
+            || int8send(16::int8) || uuid_send(ids[i])
+            || int8send(octet_length(type_bytes)::int8) || type_bytes
+            || int4send(schema_versions[i])
+            || recorded_bytes
+            || int8send(octet_length(m[i])::int8) || m[i]
+            || int8send(octet_length(d[i])::int8) || d[i]);
+        links[i] := prev;
+    END LOOP;
+    INSERT INTO caseledger_events (position, stream_id, revision, event_id, type_name,
+        schema_version, recorded_at, metadata, payload, chain)
+    SELECT head + u.n, stream_ids[u.r], firsts[u.r] + u.o, u.i, u.t, u.v, recorded, u.m, u.d,
+        links[u.n]
+    FROM unnest(requests, offsets, ids, type_names, schema_versions, metadata, payloads)
+        WITH ORDINALITY AS u(r, o, i, t, v, m, d, n);
+    PERFORM pg_notify(channel, (head + coalesce(array_length(ids, 1), 0))::text);
+    RETURN head || firsts;
+END
+$$;
+";
+
 /// Create the schema when the database has none, upgrade an older one,
 /// refuse a newer one. `endpoint` names the database in errors.
 pub(crate) async fn ensure(client: &mut Client, endpoint: &str) -> Result<bool, StoreError> {
@@ -258,6 +335,12 @@ pub(crate) async fn ensure(client: &mut Client, endpoint: &str) -> Result<bool, 
     if found < 3 {
         transaction
             .batch_execute(VERSION_3)
+            .await
+            .map_err(from_postgres)?;
+    }
+    if found < 4 {
+        transaction
+            .batch_execute(VERSION_4)
             .await
             .map_err(from_postgres)?;
     }

@@ -64,6 +64,35 @@ mod postgres_only {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_database_of_schema_3_is_upgraded_and_its_chain_goes_on() {
+        let database = TestDatabase::create("caseledger_test");
+        {
+            let store = PostgresStore::connect(&database.url, PostgresOptions::default())
+                .await
+                .expect("connect");
+            store
+                .append("before", ExpectedRevision::NoStream, events(3))
+                .await
+                .expect("append");
+        }
+        support::admin(&database.url, "UPDATE caseledger_schema SET version = 3")
+            .await
+            .expect("set version 3");
+        let store = PostgresStore::connect(&database.url, PostgresOptions::default())
+            .await
+            .expect("upgrade");
+        assert!(store.created_schema(), "version 4 is written");
+        let store: Arc<dyn EventStore> = Arc::new(store);
+        // Appends after the upgrade link on from the last link before it;
+        // the case checks every link from the first event.
+        test_support::conformance::cases::the_chain_links_every_event_to_the_one_before(
+            Arc::clone(&store),
+        )
+        .await;
+        assert_eq!(read_all_from(&*store, 0).await.len(), 3 + 12);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_database_of_a_newer_schema_is_refused() {
         let database = TestDatabase::create("caseledger_test");
         drop(
