@@ -172,6 +172,7 @@ impl PostgresStore {
                 endpoint,
                 closed: Arc::new(AtomicBool::new(false)),
                 names: Default::default(),
+                ahead: Default::default(),
             }),
             writer,
             heads,

@@ -34,6 +34,61 @@ pub(crate) struct Reader {
     /// an entry never goes stale; the map is emptied when it grows past
     /// [`MOST_CACHED_NAMES`].
     pub names: Mutex<HashMap<i64, Arc<str>>>,
+    /// The page a scan will read next, asked for while it decodes this
+    /// one (see [`Reader::read_all`]).
+    pub ahead: Mutex<ReadAhead>,
+}
+
+/// Read-ahead of a scan of the global log: once two full pages in a row
+/// follow each other, the next one is asked for before the caller asks,
+/// on a connection of its own, so that the server reads it while the
+/// caller decodes. A full page after a position never changes (events are
+/// never altered and positions below the head are final), so a page read
+/// early is the page read late; a short one is dropped.
+#[derive(Default)]
+pub(crate) struct ReadAhead {
+    /// Where the last full page ended and its size: the next call of a scan.
+    next: Option<(u64, usize)>,
+    /// The page asked for early: its `after`, its limit and its rows.
+    page: Option<(
+        u64,
+        usize,
+        tokio::task::JoinHandle<Result<Vec<Row>, StoreError>>,
+    )>,
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        if let Some((_, _, page)) = self.page.take() {
+            page.abort();
+        }
+    }
+}
+
+/// The rows of up to `limit` events with position > `after`.
+async fn query_page(
+    pool: deadpool_postgres::Pool,
+    endpoint: Arc<str>,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<Row>, StoreError> {
+    let client = pool
+        .get()
+        .await
+        .map_err(|error| from_pool(&endpoint, error))?;
+    // The names come from a cache, not a join: a join costs an index
+    // probe per event, the cache one per stream the reader meets.
+    let statement = client
+        .prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM caseledger_events e \
+             WHERE e.position > $1 ORDER BY e.position LIMIT $2"
+        ))
+        .await
+        .map_err(from_postgres)?;
+    client
+        .query(&statement, &[&to_i64(after), &to_i64(limit as u64)])
+        .await
+        .map_err(from_postgres)
 }
 
 /// Most stream names a reader keeps.
@@ -104,20 +159,54 @@ impl Reader {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let client = self.client().await?;
-        // The names come from a cache, not a join: a join costs an index
-        // probe per event, the cache one per stream the reader meets.
-        let statement = client
-            .prepare_cached(&format!(
-                "SELECT {EVENT_COLUMNS} FROM caseledger_events e \
-                 WHERE e.position > $1 ORDER BY e.position LIMIT $2"
-            ))
-            .await
-            .map_err(from_postgres)?;
-        let rows = client
-            .query(&statement, &[&to_i64(after), &to_i64(limit as u64)])
-            .await
-            .map_err(from_postgres)?;
+        let early = {
+            let mut ahead = self.ahead.lock().map_err(|_| poisoned())?;
+            match ahead.page.take() {
+                Some((at, size, page)) if (at, size) == (after, limit) => Some(page),
+                Some((_, _, page)) => {
+                    page.abort();
+                    None
+                }
+                None => None,
+            }
+        };
+        let rows = match early {
+            Some(page) => match page.await {
+                Ok(Ok(rows)) if rows.len() == limit => rows,
+                // Short (the head then), failed or gone: read it now.
+                _ => query_page(self.pool.clone(), self.endpoint.clone(), after, limit).await?,
+            },
+            None => query_page(self.pool.clone(), self.endpoint.clone(), after, limit).await?,
+        };
+        if rows.len() == limit {
+            let end = rows
+                .last()
+                .map(|row| row.try_get::<_, i64>(0))
+                .transpose()
+                .map_err(from_postgres)?
+                .unwrap_or_default() as u64;
+            let asked_early = {
+                let mut ahead = self.ahead.lock().map_err(|_| poisoned())?;
+                // The second full page in a row of one scan: read the next
+                // one early.
+                let scanning = ahead.next == Some((after, limit));
+                if scanning {
+                    let (pool, endpoint) = (self.pool.clone(), self.endpoint.clone());
+                    let page = tokio::spawn(query_page(pool, endpoint, end, limit));
+                    if let Some((_, _, old)) = ahead.page.replace((end, limit, page)) {
+                        old.abort();
+                    }
+                }
+                ahead.next = Some((end, limit));
+                scanning
+            };
+            if asked_early {
+                // Let the read-ahead send its query before this page is
+                // decoded (on a runtime of one thread it would otherwise
+                // wait for the next call).
+                tokio::task::yield_now().await;
+            }
+        }
         let mut names: HashMap<i64, Arc<str>> = HashMap::default();
         let mut unknown = Vec::new();
         {
@@ -143,6 +232,7 @@ impl Reader {
             // together: a range is read in one sweep of the index, where a
             // list costs a probe per id. The rest of a range is kept too:
             // a scan meets those streams soon.
+            let client = self.client().await?;
             let found = if (high - low) as usize <= 4 * unknown.len() {
                 let statement = client
                     .prepare_cached(

@@ -92,6 +92,60 @@ mod postgres_only {
         assert_eq!(read_all_from(&*store, 0).await.len(), 3 + 12);
     }
 
+    /// A scan reads its next page early; what it is given is still exactly
+    /// what a read at that moment gives, however the log grew meanwhile.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_scan_read_ahead_never_hands_out_a_stale_or_short_page() {
+        let database = TestDatabase::create("caseledger_test");
+        let store = PostgresStore::connect(&database.url, PostgresOptions::default())
+            .await
+            .expect("connect");
+        store
+            .append("scan", ExpectedRevision::NoStream, events(10))
+            .await
+            .expect("append");
+        let page = |after: u64| {
+            let store = &store;
+            async move {
+                store
+                    .read_all(after, 4)
+                    .await
+                    .expect("read")
+                    .iter()
+                    .map(|event| event.position)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(page(0).await, [1, 2, 3, 4]);
+        // The second full page in a row: the one after it (9, 10, then the
+        // head) is read early.
+        assert_eq!(page(4).await, [5, 6, 7, 8]);
+        store
+            .append("scan", ExpectedRevision::Exact(9), events(5))
+            .await
+            .expect("append more");
+        assert_eq!(
+            page(8).await,
+            [9, 10, 11, 12],
+            "not the short page read early"
+        );
+        assert_eq!(page(12).await, [13, 14, 15]);
+        // Out of order and again from the start: the same pages.
+        assert_eq!(page(2).await, [3, 4, 5, 6]);
+        assert_eq!(page(6).await, [7, 8, 9, 10]);
+        assert_eq!(page(10).await, [11, 12, 13, 14]);
+        assert_eq!(page(14).await, [15]);
+        let mut after = 0;
+        let mut seen = Vec::new();
+        loop {
+            let positions = page(after).await;
+            let Some(&last) = positions.last() else { break };
+            seen.extend(positions);
+            after = last;
+        }
+        assert_eq!(seen, (1..=15).collect::<Vec<u64>>());
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_database_of_a_newer_schema_is_refused() {
         let database = TestDatabase::create("caseledger_test");
