@@ -50,11 +50,7 @@ pub(crate) struct ReadAhead {
     /// Where the last full page ended and its size: the next call of a scan.
     next: Option<(u64, usize)>,
     /// The page asked for early: its `after`, its limit and its rows.
-    page: Option<(
-        u64,
-        usize,
-        tokio::task::JoinHandle<Result<Vec<Row>, StoreError>>,
-    )>,
+    page: Option<(u64, usize, EarlyPage)>,
 }
 
 impl Drop for ReadAhead {
@@ -64,6 +60,9 @@ impl Drop for ReadAhead {
         }
     }
 }
+
+/// A page asked for before the caller asks.
+type EarlyPage = tokio::task::JoinHandle<Result<Vec<Row>, StoreError>>;
 
 /// The rows of up to `limit` events with position > `after`.
 async fn query_page(
