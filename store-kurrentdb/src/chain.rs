@@ -12,7 +12,7 @@
 //! order, whatever order the appends of different streams committed in
 //! (docs/adr/0010-kurrentdb-adapter.md).
 
-use store::chain::{ChainLink, ChainedEvent, LINK_BYTES, Link};
+use store::chain::{ChainLink, LINK_BYTES, Link};
 use store::{RecordedEvent, StoreError};
 
 /// The type of a chain event.
@@ -89,21 +89,7 @@ pub fn links_after(
                 event.position
             )));
         }
-        let metadata = store::encode_metadata(&event.metadata);
-        previous = store::chain::link(
-            &previous,
-            &ChainedEvent {
-                position: event.position,
-                stream: &event.stream,
-                revision: event.revision,
-                id: event.id.as_bytes(),
-                type_name: &event.type_name,
-                schema_version: event.schema_version,
-                recorded_at_micros: event.recorded_at.timestamp_micros(),
-                metadata: &metadata,
-                payload: &event.payload,
-            },
-        );
+        previous = store::chain::link_recorded(&previous, event);
         position = event.position;
         links.push(ChainLink {
             position,
@@ -187,21 +173,7 @@ mod tests {
         let links = links_after(&ChainHead::genesis(), &events).unwrap();
         let mut previous = store::chain::genesis();
         for (event, link) in events.iter().zip(&links) {
-            let metadata = store::encode_metadata(&event.metadata);
-            previous = store::chain::link(
-                &previous,
-                &ChainedEvent {
-                    position: event.position,
-                    stream: &event.stream,
-                    revision: event.revision,
-                    id: event.id.as_bytes(),
-                    type_name: &event.type_name,
-                    schema_version: event.schema_version,
-                    recorded_at_micros: event.recorded_at.timestamp_micros(),
-                    metadata: &metadata,
-                    payload: &event.payload,
-                },
-            );
+            previous = store::chain::link_recorded(&previous, event);
             assert_eq!(link.position, event.position);
             assert_eq!(link.link, previous);
         }

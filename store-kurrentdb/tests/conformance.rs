@@ -119,21 +119,7 @@ mod with_server {
             assert_eq!(links.len(), all.len());
             let mut previous = store::chain::genesis();
             for (event, stored) in all.iter().zip(&links) {
-                let metadata = store::encode_metadata(&event.metadata);
-                previous = store::chain::link(
-                    &previous,
-                    &store::chain::ChainedEvent {
-                        position: event.position,
-                        stream: &event.stream,
-                        revision: event.revision,
-                        id: event.id.as_bytes(),
-                        type_name: &event.type_name,
-                        schema_version: event.schema_version,
-                        recorded_at_micros: event.recorded_at.timestamp_micros(),
-                        metadata: &metadata,
-                        payload: &event.payload,
-                    },
-                );
+                previous = store::chain::link_recorded(&previous, event);
                 assert_eq!(stored.position, event.position);
                 assert_eq!(stored.link, previous, "the link at {}", event.position);
             }

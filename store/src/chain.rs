@@ -35,6 +35,26 @@ pub struct ChainedEvent<'a> {
     pub payload: &'a [u8],
 }
 
+/// [`link`] of an event as the port gives it back: its metadata hashed as
+/// [`crate::encode_metadata`] stores it (the bytes every adapter keeps).
+pub fn link_recorded(previous: &Link, event: &crate::RecordedEvent) -> Link {
+    let metadata = crate::encode_metadata(&event.metadata);
+    link(
+        previous,
+        &ChainedEvent {
+            position: event.position,
+            stream: &event.stream,
+            revision: event.revision,
+            id: event.id.as_bytes(),
+            type_name: &event.type_name,
+            schema_version: event.schema_version,
+            recorded_at_micros: event.recorded_at.timestamp_micros(),
+            metadata: &metadata,
+            payload: &event.payload,
+        },
+    )
+}
+
 /// `chain[n] = SHA-256(chain[n-1] ‖ position ‖ stream ‖ revision ‖ id ‖
 /// type name ‖ schema version ‖ recorded_at ‖ metadata ‖ payload)`: numbers
 /// as 8 big-endian bytes (the schema version as 4), each byte string after

@@ -245,21 +245,7 @@ pub mod cases {
         let mut previous = store::chain::genesis();
         for (event, stored) in recorded.iter().zip(&links) {
             assert_eq!(stored.position, event.position);
-            let metadata = store::encode_metadata(&event.metadata);
-            let expected = store::chain::link(
-                &previous,
-                &store::chain::ChainedEvent {
-                    position: event.position,
-                    stream: &event.stream,
-                    revision: event.revision,
-                    id: event.id.as_bytes(),
-                    type_name: &event.type_name,
-                    schema_version: event.schema_version,
-                    recorded_at_micros: event.recorded_at.timestamp_micros(),
-                    metadata: &metadata,
-                    payload: &event.payload,
-                },
-            );
+            let expected = store::chain::link_recorded(&previous, event);
             assert_eq!(stored.link, expected, "the link at {}", event.position);
             previous = expected;
         }

@@ -24,7 +24,7 @@ use std::sync::{Arc, Weak};
 
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
-use store::chain::{ChainLink, ChainedEvent};
+use store::chain::ChainLink;
 use store::{
     AppendResult, Direction, EventStore, ExpectedRevision, NewEvent, RecordedEvent, StoreError,
     StoredKey, StreamStart, SubscriptionItem,
@@ -280,21 +280,7 @@ impl<S: EventStore> EventStore for SparsePositions<S> {
             let Some(last) = page.last() else { break };
             from = last.position;
             for event in page.into_iter().filter_map(|event| self.shown(event)) {
-                let metadata = store::encode_metadata(&event.metadata);
-                previous = store::chain::link(
-                    &previous,
-                    &ChainedEvent {
-                        position: event.position,
-                        stream: &event.stream,
-                        revision: event.revision,
-                        id: event.id.as_bytes(),
-                        type_name: &event.type_name,
-                        schema_version: event.schema_version,
-                        recorded_at_micros: event.recorded_at.timestamp_micros(),
-                        metadata: &metadata,
-                        payload: &event.payload,
-                    },
-                );
+                previous = store::chain::link_recorded(&previous, &event);
                 if event.position > after && links.len() < limit {
                     links.push(ChainLink {
                         position: event.position,
