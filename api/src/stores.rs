@@ -10,6 +10,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use keys::Keyer;
 use store::EventStore;
+use store::location::{is_kurrentdb_url, is_postgres_url, redacted};
 use store::sqlite::{SqliteOptions, SqliteStore};
 
 /// Name of the embedded store's file in the data dir.
@@ -52,7 +53,7 @@ impl StoreLocation {
             );
             return Ok(StoreLocation::Sqlite(PathBuf::from(path)));
         }
-        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+        if is_postgres_url(raw) {
             return Ok(StoreLocation::Postgres(raw.to_owned()));
         }
         if is_kurrentdb_url(raw) {
@@ -78,38 +79,6 @@ impl StoreLocation {
             #[cfg(feature = "kurrentdb")]
             StoreLocation::KurrentDb(url) => redacted(url),
         }
-    }
-}
-
-/// Whether `url` is a KurrentDB connection string (`esdb://`,
-/// `kurrentdb://`, each also `+discover`), recognised whether or not this
-/// build can open one.
-fn is_kurrentdb_url(url: &str) -> bool {
-    let Some((scheme, _)) = url.split_once("://") else {
-        return false;
-    };
-    let scheme = scheme.to_ascii_lowercase();
-    matches!(
-        scheme.strip_suffix("+discover").unwrap_or(&scheme),
-        "esdb" | "kurrentdb"
-    )
-}
-
-/// `url` with any password replaced by `***`.
-fn redacted(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (authority, tail) = match rest.find(['/', '?']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
     }
 }
 

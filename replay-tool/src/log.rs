@@ -36,10 +36,10 @@ pub struct Source {
 /// Open the log read-only. Never creates anything.
 pub fn open(source: &Source) -> anyhow::Result<Log> {
     let raw = source.store.as_deref().map(str::trim).unwrap_or("");
-    if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+    if store::location::is_postgres_url(raw) {
         return PortLog::postgres(raw).map(Log::Port);
     }
-    if is_kurrentdb_url(raw) {
+    if store::location::is_kurrentdb_url(raw) {
         #[cfg(feature = "kurrentdb")]
         return PortLog::kurrentdb(raw).map(Log::Port);
         #[cfg(not(feature = "kurrentdb"))]
@@ -74,19 +74,6 @@ pub fn decode(
         .get()
         .map(|ring| ring as &dyn migrations::sealed::Opener);
     migrations::sealed::decode_opened(type_name, version, payload, id, opener)
-}
-
-/// Whether `url` is a KurrentDB connection string (`esdb://`,
-/// `kurrentdb://`, each also `+discover`).
-fn is_kurrentdb_url(url: &str) -> bool {
-    let Some((scheme, _)) = url.split_once("://") else {
-        return false;
-    };
-    let scheme = scheme.to_ascii_lowercase();
-    matches!(
-        scheme.strip_suffix("+discover").unwrap_or(&scheme),
-        "esdb" | "kurrentdb"
-    )
 }
 
 /// The keyed hashing of the server secret, read (never created).
@@ -517,21 +504,6 @@ mod tests {
         assert_eq!(secret, [10; 32]);
         assert!(decode_hex("0a").is_err());
         assert!(decode_hex(&"zz".repeat(32)).is_err());
-    }
-
-    #[test]
-    fn kurrentdb_urls_are_recognised() {
-        for url in [
-            "esdb://node:2113?tls=false",
-            "esdb+discover://cluster:2113",
-            "kurrentdb://auditor:pw@node:2113",
-            "KurrentDB+discover://cluster",
-        ] {
-            assert!(is_kurrentdb_url(url), "{url}");
-        }
-        for url in ["postgres://x@y/z", "sqlite:/x", "esdbx://node", "esdb"] {
-            assert!(!is_kurrentdb_url(url), "{url}");
-        }
     }
 
     #[cfg(not(feature = "kurrentdb"))]

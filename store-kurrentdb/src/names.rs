@@ -104,17 +104,7 @@ pub struct Location {
     pub namespace: String,
 }
 
-/// Whether `url` is a connection string for this adapter (`esdb://`,
-/// `esdb+discover://`, `kurrentdb://`, `kurrentdb+discover://`, and the
-/// client's other spellings `kurrent://`, `kdb://`).
-pub fn is_kurrentdb_url(url: &str) -> bool {
-    let Some((scheme, _)) = url.trim().split_once("://") else {
-        return false;
-    };
-    let scheme = scheme.to_ascii_lowercase();
-    let base = scheme.strip_suffix("+discover").unwrap_or(&scheme);
-    matches!(base, "esdb" | "kurrentdb" | "kurrent" | "kdb")
-}
+pub use store::location::{is_kurrentdb_url, redacted};
 
 /// Split `url` into the client's connection string and the namespace.
 pub fn parse_location(url: &str) -> Result<Location, StoreError> {
@@ -153,24 +143,6 @@ pub fn parse_location(url: &str) -> Result<Location, StoreError> {
         client_url,
         namespace,
     })
-}
-
-/// `url` with any password replaced by `***`.
-pub fn redacted(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (authority, tail) = match rest.find(['/', '?']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
 }
 
 #[cfg(test)]

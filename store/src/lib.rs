@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 pub mod chain;
 pub mod command;
+pub mod location;
 pub mod memory;
 mod metadata_wire;
 pub mod rules;
