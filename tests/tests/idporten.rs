@@ -1112,11 +1112,7 @@ async fn an_incomplete_configuration_refuses_to_start_and_none_runs_without_id_p
 fn two_nodes() -> (Setup, Server, tempfile::TempDir) {
     let secret_dir = tempfile::tempdir().unwrap();
     let secret = secret_dir.path().join("cluster.key");
-    let made = Command::new(common::program())
-        .args(["new-secret", "--out"])
-        .arg(&secret)
-        .output()
-        .expect("run new-secret");
+    let made = common::new_secret(&secret);
     assert!(made.status.success(), "{made:?}");
     let database = common::postgres_database();
     let secret = secret.to_str().unwrap().to_owned();

@@ -6,10 +6,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Mail, Server, postgres_database, program};
+use common::{Mail, Server, new_secret, postgres_database};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "Sommer2026abc";
@@ -26,11 +25,7 @@ impl Cluster {
     fn new(extra: &[&str]) -> Cluster {
         let secret_dir = tempfile::tempdir().unwrap();
         let secret = secret_dir.path().join("cluster.key");
-        let made = Command::new(program())
-            .args(["new-secret", "--out"])
-            .arg(&secret)
-            .output()
-            .expect("run new-secret");
+        let made = new_secret(&secret);
         assert!(made.status.success(), "{made:?}");
         let mut args = vec![
             "--store".to_owned(),

@@ -144,11 +144,7 @@ async fn an_old_data_dir_is_sealed_then_a_purge_erases_the_person_for_good() {
     // This release writes the story; it is then written again as the
     // previous release wrote it (emails and names in clear).
     let source = tempfile::tempdir().expect("temp dir");
-    let made = Command::new(program())
-        .args(["new-secret", "--out"])
-        .arg(source.path().join("secret.key"))
-        .output()
-        .expect("new-secret");
+    let made = new_secret(&source.path().join("secret.key"));
     assert!(made.status.success(), "{}", text(&made));
     let server = Server::start_in(source, &[]);
     let token = server.register(EMAIL, PASSWORD, NAME).await;
@@ -304,11 +300,7 @@ fn golden(type_name: &str, version: u16) -> Vec<u8> {
 async fn golden_vectors_stored_in_clear_are_sealed_and_those_of_a_released_email_read_erased() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path();
-    let made = Command::new(program())
-        .args(["new-secret", "--out"])
-        .arg(data.join("secret.key"))
-        .output()
-        .expect("new-secret");
+    let made = new_secret(&data.join("secret.key"));
     assert!(made.status.success(), "{}", text(&made));
     let keyer = keys::Keyer::load_file(&data.join("secret.key")).expect("secret");
     let samples = migrations::samples::all();

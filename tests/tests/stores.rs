@@ -4,21 +4,12 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Server, program, refused_serve};
+use common::{Server, new_secret, refused_serve};
 use serde_json::json;
 
 const PASSWORD: &str = "Sommer2026abc";
-
-fn new_secret(path: &std::path::Path) -> std::process::Output {
-    Command::new(program())
-        .args(["new-secret", "--out"])
-        .arg(path)
-        .output()
-        .expect("run new-secret")
-}
 
 #[test]
 fn new_secret_writes_an_owner_only_file_and_never_overwrites_one() {

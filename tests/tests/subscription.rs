@@ -11,7 +11,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Server, error_code, postgres_database, program};
+use common::{Server, error_code, new_secret, postgres_database, program};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -710,11 +710,7 @@ async fn subscription_documents_are_bounded_as_posts_are() {
 async fn a_second_node_delivers_a_change_written_by_the_first() {
     let secret_dir = tempfile::tempdir().unwrap();
     let secret = secret_dir.path().join("cluster.key");
-    let made = Command::new(program())
-        .args(["new-secret", "--out"])
-        .arg(&secret)
-        .output()
-        .expect("run new-secret");
+    let made = new_secret(&secret);
     assert!(made.status.success(), "{made:?}");
     let database = postgres_database();
     let args = [

@@ -54,6 +54,15 @@ pub fn refused_serve(args: &[&str]) -> String {
     }
 }
 
+/// Run `caseledger new-secret --out path`.
+pub fn new_secret(path: &Path) -> Output {
+    Command::new(program())
+        .args(["new-secret", "--out"])
+        .arg(path)
+        .output()
+        .expect("run new-secret")
+}
+
 /// Path of the program under test.
 pub fn program() -> &'static str {
     env!("CARGO_BIN_EXE_caseledger-under-test")
