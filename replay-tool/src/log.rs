@@ -223,18 +223,18 @@ pub struct PortLog {
 }
 
 impl PortLog {
-    fn postgres(url: &str) -> anyhow::Result<PortLog> {
+    /// A store opened by `connect` on a runtime of its own.
+    fn open<S, F>(connect: impl FnOnce() -> F, what: &'static str) -> anyhow::Result<PortLog>
+    where
+        S: EventStore,
+        F: std::future::Future<Output = Result<S, store::StoreError>>,
+    {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .context("starting the runtime")?;
-        let store = runtime
-            .block_on(store_postgres::PostgresStore::connect(
-                url,
-                store_postgres::PostgresOptions::default(),
-            ))
-            .context("opening the PostgreSQL event store")?;
+        let store = runtime.block_on(connect()).context(what)?;
         Ok(PortLog {
             runtime,
             store: Arc::new(store),
@@ -243,23 +243,25 @@ impl PortLog {
         })
     }
 
+    fn postgres(url: &str) -> anyhow::Result<PortLog> {
+        Self::open(
+            || {
+                store_postgres::PostgresStore::connect(
+                    url,
+                    store_postgres::PostgresOptions::default(),
+                )
+            },
+            "opening the PostgreSQL event store",
+        )
+    }
+
     /// A KurrentDB namespace through the port; connecting only reads.
     #[cfg(feature = "kurrentdb")]
     fn kurrentdb(url: &str) -> anyhow::Result<PortLog> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .context("starting the runtime")?;
-        let store = runtime
-            .block_on(store_kurrentdb::KurrentStore::connect(url))
-            .context("opening the KurrentDB event store")?;
-        Ok(PortLog {
-            runtime,
-            store: Arc::new(store),
-            numbers: HashMap::new(),
-            names: Vec::new(),
-        })
+        Self::open(
+            || store_kurrentdb::KurrentStore::connect(url),
+            "opening the KurrentDB event store",
+        )
     }
 
     fn number(&mut self, name: &Arc<str>) -> u64 {
