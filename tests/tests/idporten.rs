@@ -445,6 +445,32 @@ impl Setup {
     }
 }
 
+/// Confirm the provider's logout page at `end_session` in `browser`: the
+/// provider ends its session and sends the browser back to the portal.
+async fn confirm_provider_logout(browser: &Browser, setup: &Setup, end_session: &str) {
+    let page = browser.get(end_session).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let page = page.text().await.unwrap();
+    let xsrf = page
+        .split("name=\"xsrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no logout form: {page}"))
+        .to_owned();
+    let confirmed = browser
+        .post_form(
+            &format!("{}/session/end/confirm", setup.provider.issuer),
+            &[("xsrf", &xsrf), ("logout", "yes")],
+        )
+        .await;
+    assert_eq!(confirmed.status(), StatusCode::SEE_OTHER);
+    let back = confirmed.headers()[reqwest::header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(back.starts_with(&setup.post_logout), "{back}");
+}
+
 async fn me(server: &Server, token: &str) -> Value {
     server
         .gql(
@@ -883,27 +909,7 @@ async fn logout_ends_the_session_here_and_at_the_provider() {
     assert!(browser.cookie(&server.url, "caseledger_session").is_none());
 
     // The provider asks to confirm; confirming ends its session and returns.
-    let page = browser.get(&end_session).await;
-    assert_eq!(page.status(), StatusCode::OK);
-    let page = page.text().await.unwrap();
-    let xsrf = page
-        .split("name=\"xsrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or_else(|| panic!("no logout form: {page}"))
-        .to_owned();
-    let confirmed = browser
-        .post_form(
-            &format!("{}/session/end/confirm", setup.provider.issuer),
-            &[("xsrf", &xsrf), ("logout", "yes")],
-        )
-        .await;
-    assert_eq!(confirmed.status(), StatusCode::SEE_OTHER);
-    let back = confirmed.headers()[reqwest::header::LOCATION]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(back.starts_with(&setup.post_logout), "{back}");
+    confirm_provider_logout(&browser, &setup, &end_session).await;
 
     // The provider's session is gone: the next login logs in again.
     let fresh = browser.walk(&setup.login_url(), landed_home(server)).await;
@@ -1223,27 +1229,7 @@ async fn a_logout_on_another_node_than_the_login_sends_the_login_s_id_token_to_t
         "a forged hint was accepted: {}",
         refused.status()
     );
-    let page = browser.get(&end_session).await;
-    assert_eq!(page.status(), StatusCode::OK);
-    let page = page.text().await.unwrap();
-    let xsrf = page
-        .split("name=\"xsrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or_else(|| panic!("no logout form: {page}"))
-        .to_owned();
-    let confirmed = browser
-        .post_form(
-            &format!("{}/session/end/confirm", setup.provider.issuer),
-            &[("xsrf", &xsrf), ("logout", "yes")],
-        )
-        .await;
-    assert_eq!(confirmed.status(), StatusCode::SEE_OTHER);
-    let back = confirmed.headers()[reqwest::header::LOCATION]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(back.starts_with(&setup.post_logout), "{back}");
+    confirm_provider_logout(&browser, &setup, &end_session).await;
     let fresh = browser
         .walk(&setup.login_url(), landed_home(&setup.server))
         .await;
