@@ -225,26 +225,10 @@ impl KeyRing {
     /// appending what was sealed under them.
     pub async fn commit(&self, store: &dyn EventStore) -> Result<(), StoreError> {
         let pending = self.read().pending.clone();
-        self.put(store, pending).await
-    }
-
-    /// [`KeyRing::commit`] of the keys among `used` that are not stored
-    /// yet: what events about to be appended were sealed under (others'
-    /// new keys are theirs to store).
-    pub async fn commit_used(
-        &self,
-        store: &dyn EventStore,
-        used: &[Uuid],
-    ) -> Result<(), StoreError> {
-        let keys = self.unstored(used);
-        self.put(store, keys).await
-    }
-
-    async fn put(&self, store: &dyn EventStore, keys: Vec<StoredKey>) -> Result<(), StoreError> {
-        for key in &keys {
+        for key in &pending {
             store.put_key(key).await?;
         }
-        self.stored(&keys);
+        self.stored(&pending);
         Ok(())
     }
 
