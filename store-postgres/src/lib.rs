@@ -163,6 +163,7 @@ impl PostgresStore {
                 session: Some(session),
                 heads: heads_sender,
                 options,
+                known: None,
             }
             .run(requests),
         );

@@ -202,7 +202,8 @@ impl Session {
             prepare("UPDATE caseledger_streams SET deleted = true WHERE stream_id = ANY($1::int8[])"),
             prepare("SELECT pg_notify($1, $2)"),
             prepare(
-                "SELECT caseledger_append_fast($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                "SELECT heads, last_link FROM caseledger_append_fast($1, $2, $3, $4, $5, $6, $7, \
+                 $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
             ),
         )
         .map_err(from_postgres)?;
@@ -246,7 +247,13 @@ pub(crate) struct Writer {
     pub session: Option<Session>,
     pub heads: watch::Sender<u64>,
     pub options: PostgresOptions,
+    /// The last position and link this writer knows the log to end with
+    /// (from its own last commit), so that it can link a batch itself.
+    pub known: Option<Known>,
 }
+
+/// The end of the log as the writer last saw it: position and link.
+pub(crate) type Known = (i64, store::chain::Link);
 
 impl Writer {
     /// Serve requests until every sender is gone.
@@ -297,15 +304,16 @@ impl Writer {
                 let delay = self.options.commit_delay_for_tests.map(|(low, high)| {
                     rand::rng().random_range(low.as_micros()..=high.as_micros())
                 });
+                let known = self.known.take();
                 let error = match self.session().await {
                     Ok(session) => {
                         let fast = if simple(batch) {
-                            run_fast(session, batch, delay).await
+                            run_fast(session, batch, known, delay).await
                         } else {
                             Ok(None)
                         };
                         let result = match fast {
-                            Ok(Some(outcomes)) => Ok((outcomes, true)),
+                            Ok(Some((outcomes, end))) => Ok((outcomes, true, end)),
                             // Not simple after all, or a stored id (a retry)
                             // or a value refused: decided in full below.
                             Ok(None) | Err(Failure::Database(_)) => {
@@ -314,7 +322,8 @@ impl Writer {
                             Err(unavailable) => Err(unavailable),
                         };
                         match result {
-                            Ok((outcomes, wrote)) => {
+                            Ok((outcomes, wrote, end)) => {
+                                self.known = Some(end);
                                 if wrote {
                                     self.heads.send_modify(|head| *head += 1);
                                 }
@@ -462,11 +471,15 @@ impl Rows<'_> {
     }
 }
 
+/// What a committed batch answers: each request's outcome, whether it
+/// wrote, and the log's end after it.
+type Committed = (Vec<Result<Outcome, StoreError>>, bool, Known);
+
 async fn run_batch(
     session: &Session,
     batch: &[Request],
     delay_micros: Option<u128>,
-) -> Result<(Vec<Result<Outcome, StoreError>>, bool), Failure> {
+) -> Result<Committed, Failure> {
     let client = &session.client;
     let statements = &session.statements;
     let mut names: Vec<&str> = batch.iter().map(Request::stream).collect();
@@ -552,7 +565,7 @@ async fn run_batch(
             .batch_execute("ROLLBACK")
             .await
             .map_err(failure(false))?;
-        return Ok((outcomes, false));
+        return Ok((outcomes, false, (first_position, last_link)));
     }
     if let Some(micros) = delay_micros {
         tokio::time::sleep(Duration::from_micros(micros as u64)).await;
@@ -589,7 +602,12 @@ async fn run_batch(
     second.push(Box::pin(async move { notify.await.map(drop) }));
     second.push(Box::pin(client.batch_execute("COMMIT")));
     try_join_all(second).await.map_err(failure(true))?;
-    Ok((outcomes, true))
+    let end = rows
+        .chain
+        .last()
+        .and_then(|link| store::chain::stored_link(link))
+        .map_or((first_position, last_link), |link| (head, link));
+    Ok((outcomes, true, end))
 }
 
 /// Whether the fast path may take `batch`: appends only, each to another
@@ -602,16 +620,21 @@ fn simple(batch: &[Request]) -> bool {
 }
 
 /// The batch in one round trip (`caseledger_append_fast`); `None` when the
-/// function found an append that is not simple and wrote no event.
+/// function found an append that is not simple and wrote no event. With
+/// the log's end `known` and every append's first revision implied by its
+/// expected revision, the links go along, computed here; the function uses
+/// them when the log still ends there, and links the events itself when not.
 async fn run_fast(
     session: &Session,
     batch: &[Request],
+    known: Option<Known>,
     delay_micros: Option<u128>,
-) -> Result<Option<Vec<Result<Outcome, StoreError>>>, Failure> {
+) -> Result<Option<(Vec<Result<Outcome, StoreError>>, Known)>, Failure> {
     let client = &session.client;
     let mut names = Vec::with_capacity(batch.len());
     let mut kinds = Vec::with_capacity(batch.len());
     let mut revisions = Vec::with_capacity(batch.len());
+    let mut firsts = Some(Vec::with_capacity(batch.len()));
     let (mut requests, mut offsets, mut ids) = (Vec::new(), Vec::new(), Vec::new());
     let (mut type_names, mut versions) = (Vec::new(), Vec::new());
     let (mut metadata, mut payloads) = (Vec::new(), Vec::new());
@@ -635,6 +658,15 @@ async fn run_fast(
         };
         kinds.push(kind);
         revisions.push(revision);
+        let first = match kind {
+            1 => Some(0),
+            3 => revision.checked_add(1).filter(|&first| first > 0),
+            _ => None,
+        };
+        firsts = firsts.zip(first).map(|(mut firsts, first)| {
+            firsts.push(first);
+            firsts
+        });
         counts.push(events.len());
         for (offset, event) in events.iter().enumerate() {
             requests.push(index as i32 + 1);
@@ -647,7 +679,34 @@ async fn run_fast(
         }
     }
     let recorded_at = now_micros();
-    let params: [&(dyn ToSql + Sync); 13] = [
+    let (known_head, known_link, links) = match (known, &firsts) {
+        (Some((head, link)), Some(firsts)) => {
+            let mut previous = link;
+            let links: Vec<Vec<u8>> = (0..ids.len())
+                .map(|n| {
+                    let request = requests[n] as usize - 1;
+                    previous = store::chain::link(
+                        &previous,
+                        &store::chain::ChainedEvent {
+                            position: (head + 1 + n as i64) as u64,
+                            stream: names[request],
+                            revision: (firsts[request] + i64::from(offsets[n])) as u64,
+                            id: ids[n].as_bytes(),
+                            type_name: type_names[n],
+                            schema_version: versions[n] as u16,
+                            recorded_at_micros: recorded_at.timestamp_micros(),
+                            metadata: metadata[n],
+                            payload: payloads[n],
+                        },
+                    );
+                    previous.to_vec()
+                })
+                .collect();
+            (Some(head), Some(link.to_vec()), Some(links))
+        }
+        _ => (None, None, None),
+    };
+    let params: [&(dyn ToSql + Sync); 17] = [
         &APPEND_LOCK,
         &names,
         &kinds,
@@ -661,6 +720,10 @@ async fn run_fast(
         &payloads,
         &recorded_at,
         &CHANNEL,
+        &known_head,
+        &known_link,
+        &firsts,
+        &links,
     ];
     let row = match delay_micros {
         None => {
@@ -699,6 +762,15 @@ async fn run_fast(
     let Some((&head, firsts)) = heads.split_first() else {
         return Ok(None);
     };
+    let last_link = row
+        .get::<_, Option<Vec<u8>>>(1)
+        .as_deref()
+        .and_then(store::chain::stored_link)
+        .ok_or_else(|| {
+            Failure::Database(StoreError::Backend(
+                "the append function returned no link".to_owned(),
+            ))
+        })?;
     let mut position = head;
     let outcomes = counts
         .iter()
@@ -711,7 +783,7 @@ async fn run_fast(
             }))
         })
         .collect();
-    Ok(Some(outcomes))
+    Ok(Some((outcomes, (position, last_link))))
 }
 
 fn now_micros() -> chrono::DateTime<chrono::Utc> {

@@ -64,7 +64,7 @@ mod postgres_only {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_database_of_schema_3_is_upgraded_and_its_chain_goes_on() {
+    async fn a_database_of_schema_4_is_upgraded_and_its_chain_goes_on() {
         let database = TestDatabase::create("caseledger_test");
         {
             let store = PostgresStore::connect(&database.url, PostgresOptions::default())
@@ -75,13 +75,19 @@ mod postgres_only {
                 .await
                 .expect("append");
         }
-        support::admin(&database.url, "UPDATE caseledger_schema SET version = 3")
-            .await
-            .expect("set version 3");
+        // What version 5 added: the fast path that takes the writer's links.
+        support::admin(
+            &database.url,
+            "DROP FUNCTION caseledger_append_fast(bigint, text[], int2[], int8[], int4[], \
+             int4[], uuid[], text[], int4[], bytea[], bytea[], timestamptz, text, int8, bytea, \
+             int8[], bytea[]); UPDATE caseledger_schema SET version = 4",
+        )
+        .await
+        .expect("make it version 4");
         let store = PostgresStore::connect(&database.url, PostgresOptions::default())
             .await
             .expect("upgrade");
-        assert!(store.created_schema(), "version 4 is written");
+        assert!(store.created_schema(), "version 5 is written");
         let store: Arc<dyn EventStore> = Arc::new(store);
         // Appends after the upgrade link on from the last link before it;
         // the case checks every link from the first event.
@@ -217,6 +223,57 @@ mod postgres_only {
         ));
         drop(store);
         drop(guard);
+    }
+
+    /// A writer links a batch itself when it knows where the log ends (its
+    /// own last commit) and the database links it when another store wrote
+    /// since: either way every link is the one after the event before it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn links_made_by_the_writer_or_by_the_database_chain_alike_across_two_stores() {
+        let database = TestDatabase::create("caseledger_test");
+        let connect = || PostgresStore::connect(&database.url, PostgresOptions::default());
+        let (a, b) = (connect().await.expect("a"), connect().await.expect("b"));
+        let exact = ExpectedRevision::Exact;
+        // A learns the end from its first commit and links the second.
+        a.append("a", ExpectedRevision::NoStream, events(1))
+            .await
+            .expect("a0");
+        a.append("a", exact(0), events(2)).await.expect("a1");
+        // B wrote since: A's knowledge is stale and the database links.
+        b.append("b", ExpectedRevision::NoStream, events(1))
+            .await
+            .expect("b0");
+        a.append("a", exact(2), events(1)).await.expect("a2");
+        a.append("a", exact(3), events(3)).await.expect("a3");
+        // A retry goes the full way; the next append links after it.
+        let retried = events(2);
+        let first = a
+            .append("c", ExpectedRevision::NoStream, retried.clone())
+            .await;
+        let again = a.append("c", ExpectedRevision::NoStream, retried).await;
+        assert_eq!(first.expect("c0"), again.expect("c0 again"));
+        a.append("c", exact(1), events(1)).await.expect("c1");
+        // Several appends in one batch, linked by the writer.
+        let (x, y, z) = tokio::join!(
+            a.append("x", ExpectedRevision::NoStream, events(2)),
+            a.append("y", ExpectedRevision::NoStream, events(1)),
+            a.append("a", exact(6), events(2)),
+        );
+        (x.expect("x"), y.expect("y"), z.expect("z"));
+        b.append("b", exact(0), events(1)).await.expect("b1");
+        b.append("b", exact(1), events(1)).await.expect("b2");
+
+        let recorded = read_all_from(&a, 0).await;
+        assert_eq!(recorded.len(), 18);
+        let links = b.read_chain(0, 100).await.expect("chain");
+        assert_eq!(links.len(), recorded.len());
+        let mut previous = store::chain::genesis();
+        for (event, stored) in recorded.iter().zip(&links) {
+            assert_eq!(stored.position, event.position);
+            let expected = store::chain::link_recorded(&previous, event);
+            assert_eq!(stored.link, expected, "the link at {}", event.position);
+            previous = expected;
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
