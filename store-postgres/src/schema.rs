@@ -292,7 +292,10 @@ $$;
 ///   two revisions that decide them, not by finding the stream's last
 ///   revision (a backward index scan, the dearest step of the function).
 /// - Its statements are planned once per session (`force_generic_plan`): a
-///   custom plan per call cost more than running them.
+///   custom plan per call cost more than running them. The plan is made on
+///   indexes (no sequential scan, hash or merge join), since one made while
+///   the tables were small would otherwise scan them for good.
+///
 /// The version 4 function stays for nodes still running the release before.
 const VERSION_5: &str = "
 CREATE FUNCTION caseledger_append_fast(
