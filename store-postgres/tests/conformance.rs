@@ -259,7 +259,9 @@ mod postgres_only {
             a.append("y", ExpectedRevision::NoStream, events(1)),
             a.append("a", exact(6), events(2)),
         );
-        (x.expect("x"), y.expect("y"), z.expect("z"));
+        let (x, y, z) = (x.expect("x"), y.expect("y"), z.expect("z"));
+        let revisions = [x, y, z].map(|result| result.next_expected_revision);
+        assert_eq!(revisions, [1, 0, 8]);
         b.append("b", exact(0), events(1)).await.expect("b1");
         b.append("b", exact(1), events(1)).await.expect("b2");
 
