@@ -227,6 +227,10 @@ fn main() {
         }
         let rate = |d: Duration| events.len() as f64 / d.as_secs_f64();
         let (clear_rate, sealed_rate) = (rate(clear.appended), rate(sealed.appended));
+        eprintln!(
+            "appends: {clear_rate:.0} events/s clear, {sealed_rate:.0} sealed, ratio {:.2}",
+            sealed_rate / clear_rate
+        );
         let mut clear_replay = Duration::MAX;
         let mut sealed_replay = Duration::MAX;
         for _ in 0..3 {

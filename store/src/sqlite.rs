@@ -121,7 +121,7 @@ use crate::{
 };
 
 /// The schema version this program writes and understands.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 const CREATE_SCHEMA: &str = "
 CREATE TABLE streams (
@@ -163,6 +163,36 @@ CREATE TABLE IF NOT EXISTS data_keys (
     wrapped BLOB NOT NULL
 ) STRICT;
 CREATE INDEX IF NOT EXISTS data_keys_subject ON data_keys (subject);
+";
+
+/// Version 5, first step: the key table numbers its rows in insertion
+/// order (never reused) and has no index by subject, which cost each append
+/// that brought a new key a random index page.
+const NUMBER_KEYS: &str = "
+CREATE TABLE data_keys_5 (
+    n       INTEGER PRIMARY KEY AUTOINCREMENT,
+    id      BLOB NOT NULL UNIQUE,
+    subject TEXT NOT NULL,
+    wrapped BLOB NOT NULL
+) STRICT;
+INSERT INTO data_keys_5 (id, subject, wrapped) SELECT id, subject, wrapped FROM data_keys ORDER BY id;
+DROP TABLE data_keys;
+ALTER TABLE data_keys_5 RENAME TO data_keys;
+";
+
+/// Version 5, second step: the subject index kept apart, brought up to
+/// date (every key numbered above `data_key_subjects_upto`) by the one
+/// that needs it, [`SqliteStore::destroy_keys`], in one transaction.
+const KEY_SUBJECTS: &str = "
+DROP INDEX IF EXISTS data_keys_subject;
+CREATE TABLE IF NOT EXISTS data_key_subjects (
+    subject TEXT NOT NULL,
+    id      BLOB NOT NULL,
+    PRIMARY KEY (subject, id)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS data_key_subjects_upto (n INTEGER NOT NULL) STRICT;
+INSERT INTO data_key_subjects_upto (n)
+    SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM data_key_subjects_upto);
 ";
 
 const SELECT_EVENT_COLUMNS: &str = "SELECT position, stream_id, revision, event_id, type_name, \
@@ -419,7 +449,8 @@ fn ensure_schema(connection: &mut Connection, path: &Path) -> Result<(), StoreEr
         .map_err(backend)?;
     match user_version(&transaction)? {
         found @ 0..SCHEMA_VERSION => {
-            // Each step in order: version 1, 2 (values), 3 (chain), 4 (keys).
+            // Each step in order: version 1, 2 (values), 3 (chain), 4 (keys),
+            // 5 (keys numbered, their subject index apart).
             if found < 1 {
                 transaction.execute_batch(CREATE_SCHEMA).map_err(backend)?;
             }
@@ -431,6 +462,10 @@ fn ensure_schema(connection: &mut Connection, path: &Path) -> Result<(), StoreEr
                 fill_chain(&transaction)?;
             }
             transaction.execute_batch(CREATE_KEYS).map_err(backend)?;
+            if transaction.prepare("SELECT n FROM data_keys").is_err() {
+                transaction.execute_batch(NUMBER_KEYS).map_err(backend)?;
+            }
+            transaction.execute_batch(KEY_SUBJECTS).map_err(backend)?;
             transaction
                 .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
                 .map_err(backend)?;
@@ -1921,9 +1956,34 @@ impl EventStore for SqliteStore {
         crate::rules::validate_key_subject(subject)?;
         let subject = subject.to_owned();
         self.with_keys(move |connection| {
-            let removed = connection
-                .execute("DELETE FROM data_keys WHERE subject = ?1", [&subject])
+            let transaction = connection
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(backend)?;
+            // The subject index first takes in the keys stored since.
+            transaction
+                .execute_batch(
+                    "INSERT INTO data_key_subjects (subject, id) \
+                     SELECT subject, id FROM data_keys \
+                     WHERE n > (SELECT n FROM data_key_subjects_upto) \
+                     ON CONFLICT DO NOTHING; \
+                     UPDATE data_key_subjects_upto \
+                     SET n = max(n, (SELECT coalesce(max(n), 0) FROM data_keys));",
+                )
+                .map_err(backend)?;
+            let removed = transaction
+                .execute(
+                    "DELETE FROM data_keys WHERE id IN \
+                     (SELECT id FROM data_key_subjects WHERE subject = ?1)",
+                    [&subject],
+                )
+                .map_err(backend)?;
+            transaction
+                .execute(
+                    "DELETE FROM data_key_subjects WHERE subject = ?1",
+                    [&subject],
+                )
+                .map_err(backend)?;
+            transaction.commit().map_err(backend)?;
             if removed > 0 {
                 // Move the overwritten pages from the WAL into the file and
                 // empty the WAL, so that no old copy of the key stays in
@@ -2048,6 +2108,91 @@ mod tests {
             },
             payload: vec![n],
         }
+    }
+
+    /// The subject index is apart from the key table and brought up to
+    /// date by each destroy: keys stored before or after a destroy, a key
+    /// table of version 4, and a key numbered where a destroyed one was
+    /// are all found by their subject.
+    #[test]
+    fn keys_are_destroyed_by_subject_whenever_they_were_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.db");
+        let key = |subject: &str, n: u8| crate::StoredKey {
+            id: Uuid::now_v7(),
+            subject: subject.to_owned(),
+            wrapped: vec![n; 61],
+        };
+        let (old_a, old_b, old_a2) = (key("email-a", 1), key("email-b", 2), key("email-a", 3));
+        // A file whose key table is of version 4, with keys in it.
+        {
+            drop(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
+            let connection = Connection::open(&path).unwrap();
+            connection
+                .execute_batch(
+                    "DROP TABLE data_keys; DROP TABLE data_key_subjects; \
+                     DROP TABLE data_key_subjects_upto;",
+                )
+                .unwrap();
+            connection.execute_batch(CREATE_KEYS).unwrap();
+            for stored in [&old_a, &old_b, &old_a2] {
+                connection
+                    .execute(
+                        "INSERT INTO data_keys (id, subject, wrapped) VALUES (?1, ?2, ?3)",
+                        rusqlite::params![stored.id.as_bytes(), stored.subject, stored.wrapped],
+                    )
+                    .unwrap();
+            }
+            connection.execute_batch("PRAGMA user_version = 4").unwrap();
+        }
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            assert_eq!(store.read_key(old_b.id).await.unwrap(), Some(old_b.clone()));
+            let new_a = key("email-a", 4);
+            store.put_key(&new_a).await.unwrap();
+            assert_eq!(store.destroy_keys("email-a").await.unwrap(), 3);
+            assert_eq!(store.destroy_keys("email-a").await.unwrap(), 0);
+            for gone in [&old_a, &old_a2, &new_a] {
+                assert_eq!(store.read_key(gone.id).await.unwrap(), None);
+            }
+            // Stored after a destroy, then the newest key destroyed and
+            // another stored: each found.
+            let later = key("email-c", 5);
+            store.put_key(&later).await.unwrap();
+            assert_eq!(store.destroy_keys("email-c").await.unwrap(), 1);
+            let again = key("email-c", 6);
+            store
+                .append_with_keys(
+                    "person-c",
+                    ExpectedRevision::NoStream,
+                    vec![new_event(1)],
+                    vec![again.clone()],
+                )
+                .await
+                .unwrap();
+            assert_eq!(store.destroy_keys("email-c").await.unwrap(), 1);
+            assert_eq!(store.destroy_keys("email-b").await.unwrap(), 1);
+            assert!(store.read_keys(None, 10).await.unwrap().is_empty());
+        });
+        drop(store);
+        let connection = Connection::open(&path).unwrap();
+        let version: i64 = connection
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let subject_indexes: i64 = connection
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'data_keys' \
+                 AND sql LIKE '%subject%'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(subject_indexes, 0, "no index by subject on the key table");
     }
 
     #[test]
