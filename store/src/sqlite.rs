@@ -23,6 +23,10 @@
 //!        recorded_at /* µs since the epoch */, metadata BLOB, payload BLOB,
 //!        chain BLOB /* the event's hash-chain link, version 3 */,
 //!        UNIQUE(stream_id, revision))
+//! data_keys(n INTEGER PRIMARY KEY AUTOINCREMENT, -- version 5
+//!           id BLOB UNIQUE, subject TEXT, wrapped BLOB)
+//! data_key_subjects(subject, id) -- the subject index, caught up by
+//!                                -- destroy_keys from data_key_subjects_upto
 //! ```
 //! Opening a file of an older version upgrades it; the upgrade to version 3
 //! computes the links of the events it holds, in one pass.
@@ -463,7 +467,18 @@ fn ensure_schema(connection: &mut Connection, path: &Path) -> Result<(), StoreEr
             }
             transaction.execute_batch(CREATE_KEYS).map_err(backend)?;
             if transaction.prepare("SELECT n FROM data_keys").is_err() {
+                // The old table's pages are freed zeroed: a key destroyed
+                // later leaves no copy behind in them.
+                let secure: i64 = transaction
+                    .query_row("PRAGMA secure_delete", [], |row| row.get(0))
+                    .map_err(backend)?;
+                transaction
+                    .execute_batch("PRAGMA secure_delete = ON")
+                    .map_err(backend)?;
                 transaction.execute_batch(NUMBER_KEYS).map_err(backend)?;
+                transaction
+                    .execute_batch(&format!("PRAGMA secure_delete = {secure}"))
+                    .map_err(backend)?;
             }
             transaction.execute_batch(KEY_SUBJECTS).map_err(backend)?;
             transaction
@@ -2121,7 +2136,7 @@ mod tests {
         let key = |subject: &str, n: u8| crate::StoredKey {
             id: Uuid::now_v7(),
             subject: subject.to_owned(),
-            wrapped: vec![n; 61],
+            wrapped: (0..61u8).map(|i| n ^ i.wrapping_mul(37) ^ 0x5a).collect(),
         };
         let (old_a, old_b, old_a2) = (key("email-a", 1), key("email-b", 2), key("email-a", 3));
         // A file whose key table is of version 4, with keys in it.
@@ -2179,6 +2194,16 @@ mod tests {
             assert!(store.read_keys(None, 10).await.unwrap().is_empty());
         });
         drop(store);
+        // No copy of a destroyed key in the file, the old table's pages
+        // included.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend(std::fs::read(dir.path().join("events.db-wal")).unwrap_or_default());
+        for gone in [&old_a, &old_a2, &old_b] {
+            assert!(
+                !bytes.windows(gone.wrapped.len()).any(|w| w == gone.wrapped),
+                "a destroyed key is still in the file"
+            );
+        }
         let connection = Connection::open(&path).unwrap();
         let version: i64 = connection
             .query_row("PRAGMA user_version", [], |row| row.get(0))
