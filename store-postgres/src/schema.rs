@@ -326,24 +326,31 @@ BEGIN
         ORDER BY position DESC LIMIT 1;
     head := coalesce(head, 0);
     prev := coalesce(prev, sha256(convert_to('caseledger event chain v1', 'UTF8')));
-    INSERT INTO caseledger_streams (name)
+    -- Streams not seen before are created (for any and no stream) in the
+    -- same statement; a created stream has no event yet.
+    -- No stream: no revision 0 (lo = -1). Exact: revision lo, none after.
+    -- Any and stream exists: the last revision.
+    WITH created AS (
+        INSERT INTO caseledger_streams (name)
         SELECT u.name FROM unnest(names, kinds) AS u(name, kind)
         WHERE u.kind IN (0, 1)
           AND NOT EXISTS (SELECT 1 FROM caseledger_streams s WHERE s.name = u.name)
-        ON CONFLICT DO NOTHING;
-    -- No stream: no revision 0 (lo = -1). Exact: revision lo, none after.
-    -- Any and stream exists: the last revision.
-    SELECT bool_and(coalesce(s.stream_id IS NOT NULL AND NOT s.deleted AND CASE u.kind
+        ON CONFLICT DO NOTHING
+        RETURNING stream_id, name
+    )
+    SELECT bool_and(coalesce((c.stream_id IS NOT NULL OR (s.stream_id IS NOT NULL
+               AND NOT s.deleted)) AND CASE u.kind
                WHEN 0 THEN true
                WHEN 2 THEN l.revision IS NOT NULL
                ELSE coalesce(x.revision, -1) = b.lo END, false)),
-           array_agg(s.stream_id ORDER BY u.n),
+           array_agg(coalesce(c.stream_id, s.stream_id) ORDER BY u.n),
            array_agg(CASE WHEN u.kind IN (1, 3) THEN b.lo ELSE coalesce(l.revision, -1) END + 1
                ORDER BY u.n)
         INTO ok, stream_ids, firsts
         FROM unnest(names, kinds, revisions) WITH ORDINALITY AS u(name, kind, expected, n)
         CROSS JOIN LATERAL (SELECT CASE WHEN u.kind = 1 THEN -1 ELSE u.expected END AS lo) b
-        LEFT JOIN caseledger_streams s ON s.name = u.name
+        LEFT JOIN created c ON c.name = u.name
+        LEFT JOIN caseledger_streams s ON c.stream_id IS NULL AND s.name = u.name
         LEFT JOIN LATERAL (SELECT max(e.revision) AS revision FROM caseledger_events e
             WHERE u.kind IN (1, 3) AND e.stream_id = s.stream_id
               AND e.revision BETWEEN b.lo AND b.lo + 1) x ON true
