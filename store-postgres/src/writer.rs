@@ -7,7 +7,10 @@
 //! function takes the lock, checks every expected revision at once and
 //! inserts every event in one statement, or writes no event and says so
 //! when an append is not that simple (a conflict, a deleted stream; a
-//! stored id fails it with a unique violation).
+//! stored id fails it with a unique violation). The writer remembers where
+//! its last commit left the log (position and link) and sends the batch's
+//! links along; the function uses them when the log still ends there, and
+//! links the events itself when another process wrote since.
 //!
 //! Every other batch, and a fast one that was refused, takes two round
 //! trips. The first (pipelined) begins, takes the lock, creates the rows of
