@@ -265,17 +265,10 @@ mod postgres_only {
         b.append("b", exact(0), events(1)).await.expect("b1");
         b.append("b", exact(1), events(1)).await.expect("b2");
 
-        let recorded = read_all_from(&a, 0).await;
-        assert_eq!(recorded.len(), 18);
-        let links = b.read_chain(0, 100).await.expect("chain");
-        assert_eq!(links.len(), recorded.len());
-        let mut previous = store::chain::genesis();
-        for (event, stored) in recorded.iter().zip(&links) {
-            assert_eq!(stored.position, event.position);
-            let expected = store::chain::link_recorded(&previous, event);
-            assert_eq!(stored.link, expected, "the link at {}", event.position);
-            previous = expected;
-        }
+        assert_eq!(
+            test_support::conformance::assert_every_link(&b).await.len(),
+            18
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -72,6 +72,7 @@ fn open(dir: &Path) -> Arc<dyn EventStore> {
                             Err(error) => panic!("create the crash test's database: {error}"),
                         }
                     }
+                    settle(&server, &name).await;
                     PostgresStore::connect(&url, PostgresOptions::default()).await
                 })
             })
@@ -80,6 +81,33 @@ fn open(dir: &Path) -> Arc<dyn EventStore> {
     })
     .expect("open the store");
     Arc::new(store)
+}
+
+/// Wait until no session of a killed child is left on `name`: its backend
+/// may still be running what the child sent before it died (a whole
+/// pipelined transaction, commit included), and a check of the store must
+/// not race with that commit.
+async fn settle(server: &str, name: &str) {
+    let Ok((client, connection)) = tokio_postgres::connect(server, tokio_postgres::NoTls).await
+    else {
+        return;
+    };
+    let driver = tokio::spawn(connection);
+    for _ in 0..200 {
+        let others: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+                &[&name],
+            )
+            .await
+            .map_or(0, |row| row.get(0));
+        if others == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    drop(client);
+    let _ = driver.await;
 }
 
 fn created(dir: &Path) -> bool {

@@ -2077,6 +2077,13 @@ fn read_key_row(connection: &Connection, id: Uuid) -> Result<Option<crate::Store
 mod tests {
     use super::*;
 
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
     #[test]
     fn a_version_1_file_gains_the_values_table_and_keeps_its_events() {
         let dir = tempfile::tempdir().unwrap();
@@ -2094,10 +2101,7 @@ mod tests {
                 .unwrap();
         }
         let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = runtime();
         runtime.block_on(async {
             assert_eq!(store.head_position().await.unwrap(), 1);
             assert!(store.swap_value("outbox", None, b"1").await.unwrap());
@@ -2161,10 +2165,7 @@ mod tests {
             connection.execute_batch("PRAGMA user_version = 4").unwrap();
         }
         let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = runtime();
         runtime.block_on(async {
             assert_eq!(store.read_key(old_b.id).await.unwrap(), Some(old_b.clone()));
             let new_a = key("email-a", 4);
@@ -2230,10 +2231,7 @@ mod tests {
             subject: format!("email-{n:02x}"),
             wrapped: vec![n; 61],
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = runtime();
         runtime.block_on(async {
             let (first, event) = (key(1), new_event(1));
             let appended = store

@@ -118,6 +118,22 @@ pub async fn read_all_from(store: &dyn EventStore, after: u64) -> Vec<RecordedEv
     }
 }
 
+/// Every stored link is the one after the event before it, from the
+/// genesis link on; returns the links as stored.
+pub async fn assert_every_link(store: &dyn EventStore) -> Vec<store::chain::ChainLink> {
+    let recorded = read_all_from(store, 0).await;
+    let links = store.read_chain(0, 100_000).await.expect("read the chain");
+    assert_eq!(links.len(), recorded.len());
+    let mut previous = store::chain::genesis();
+    for (event, stored) in recorded.iter().zip(&links) {
+        assert_eq!(stored.position, event.position);
+        let expected = store::chain::link_recorded(&previous, event);
+        assert_eq!(stored.link, expected, "the link at {}", event.position);
+        previous = expected;
+    }
+    links
+}
+
 pub fn assert_conflict(
     result: Result<AppendResult, StoreError>,
     stream: &str,
@@ -239,16 +255,7 @@ pub mod cases {
                     .expect("append");
             }
         }
-        let recorded = read_all_from(&*store, 0).await;
-        let links = store.read_chain(0, 1_000).await.expect("read the chain");
-        assert_eq!(links.len(), recorded.len());
-        let mut previous = store::chain::genesis();
-        for (event, stored) in recorded.iter().zip(&links) {
-            assert_eq!(stored.position, event.position);
-            let expected = store::chain::link_recorded(&previous, event);
-            assert_eq!(stored.link, expected, "the link at {}", event.position);
-            previous = expected;
-        }
+        let links = assert_every_link(&*store).await;
         let tail = store
             .read_chain(links[2].position, 2)
             .await
