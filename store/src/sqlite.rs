@@ -466,7 +466,8 @@ fn ensure_schema(connection: &mut Connection, path: &Path) -> Result<(), StoreEr
                 fill_chain(&transaction)?;
             }
             transaction.execute_batch(CREATE_KEYS).map_err(backend)?;
-            if transaction.prepare("SELECT n FROM data_keys").is_err() {
+            let renumbered = transaction.prepare("SELECT n FROM data_keys").is_err();
+            if renumbered {
                 // The old table's pages are freed zeroed: a key destroyed
                 // later leaves no copy behind in them.
                 let secure: i64 = transaction
@@ -481,6 +482,14 @@ fn ensure_schema(connection: &mut Connection, path: &Path) -> Result<(), StoreEr
                     .map_err(backend)?;
             }
             transaction.execute_batch(KEY_SUBJECTS).map_err(backend)?;
+            if renumbered {
+                // Numbers of another table: the subject index starts over.
+                transaction
+                    .execute_batch(
+                        "DELETE FROM data_key_subjects; UPDATE data_key_subjects_upto SET n = 0;",
+                    )
+                    .map_err(backend)?;
+            }
             transaction
                 .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
                 .map_err(backend)?;
@@ -2147,11 +2156,10 @@ mod tests {
         {
             drop(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
             let connection = Connection::open(&path).unwrap();
+            // The subject index's mark is left high: the upgrade must start
+            // it over for the renumbered keys.
             connection
-                .execute_batch(
-                    "DROP TABLE data_keys; DROP TABLE data_key_subjects; \
-                     DROP TABLE data_key_subjects_upto;",
-                )
+                .execute_batch("DROP TABLE data_keys; UPDATE data_key_subjects_upto SET n = 1000;")
                 .unwrap();
             connection.execute_batch(CREATE_KEYS).unwrap();
             for stored in [&old_a, &old_b, &old_a2] {
