@@ -451,27 +451,36 @@ struct Rows<'a> {
 impl Rows<'_> {
     /// Link every row after `previous` (the last stored link), as
     /// recorded at `recorded_at`.
-    fn link(&mut self, mut previous: store::chain::Link, recorded_at: i64) {
-        self.chain = (0..self.position.len())
-            .map(|n| {
-                previous = store::chain::link(
-                    &previous,
-                    &store::chain::ChainedEvent {
-                        position: self.position[n] as u64,
-                        stream: self.stream[n],
-                        revision: self.revision[n] as u64,
-                        id: self.event_id[n].as_bytes(),
-                        type_name: self.type_name[n],
-                        schema_version: self.schema_version[n] as u16,
-                        recorded_at_micros: recorded_at,
-                        metadata: self.metadata[n],
-                        payload: self.payload[n],
-                    },
-                );
-                previous.to_vec()
-            })
-            .collect();
+    fn link(&mut self, previous: store::chain::Link, recorded_at: i64) {
+        self.chain = chain_links(previous, self.position.len(), |n| {
+            store::chain::ChainedEvent {
+                position: self.position[n] as u64,
+                stream: self.stream[n],
+                revision: self.revision[n] as u64,
+                id: self.event_id[n].as_bytes(),
+                type_name: self.type_name[n],
+                schema_version: self.schema_version[n] as u16,
+                recorded_at_micros: recorded_at,
+                metadata: self.metadata[n],
+                payload: self.payload[n],
+            }
+        });
     }
+}
+
+/// The links of `count` events, the `n`th described by `event(n)`, one
+/// after the other from `previous`, as stored.
+fn chain_links<'e>(
+    mut previous: store::chain::Link,
+    count: usize,
+    event: impl Fn(usize) -> store::chain::ChainedEvent<'e>,
+) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|n| {
+            previous = store::chain::link(&previous, &event(n));
+            previous.to_vec()
+        })
+        .collect()
 }
 
 /// What a committed batch answers: each request's outcome, whether it
@@ -684,27 +693,20 @@ async fn run_fast(
     let recorded_at = now_micros();
     let (known_head, known_link, links) = match (known, &firsts) {
         (Some((head, link)), Some(firsts)) => {
-            let mut previous = link;
-            let links: Vec<Vec<u8>> = (0..ids.len())
-                .map(|n| {
-                    let request = requests[n] as usize - 1;
-                    previous = store::chain::link(
-                        &previous,
-                        &store::chain::ChainedEvent {
-                            position: (head + 1 + n as i64) as u64,
-                            stream: names[request],
-                            revision: (firsts[request] + i64::from(offsets[n])) as u64,
-                            id: ids[n].as_bytes(),
-                            type_name: type_names[n],
-                            schema_version: versions[n] as u16,
-                            recorded_at_micros: recorded_at.timestamp_micros(),
-                            metadata: metadata[n],
-                            payload: payloads[n],
-                        },
-                    );
-                    previous.to_vec()
-                })
-                .collect();
+            let links = chain_links(link, ids.len(), |n| {
+                let request = requests[n] as usize - 1;
+                store::chain::ChainedEvent {
+                    position: (head + 1 + n as i64) as u64,
+                    stream: names[request],
+                    revision: (firsts[request] + i64::from(offsets[n])) as u64,
+                    id: ids[n].as_bytes(),
+                    type_name: type_names[n],
+                    schema_version: versions[n] as u16,
+                    recorded_at_micros: recorded_at.timestamp_micros(),
+                    metadata: metadata[n],
+                    payload: payloads[n],
+                }
+            });
             (Some(head), Some(link.to_vec()), Some(links))
         }
         _ => (None, None, None),

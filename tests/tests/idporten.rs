@@ -445,24 +445,29 @@ impl Setup {
     }
 }
 
-/// Confirm the provider's logout page at `end_session` in `browser`: the
-/// provider ends its session and sends the browser back to the portal.
-async fn confirm_provider_logout(browser: &Browser, setup: &Setup, end_session: &str) {
-    let page = browser.get(end_session).await;
-    assert_eq!(page.status(), StatusCode::OK);
-    let page = page.text().await.unwrap();
+/// Submit the provider's logout form found in `page` ("yes, log out").
+async fn submit_provider_logout(browser: &Browser, issuer: &str, page: &str) -> reqwest::Response {
     let xsrf = page
         .split("name=\"xsrf\" value=\"")
         .nth(1)
         .and_then(|rest| rest.split('"').next())
         .unwrap_or_else(|| panic!("no logout form: {page}"))
         .to_owned();
-    let confirmed = browser
+    browser
         .post_form(
-            &format!("{}/session/end/confirm", setup.provider.issuer),
+            &format!("{issuer}/session/end/confirm"),
             &[("xsrf", &xsrf), ("logout", "yes")],
         )
-        .await;
+        .await
+}
+
+/// Confirm the provider's logout page at `end_session` in `browser`: the
+/// provider ends its session and sends the browser back to the portal.
+async fn confirm_provider_logout(browser: &Browser, setup: &Setup, end_session: &str) {
+    let page = browser.get(end_session).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let page = page.text().await.unwrap();
+    let confirmed = submit_provider_logout(browser, &setup.provider.issuer, &page).await;
     assert_eq!(confirmed.status(), StatusCode::SEE_OTHER);
     let back = confirmed.headers()[reqwest::header::LOCATION]
         .to_str()
@@ -936,18 +941,7 @@ async fn logout_at_the_provider_ends_the_sessions_started_under_it_here_too() {
         .text()
         .await
         .unwrap();
-    let xsrf = page
-        .split("name=\"xsrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or_else(|| panic!("no logout form: {page}"))
-        .to_owned();
-    let confirmed = browser
-        .post_form(
-            &format!("{issuer}/session/end/confirm"),
-            &[("xsrf", &xsrf), ("logout", "yes")],
-        )
-        .await;
+    let confirmed = submit_provider_logout(&browser, issuer, &page).await;
     let done = Url::parse(issuer)
         .unwrap()
         .join(
