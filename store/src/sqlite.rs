@@ -169,7 +169,7 @@ CREATE TABLE IF NOT EXISTS data_keys (
 CREATE INDEX IF NOT EXISTS data_keys_subject ON data_keys (subject);
 ";
 
-/// Version 5, first step: the key table numbers its rows in insertion
+/// Version 5, second step: the key table numbers its rows in insertion
 /// order (never reused) and has no index by subject, which cost each append
 /// that brought a new key a random index page.
 const NUMBER_KEYS: &str = "
@@ -184,7 +184,7 @@ DROP TABLE data_keys;
 ALTER TABLE data_keys_5 RENAME TO data_keys;
 ";
 
-/// Version 5, second step: the subject index kept apart, brought up to
+/// Version 5, first step: the subject index kept apart, brought up to
 /// date (every key numbered above `data_key_subjects_upto`) by the one
 /// that needs it, [`SqliteStore::destroy_keys`], in one transaction.
 const KEY_SUBJECTS: &str = "
@@ -466,8 +466,8 @@ fn ensure_schema(connection: &mut Connection, path: &Path) -> Result<(), StoreEr
                 fill_chain(&transaction)?;
             }
             transaction.execute_batch(CREATE_KEYS).map_err(backend)?;
-            let renumbered = transaction.prepare("SELECT n FROM data_keys").is_err();
-            if renumbered {
+            transaction.execute_batch(KEY_SUBJECTS).map_err(backend)?;
+            if transaction.prepare("SELECT n FROM data_keys").is_err() {
                 // The old table's pages are freed zeroed: a key destroyed
                 // later leaves no copy behind in them.
                 let secure: i64 = transaction
@@ -480,9 +480,6 @@ fn ensure_schema(connection: &mut Connection, path: &Path) -> Result<(), StoreEr
                 transaction
                     .execute_batch(&format!("PRAGMA secure_delete = {secure}"))
                     .map_err(backend)?;
-            }
-            transaction.execute_batch(KEY_SUBJECTS).map_err(backend)?;
-            if renumbered {
                 // Numbers of another table: the subject index starts over.
                 transaction
                     .execute_batch(
