@@ -164,6 +164,7 @@ impl PostgresStore {
                 heads: heads_sender,
                 options,
                 known: None,
+                streams: Default::default(),
             }
             .run(requests),
         );

@@ -9,7 +9,7 @@ use tokio_postgres::Client;
 use crate::error::from_postgres;
 
 /// The schema version this program writes and understands.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Advisory lock key of the schema set-up ("caseledger schema").
 const SCHEMA_LOCK: i64 = 0x6361_7365_7363_6801;
@@ -395,6 +395,149 @@ END
 $$;
 ";
 
+/// Version 6: the fast path takes what the writer knows of the batch's
+/// streams (`known_streams`: each append's stream id, or NULL for a name
+/// it takes to be new). When the log still ends where the writer last
+/// left it and none of those streams is tombstoned, the function writes
+/// the batch as sent, without reading a stream: the writer vouches that
+/// each append's first revision follows one that is stored (its own
+/// commits told it so, and revisions are never removed), and the unique
+/// indexes refuse everything else (a revision written meanwhile, a stream
+/// name already taken, an id already stored) with a unique violation, upon
+/// which the writer decides the batch in full. Otherwise it checks every
+/// append as version 5 does. Either way it returns the batch's stream ids,
+/// for the writer to know next time.
+///
+/// The version 5 function stays for nodes still running the release before.
+const VERSION_6: &str = "
+-- Tombstoned streams only: nearly empty, so looking up a batch's stream ids
+-- in it costs next to nothing.
+CREATE INDEX caseledger_streams_deleted ON caseledger_streams (stream_id) WHERE deleted;
+CREATE FUNCTION caseledger_append_fast(
+    lock_key bigint, names text[], kinds int2[], revisions int8[],
+    requests int4[], offsets int4[], ids uuid[], type_names text[],
+    schema_versions int4[], metadata bytea[], payloads bytea[],
+    recorded timestamptz, channel text,
+    known_head int8, known_link bytea, known_firsts int8[], known_links bytea[],
+    known_streams int8[],
+    OUT heads int8[], OUT last_link bytea, OUT stream_ids int8[]
+) LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan
+    SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+DECLARE
+    head int8;
+    ok bool;
+    firsts int8[];
+    prev bytea;
+    links bytea[];
+    m bytea[];
+    d bytea[];
+    stream_bytes bytea;
+    type_bytes bytea;
+    recorded_bytes bytea;
+    n int4 := coalesce(array_length(ids, 1), 0);
+BEGIN
+    PERFORM pg_advisory_xact_lock(lock_key);
+    SELECT position, chain INTO head, prev FROM caseledger_events
+        ORDER BY position DESC LIMIT 1;
+    head := coalesce(head, 0);
+    prev := coalesce(prev, sha256(convert_to('caseledger event chain v1', 'UTF8')));
+    IF known_streams IS NOT NULL AND head = known_head AND prev = known_link
+       AND n > 0 AND coalesce(array_length(known_links, 1), 0) = n
+       AND NOT EXISTS (SELECT 1 FROM caseledger_streams s
+                       WHERE s.deleted AND s.stream_id = ANY(known_streams)) THEN
+        stream_ids := known_streams;
+        IF array_position(known_streams, NULL) IS NOT NULL THEN
+            FOR r IN 1 .. array_length(known_streams, 1) LOOP
+                IF known_streams[r] IS NULL THEN
+                    stream_ids[r] := nextval('caseledger_streams_stream_id_seq'::regclass);
+                END IF;
+            END LOOP;
+            -- A name already taken raises unique_violation.
+            INSERT INTO caseledger_streams (stream_id, name) OVERRIDING SYSTEM VALUE
+                SELECT u.s, u.name FROM unnest(stream_ids, names, known_streams) AS u(s, name, k)
+                WHERE u.k IS NULL;
+        END IF;
+        INSERT INTO caseledger_events (position, stream_id, revision, event_id, type_name,
+            schema_version, recorded_at, metadata, payload, chain)
+        SELECT head + u.n, stream_ids[u.r], known_firsts[u.r] + u.o, u.i, u.t, u.v, recorded,
+            u.m, u.d, u.c
+        FROM unnest(requests, offsets, ids, type_names, schema_versions, metadata, payloads,
+            known_links) WITH ORDINALITY AS u(r, o, i, t, v, m, d, c, n);
+        PERFORM pg_notify(channel, (head + n)::text);
+        heads := head || known_firsts;
+        last_link := known_links[n];
+        RETURN;
+    END IF;
+    -- Streams not seen before are created (for any and no stream) in the
+    -- same statement; a created stream has no event yet.
+    -- No stream: no revision 0 (lo = -1). Exact: revision lo, none after.
+    -- Any and stream exists: the last revision.
+    WITH created AS (
+        INSERT INTO caseledger_streams (name)
+        SELECT u.name FROM unnest(names, kinds) AS u(name, kind)
+        WHERE u.kind IN (0, 1)
+          AND NOT EXISTS (SELECT 1 FROM caseledger_streams s WHERE s.name = u.name)
+        ON CONFLICT DO NOTHING
+        RETURNING stream_id, name
+    )
+    SELECT bool_and(coalesce((c.stream_id IS NOT NULL OR (s.stream_id IS NOT NULL
+               AND NOT s.deleted)) AND CASE u.kind
+               WHEN 0 THEN true
+               WHEN 2 THEN l.revision IS NOT NULL
+               ELSE coalesce(x.revision, -1) = b.lo END, false)),
+           array_agg(coalesce(c.stream_id, s.stream_id) ORDER BY u.n),
+           array_agg(CASE WHEN u.kind IN (1, 3) THEN b.lo ELSE coalesce(l.revision, -1) END + 1
+               ORDER BY u.n)
+        INTO ok, stream_ids, firsts
+        FROM unnest(names, kinds, revisions) WITH ORDINALITY AS u(name, kind, expected, n)
+        CROSS JOIN LATERAL (SELECT CASE WHEN u.kind = 1 THEN -1 ELSE u.expected END AS lo) b
+        LEFT JOIN created c ON c.name = u.name
+        LEFT JOIN caseledger_streams s ON c.stream_id IS NULL AND s.name = u.name
+        LEFT JOIN LATERAL (SELECT max(e.revision) AS revision FROM caseledger_events e
+            WHERE u.kind IN (1, 3) AND e.stream_id = s.stream_id
+              AND e.revision BETWEEN b.lo AND b.lo + 1) x ON true
+        LEFT JOIN LATERAL (SELECT e.revision FROM caseledger_events e
+            WHERE u.kind IN (0, 2) AND e.stream_id = s.stream_id
+            ORDER BY e.revision DESC LIMIT 1) l ON true;
+    IF NOT coalesce(ok, false) THEN
+        stream_ids := NULL;
+        RETURN;
+    END IF;
+    IF head = known_head AND prev = known_link AND firsts = known_firsts
+       AND coalesce(array_length(known_links, 1), 0) = n THEN
+        links := known_links;
+    ELSE
+        recorded_bytes := int8send((extract(epoch FROM recorded) * 1000000)::int8);
+        m := metadata;
+        d := payloads;
+        FOR i IN 1 .. n LOOP
+            stream_bytes := convert_to(names[requests[i]], 'UTF8');
+            type_bytes := convert_to(type_names[i], 'UTF8');
+            prev := sha256(prev || int8send(head + i)
+                || int8send(octet_length(stream_bytes)::int8) || stream_bytes
+                || int8send(firsts[requests[i]] + offsets[i])
+                || int8send(16::int8) || uuid_send(ids[i])
+                || int8send(octet_length(type_bytes)::int8) || type_bytes
+                || int4send(schema_versions[i])
+                || recorded_bytes
+                || int8send(octet_length(m[i])::int8) || m[i]
+                || int8send(octet_length(d[i])::int8) || d[i]);
+            links[i] := prev;
+        END LOOP;
+    END IF;
+    INSERT INTO caseledger_events (position, stream_id, revision, event_id, type_name,
+        schema_version, recorded_at, metadata, payload, chain)
+    SELECT head + u.n, stream_ids[u.r], firsts[u.r] + u.o, u.i, u.t, u.v, recorded, u.m, u.d,
+        u.c
+    FROM unnest(requests, offsets, ids, type_names, schema_versions, metadata, payloads, links)
+        WITH ORDINALITY AS u(r, o, i, t, v, m, d, c, n);
+    PERFORM pg_notify(channel, (head + n)::text);
+    heads := head || firsts;
+    last_link := CASE WHEN n > 0 THEN links[n] ELSE prev END;
+END
+$$;
+";
+
 /// Create the schema when the database has none, upgrade an older one,
 /// refuse a newer one. `endpoint` names the database in errors.
 pub(crate) async fn ensure(client: &mut Client, endpoint: &str) -> Result<bool, StoreError> {
@@ -460,6 +603,12 @@ pub(crate) async fn ensure(client: &mut Client, endpoint: &str) -> Result<bool, 
     if found < 5 {
         transaction
             .batch_execute(VERSION_5)
+            .await
+            .map_err(from_postgres)?;
+    }
+    if found < 6 {
+        transaction
+            .batch_execute(VERSION_6)
             .await
             .map_err(from_postgres)?;
     }

@@ -10,7 +10,12 @@
 //! stored id fails it with a unique violation). The writer remembers where
 //! its last commit left the log (position and link) and sends the batch's
 //! links along; the function uses them when the log still ends there, and
-//! links the events itself when another process wrote since.
+//! links the events itself when another process wrote since. It also
+//! remembers, for the streams it wrote, their ids and the last revision it
+//! stored: when every append of a batch is decided by that (an exact
+//! revision that is the one remembered, any revision of a remembered
+//! stream, a new stream), the function writes the batch without reading a
+//! stream, and the unique indexes refuse what was written meanwhile.
 //!
 //! Every other batch, and a fast one that was refused, takes two round
 //! trips. The first (pipelined) begins, takes the lock, creates the rows of
@@ -205,8 +210,8 @@ impl Session {
             prepare("UPDATE caseledger_streams SET deleted = true WHERE stream_id = ANY($1::int8[])"),
             prepare("SELECT pg_notify($1, $2)"),
             prepare(
-                "SELECT heads, last_link FROM caseledger_append_fast($1, $2, $3, $4, $5, $6, $7, \
-                 $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+                "SELECT heads, last_link, stream_ids FROM caseledger_append_fast($1, $2, $3, $4, \
+                 $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
             ),
         )
         .map_err(from_postgres)?;
@@ -253,7 +258,15 @@ pub(crate) struct Writer {
     /// The last position and link this writer knows the log to end with
     /// (from its own last commit), so that it can link a batch itself.
     pub known: Option<Known>,
+    /// Streams this writer stored events in: id and the last revision it
+    /// stored (a revision that exists for good; another node may have
+    /// stored more since). At most [`KNOWN_STREAMS`], forgotten all at
+    /// once when full.
+    pub streams: HashMap<String, (i64, i64)>,
 }
+
+/// How many streams a writer remembers.
+const KNOWN_STREAMS: usize = 65_536;
 
 /// The end of the log as the writer last saw it: position and link.
 pub(crate) type Known = (i64, store::chain::Link);
@@ -308,64 +321,80 @@ impl Writer {
                     rand::rng().random_range(low.as_micros()..=high.as_micros())
                 });
                 let known = self.known.take();
-                let error = match self.session().await {
+                let mut streams = std::mem::take(&mut self.streams);
+                let result = match self.session().await {
                     Ok(session) => {
                         let fast = if simple(batch) {
-                            run_fast(session, batch, known, delay).await
+                            run_fast(session, batch, known, &streams, delay).await
                         } else {
                             Ok(None)
                         };
-                        let result = match fast {
-                            Ok(Some((outcomes, end))) => Ok((outcomes, true, end)),
-                            // Not simple after all, or a stored id (a retry)
-                            // or a value refused: decided in full below.
+                        Ok(match fast {
+                            Ok(Some(committed)) => Ok(committed),
+                            // Not simple after all, or refused by a unique
+                            // index (a stored id: a retry; a revision or a
+                            // stream written meanwhile) or a value refused:
+                            // decided in full below.
                             Ok(None) | Err(Failure::Database(_)) => {
                                 run_batch(session, batch, delay).await
                             }
                             Err(unavailable) => Err(unavailable),
-                        };
-                        match result {
-                            Ok((outcomes, wrote, end)) => {
-                                self.known = Some(end);
-                                if wrote {
-                                    self.heads.send_modify(|head| *head += 1);
-                                }
-                                for (request, outcome) in batch.drain(..).zip(outcomes) {
-                                    request.answer(outcome);
-                                }
-                                return;
+                        })
+                    }
+                    Err(error) => Err(error),
+                };
+                // What a failed batch leaves behind is no news: every
+                // revision remembered is still stored.
+                if let Ok(Ok(committed)) = &result {
+                    for ((request, outcome), stream_id) in batch
+                        .iter()
+                        .zip(&committed.outcomes)
+                        .zip(&committed.stream_ids)
+                    {
+                        learn(&mut streams, request.stream(), outcome, *stream_id);
+                    }
+                }
+                self.streams = streams;
+                let error = match result {
+                    Ok(Ok(committed)) => {
+                        self.known = Some(committed.end);
+                        if committed.wrote {
+                            self.heads.send_modify(|head| *head += 1);
+                        }
+                        for (request, outcome) in batch.drain(..).zip(committed.outcomes) {
+                            request.answer(outcome);
+                        }
+                        return;
+                    }
+                    Ok(Err(Failure::Database(error))) => {
+                        self.rollback().await;
+                        if batch.len() == 1 {
+                            if let Some(request) = batch.pop() {
+                                request.answer(Err(error));
                             }
-                            Err(Failure::Database(error)) => {
-                                self.rollback().await;
-                                if batch.len() == 1 {
-                                    if let Some(request) = batch.pop() {
-                                        request.answer(Err(error));
-                                    }
-                                    return;
-                                }
-                                // One request poisons the batch: each alone.
-                                tracing::warn!(%error, "a batch was refused; its appends run one by one");
-                                for request in std::mem::take(batch) {
-                                    self.commit(&mut vec![request]).await;
-                                }
-                                return;
-                            }
-                            Err(Failure::Unavailable { commit_sent, error }) => {
-                                self.session = None;
-                                if commit_sent {
-                                    let (tombstones, appends) = std::mem::take(batch)
-                                        .into_iter()
-                                        .partition(|r| matches!(r, Request::Tombstone { .. }));
-                                    *batch = appends;
-                                    for request in tombstones {
-                                        request.answer(Err(StoreError::Unavailable(format!(
-                                            "{error}; the tombstone may or may not be committed"
-                                        ))));
-                                    }
-                                }
-                                error
+                            return;
+                        }
+                        // One request poisons the batch: each alone.
+                        tracing::warn!(%error, "a batch was refused; its appends run one by one");
+                        for request in std::mem::take(batch) {
+                            self.commit(&mut vec![request]).await;
+                        }
+                        return;
+                    }
+                    Ok(Err(Failure::Unavailable { commit_sent, error })) => {
+                        self.session = None;
+                        if commit_sent {
+                            let (tombstones, appends) = std::mem::take(batch)
+                                .into_iter()
+                                .partition(|r| matches!(r, Request::Tombstone { .. }));
+                            *batch = appends;
+                            for request in tombstones {
+                                request.answer(Err(StoreError::Unavailable(format!(
+                                    "{error}; the tombstone may or may not be committed"
+                                ))));
                             }
                         }
+                        error
                     }
                     Err(error) => error,
                 };
@@ -483,9 +512,43 @@ fn chain_links<'e>(
         .collect()
 }
 
-/// What a committed batch answers: each request's outcome, whether it
-/// wrote, and the log's end after it.
-type Committed = (Vec<Result<Outcome, StoreError>>, bool, Known);
+/// What a committed batch answers.
+struct Committed {
+    /// Each request's outcome.
+    outcomes: Vec<Result<Outcome, StoreError>>,
+    /// Whether it wrote.
+    wrote: bool,
+    /// The log's end after it.
+    end: Known,
+    /// Each request's stream id, where the batch found one.
+    stream_ids: Vec<Option<i64>>,
+}
+
+/// Remember what `outcome` says of `stream` (whose id is `stream_id`): an
+/// append's last revision is stored for good; a tombstone or a failure
+/// says nothing worth keeping.
+fn learn(
+    streams: &mut HashMap<String, (i64, i64)>,
+    stream: &str,
+    outcome: &Result<Outcome, StoreError>,
+    stream_id: Option<i64>,
+) {
+    let (Ok(Outcome::Appended(result)), Some(id)) = (outcome, stream_id) else {
+        streams.remove(stream);
+        return;
+    };
+    let Ok(last) = i64::try_from(result.next_expected_revision) else {
+        return;
+    };
+    if let Some(known) = streams.get_mut(stream) {
+        *known = (id, known.1.max(last));
+        return;
+    }
+    if streams.len() >= KNOWN_STREAMS {
+        streams.clear();
+    }
+    streams.insert(stream.to_owned(), (id, last));
+}
 
 async fn run_batch(
     session: &Session,
@@ -572,12 +635,21 @@ async fn run_batch(
         &mut tombstoned,
     );
 
+    let stream_ids = batch
+        .iter()
+        .map(|request| heads.get(request.stream()).map(|head| head.stream_id))
+        .collect();
     if rows.position.is_empty() && tombstoned.is_empty() {
         client
             .batch_execute("ROLLBACK")
             .await
             .map_err(failure(false))?;
-        return Ok((outcomes, false, (first_position, last_link)));
+        return Ok(Committed {
+            outcomes,
+            wrote: false,
+            end: (first_position, last_link),
+            stream_ids,
+        });
     }
     if let Some(micros) = delay_micros {
         tokio::time::sleep(Duration::from_micros(micros as u64)).await;
@@ -619,7 +691,12 @@ async fn run_batch(
         .last()
         .and_then(|link| store::chain::stored_link(link))
         .map_or((first_position, last_link), |link| (head, link));
-    Ok((outcomes, true, end))
+    Ok(Committed {
+        outcomes,
+        wrote: true,
+        end,
+        stream_ids,
+    })
 }
 
 /// Whether the fast path may take `batch`: appends only, each to another
@@ -636,12 +713,16 @@ fn simple(batch: &[Request]) -> bool {
 /// the log's end `known` and every append's first revision implied by its
 /// expected revision, the links go along, computed here; the function uses
 /// them when the log still ends there, and links the events itself when not.
+/// When `streams` (what this writer remembers) decides every append, the
+/// stream ids go along too, and the function writes without checking
+/// (module documentation).
 async fn run_fast(
     session: &Session,
     batch: &[Request],
     known: Option<Known>,
+    streams: &HashMap<String, (i64, i64)>,
     delay_micros: Option<u128>,
-) -> Result<Option<(Vec<Result<Outcome, StoreError>>, Known)>, Failure> {
+) -> Result<Option<Committed>, Failure> {
     let client = &session.client;
     let mut names = Vec::with_capacity(batch.len());
     let mut kinds = Vec::with_capacity(batch.len());
@@ -651,6 +732,14 @@ async fn run_fast(
     let (mut type_names, mut versions) = (Vec::new(), Vec::new());
     let (mut metadata, mut payloads) = (Vec::new(), Vec::new());
     let mut counts = Vec::with_capacity(batch.len());
+    // Each append's stream id (None: a new stream) and first revision, as
+    // long as what this writer remembers decides every append so far.
+    let mut vouched = known.map(|_| {
+        (
+            Vec::with_capacity(batch.len()),
+            Vec::with_capacity(batch.len()),
+        )
+    });
     for (index, request) in batch.iter().enumerate() {
         let Request::Append {
             stream,
@@ -679,6 +768,27 @@ async fn run_fast(
             firsts.push(first);
             firsts
         });
+        let remembered = streams.get(stream.as_str()).copied();
+        let decided = match (*expected, remembered) {
+            (ExpectedRevision::Any | ExpectedRevision::StreamExists, Some((id, last))) => {
+                Some((Some(id), last + 1))
+            }
+            (ExpectedRevision::Exact(expected), Some((id, last)))
+                if i64::try_from(expected) == Ok(last) =>
+            {
+                Some((Some(id), last + 1))
+            }
+            // Taken to be new; a name already taken is refused.
+            (ExpectedRevision::Any | ExpectedRevision::NoStream, None) => Some((None, 0)),
+            _ => None,
+        };
+        vouched = vouched
+            .zip(decided)
+            .map(|((mut ids, mut firsts), (id, first))| {
+                ids.push(id);
+                firsts.push(first);
+                (ids, firsts)
+            });
         counts.push(events.len());
         for (offset, event) in events.iter().enumerate() {
             requests.push(index as i32 + 1);
@@ -691,6 +801,13 @@ async fn run_fast(
         }
     }
     let recorded_at = now_micros();
+    let known_streams = match vouched {
+        Some((ids, vouched_firsts)) => {
+            firsts = Some(vouched_firsts);
+            Some(ids)
+        }
+        None => None,
+    };
     let (known_head, known_link, links) = match (known, &firsts) {
         (Some((head, link)), Some(firsts)) => {
             let links = chain_links(link, ids.len(), |n| {
@@ -711,7 +828,7 @@ async fn run_fast(
         }
         _ => (None, None, None),
     };
-    let params: [&(dyn ToSql + Sync); 17] = [
+    let params: [&(dyn ToSql + Sync); 18] = [
         &APPEND_LOCK,
         &names,
         &kinds,
@@ -729,6 +846,7 @@ async fn run_fast(
         &known_link,
         &firsts,
         &links,
+        &known_streams,
     ];
     let row = match delay_micros {
         None => {
@@ -776,6 +894,9 @@ async fn run_fast(
                 "the append function returned no link".to_owned(),
             ))
         })?;
+    let stream_ids: Vec<Option<i64>> = row
+        .get::<_, Option<Vec<Option<i64>>>>(2)
+        .unwrap_or_default();
     let mut position = head;
     let outcomes = counts
         .iter()
@@ -788,7 +909,12 @@ async fn run_fast(
             }))
         })
         .collect();
-    Ok(Some((outcomes, (position, last_link))))
+    Ok(Some(Committed {
+        outcomes,
+        wrote: true,
+        end: (position, last_link),
+        stream_ids,
+    }))
 }
 
 fn now_micros() -> chrono::DateTime<chrono::Utc> {

@@ -75,19 +75,24 @@ mod postgres_only {
                 .await
                 .expect("append");
         }
-        // What version 5 added: the fast path that takes the writer's links.
+        // What versions 5 and 6 added: the fast paths that take the
+        // writer's links, then its stream ids, and the index of tombstones.
         support::admin(
             &database.url,
             "DROP FUNCTION caseledger_append_fast(bigint, text[], int2[], int8[], int4[], \
              int4[], uuid[], text[], int4[], bytea[], bytea[], timestamptz, text, int8, bytea, \
-             int8[], bytea[]); UPDATE caseledger_schema SET version = 4",
+             int8[], bytea[]); \
+             DROP FUNCTION caseledger_append_fast(bigint, text[], int2[], int8[], int4[], \
+             int4[], uuid[], text[], int4[], bytea[], bytea[], timestamptz, text, int8, bytea, \
+             int8[], bytea[], int8[]); DROP INDEX caseledger_streams_deleted; \
+             UPDATE caseledger_schema SET version = 4",
         )
         .await
         .expect("make it version 4");
         let store = PostgresStore::connect(&database.url, PostgresOptions::default())
             .await
             .expect("upgrade");
-        assert!(store.created_schema(), "version 5 is written");
+        assert!(store.created_schema(), "the current version is written");
         let store: Arc<dyn EventStore> = Arc::new(store);
         // Appends after the upgrade link on from the last link before it;
         // the case checks every link from the first event.
