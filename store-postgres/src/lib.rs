@@ -86,6 +86,11 @@ pub struct PostgresOptions {
     /// How often the head is polled for commits whose notification was
     /// missed. Default 500 ms.
     pub live_poll_interval: Duration,
+    /// Under load, the least time between two notifications of new events
+    /// to other processes (each wakes every listener on the server); what
+    /// falls between is announced with the next one that is due, or when
+    /// the writer has been idle this long. Default 5 ms.
+    pub announce_interval: Duration,
     /// How long an append waits for a server that went away before it
     /// fails with [`StoreError::Unavailable`]. Default 10 s.
     pub outage_timeout: Duration,
@@ -101,6 +106,7 @@ impl Default for PostgresOptions {
             pool_size: 8,
             max_batch_events: 4096,
             live_poll_interval: Duration::from_millis(500),
+            announce_interval: Duration::from_millis(5),
             outage_timeout: Duration::from_secs(10),
             commit_delay_for_tests: None,
         }
@@ -165,6 +171,8 @@ impl PostgresStore {
                 options,
                 known: None,
                 streams: Default::default(),
+                announced: None,
+                unannounced: None,
             }
             .run(requests),
         );

@@ -406,7 +406,8 @@ $$;
 /// name already taken, an id already stored) with a unique violation, upon
 /// which the writer decides the batch in full. Otherwise it checks every
 /// append as version 5 does. Either way it returns the batch's stream ids,
-/// for the writer to know next time.
+/// for the writer to know next time. With a NULL channel it notifies
+/// nobody: the writer announces the batch later, with others.
 ///
 /// The version 5 function stays for nodes still running the release before.
 const VERSION_6: &str = "
@@ -463,7 +464,9 @@ BEGIN
             u.m, u.d, u.c
         FROM unnest(requests, offsets, ids, type_names, schema_versions, metadata, payloads,
             known_links) WITH ORDINALITY AS u(r, o, i, t, v, m, d, c, n);
-        PERFORM pg_notify(channel, (head + n)::text);
+        IF channel IS NOT NULL THEN
+            PERFORM pg_notify(channel, (head + n)::text);
+        END IF;
         heads := head || known_firsts;
         last_link := known_links[n];
         RETURN;
@@ -531,7 +534,9 @@ BEGIN
         u.c
     FROM unnest(requests, offsets, ids, type_names, schema_versions, metadata, payloads, links)
         WITH ORDINALITY AS u(r, o, i, t, v, m, d, c, n);
-    PERFORM pg_notify(channel, (head + n)::text);
+    IF channel IS NOT NULL THEN
+        PERFORM pg_notify(channel, (head + n)::text);
+    END IF;
     heads := head || firsts;
     last_link := CASE WHEN n > 0 THEN links[n] ELSE prev END;
 END

@@ -30,6 +30,13 @@
 //! commits. Should the database refuse the batch all the same (a value it
 //! will not store), the transaction is undone and each request runs alone.
 //!
+//! Each commit wakes this process's subscriptions at once. Other processes
+//! learn of it by a notification, which wakes every listener on the
+//! server: under load the writer sends one at most every
+//! [`PostgresOptions::announce_interval`], with the commit that falls due, and announces what
+//! is left when it has been idle that long; a commit after a quiet spell
+//! is announced with itself.
+//!
 //! When the server goes away, the writer reconnects with backoff and runs
 //! the batch again, for up to [`PostgresOptions::outage_timeout`]: a retried
 //! append is recognised by its event ids, so an append whose commit was
@@ -263,6 +270,10 @@ pub(crate) struct Writer {
     /// stored more since). At most [`KNOWN_STREAMS`], forgotten all at
     /// once when full.
     pub streams: HashMap<String, (i64, i64)>,
+    /// When this writer last notified other processes.
+    pub announced: Option<Instant>,
+    /// The head of a commit not announced yet.
+    pub unannounced: Option<i64>,
 }
 
 /// How many streams a writer remembers.
@@ -276,7 +287,28 @@ impl Writer {
     pub(crate) async fn run(mut self, mut requests: mpsc::Receiver<Request>) {
         let mut batch = Vec::new();
         let mut last_batch = 0;
-        while let Some(first) = requests.recv().await {
+        loop {
+            let next = match self.unannounced {
+                None => requests.recv().await,
+                Some(head) => {
+                    let due = self
+                        .announced
+                        .map_or_else(Instant::now, |at| at + self.options.announce_interval);
+                    tokio::select! {
+                        request = requests.recv() => request,
+                        () = tokio::time::sleep_until(due.into()) => {
+                            self.announce(head).await;
+                            continue;
+                        }
+                    }
+                }
+            };
+            let Some(first) = next else {
+                if let Some(head) = self.unannounced {
+                    self.announce(head).await;
+                }
+                return;
+            };
             let mut events = first.event_count();
             batch.push(first);
             // Let the callers that were just answered send their next
@@ -321,11 +353,14 @@ impl Writer {
                     rand::rng().random_range(low.as_micros()..=high.as_micros())
                 });
                 let known = self.known.take();
+                let announce = self
+                    .announced
+                    .is_none_or(|at| at.elapsed() >= self.options.announce_interval);
                 let mut streams = std::mem::take(&mut self.streams);
                 let result = match self.session().await {
                     Ok(session) => {
                         let fast = if simple(batch) {
-                            run_fast(session, batch, known, &streams, delay).await
+                            run_fast(session, batch, known, &streams, announce, delay).await
                         } else {
                             Ok(None)
                         };
@@ -336,7 +371,7 @@ impl Writer {
                             // stream written meanwhile) or a value refused:
                             // decided in full below.
                             Ok(None) | Err(Failure::Database(_)) => {
-                                run_batch(session, batch, delay).await
+                                run_batch(session, batch, announce, delay).await
                             }
                             Err(unavailable) => Err(unavailable),
                         })
@@ -360,6 +395,12 @@ impl Writer {
                         self.known = Some(committed.end);
                         if committed.wrote {
                             self.heads.send_modify(|head| *head += 1);
+                            if announce {
+                                self.announced = Some(Instant::now());
+                                self.unannounced = None;
+                            } else {
+                                self.unannounced = Some(committed.end.0);
+                            }
                         }
                         for (request, outcome) in batch.drain(..).zip(committed.outcomes) {
                             request.answer(outcome);
@@ -421,6 +462,25 @@ impl Writer {
         self.session
             .as_ref()
             .ok_or_else(|| StoreError::Backend("no writer session".to_owned()))
+    }
+
+    /// Notify other processes that the log reaches `head`, on the session
+    /// there is: without one, their polling finds it.
+    async fn announce(&mut self, head: i64) {
+        self.announced = Some(Instant::now());
+        self.unannounced = None;
+        let Some(session) = self.session.as_ref().filter(|s| !s.client.is_closed()) else {
+            return;
+        };
+        let head = head.to_string();
+        let params: [&(dyn ToSql + Sync); 2] = [&CHANNEL, &head];
+        if let Err(error) = session
+            .client
+            .execute(&session.statements.notify, &params)
+            .await
+        {
+            tracing::debug!(%error, "a notification of new events was not sent");
+        }
     }
 
     async fn rollback(&mut self) {
@@ -553,6 +613,7 @@ fn learn(
 async fn run_batch(
     session: &Session,
     batch: &[Request],
+    announce: bool,
     delay_micros: Option<u128>,
 ) -> Result<Committed, Failure> {
     let client = &session.client;
@@ -682,8 +743,10 @@ async fn run_batch(
         let update = client.execute(&statements.tombstone, &tombstone_params);
         second.push(Box::pin(async move { update.await.map(drop) }));
     }
-    let notify = client.execute(&statements.notify, &notify_params);
-    second.push(Box::pin(async move { notify.await.map(drop) }));
+    if announce {
+        let notify = client.execute(&statements.notify, &notify_params);
+        second.push(Box::pin(async move { notify.await.map(drop) }));
+    }
     second.push(Box::pin(client.batch_execute("COMMIT")));
     try_join_all(second).await.map_err(failure(true))?;
     let end = rows
@@ -721,6 +784,7 @@ async fn run_fast(
     batch: &[Request],
     known: Option<Known>,
     streams: &HashMap<String, (i64, i64)>,
+    announce: bool,
     delay_micros: Option<u128>,
 ) -> Result<Option<Committed>, Failure> {
     let client = &session.client;
@@ -801,6 +865,7 @@ async fn run_fast(
         }
     }
     let recorded_at = now_micros();
+    let channel = announce.then_some(CHANNEL);
     let known_streams = match vouched {
         Some((ids, vouched_firsts)) => {
             firsts = Some(vouched_firsts);
@@ -841,7 +906,7 @@ async fn run_fast(
         &metadata,
         &payloads,
         &recorded_at,
-        &CHANNEL,
+        &channel,
         &known_head,
         &known_link,
         &firsts,
@@ -849,15 +914,11 @@ async fn run_fast(
         &known_streams,
     ];
     let row = match delay_micros {
-        None => {
-            let (_, row, _) = futures::try_join!(
-                client.batch_execute("BEGIN"),
-                client.query_one(&session.statements.fast, &params),
-                client.batch_execute("COMMIT"),
-            )
-            .map_err(failure(true))?;
-            row
-        }
+        // One statement, its own transaction: committed before the answer.
+        None => client
+            .query_one(&session.statements.fast, &params)
+            .await
+            .map_err(failure(true))?,
         Some(micros) => {
             let started = futures::try_join!(
                 client.batch_execute("BEGIN"),

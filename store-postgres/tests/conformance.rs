@@ -7,10 +7,12 @@ mod support;
 
 use std::sync::Arc;
 
+use futures::StreamExt;
+use store::SubscriptionItem;
 use store::{EventStore, ExpectedRevision, StoreError};
 use store_postgres::{PostgresOptions, PostgresStore};
 use support::{StoreRuntime, TestDatabase};
-use test_support::conformance::{Harness, events, read_all_from};
+use test_support::conformance::{HANG_GUARD, Harness, events, read_all_from};
 
 fn harness() -> Harness {
     let database = TestDatabase::create("caseledger_test");
@@ -274,6 +276,211 @@ mod postgres_only {
             test_support::conformance::assert_every_link(&b).await.len(),
             18
         );
+    }
+
+    /// A writer remembers the revisions it stored and writes on from them
+    /// without reading; whatever another store wrote meanwhile (more
+    /// revisions, a tombstone, a stream of the same name, the same ids)
+    /// still decides the append, alone or in a batch.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn what_a_writer_remembers_of_its_streams_never_outranks_what_another_store_wrote() {
+        let database = TestDatabase::create("caseledger_test");
+        let connect = || PostgresStore::connect(&database.url, PostgresOptions::default());
+        let (a, b) = (connect().await.expect("a"), connect().await.expect("b"));
+        let exact = ExpectedRevision::Exact;
+        let revision = |result: Result<store::AppendResult, StoreError>| {
+            result.expect("append").next_expected_revision
+        };
+        let conflict = |result: Result<store::AppendResult, StoreError>| match result {
+            Err(StoreError::Conflict { actual, .. }) => actual,
+            other => panic!("expected a conflict, got {other:?}"),
+        };
+        use store::CurrentRevision::Current;
+
+        // More revisions written by B after those A remembers.
+        assert_eq!(
+            revision(a.append("s", ExpectedRevision::NoStream, events(1)).await),
+            0
+        );
+        assert_eq!(revision(b.append("s", exact(0), events(1)).await), 1);
+        assert_eq!(
+            conflict(a.append("s", exact(0), events(1)).await),
+            Current(1)
+        );
+        assert_eq!(
+            revision(a.append("s", ExpectedRevision::Any, events(1)).await),
+            2
+        );
+        assert_eq!(revision(a.append("s", exact(2), events(1)).await), 3);
+        assert_eq!(
+            revision(
+                a.append("s", ExpectedRevision::StreamExists, events(1))
+                    .await
+            ),
+            4
+        );
+        assert_eq!(revision(b.append("s", exact(4), events(1)).await), 5);
+        assert_eq!(
+            revision(
+                a.append("s", ExpectedRevision::StreamExists, events(2))
+                    .await
+            ),
+            7
+        );
+        assert_eq!(
+            revision(a.append("s", ExpectedRevision::Any, events(1)).await),
+            8
+        );
+
+        // A stream A remembers, tombstoned by B.
+        assert_eq!(
+            revision(a.append("t", ExpectedRevision::NoStream, events(1)).await),
+            0
+        );
+        b.tombstone("t", ExpectedRevision::Any)
+            .await
+            .expect("tombstone");
+        for expected in [
+            ExpectedRevision::Any,
+            exact(0),
+            ExpectedRevision::StreamExists,
+        ] {
+            assert!(
+                matches!(
+                    a.append("t", expected, events(1)).await,
+                    Err(StoreError::StreamDeleted { .. })
+                ),
+                "{expected:?}"
+            );
+        }
+
+        // A stream B made, new to A.
+        assert_eq!(
+            revision(b.append("u", ExpectedRevision::NoStream, events(2)).await),
+            1
+        );
+        assert_eq!(
+            conflict(a.append("u", ExpectedRevision::NoStream, events(1)).await),
+            Current(1)
+        );
+        assert_eq!(
+            revision(a.append("u", ExpectedRevision::Any, events(1)).await),
+            2
+        );
+
+        // A retry of an append A remembers: the first result, once.
+        let sent = events(2);
+        let first = a
+            .append("v", ExpectedRevision::NoStream, sent.clone())
+            .await
+            .expect("v");
+        let again = a
+            .append("v", ExpectedRevision::Any, sent)
+            .await
+            .expect("v again");
+        assert_eq!(first, again);
+        assert_eq!(revision(a.append("v", exact(1), events(1)).await), 2);
+
+        // In one batch: a stale memory fails its own append only.
+        assert_eq!(revision(b.append("u", exact(2), events(1)).await), 3);
+        let (x, y, z) = tokio::join!(
+            a.append("s", exact(8), events(1)),
+            a.append("u", exact(2), events(1)),
+            a.append("w", ExpectedRevision::Any, events(1)),
+        );
+        assert_eq!(revision(x), 9);
+        assert_eq!(conflict(y), Current(3));
+        assert_eq!(revision(z), 0);
+
+        let links = test_support::conformance::assert_every_link(&b).await;
+        assert_eq!(links.len() as u64, b.head_position().await.expect("head"));
+        let s = test_support::conformance::read_whole_stream(&b, "s").await;
+        assert_eq!(
+            s.iter().map(|event| event.revision).collect::<Vec<_>>(),
+            (0..=9).collect::<Vec<u64>>()
+        );
+    }
+
+    /// Under load the writer notifies other processes now and then, not
+    /// at every commit; what it left unannounced is announced when it is
+    /// idle. A subscriber in another store that never polls sees it all.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_commits_reaches_a_store_that_only_listens_to_the_last_event() {
+        let database = TestDatabase::create("caseledger_test");
+        // Long enough that the last commit is not due for announcing.
+        let seldom = PostgresOptions {
+            announce_interval: std::time::Duration::from_millis(1500),
+            ..PostgresOptions::default()
+        };
+        let writer = Arc::new(
+            PostgresStore::connect(&database.url, seldom)
+                .await
+                .expect("writer"),
+        );
+        let listening = PostgresOptions {
+            live_poll_interval: std::time::Duration::from_secs(3600),
+            ..PostgresOptions::default()
+        };
+        let reader = PostgresStore::connect(&database.url, listening)
+            .await
+            .expect("reader");
+        let mut subscription = reader.subscribe_all(0);
+        let caught_up = tokio::time::timeout(HANG_GUARD, subscription.next())
+            .await
+            .expect("catch-up stalled");
+        assert!(matches!(caught_up, Some(Ok(SubscriptionItem::CaughtUp))));
+        for round in 0..5 {
+            let appends: Vec<_> = (0..16)
+                .map(|n| {
+                    let writer = Arc::clone(&writer);
+                    tokio::spawn(async move {
+                        writer
+                            .append(
+                                &format!("burst-{round}-{n}"),
+                                ExpectedRevision::NoStream,
+                                events(1),
+                            )
+                            .await
+                    })
+                })
+                .collect();
+            for append in appends {
+                append.await.expect("task").expect("append");
+            }
+        }
+        let burst = writer.head_position().await.expect("head");
+        let (positions, mut seen) = tokio::sync::mpsc::unbounded_channel();
+        let follower = tokio::spawn(async move {
+            while let Some(item) = subscription.next().await {
+                match item {
+                    Ok(SubscriptionItem::Event(event)) => {
+                        if positions.send(event.position).is_err() {
+                            return;
+                        }
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        });
+        let mut next = async || {
+            tokio::time::timeout(HANG_GUARD, seen.recv())
+                .await
+                .expect("events were never announced")
+                .expect("the subscription ended")
+        };
+        for position in 1..=burst {
+            assert_eq!(next().await, position);
+        }
+        // The subscription has read all there is and waits to be told of
+        // more. The last commit is not due for announcing; it is announced
+        // once the writer has been idle long enough.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let last = writer
+            .append("last", ExpectedRevision::NoStream, events(1))
+            .await
+            .expect("last");
+        assert_eq!(next().await, last.position);
+        follower.abort();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
