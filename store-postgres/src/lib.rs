@@ -41,7 +41,10 @@
 //! Subscriptions catch up by reading pages, then wait for a wake-up: this
 //! store's own commits, a NOTIFY from any process (a dedicated LISTEN
 //! connection), or a poll of the head every
-//! [`PostgresOptions::live_poll_interval`]. A subscription rides out an
+//! [`PostgresOptions::live_poll_interval`]. Under load a writer notifies
+//! other processes at most every [`PostgresOptions::announce_interval`]
+//! (each notification wakes every listener on the server), and announces
+//! what is left once it has been idle that long. A subscription rides out an
 //! outage (it retries with backoff and resumes after the last position it
 //! delivered); it ends with [`StoreError::Closed`] once the store is dropped.
 //!

@@ -3,8 +3,8 @@
 //! transaction under the append lock.
 //!
 //! A batch of appends to distinct streams first tries the fast path: one
-//! pipelined round trip (`BEGIN`, `caseledger_append_fast`, `COMMIT`) whose
-//! function takes the lock, checks every expected revision at once and
+//! statement, its own transaction (`SELECT caseledger_append_fast(...)`),
+//! whose function takes the lock, checks every expected revision at once and
 //! inserts every event in one statement, or writes no event and says so
 //! when an append is not that simple (a conflict, a deleted stream; a
 //! stored id fails it with a unique violation). The writer remembers where
