@@ -397,17 +397,18 @@ $$;
 
 /// Version 6: the fast path takes what the writer knows of the batch's
 /// streams (`known_streams`: each append's stream id, or NULL for a name
-/// it takes to be new). When the log still ends where the writer last
-/// left it and none of those streams is tombstoned, the function writes
-/// the batch as sent, without reading a stream: the writer vouches that
-/// each append's first revision follows one that is stored (its own
-/// commits told it so, and revisions are never removed), and the unique
-/// indexes refuse everything else (a revision written meanwhile, a stream
-/// name already taken, an id already stored) with a unique violation, upon
-/// which the writer decides the batch in full. Otherwise it checks every
-/// append as version 5 does. Either way it returns the batch's stream ids,
-/// for the writer to know next time. With a NULL channel it notifies
-/// nobody: the writer announces the batch later, with others.
+/// it takes to be new, with `known_firsts`). When none of those streams is
+/// tombstoned, the function writes the batch as sent, without reading a
+/// stream: the writer vouches that each append's first revision follows
+/// one that is stored (its own commits told it so, and revisions are never
+/// removed), and the unique indexes refuse everything else (a revision
+/// written meanwhile, a stream name already taken, an id already stored)
+/// with a unique violation, upon which the writer decides the batch in
+/// full. Otherwise it checks every append as version 5 does. Either way it
+/// links as version 5 does (the writer's links when the log still ends
+/// where the writer last left it) and returns the batch's stream ids, for
+/// the writer to know next time. With a NULL channel it notifies nobody:
+/// the writer announces the batch later, with others.
 ///
 /// The version 5 function stays for nodes still running the release before.
 const VERSION_6: &str = "
@@ -442,11 +443,13 @@ BEGIN
         ORDER BY position DESC LIMIT 1;
     head := coalesce(head, 0);
     prev := coalesce(prev, sha256(convert_to('caseledger event chain v1', 'UTF8')));
-    IF known_streams IS NOT NULL AND head = known_head AND prev = known_link
-       AND n > 0 AND coalesce(array_length(known_links, 1), 0) = n
+    IF known_streams IS NOT NULL AND n > 0
+       AND coalesce(array_length(known_firsts, 1), 0) = array_length(known_streams, 1)
        AND NOT EXISTS (SELECT 1 FROM caseledger_streams s
                        WHERE s.deleted AND s.stream_id = ANY(known_streams)) THEN
+        -- As the writer decided the batch: no stream is read.
         stream_ids := known_streams;
+        firsts := known_firsts;
         IF array_position(known_streams, NULL) IS NOT NULL THEN
             FOR r IN 1 .. array_length(known_streams, 1) LOOP
                 IF known_streams[r] IS NULL THEN
@@ -458,53 +461,42 @@ BEGIN
                 SELECT u.s, u.name FROM unnest(stream_ids, names, known_streams) AS u(s, name, k)
                 WHERE u.k IS NULL;
         END IF;
-        INSERT INTO caseledger_events (position, stream_id, revision, event_id, type_name,
-            schema_version, recorded_at, metadata, payload, chain)
-        SELECT head + u.n, stream_ids[u.r], known_firsts[u.r] + u.o, u.i, u.t, u.v, recorded,
-            u.m, u.d, u.c
-        FROM unnest(requests, offsets, ids, type_names, schema_versions, metadata, payloads,
-            known_links) WITH ORDINALITY AS u(r, o, i, t, v, m, d, c, n);
-        IF channel IS NOT NULL THEN
-            PERFORM pg_notify(channel, (head + n)::text);
+    ELSE
+        -- Streams not seen before are created (for any and no stream) in the
+        -- same statement; a created stream has no event yet.
+        -- No stream: no revision 0 (lo = -1). Exact: revision lo, none after.
+        -- Any and stream exists: the last revision.
+        WITH created AS (
+            INSERT INTO caseledger_streams (name)
+            SELECT u.name FROM unnest(names, kinds) AS u(name, kind)
+            WHERE u.kind IN (0, 1)
+              AND NOT EXISTS (SELECT 1 FROM caseledger_streams s WHERE s.name = u.name)
+            ON CONFLICT DO NOTHING
+            RETURNING stream_id, name
+        )
+        SELECT bool_and(coalesce((c.stream_id IS NOT NULL OR (s.stream_id IS NOT NULL
+                   AND NOT s.deleted)) AND CASE u.kind
+                   WHEN 0 THEN true
+                   WHEN 2 THEN l.revision IS NOT NULL
+                   ELSE coalesce(x.revision, -1) = b.lo END, false)),
+               array_agg(coalesce(c.stream_id, s.stream_id) ORDER BY u.n),
+               array_agg(CASE WHEN u.kind IN (1, 3) THEN b.lo ELSE coalesce(l.revision, -1) END + 1
+                   ORDER BY u.n)
+            INTO ok, stream_ids, firsts
+            FROM unnest(names, kinds, revisions) WITH ORDINALITY AS u(name, kind, expected, n)
+            CROSS JOIN LATERAL (SELECT CASE WHEN u.kind = 1 THEN -1 ELSE u.expected END AS lo) b
+            LEFT JOIN created c ON c.name = u.name
+            LEFT JOIN caseledger_streams s ON c.stream_id IS NULL AND s.name = u.name
+            LEFT JOIN LATERAL (SELECT max(e.revision) AS revision FROM caseledger_events e
+                WHERE u.kind IN (1, 3) AND e.stream_id = s.stream_id
+                  AND e.revision BETWEEN b.lo AND b.lo + 1) x ON true
+            LEFT JOIN LATERAL (SELECT e.revision FROM caseledger_events e
+                WHERE u.kind IN (0, 2) AND e.stream_id = s.stream_id
+                ORDER BY e.revision DESC LIMIT 1) l ON true;
+        IF NOT coalesce(ok, false) THEN
+            stream_ids := NULL;
+            RETURN;
         END IF;
-        heads := head || known_firsts;
-        last_link := known_links[n];
-        RETURN;
-    END IF;
-    -- Streams not seen before are created (for any and no stream) in the
-    -- same statement; a created stream has no event yet.
-    -- No stream: no revision 0 (lo = -1). Exact: revision lo, none after.
-    -- Any and stream exists: the last revision.
-    WITH created AS (
-        INSERT INTO caseledger_streams (name)
-        SELECT u.name FROM unnest(names, kinds) AS u(name, kind)
-        WHERE u.kind IN (0, 1)
-          AND NOT EXISTS (SELECT 1 FROM caseledger_streams s WHERE s.name = u.name)
-        ON CONFLICT DO NOTHING
-        RETURNING stream_id, name
-    )
-    SELECT bool_and(coalesce((c.stream_id IS NOT NULL OR (s.stream_id IS NOT NULL
-               AND NOT s.deleted)) AND CASE u.kind
-               WHEN 0 THEN true
-               WHEN 2 THEN l.revision IS NOT NULL
-               ELSE coalesce(x.revision, -1) = b.lo END, false)),
-           array_agg(coalesce(c.stream_id, s.stream_id) ORDER BY u.n),
-           array_agg(CASE WHEN u.kind IN (1, 3) THEN b.lo ELSE coalesce(l.revision, -1) END + 1
-               ORDER BY u.n)
-        INTO ok, stream_ids, firsts
-        FROM unnest(names, kinds, revisions) WITH ORDINALITY AS u(name, kind, expected, n)
-        CROSS JOIN LATERAL (SELECT CASE WHEN u.kind = 1 THEN -1 ELSE u.expected END AS lo) b
-        LEFT JOIN created c ON c.name = u.name
-        LEFT JOIN caseledger_streams s ON c.stream_id IS NULL AND s.name = u.name
-        LEFT JOIN LATERAL (SELECT max(e.revision) AS revision FROM caseledger_events e
-            WHERE u.kind IN (1, 3) AND e.stream_id = s.stream_id
-              AND e.revision BETWEEN b.lo AND b.lo + 1) x ON true
-        LEFT JOIN LATERAL (SELECT e.revision FROM caseledger_events e
-            WHERE u.kind IN (0, 2) AND e.stream_id = s.stream_id
-            ORDER BY e.revision DESC LIMIT 1) l ON true;
-    IF NOT coalesce(ok, false) THEN
-        stream_ids := NULL;
-        RETURN;
     END IF;
     IF head = known_head AND prev = known_link AND firsts = known_firsts
        AND coalesce(array_length(known_links, 1), 0) = n THEN

@@ -798,12 +798,10 @@ async fn run_fast(
     let mut counts = Vec::with_capacity(batch.len());
     // Each append's stream id (None: a new stream) and first revision, as
     // long as what this writer remembers decides every append so far.
-    let mut vouched = known.map(|_| {
-        (
-            Vec::with_capacity(batch.len()),
-            Vec::with_capacity(batch.len()),
-        )
-    });
+    let mut vouched = Some((
+        Vec::with_capacity(batch.len()),
+        Vec::with_capacity(batch.len()),
+    ));
     for (index, request) in batch.iter().enumerate() {
         let Request::Append {
             stream,
