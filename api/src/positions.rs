@@ -55,6 +55,34 @@ pub fn requested(headers: &HeaderMap) -> Result<Option<u64>, NotAPosition> {
     Ok(crate::cookies::cookie(headers, POSITION_COOKIE).and_then(|v| v.trim().parse().ok()))
 }
 
+/// Why a request was not let through by [`reach_requested`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotReached {
+    /// The header names no log position.
+    NotAPosition,
+    /// The read models did not reach the position in time.
+    TooLate(u64),
+}
+
+/// Wait (at most [`MIN_POSITION_WAIT`]) until the read models have applied
+/// the position `headers` ask for, if any.
+pub async fn reach_requested(
+    projections: &projections::Projections,
+    headers: &HeaderMap,
+) -> Result<(), NotReached> {
+    match requested(headers) {
+        Err(NotAPosition) => Err(NotReached::NotAPosition),
+        Ok(None) => Ok(()),
+        Ok(Some(position)) => match projections.wait_for(position, MIN_POSITION_WAIT).await {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                tracing::info!(position, %error, "read models not at the asked position");
+                Err(NotReached::TooLate(position))
+            }
+        },
+    }
+}
+
 /// The `Set-Cookie` value that carries `position` for a browser's next
 /// requests (a session cookie; not secret).
 pub fn cookie(position: u64) -> String {

@@ -732,38 +732,17 @@ async fn graphql(
         }
     };
     state.requests.fetch_add(1, Ordering::Relaxed);
-    match crate::positions::requested(&headers) {
-        Err(crate::positions::NotAPosition) => {
-            let error = ApiError::invalid_input(
-                "Caseledger-Min-Position",
-                "Caseledger-Min-Position must be a log position (a whole number).",
-                "Caseledger-Min-Position må være en posisjon i loggen (et heltall).",
-            );
-            return error_response(StatusCode::BAD_REQUEST, &error, lang);
+    if let Err(not_reached) =
+        crate::positions::reach_requested(state.app.projections(), &headers).await
+    {
+        let (status, error) = not_reached_error(not_reached);
+        let mut response = error_response(status, &error, lang);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
         }
-        Ok(Some(position)) => {
-            if let Err(e) = state
-                .app
-                .projections()
-                .wait_for(position, crate::positions::MIN_POSITION_WAIT)
-                .await
-            {
-                tracing::info!(position, error = %e, "read models not at the asked position");
-                let error = ApiError::new(
-                    crate::error::UNAVAILABLE,
-                    "This server has not caught up with your last change yet. Please try again in a moment.",
-                    "Denne serveren har ikke fått med seg den siste endringen din ennå. Prøv igjen om litt.",
-                )
-                .with("retryAfterSeconds", json!(1))
-                .with("reason", json!("POSITION_NOT_REACHED"));
-                let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, &error, lang);
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
-                return response;
-            }
-        }
-        Ok(None) => {}
+        return response;
     }
     let budget = state.request_budget;
     let work = crate::positions::tracking(execute(&state, peer, &headers, request, lang));
@@ -794,6 +773,33 @@ async fn graphql(
             .with("limitMs", json!(budget.as_millis() as u64));
             error_response(StatusCode::OK, &error, lang)
         }
+    }
+}
+
+/// The answer to a request whose asked position was not reached: 400 for
+/// a header that is no position, else 503 (to be sent with `Retry-After`).
+pub(crate) fn not_reached_error(
+    not_reached: crate::positions::NotReached,
+) -> (StatusCode, ApiError) {
+    match not_reached {
+        crate::positions::NotReached::NotAPosition => (
+            StatusCode::BAD_REQUEST,
+            ApiError::invalid_input(
+                "Caseledger-Min-Position",
+                "Caseledger-Min-Position must be a log position (a whole number).",
+                "Caseledger-Min-Position må være en posisjon i loggen (et heltall).",
+            ),
+        ),
+        crate::positions::NotReached::TooLate(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::new(
+                crate::error::UNAVAILABLE,
+                "This server has not caught up with your last change yet. Please try again in a moment.",
+                "Denne serveren har ikke fått med seg den siste endringen din ennå. Prøv igjen om litt.",
+            )
+            .with("retryAfterSeconds", json!(1))
+            .with("reason", json!("POSITION_NOT_REACHED")),
+        ),
     }
 }
 

@@ -44,7 +44,7 @@
 //! [`PostgresOptions::live_poll_interval`]. Under load a writer notifies
 //! other processes at most every [`PostgresOptions::announce_interval`]
 //! (each notification wakes every listener on the server), and announces
-//! what is left once it has been idle that long. A subscription rides out an
+//! what is left as soon as it is idle. A subscription rides out an
 //! outage (it retries with backoff and resumes after the last position it
 //! delivered); it ends with [`StoreError::Closed`] once the store is dropped.
 //!
@@ -91,8 +91,9 @@ pub struct PostgresOptions {
     pub live_poll_interval: Duration,
     /// Under load, the least time between two notifications of new events
     /// to other processes (each wakes every listener on the server); what
-    /// falls between is announced with the next one that is due, or when
-    /// the writer has been idle this long. Default 5 ms.
+    /// falls between is announced with the next commit that is due, or as
+    /// soon as the writer has had nothing to do for a millisecond.
+    /// Default 5 ms.
     pub announce_interval: Duration,
     /// How long an append waits for a server that went away before it
     /// fails with [`StoreError::Unavailable`]. Default 10 s.

@@ -33,9 +33,10 @@
 //! Each commit wakes this process's subscriptions at once. Other processes
 //! learn of it by a notification, which wakes every listener on the
 //! server: under load the writer sends one at most every
-//! [`PostgresOptions::announce_interval`], with the commit that falls due, and announces what
-//! is left when it has been idle that long; a commit after a quiet spell
-//! is announced with itself.
+//! [`PostgresOptions::announce_interval`], with the commit that falls due,
+//! and announces what is left as soon as it has had nothing to do for
+//! [`ANNOUNCE_WHEN_IDLE`] (or the interval is over); a commit after a quiet
+//! spell is announced with itself.
 //!
 //! When the server goes away, the writer reconnects with backoff and runs
 //! the batch again, for up to [`PostgresOptions::outage_timeout`]: a retried
@@ -272,9 +273,13 @@ pub(crate) struct Writer {
     pub streams: HashMap<String, (i64, i64)>,
     /// When this writer last notified other processes.
     pub announced: Option<Instant>,
-    /// The head of a commit not announced yet.
-    pub unannounced: Option<i64>,
+    /// The head of a commit not announced yet, and when it was committed.
+    pub unannounced: Option<(i64, Instant)>,
 }
+
+/// How long the writer waits, with nothing to do, before it announces a
+/// commit that was not due: a busy writer's next commit comes sooner.
+const ANNOUNCE_WHEN_IDLE: Duration = Duration::from_millis(1);
 
 /// How many streams a writer remembers.
 const KNOWN_STREAMS: usize = 65_536;
@@ -290,10 +295,10 @@ impl Writer {
         loop {
             let next = match self.unannounced {
                 None => requests.recv().await,
-                Some(head) => {
-                    let due = self
-                        .announced
-                        .map_or_else(Instant::now, |at| at + self.options.announce_interval);
+                Some((head, committed)) => {
+                    let due = self.announced.map_or_else(Instant::now, |at| {
+                        (at + self.options.announce_interval).min(committed + ANNOUNCE_WHEN_IDLE)
+                    });
                     tokio::select! {
                         request = requests.recv() => request,
                         () = tokio::time::sleep_until(due.into()) => {
@@ -304,7 +309,7 @@ impl Writer {
                 }
             };
             let Some(first) = next else {
-                if let Some(head) = self.unannounced {
+                if let Some((head, _)) = self.unannounced {
                     self.announce(head).await;
                 }
                 return;
@@ -399,7 +404,7 @@ impl Writer {
                                 self.announced = Some(Instant::now());
                                 self.unannounced = None;
                             } else {
-                                self.unannounced = Some(committed.end.0);
+                                self.unannounced = Some((committed.end.0, Instant::now()));
                             }
                         }
                         for (request, outcome) in batch.drain(..).zip(committed.outcomes) {

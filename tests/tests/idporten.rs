@@ -887,6 +887,20 @@ async fn logout_ends_the_session_here_and_at_the_provider() {
     assert!(!again.went_through("/interaction/"), "{again:?}");
     let token = browser.cookie(&server.url, "caseledger_session").unwrap();
 
+    // A logout naming a position this node has not reached is put off, the
+    // session untouched.
+    let position = browser
+        .cookie(&server.url, "caseledger_position")
+        .expect("the login's position");
+    browser.set_cookie(&server.url, "caseledger_position", "1000000000");
+    let early = browser
+        .get(&format!("{}/auth/idporten/logout", server.url))
+        .await;
+    assert_eq!(early.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(early.headers()[reqwest::header::RETRY_AFTER], "1");
+    assert!(!me(server, &token).await.is_null(), "the session stays");
+    browser.set_cookie(&server.url, "caseledger_position", &position);
+
     let response = browser
         .get(&format!("{}/auth/idporten/logout", server.url))
         .await;
@@ -1192,8 +1206,14 @@ async fn a_logout_on_another_node_than_the_login_sends_the_login_s_id_token_to_t
         .login(&browser)
         .await
         .expect("a login on the first node");
-    // One origin for the browser: its session cookie goes to the other node.
+    // One origin for the browser: its session cookie goes to the other node,
+    // and with it the position of the login, which that node waits for.
     browser.set_cookie(&other.url, "caseledger_session", &token);
+    let position = browser
+        .cookie(&setup.server.url, "caseledger_position")
+        .expect("the login's position");
+    assert!(position.parse::<u64>().is_ok_and(|p| p > 0), "{position}");
+    browser.set_cookie(&other.url, "caseledger_position", &position);
     let response = browser
         .get(&format!("{}/auth/idporten/logout", other.url))
         .await;

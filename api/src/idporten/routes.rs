@@ -145,7 +145,9 @@ pub(super) async fn callback(
         return not_configured(answer);
     };
     let back = idporten.config.post_login_url.clone();
-    let mut response = match complete(&state.app, &idporten, &headers, params).await {
+    let (completed, written) =
+        crate::positions::tracking(complete(&state.app, &idporten, &headers, params)).await;
+    let mut response = match completed {
         Ok(session) => {
             tracing::info!(outcome = "logged in", "ID-porten login");
             let (session_cookie, csrf_cookie) =
@@ -166,6 +168,14 @@ pub(super) async fn callback(
             };
             set_cookie(&mut response, &session_cookie);
             set_cookie(&mut response, &csrf_cookie);
+            // The next request sees the login, on whichever node.
+            if written > 0 {
+                response.headers_mut().insert(
+                    crate::positions::POSITION_HEADER,
+                    HeaderValue::from(written),
+                );
+                set_cookie(&mut response, &crate::positions::cookie(written));
+            }
             response
                 .headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -294,6 +304,19 @@ pub(super) async fn logout(State(state): State<IdPortenState>, headers: HeaderMa
     let Some(idporten) = state.idporten else {
         return not_configured(answer);
     };
+    // The session may have begun on another node: see it first.
+    if let Err(not_reached) =
+        crate::positions::reach_requested(state.app.projections(), &headers).await
+    {
+        let (status, error) = crate::server::not_reached_error(not_reached);
+        let mut response = refusal_page(answer, status, &error, &idporten.config.post_login_url);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+        }
+        return response;
+    }
     let caller = match logout_token(&headers) {
         Some(token) => state.app.authenticate(&token).await,
         None => None,
