@@ -20,8 +20,9 @@
 //! the access-token hash), and hands the returned `acr` and `pid` to
 //! [`App::login_idporten`], which accepts only `idporten-loa-high` and a
 //! present `pid`. A browser is then sent to the post-login URL with the
-//! session cookies; a client that asks for JSON (`Accept: application/json`)
-//! gets `{token, expiresAt, viewer}`. A refusal is a small page (or JSON
+//! session cookies and the login's log position (`Caseledger-Position` and
+//! its cookie, as after a mutation); a client that asks for JSON
+//! (`Accept: application/json`) gets `{token, expiresAt, viewer}`. A refusal is a small page (or JSON
 //! `{error: {code, message, reason}}`) in English, or bokmål when
 //! `Accept-Language` prefers it.
 //!
@@ -32,7 +33,9 @@
 //!
 //! Logout ends the local session and sends the browser to the provider's
 //! `end_session_endpoint` with `id_token_hint` (single logout), on whichever
-//! node the logout lands: the ID token of each live ID-porten session is
+//! node the logout lands (it first waits, as a GraphQL request does, for
+//! the position the browser names, so that a login just made on another
+//! node is seen): the ID token of each live ID-porten session is
 //! kept for that alone in the store, sealed under the server secret and
 //! bound to its session, until the session's end (see [`LogoutHints`]). The
 //! other way round, the provider's front-channel logout
