@@ -61,7 +61,7 @@ pub enum NotReached {
     /// The header names no log position.
     NotAPosition,
     /// The read models did not reach the position in time.
-    TooLate(u64),
+    TooLate,
 }
 
 /// Wait (at most [`MIN_POSITION_WAIT`]) until the read models have applied
@@ -77,7 +77,7 @@ pub async fn reach_requested(
             Ok(()) => Ok(()),
             Err(error) => {
                 tracing::info!(position, %error, "read models not at the asked position");
-                Err(NotReached::TooLate(position))
+                Err(NotReached::TooLate)
             }
         },
     }

@@ -735,14 +735,9 @@ async fn graphql(
     if let Err(not_reached) =
         crate::positions::reach_requested(state.app.projections(), &headers).await
     {
-        let (status, error) = not_reached_error(not_reached);
-        let mut response = error_response(status, &error, lang);
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
-        }
-        return response;
+        return not_reached_response(not_reached, |status, error| {
+            error_response(status, error, lang)
+        });
     }
     let budget = state.request_budget;
     let work = crate::positions::tracking(execute(&state, peer, &headers, request, lang));
@@ -776,12 +771,14 @@ async fn graphql(
     }
 }
 
-/// The answer to a request whose asked position was not reached: 400 for
-/// a header that is no position, else 503 (to be sent with `Retry-After`).
-pub(crate) fn not_reached_error(
+/// The answer to a request whose asked position was not reached, as
+/// `render` shows an error: 400 for a header that is no position, else 503
+/// with `Retry-After`.
+pub(crate) fn not_reached_response(
     not_reached: crate::positions::NotReached,
-) -> (StatusCode, ApiError) {
-    match not_reached {
+    render: impl FnOnce(StatusCode, &ApiError) -> Response,
+) -> Response {
+    let (status, error) = match not_reached {
         crate::positions::NotReached::NotAPosition => (
             StatusCode::BAD_REQUEST,
             ApiError::invalid_input(
@@ -790,7 +787,7 @@ pub(crate) fn not_reached_error(
                 "Caseledger-Min-Position må være en posisjon i loggen (et heltall).",
             ),
         ),
-        crate::positions::NotReached::TooLate(_) => (
+        crate::positions::NotReached::TooLate => (
             StatusCode::SERVICE_UNAVAILABLE,
             ApiError::new(
                 crate::error::UNAVAILABLE,
@@ -800,7 +797,14 @@ pub(crate) fn not_reached_error(
             .with("retryAfterSeconds", json!(1))
             .with("reason", json!("POSITION_NOT_REACHED")),
         ),
+    };
+    let mut response = render(status, &error);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
     }
+    response
 }
 
 /// Parse (or take from the cache), bound the document's expansion, then

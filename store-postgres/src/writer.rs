@@ -361,15 +361,14 @@ impl Writer {
                 let announce = self
                     .announced
                     .is_none_or(|at| at.elapsed() >= self.options.announce_interval);
-                let mut streams = std::mem::take(&mut self.streams);
-                let result = match self.session().await {
+                let result = match open_session(&mut self.session, &self.target).await {
                     Ok(session) => {
                         let fast = if simple(batch) {
-                            run_fast(session, batch, known, &streams, announce, delay).await
+                            run_fast(session, batch, known, &self.streams, announce, delay).await
                         } else {
                             Ok(None)
                         };
-                        Ok(match fast {
+                        match fast {
                             Ok(Some(committed)) => Ok(committed),
                             // Not simple after all, or refused by a unique
                             // index (a stored id: a retry; a revision or a
@@ -379,24 +378,24 @@ impl Writer {
                                 run_batch(session, batch, announce, delay).await
                             }
                             Err(unavailable) => Err(unavailable),
-                        })
+                        }
                     }
-                    Err(error) => Err(error),
+                    Err(error) => Err(Failure::Unavailable {
+                        commit_sent: false,
+                        error,
+                    }),
                 };
-                // What a failed batch leaves behind is no news: every
-                // revision remembered is still stored.
-                if let Ok(Ok(committed)) = &result {
-                    for ((request, outcome), stream_id) in batch
-                        .iter()
-                        .zip(&committed.outcomes)
-                        .zip(&committed.stream_ids)
-                    {
-                        learn(&mut streams, request.stream(), outcome, *stream_id);
-                    }
-                }
-                self.streams = streams;
                 let error = match result {
-                    Ok(Ok(committed)) => {
+                    Ok(committed) => {
+                        // What a failed batch leaves behind is no news:
+                        // every revision remembered is still stored.
+                        for ((request, outcome), stream_id) in batch
+                            .iter()
+                            .zip(&committed.outcomes)
+                            .zip(&committed.stream_ids)
+                        {
+                            learn(&mut self.streams, request.stream(), outcome, *stream_id);
+                        }
                         self.known = Some(committed.end);
                         if committed.wrote {
                             self.heads.send_modify(|head| *head += 1);
@@ -412,7 +411,7 @@ impl Writer {
                         }
                         return;
                     }
-                    Ok(Err(Failure::Database(error))) => {
+                    Err(Failure::Database(error)) => {
                         self.rollback().await;
                         if batch.len() == 1 {
                             if let Some(request) = batch.pop() {
@@ -427,7 +426,7 @@ impl Writer {
                         }
                         return;
                     }
-                    Ok(Err(Failure::Unavailable { commit_sent, error })) => {
+                    Err(Failure::Unavailable { commit_sent, error }) => {
                         self.session = None;
                         if commit_sent {
                             let (tombstones, appends) = std::mem::take(batch)
@@ -442,7 +441,6 @@ impl Writer {
                         }
                         error
                     }
-                    Err(error) => error,
                 };
                 if batch.is_empty() {
                     return;
@@ -458,15 +456,6 @@ impl Writer {
                 tokio::time::sleep(backoff.next()).await;
             }
         })
-    }
-
-    async fn session(&mut self) -> Result<&Session, StoreError> {
-        if self.session.as_ref().is_none_or(|s| s.client.is_closed()) {
-            self.session = Some(Session::open(&self.target).await?);
-        }
-        self.session
-            .as_ref()
-            .ok_or_else(|| StoreError::Backend("no writer session".to_owned()))
     }
 
     /// Notify other processes that the log reaches `head`, on the session
@@ -495,6 +484,18 @@ impl Writer {
             self.session = None;
         }
     }
+}
+
+/// The session in `slot`, opened anew when there is none or it was lost.
+async fn open_session<'s>(
+    slot: &'s mut Option<Session>,
+    target: &Target,
+) -> Result<&'s Session, StoreError> {
+    if slot.as_ref().is_none_or(|s| s.client.is_closed()) {
+        *slot = Some(Session::open(target).await?);
+    }
+    slot.as_ref()
+        .ok_or_else(|| StoreError::Backend("no writer session".to_owned()))
 }
 
 /// A stream's state as the batch sees it.

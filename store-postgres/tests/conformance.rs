@@ -27,6 +27,14 @@ test_support::conformance_suite!(postgres, crate::harness, 16);
 mod postgres_only {
     use super::*;
 
+    /// Two stores on one fresh database, as two processes would be.
+    async fn two_stores() -> (TestDatabase, PostgresStore, PostgresStore) {
+        let database = TestDatabase::create("caseledger_test");
+        let connect = || PostgresStore::connect(&database.url, PostgresOptions::default());
+        let (a, b) = (connect().await.expect("a"), connect().await.expect("b"));
+        (database, a, b)
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn several_processes_starting_at_once_on_an_empty_database_agree_on_one_schema() {
         let database = TestDatabase::create("caseledger_test");
@@ -237,9 +245,7 @@ mod postgres_only {
     /// since: either way every link is the one after the event before it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn links_made_by_the_writer_or_by_the_database_chain_alike_across_two_stores() {
-        let database = TestDatabase::create("caseledger_test");
-        let connect = || PostgresStore::connect(&database.url, PostgresOptions::default());
-        let (a, b) = (connect().await.expect("a"), connect().await.expect("b"));
+        let (_database, a, b) = two_stores().await;
         let exact = ExpectedRevision::Exact;
         // A learns the end from its first commit and links the second.
         a.append("a", ExpectedRevision::NoStream, events(1))
@@ -284,9 +290,7 @@ mod postgres_only {
     /// still decides the append, alone or in a batch.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn what_a_writer_remembers_of_its_streams_never_outranks_what_another_store_wrote() {
-        let database = TestDatabase::create("caseledger_test");
-        let connect = || PostgresStore::connect(&database.url, PostgresOptions::default());
-        let (a, b) = (connect().await.expect("a"), connect().await.expect("b"));
+        let (_database, a, b) = two_stores().await;
         let exact = ExpectedRevision::Exact;
         let revision = |result: Result<store::AppendResult, StoreError>| {
             result.expect("append").next_expected_revision

@@ -308,14 +308,9 @@ pub(super) async fn logout(State(state): State<IdPortenState>, headers: HeaderMa
     if let Err(not_reached) =
         crate::positions::reach_requested(state.app.projections(), &headers).await
     {
-        let (status, error) = crate::server::not_reached_error(not_reached);
-        let mut response = refusal_page(answer, status, &error, &idporten.config.post_login_url);
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
-        }
-        return response;
+        return crate::server::not_reached_response(not_reached, |status, error| {
+            refusal_page(answer, status, error, &idporten.config.post_login_url)
+        });
     }
     let caller = match logout_token(&headers) {
         Some(token) => state.app.authenticate(&token).await,
