@@ -196,30 +196,6 @@ mod tests {
     }
 
     #[test]
-    fn every_scheme_of_the_client_is_recognised() {
-        for url in [
-            "esdb://localhost:2113?tls=false",
-            "esdb+discover://cluster.example:2113",
-            "kurrentdb://admin:changeit@localhost:2113",
-            "kurrentdb+discover://cluster.example",
-            "KurrentDB://host",
-            "kurrent://host",
-            "kdb+discover://host",
-        ] {
-            assert!(is_kurrentdb_url(url), "{url}");
-        }
-        for url in [
-            "postgres://x@y/z",
-            "sqlite:/tmp/x",
-            "esdbx://host",
-            "http://host",
-            "esdb",
-        ] {
-            assert!(!is_kurrentdb_url(url), "{url}");
-        }
-    }
-
-    #[test]
     fn the_namespace_parameter_is_taken_out_of_the_connection_string() {
         let plain = parse_location("esdb://localhost:2113?tls=false").unwrap();
         assert_eq!(plain.client_url, "esdb://localhost:2113?tls=false");
